@@ -1,0 +1,1 @@
+"""Bytewax dataflows that wire the pure core (`sloguard`) to sources and sinks."""

@@ -1,0 +1,38 @@
+"""Error budgets and burn rates (SRE workbook, ch. 5; DESIGN.md "Semantics").
+
+Error budget = 1 - SLO target over the SLO window. For occurrences the budget is a share of the
+events seen in the window; for timeslices it is (1 - target) x the number of slices in the window.
+
+    burn rate over w     = (bad fraction over w) / (1 - target)
+    budget remaining     = 1 - bad / ((1 - target) x total)          (may go negative)
+
+A burn rate of 1 spends exactly the budget over the SLO window; 14.4 spends 2 % of a 30-day
+budget in one hour. A window with no events has burn rate 0: silence is reported by `no-data`
+alerts and the low-traffic guard, never as a healthy burn.
+"""
+
+from __future__ import annotations
+
+
+def burn_rate(bad: float, total: float, error_budget: float) -> float:
+    """(bad / total) / error_budget; 0 when the window holds nothing."""
+    if total <= 0:
+        return 0.0
+    return (bad / total) / error_budget
+
+
+def budget_remaining(bad: float, total: float, error_budget: float) -> float:
+    """Fraction of the window's budget left: 1 - bad / (error_budget x total); 1 when empty."""
+    if total <= 0:
+        return 1.0
+    return 1.0 - bad / (error_budget * total)
+
+
+def degradation(baseline: float, current: float) -> float:
+    """Relative degradation from a baseline, (baseline - current) / baseline (the seed's formula)."""
+    return (baseline - current) / baseline
+
+
+def degradation_burn(baseline: float, current: float, acceptable: float) -> float:
+    """The seed's burn: degradation / acceptable degradation (1 = exactly at the limit)."""
+    return degradation(baseline, current) / acceptable

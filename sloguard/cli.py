@@ -1,0 +1,194 @@
+"""The `sloguard` command line: the edge where the pure core meets files, Kafka and terminals.
+
+Each subcommand imports what it needs when it runs, so `sloguard validate` stays instant and the
+core package never imports Bytewax or Kafka.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sloguard.config import Config, ConfigError, load_config
+from sloguard.timeutil import format_duration
+
+EXAMPLES = """
+examples:
+  sloguard validate examples/fraud.yaml
+  sloguard generate --scenario fraud --out out/fraud --events 300000 --seed 7
+  sloguard replay --config examples/fraud.yaml --inference out/fraud/inference.jsonl \\
+      --labels out/fraud/labels.jsonl --features out/fraud/features.jsonl --out out/fraud-run
+  sloguard demo
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `sloguard` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sloguard",
+        description="Error budgets for ML systems: availability, latency, model quality, drift, "
+        "data freshness and fairness SLOs, computed continuously from your model's events, with "
+        "multiwindow burn-rate alerts.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a config file and show the SLOs and alert rules it defines",
+                       description="Validate a config: every problem is reported with its path "
+                       "(e.g. slos[2].sli.latency.threshold_ms). Exit status 2 when invalid.")
+    p.add_argument("config", type=Path, help="the YAML config file")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("generate", help="write synthetic traffic with injected incidents to JSONL files",
+                       description="Generate a realistic scenario (inference.jsonl, labels.jsonl, "
+                       "features.jsonl) plus manifest.json listing each injected incident's start, "
+                       "end, dimension, segment and the alert it should raise. region=apac is a "
+                       "clean control segment.")
+    p.add_argument("--scenario", choices=("fraud", "recsys"), required=True)
+    p.add_argument("--out", type=Path, required=True, help="directory to write into")
+    p.add_argument("--events", type=int, default=300_000, help="number of inference events (default 300000)")
+    p.add_argument("--seed", type=int, default=7, help="random seed: same seed, same bytes (default 7)")
+    p.add_argument("--duration", default=None, help="event-time span, e.g. 8h (default: the scenario's)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("replay", help="run the dataflow over JSONL files (backtest a config on history)",
+                       description="Run the same dataflow as `sloguard run` over JSONL files, in "
+                       "event time, and write budget.jsonl, alerts.jsonl and dead_letter.jsonl to "
+                       "--out. The same input always gives byte-identical output.")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--inference", type=Path, required=True, help="ml.inference events, one JSON per line")
+    p.add_argument("--labels", type=Path, help="ml.labels events")
+    p.add_argument("--features", type=Path, help="ml.features events")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("demo", help="generate fraud and recommender traffic with incidents and show the alerts",
+                       description="Generates a fraud and a recommender scenario with injected "
+                       "incidents, runs the dataflow over them and prints each alert as it fires "
+                       "and resolves, then a per-incident detection table.")
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="where to keep the files (default out/demo)")
+    p.add_argument("--events", type=int, default=150_000, help="events per scenario (default 150000)")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(describe(config))
+    print(f"\n{args.config}: OK")
+    return 0
+
+
+def describe(config: Config) -> str:
+    """A human summary of a config: models, SLOs and their scaled alert rules."""
+    lines = [f"evaluation every {format_duration(config.evaluation_interval_s)}, "
+             f"allowed lateness {format_duration(config.allowed_lateness_s) if config.allowed_lateness_s else '0s'}"]
+    for m in config.models.values():
+        segs = ", ".join(m.segments) or "none"
+        lines.append(f"\nmodel {m.name}: segments [{segs}], no-data after {format_duration(m.no_data_after_s)}")
+        for s in config.slos_of(m.name):
+            how = (f"{s.budgeting.method} of {format_duration(s.budgeting.slice_s)}, "
+                   f"target {s.slo_target:g}, min {s.budgeting.min_samples} samples"
+                   if s.budgeting.method == "timeslices" else "occurrences")
+            obj = f"{s.objective:g}" + (f" (= {s.raw_objective.relative_to_baseline or 1 - (s.raw_objective.max_degradation or 0):g}"
+                                        f" x baseline {s.baseline:g})" if s.baseline is not None else "")
+            lines.append(f"  {s.name} [{s.dimension}] {s.sli.kind}{_params(s.sli.params)} "
+                         f"objective {obj} over {s.window} ({how})")
+            for r in s.rules:
+                lines.append(f"      {r.severity:6} {r.name:12} burn >= {r.burn_rate:g} over {r.windows[0]} and {r.windows[1]}")
+    return "\n".join(lines)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return "" if not params else "(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")"
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from sloguard.scenarios import plan, write_scenario
+
+    kwargs: dict[str, Any] = {}
+    if args.duration:
+        from sloguard.timeutil import parse_duration
+
+        kwargs["duration_s"] = float(parse_duration(args.duration))
+    paths = write_scenario(plan(args.scenario, events=args.events, seed=args.seed, **kwargs), args.out)
+    for name, path in paths.items():
+        print(f"wrote {path} ({name})")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    inputs = {"inference": args.inference, "labels": args.labels, "features": args.features}
+    missing = [f"--{k} {p}" for k, p in inputs.items() if p is not None and not p.exists()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    counts = replay(config, {k: p for k, p in inputs.items() if p is not None}, args.out,
+                    progress=not args.quiet)
+    print(summary_line(counts, args.out))
+    return 0
+
+
+def replay(config: Config, inputs: dict[str, Path], out: Path, *, progress: bool = False,
+           on_alert: Any = None) -> Counter:
+    """Run the dataflow over JSONL inputs into out/{budget,alerts,dead_letter}.jsonl; returns counts."""
+    from bytewax.testing import run_main
+
+    from connectors.files import JsonlReplaySource, JsonlSink, ProgressPrinter
+    from flows.slo_flow import Sinks, build_flow
+
+    out.mkdir(parents=True, exist_ok=True)
+    topics = {k: config.topics[k] for k in ("inference", "labels", "features")}
+    printer = ProgressPrinter(sys.stderr) if progress else None
+    source = JsonlReplaySource(inputs, topics, progress=printer)
+    alerts_sink: Any = JsonlSink(out / "alerts.jsonl")
+    if on_alert is not None:
+        from connectors.files import TeeSink
+
+        alerts_sink = TeeSink(alerts_sink, on_alert)
+    sinks = Sinks(JsonlSink(out / "budget.jsonl"), alerts_sink, JsonlSink(out / "dead_letter.jsonl"))
+    run_main(build_flow(config, source, sinks))
+    if printer is not None:
+        sys.stderr.write("\n")
+    counts: Counter = Counter()
+    for name in ("budget", "alerts", "dead_letter"):
+        with (out / f"{name}.jsonl").open("rb") as f:
+            counts[name] = sum(1 for _ in f)
+    return counts
+
+
+def summary_line(counts: Counter, out: Path) -> str:
+    return (f"wrote {counts['budget']:,} budget events, {counts['alerts']:,} alerts and "
+            f"{counts['dead_letter']:,} dead letters to {out}/")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sloguard.demo import run_replay_demo
+
+    return run_replay_demo(args.out, events=args.events, seed=args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,531 @@
+"""The YAML config: models, SLOs, alert rules, owners and topics, validated for meaning.
+
+`load_config(path)` returns a frozen `Config` or raises `ConfigError` listing every problem with
+its path (`slos[2].sli.latency.threshold_ms: must be > 0`). Validation rejects what can never
+work, not only what is mistyped: an alert rule whose burn rate x (1 - objective) > 1 can never
+fire, and a short window must be shorter than its long one. The shape is in DESIGN.md and
+README.md; `examples/` has a fraud and a recommender config.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from sloguard.policy import AlertRule, load_policy, scale_rules
+from sloguard.sli import CATALOGUE, DIMENSIONS, METRIC, RATIO, SliKind
+from sloguard.timeutil import format_duration, parse_duration
+
+DEFAULT_TOPICS = {
+    "inference": "ml.inference",
+    "labels": "ml.labels",
+    "features": "ml.features",
+    "budget": "slo.budget",
+    "alerts": "slo.alerts",
+    "dead_letter": "slo.dead-letter",
+    "decisions": "rollout.decisions",
+}
+SEVERITIES = ("page", "ticket")
+
+
+class ConfigError(ValueError):
+    """A config that cannot work; `problems` holds one `path: message` line each."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = problems
+        super().__init__(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Sli:
+    """A configured SLI: a catalogue kind plus its parameters."""
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> SliKind:
+        return CATALOGUE[self.kind]
+
+    @property
+    def family(self) -> str:
+        return self.spec.family
+
+
+@dataclass(frozen=True)
+class Budgeting:
+    """How bad events turn into spent budget: per event, or per time slice (metric SLIs)."""
+
+    method: str = "occurrences"  # occurrences | timeslices
+    slice_s: int = 0
+    min_samples: int = 1
+    target: float = 0.0  # timeslices: the fraction of slices that must be good
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The raw objective as written: absolute, or relative to the model's baseline value."""
+
+    value: float | None = None
+    relative_to_baseline: float | None = None
+    max_degradation: float | None = None
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One SLO, resolved: its objective is a number and its alert rules are scaled to its window.
+
+    For ratio SLIs `slo_target` is the objective itself; for metric SLIs the objective bounds the
+    per-slice metric and `slo_target` is the share of slices that must be good.
+    """
+
+    name: str
+    model: str
+    dimension: str
+    sli: Sli
+    objective: float
+    window_s: int
+    budgeting: Budgeting
+    rules: tuple[AlertRule, ...]
+    min_events: int
+    owner: str | None
+    raw_objective: Objective
+    baseline: float | None = None
+    description: str = ""
+
+    @property
+    def slo_target(self) -> float:
+        return self.budgeting.target if self.budgeting.method == "timeslices" else self.objective
+
+    @property
+    def error_budget(self) -> float:
+        """Allowed bad fraction: 1 - target."""
+        return 1.0 - self.slo_target
+
+    @property
+    def window(self) -> str:
+        return format_duration(self.window_s)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model whose events sloguard watches."""
+
+    name: str
+    segments: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    no_data_after_s: int = 600
+    label_delay_s: int = 7 * 86_400
+    baseline: Path | None = None
+    baseline_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who is told about a dimension's alerts, and what the alert tells them to do."""
+
+    route: str
+    actions: tuple[str, ...] = ()
+    runbook: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole validated config."""
+
+    models: dict[str, Model]
+    slos: tuple[Slo, ...]
+    owners: dict[str, Owner]
+    evaluation_interval_s: int = 60
+    allowed_lateness_s: int = 60
+    topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
+    kafka: dict[str, Any] = field(default_factory=dict)
+    dedupe_window_s: int = 600
+    max_message_bytes: int = 65_536
+    max_future_skew_s: int = 3600
+    exhausted_severity: str = "ticket"
+    no_data_severity: str = "page"
+    source: str = "config"
+
+    def slos_of(self, model: str) -> tuple[Slo, ...]:
+        return tuple(s for s in self.slos if s.model == model)
+
+    def owner_of(self, slo: Slo) -> Owner | None:
+        if slo.owner:
+            return self.owners.get(slo.owner) or Owner(route=slo.owner)
+        return self.owners.get(slo.dimension) or self.owners.get("default")
+
+    @property
+    def longest_window_s(self) -> int:
+        return max((s.window_s for s in self.slos), default=86_400)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and resolve a YAML config file (paths inside are relative to it)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"], str(path)) from None
+    except yaml.YAMLError as e:
+        raise ConfigError([f"not valid YAML: {e}"], str(path)) from None
+    return parse_config(data, base_dir=path.parent, source=str(path))
+
+
+class _Checker:
+    """Collects `path: message` problems while reading a nested mapping."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def mapping(self, value: Any, path: str, allowed: set[str] | None = None) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(path, f"must be a mapping, got {type(value).__name__}")
+            return {}
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    self.fail(f"{path}.{key}", f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+        return value
+
+    def duration(self, value: Any, path: str, default: int | None = None) -> int | None:
+        if value is None:
+            return default
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            self.fail(path, str(e))
+            return default
+
+    def number(self, value: Any, path: str, lo: float, hi: float, *, open_lo: bool = False,
+               open_hi: bool = False, default: float | None = None) -> float | None:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            self.fail(path, f"must be a number, got {value!r}")
+            return default
+        if (value <= lo if open_lo else value < lo) or (value >= hi if open_hi else value > hi):
+            lb, rb = "(" if open_lo else "[", ")" if open_hi else "]"
+            self.fail(path, f"must be in {lb}{lo:g}, {hi:g}{rb}, got {value!r}")
+            return default
+        return float(value)
+
+    def names(self, value: Any, path: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(path, "must be a list of names")
+            return ()
+        if len(set(value)) != len(value):
+            self.fail(path, "has duplicates")
+        return tuple(value)
+
+
+_TOP = {"kafka", "evaluation_interval", "allowed_lateness", "alerting", "models", "owners", "slos",
+        "limits", "health"}
+
+
+def parse_config(data: Any, base_dir: Path | None = None, source: str = "config") -> Config:
+    """Validate a config mapping (as loaded from YAML) and resolve it into a `Config`."""
+    c = _Checker()
+    base_dir = base_dir or Path.cwd()
+    top = c.mapping(data, "(top level)", _TOP)
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(c.problems, source)
+    interval = c.duration(top.get("evaluation_interval"), "evaluation_interval", 60) or 60
+    lateness = top.get("allowed_lateness")
+    lateness_s = 0 if lateness in (0, "0", "0s") else (c.duration(lateness, "allowed_lateness", interval) or 0)
+
+    kafka = c.mapping(top.get("kafka"), "kafka")
+    topics = dict(DEFAULT_TOPICS)
+    for k, v in c.mapping(kafka.get("topics"), "kafka.topics", set(DEFAULT_TOPICS)).items():
+        if not isinstance(v, str) or not v:
+            c.fail(f"kafka.topics.{k}", "must be a topic name")
+        else:
+            topics[k] = v
+
+    limits = c.mapping(top.get("limits"), "limits", {"max_message_bytes", "max_future_skew", "dedupe_window"})
+    max_bytes = c.number(limits.get("max_message_bytes"), "limits.max_message_bytes", 256, 100e6,
+                         default=65_536)
+    skew = c.duration(limits.get("max_future_skew"), "limits.max_future_skew", 3600)
+    dedupe = c.duration(limits.get("dedupe_window"), "limits.dedupe_window", 600)
+
+    alerting = c.mapping(top.get("alerting"), "alerting",
+                         {"policy", "rules", "min_events", "budget_exhausted", "no_data"})
+    default_rules, policy_window = _rules(c, alerting, "alerting", base_dir, None, None)
+    min_events = int(c.number(alerting.get("min_events"), "alerting.min_events", 0, 1e9, default=100) or 0)
+    exhausted = _severity(c, alerting.get("budget_exhausted"), "alerting.budget_exhausted", "ticket")
+    no_data = _severity(c, alerting.get("no_data"), "alerting.no_data", "page")
+
+    models = {}
+    raw_models = c.mapping(top.get("models"), "models")
+    if not raw_models:
+        c.fail("models", "at least one model is required")
+    for name, m in raw_models.items():
+        models[name] = _model(c, name, m, base_dir)
+
+    owners = {}
+    for dim, o in c.mapping(top.get("owners"), "owners").items():
+        path = f"owners.{dim}"
+        o = c.mapping(o, path, {"route", "actions", "runbook"})
+        if not isinstance(o.get("route"), str) or not o.get("route"):
+            c.fail(f"{path}.route", "required: the Slack route (channel/webhook name) of this owner")
+        owners[dim] = Owner(route=str(o.get("route", "")), actions=c.names(o.get("actions"), f"{path}.actions"),
+                            runbook=o.get("runbook"))
+
+    raw_slos = top.get("slos")
+    if not isinstance(raw_slos, list) or not raw_slos:
+        c.fail("slos", "must be a non-empty list")
+        raw_slos = []
+    slos = []
+    seen: set[str] = set()
+    for i, s in enumerate(raw_slos):
+        slo = _slo(c, i, s, models, default_rules, policy_window, min_events, interval, base_dir)
+        if slo is not None:
+            if slo.name in seen:
+                c.fail(f"slos[{i}].name", f"duplicate SLO name {slo.name!r}")
+            seen.add(slo.name)
+            slos.append(slo)
+    if c.problems:
+        raise ConfigError(c.problems, source)
+    return Config(models=models, slos=tuple(slos), owners=owners, evaluation_interval_s=interval,
+                  allowed_lateness_s=lateness_s, topics=topics, kafka=kafka,
+                  dedupe_window_s=dedupe or 600, max_message_bytes=int(max_bytes or 65_536),
+                  max_future_skew_s=skew or 3600, exhausted_severity=exhausted,
+                  no_data_severity=no_data, source=source)
+
+
+def _severity(c: _Checker, value: Any, path: str, default: str) -> str:
+    sev = c.mapping(value, path, {"severity"}).get("severity", default)
+    if sev not in SEVERITIES:
+        c.fail(f"{path}.severity", f"must be page or ticket, got {sev!r}")
+        return default
+    return sev
+
+
+def _rules(c: _Checker, alerting: dict, path: str, base_dir: Path,
+           inherited: tuple[AlertRule, ...] | None, inherited_window: int | None
+           ) -> tuple[tuple[AlertRule, ...], int]:
+    """The rules of an `alerting:` block: a named policy, a policy file, or an explicit list."""
+    if "rules" in alerting:
+        try:
+            return load_policy({"slo_window": alerting.get("slo_window", "30d"), "rules": alerting["rules"]},
+                               f"{path}.rules")
+        except ValueError as e:
+            c.fail(f"{path}.rules", str(e))
+            return (), 30 * 86_400
+    if "policy" in alerting:
+        try:
+            return load_policy(alerting["policy"], f"{path}.policy", base_dir)
+        except ValueError as e:
+            c.fail(f"{path}.policy", str(e))
+            return (), 30 * 86_400
+    if inherited is not None and inherited_window is not None:
+        return inherited, inherited_window
+    return load_policy("sre-workbook", f"{path}.policy")
+
+
+def _model(c: _Checker, name: str, m: Any, base_dir: Path) -> Model:
+    path = f"models.{name}"
+    m = c.mapping(m, path, {"segments", "features", "no_data_after", "label_delay", "baseline",
+                            "fairness", "description"})
+    baseline = None
+    metrics: dict[str, float] = {}
+    if m.get("baseline") is not None:
+        baseline = (base_dir / str(m["baseline"])).resolve()
+        try:
+            doc = orjson.loads(baseline.read_bytes())
+            metrics = {k: float(v) for k, v in (doc.get("metrics") or {}).items() if v is not None}
+        except FileNotFoundError:
+            c.fail(f"{path}.baseline", f"file {baseline} not found (make one with `sloguard baseline`)")
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as e:
+            c.fail(f"{path}.baseline", f"{baseline} is not a baseline file: {e}")
+    segments = c.names(m.get("segments"), f"{path}.segments")
+    return Model(
+        name=name,
+        segments=segments,
+        features=c.names(m.get("features"), f"{path}.features"),
+        no_data_after_s=c.duration(m.get("no_data_after"), f"{path}.no_data_after", 600) or 600,
+        label_delay_s=c.duration(m.get("label_delay"), f"{path}.label_delay", 7 * 86_400) or 0,
+        baseline=baseline,
+        baseline_metrics=metrics,
+    )
+
+
+def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
+    if isinstance(raw, str):
+        kind, params = raw, {}
+    elif isinstance(raw, dict) and len(raw) == 1:
+        kind, params = next(iter(raw.items()))
+        params = c.mapping(params, f"{path}.{kind}")
+    else:
+        c.fail(path, "must be an SLI name (e.g. availability) or a one-key mapping "
+               "(e.g. {latency: {threshold_ms: 100}})")
+        return None
+    spec = CATALOGUE.get(kind)
+    if spec is None:
+        c.fail(path, f"unknown SLI {kind!r} (known: {', '.join(CATALOGUE)})")
+        return None
+    ppath = f"{path}.{kind}" if isinstance(raw, dict) else path
+    for key in params:
+        if key not in spec.params:
+            c.fail(f"{ppath}.{key}", f"unknown parameter (expected: {', '.join(spec.params) or 'none'})")
+    for key in spec.required:
+        if key not in params:
+            c.fail(f"{ppath}.{key}", "required")
+    resolved: dict[str, Any] = {}
+    for key, value in params.items():
+        kind_of = spec.params.get(key)
+        if kind_of == "number":
+            resolved[key] = c.number(value, f"{ppath}.{key}", 0, math.inf, open_lo=True, open_hi=True)
+        elif kind_of == "fraction":
+            resolved[key] = c.number(value, f"{ppath}.{key}", 0, 1, open_lo=True, open_hi=True)
+        elif kind_of == "duration":
+            resolved[key] = c.duration(value, f"{ppath}.{key}")
+        elif kind_of == "source":
+            if value not in ("inference", "features"):
+                c.fail(f"{ppath}.{key}", f"must be inference or features, got {value!r}")
+            resolved[key] = value
+    if "source" in spec.params:
+        resolved.setdefault("source", "inference")
+    if kind in ("completeness", "data_quality") and model is not None and not model.features:
+        c.fail(path, f"{kind} needs the expected feature names: set models.{model.name}.features")
+    return Sli(kind, resolved)
+
+
+def _objective(c: _Checker, raw: Any, path: str) -> Objective:
+    if isinstance(raw, dict):
+        raw = c.mapping(raw, path, {"relative_to_baseline", "max_degradation"})
+        if len(raw) != 1:
+            c.fail(path, "give one of relative_to_baseline or max_degradation")
+            return Objective()
+        if "relative_to_baseline" in raw:
+            return Objective(relative_to_baseline=c.number(raw["relative_to_baseline"],
+                             f"{path}.relative_to_baseline", 0, 10, open_lo=True))
+        return Objective(max_degradation=c.number(raw["max_degradation"], f"{path}.max_degradation",
+                                                  0, 1, open_hi=True))
+    if raw is None:
+        c.fail(path, "required (e.g. 0.999, or {relative_to_baseline: 0.98})")
+        return Objective()
+    return Objective(value=c.number(raw, path, -math.inf, math.inf))
+
+
+def _resolve_objective(c: _Checker, obj: Objective, path: str, sli: Sli, name: str,
+                       model: Model) -> tuple[float | None, float | None]:
+    """The objective as a number and the baseline it was derived from (if any).
+
+    Relative objectives use the baseline value recorded for this SLO:
+    `current >= factor x baseline` for higher-is-better SLIs, `<= factor x baseline` otherwise;
+    `max_degradation: d` is `(baseline - current) / baseline <= d`, i.e. factor 1 - d (or 1 + d).
+    """
+    if obj.value is not None:
+        return obj.value, None
+    if obj.relative_to_baseline is None and obj.max_degradation is None:
+        return None, None
+    if model.baseline is None:
+        c.fail(path, f"a relative objective needs models.{model.name}.baseline")
+        return None, None
+    base = model.baseline_metrics.get(name)
+    if base is None:
+        c.fail(path, f"baseline {model.baseline} has no metric for SLO {name!r} (re-run sloguard baseline)")
+        return None, None
+    lower_better = sli.family == METRIC and sli.spec.direction == "<="
+    if obj.relative_to_baseline is not None:
+        return obj.relative_to_baseline * base, base
+    d = obj.max_degradation or 0.0
+    return base * (1 + d if lower_better else 1 - d), base
+
+
+_SLO_KEYS = {"name", "model", "dimension", "sli", "objective", "window", "budgeting", "alerting",
+             "owner", "description"}
+
+
+def _slo(c: _Checker, i: int, s: Any, models: dict[str, Model], default_rules: tuple[AlertRule, ...],
+         policy_window: int, min_events: int, interval: int, base_dir: Path) -> Slo | None:
+    path = f"slos[{i}]"
+    s = c.mapping(s, path, _SLO_KEYS)
+    start = len(c.problems)
+    name = s.get("name")
+    if not isinstance(name, str) or not name:
+        c.fail(f"{path}.name", "required: a unique SLO name")
+        name = f"slo-{i}"
+    model = models.get(s.get("model"))
+    if model is None:
+        c.fail(f"{path}.model", f"unknown model {s.get('model')!r} (models: {', '.join(models) or 'none'})")
+    sli = _sli(c, s.get("sli"), f"{path}.sli", model)
+    dimension = s.get("dimension")
+    if dimension not in DIMENSIONS:
+        c.fail(f"{path}.dimension", f"must be one of {', '.join(DIMENSIONS)}, got {dimension!r}")
+    elif sli is not None and sli.spec.dimension != dimension:
+        c.fail(f"{path}.dimension", f"{sli.kind} is a {sli.spec.dimension} SLI, not {dimension}")
+    window = c.duration(s.get("window"), f"{path}.window")
+    if window is None:
+        c.fail(f"{path}.window", "required (e.g. 30d)")
+    elif window % interval:
+        c.fail(f"{path}.window", f"must be a multiple of evaluation_interval ({format_duration(interval)})")
+    budgeting = _budgeting(c, s.get("budgeting"), f"{path}.budgeting", sli, interval, window)
+    raw_obj = _objective(c, s.get("objective"), f"{path}.objective")
+    objective, baseline = (None, None)
+    if sli is not None and model is not None:
+        objective, baseline = _resolve_objective(c, raw_obj, f"{path}.objective", sli, name, model)
+    if objective is not None and sli is not None and sli.family == RATIO and not 0 < objective < 1:
+        c.fail(f"{path}.objective", f"a ratio SLI's objective must be in (0, 1), got {objective:g} "
+               "(write 0.999, not 99.9)")
+    alerting = c.mapping(s.get("alerting"), f"{path}.alerting", {"policy", "rules", "min_events"})
+    rules, rules_window = _rules(c, alerting, f"{path}.alerting", base_dir, default_rules, policy_window)
+    slo_min_events = int(c.number(alerting.get("min_events"), f"{path}.alerting.min_events", 0, 1e9,
+                                  default=min_events) or 0)
+    if len(c.problems) > start or sli is None or model is None or window is None or objective is None:
+        return None
+    step = budgeting.slice_s if budgeting.method == "timeslices" else interval
+    scaled = scale_rules(rules, rules_window, window, step)
+    target = budgeting.target if budgeting.method == "timeslices" else objective
+    for j, rule in enumerate(scaled):
+        rpath = f"{path}.alerting.rules[{j}] ({rule.name})"
+        if rule.burn_rate * (1 - target) > 1:
+            c.fail(f"{rpath}.burn_rate", f"{rule.burn_rate:g} x (1 - {target:g}) > 1: the bad fraction "
+                   "can never reach it, so this rule can never fire; lower the burn rate or the target")
+        if rule.short_window_s >= rule.long_window_s:
+            c.fail(f"{rpath}.short_window", f"{format_duration(rule.short_window_s)} is not shorter than "
+                   f"the long window {format_duration(rule.long_window_s)} (after scaling to {format_duration(window)})")
+        if rule.long_window_s > window:
+            c.fail(f"{rpath}.long_window", f"{format_duration(rule.long_window_s)} exceeds the SLO window")
+    if len(c.problems) > start:
+        return None
+    return Slo(name=name, model=model.name, dimension=dimension, sli=sli, objective=objective,
+               window_s=window, budgeting=budgeting, rules=scaled, min_events=slo_min_events,
+               owner=s.get("owner"), raw_objective=raw_obj, baseline=baseline,
+               description=str(s.get("description", "")))
+
+
+def _budgeting(c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int,
+               window: int | None) -> Budgeting:
+    raw = c.mapping(raw, path, {"method", "timeslices", "min_samples", "target"})
+    metric = sli is not None and sli.family == METRIC
+    method = raw.get("method", "timeslices" if ("timeslices" in raw or metric) else "occurrences")
+    if method not in ("occurrences", "timeslices"):
+        c.fail(f"{path}.method", f"must be occurrences or timeslices, got {method!r}")
+        return Budgeting()
+    if method == "occurrences":
+        if metric:
+            c.fail(path, f"{sli.kind} is a metric SLI: it needs timeslices (e.g. budgeting: "  # type: ignore[union-attr]
+                   "{timeslices: 5m, min_samples: 50, target: 0.99})")
+        return Budgeting()
+    slice_s = c.duration(raw.get("timeslices"), f"{path}.timeslices", 300) or 300
+    if slice_s % interval:
+        c.fail(f"{path}.timeslices", f"must be a multiple of evaluation_interval ({format_duration(interval)})")
+    if window is not None and window % slice_s:
+        c.fail(f"{path}.timeslices", f"the SLO window {format_duration(window)} is not a whole number of slices")
+    min_samples = int(c.number(raw.get("min_samples"), f"{path}.min_samples", 1, 1e9, default=1) or 1)
+    target = c.number(raw.get("target"), f"{path}.target", 0, 1, open_lo=True, open_hi=True, default=0.99)
+    return Budgeting("timeslices", slice_s, min_samples, target or 0.99)

@@ -1,0 +1,506 @@
+"""The state of one model: windows per segment key, event-time ticks, budgets and alerts.
+
+`ModelEvaluator` is what the dataflow keeps per model. It takes `ModelBatch`es (a parsed
+batch's columns for this model, plus the batch's event-time watermark), folds them into each
+key's windows, and each time event time passes a tick (every `evaluation_interval`, once
+`allowed_lateness` has gone by) it judges finished time slices, computes every SLO's budget and
+burn rates for every key and emits `budget` events and `alert` transitions. It never reads the
+clock: time comes from the events (replay) or from `advance(now)` (a live runner's wall clock).
+
+Keys: the whole model (`segment == {}`) plus one key per value of each configured segment
+attribute (`{"region": "eu"}`). At most `MAX_VALUES_PER_ATTRIBUTE` values are tracked per
+attribute; later ones share the key `{"<attr>": "(other)"}` so a high-cardinality attribute
+cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sloguard.aggregate import EVENTS, ModelLayout, group_slices, group_sum, whole_model_only
+from sloguard.alerts import BUDGET_EXHAUSTED, NO_DATA, AlertBook, alert_id, rule_holds
+from sloguard.budget import budget_remaining, burn_rate
+from sloguard.config import Config, Slo
+from sloguard.events import (
+    STATUS_CODE,
+    DeadLetter,
+    FeatureColumns,
+    InferenceColumns,
+    LabelColumns,
+    ParsedBatch,
+    Rejections,
+)
+from sloguard.sketch import LogHistogram
+from sloguard.sli import METRIC
+from sloguard.timeutil import format_duration, to_rfc3339
+from sloguard.windows import Windows
+
+MAX_VALUES_PER_ATTRIBUTE = 200
+OTHER = "(other)"
+
+Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter", message)
+
+
+@dataclass
+class ModelBatch:
+    """What one parsed batch holds for one model, and how far event time has got overall."""
+
+    model: str
+    watermark: float
+    inference: InferenceColumns | None = None
+    labels: LabelColumns | None = None
+    features: FeatureColumns | None = None
+    rejections: Rejections | None = None
+
+
+def split_by_model(parsed: ParsedBatch, models: list[str]) -> list[tuple[str, ModelBatch]]:
+    """One `ModelBatch` per configured model: silent models still get the watermark."""
+    return [
+        (m, ModelBatch(m, parsed.watermark, parsed.inference.get(m), parsed.labels.get(m),
+                       parsed.features.get(m), parsed.rejections.get(m)))
+        for m in models
+    ]
+
+
+class KeyState:
+    """Windows and open time slices of one segment key."""
+
+    __slots__ = ("key", "last_ts", "segment", "sketches", "values", "version", "windows")
+
+    def __init__(self, key: str, segment: dict[str, str], windows: Windows) -> None:
+        self.key = key
+        self.segment = segment
+        self.windows = windows
+        self.sketches: dict[tuple[int, float], LogHistogram] = {}
+        self.values: dict[int, float | None] = {}
+        self.version: str | None = None
+        self.last_ts = -math.inf
+
+
+def segment_key(segment: dict[str, str]) -> str:
+    """`""` for the whole model, `attr=value` for a segment key."""
+    return ",".join(f"{k}={v}" for k, v in segment.items())
+
+
+class ModelEvaluator:
+    """Keyed state and evaluation of one model's SLOs; snapshot-able, deterministic."""
+
+    def __init__(self, config: Config, model: str, state: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.layout = ModelLayout(config, model)
+        self.model = model
+        self.slos = self.layout.slos
+        self.interval_s = config.evaluation_interval_s
+        self._quantile_slos = [
+            (i, s) for i, s in enumerate(self.slos) if s.sli.kind in ("latency_quantile", "freshness_quantile")
+        ]
+        self._burn_windows = [sorted({x for r in s.rules for x in (r.long_window_s, r.short_window_s)})
+                              for s in self.slos]
+        self._label = {w: format_duration(w) for w in self.layout.windows}
+        self._retention_s = max(config.longest_window_s, self.layout.model.no_data_after_s)
+        if state is None:
+            from sloguard.dedupe import RecentIds
+
+            state = {
+                "watermark": -math.inf,
+                "next_tick": None,
+                "keys": {"": KeyState("", {}, self._windows())},
+                "codes": {a: {None: -1} for a in self.layout.model.segments},
+                "by_code": {a: [] for a in self.layout.model.segments},
+                "book": AlertBook(),
+                "recent": RecentIds(config.dedupe_window_s),
+                "counters": {"duplicates": 0, "late_slice_values": 0},
+                "first_ts": math.inf,  # earliest inference event: silence counts only after it
+            }
+        self.state = state
+
+    @classmethod
+    def from_snapshot(cls, config: Config, model: str, snapshot: dict[str, Any]) -> ModelEvaluator:
+        """Rebuild from `snapshot()`; continuing gives the same outputs as never stopping."""
+        return cls(config, model, copy.deepcopy(snapshot))
+
+    def snapshot(self) -> dict[str, Any]:
+        """An independent, picklable copy of the whole state (no side effects)."""
+        return copy.deepcopy(self.state)
+
+    def _windows(self) -> Windows:
+        return Windows(self.layout.window_layout, self.layout.ncols)
+
+    # ---- ingest -------------------------------------------------------------------------------
+
+    def process(self, batch: ModelBatch) -> list[Output]:
+        """Fold one batch into the windows, then evaluate every tick event time has passed."""
+        out: list[Output] = []
+        whole = self.state["keys"][""]
+        if batch.inference is not None and len(batch.inference):
+            self._ingest_inference(self._dedupe(batch.inference, out), out)
+        if batch.features is not None and len(batch.features):
+            self._ingest_features(batch.features, whole)
+        if batch.labels is not None and len(batch.labels):
+            self._add_messages(whole, batch.labels.ts, valid=True)
+        if batch.rejections is not None and len(batch.rejections):
+            ts = np.asarray(batch.rejections.ts, float)
+            fallback = self.state["watermark"] if math.isfinite(self.state["watermark"]) else batch.watermark
+            self._add_messages(whole, np.where(np.isnan(ts), fallback, ts), valid=False)
+        self._advance(batch.watermark, out, final=False)
+        return out
+
+    def advance(self, now: float) -> list[Output]:
+        """Move event time to `now` (a live runner's clock) and evaluate the ticks it passes."""
+        out: list[Output] = []
+        self._advance(now, out, final=False)
+        return out
+
+    def finish(self) -> list[Output]:
+        """End of input (replay): evaluate every tick up to the last event time seen."""
+        out: list[Output] = []
+        self._advance(self.state["watermark"], out, final=True)
+        return out
+
+    def _dedupe(self, cols: InferenceColumns, out: list[Output]) -> InferenceColumns:
+        recent = self.state["recent"]
+        fresh = recent.first_seen(cols.ids, float(cols.ts.max()))
+        if fresh is None:
+            return cols
+        keep = np.asarray(fresh)
+        dup_ts = []
+        for i in np.flatnonzero(~keep):
+            out.append(("dead_letter", DeadLetter(
+                cols.topic, cols.partition, cols.offsets[i],
+                f"duplicate: id {cols.ids[i]!r} was already seen within "
+                f"{format_duration(int(recent.window_s))}", cols.raw[i], self.model, float(cols.ts[i]),
+            ).to_dict()))
+            dup_ts.append(float(cols.ts[i]))
+        self.state["counters"]["duplicates"] += len(dup_ts)
+        self._add_messages(self.state["keys"][""], np.asarray(dup_ts), valid=False)
+        idx = np.flatnonzero(keep)
+
+        def pick(values: list) -> list:
+            return [values[i] for i in idx]
+
+        return InferenceColumns(
+            model=cols.model, ts=cols.ts[idx], status=cols.status[idx], latency_ms=cols.latency_ms[idx],
+            lag_s=cols.lag_s[idx], n_missing=cols.n_missing[idx], score=cols.score[idx],
+            ids=pick(cols.ids), versions=pick(cols.versions), variants=pick(cols.variants),
+            predictions=pick(cols.predictions), segments=[pick(s) for s in cols.segments],
+            features=pick(cols.features), raw=pick(cols.raw), offsets=pick(cols.offsets),
+            topic=cols.topic, partition=cols.partition,
+        )
+
+    def _segmentations(self, cols: InferenceColumns) -> list[tuple[np.ndarray, list[KeyState]]]:
+        """Per segmentation (whole model, then each attribute): a key code per event, and the keys."""
+        whole = self.state["keys"][""]
+        segs = [(np.zeros(len(cols), np.int64), [whole])]
+        for attr, values in zip(self.layout.model.segments, cols.segments, strict=True):
+            index = self.state["codes"][attr]
+            get = index.get
+            codes = np.fromiter((get(v, -2) for v in values), np.int64, len(values))
+            if (codes == -2).any():
+                for j in np.flatnonzero(codes == -2):
+                    codes[j] = self._code_for(attr, values[j])
+            segs.append((codes, self.state["by_code"][attr]))
+        return segs
+
+    def _code_for(self, attr: str, value: str) -> int:
+        index, states = self.state["codes"][attr], self.state["by_code"][attr]
+        if value in index:
+            return index[value]
+        if len(states) >= MAX_VALUES_PER_ATTRIBUTE:
+            if OTHER not in index:
+                index[OTHER] = self._new_key(attr, OTHER)
+            index[value] = index[OTHER]
+            return index[OTHER]
+        index[value] = self._new_key(attr, value)
+        return index[value]
+
+    def _new_key(self, attr: str, value: str) -> int:
+        segment = {attr: value}
+        state = KeyState(segment_key(segment), segment, self._windows())
+        self.state["keys"][state.key] = state
+        self.state["by_code"][attr].append(state)
+        return len(self.state["by_code"][attr]) - 1
+
+    def _ingest_inference(self, cols: InferenceColumns, out: list[Output]) -> None:
+        if not len(cols):
+            return
+        base = self.interval_s
+        self.state["first_ts"] = min(self.state["first_ts"], float(cols.ts.min()))
+        matrix = self.layout.inference_matrix(cols)
+        bucket = np.floor(cols.ts / base).astype(np.int64)
+        b0 = int(bucket.min())
+        off = bucket - b0
+        nb = int(off.max()) + 1
+        segs = self._segmentations(cols)
+        versions = cols.versions
+        for codes, states in segs:
+            valid = codes >= 0
+            gids, sums = group_sum(codes[valid] * nb + off[valid], matrix[valid])
+            for gid, vec in zip(gids.tolist(), sums, strict=True):
+                code, b = divmod(gid, nb)
+                states[code].windows.add((b0 + b) * base, vec)
+            # the newest version and event time per key: the last row of each code
+            uniq, first_from_end = np.unique(codes[::-1], return_index=True)
+            for code, j in zip(uniq.tolist(), (len(codes) - 1 - first_from_end).tolist(), strict=True):
+                if code >= 0:
+                    st = states[code]
+                    st.version = versions[j]
+                    st.last_ts = max(st.last_ts, float(cols.ts[j]))
+        for i, slo in self._quantile_slos:
+            if slo.sli.params.get("source", "inference") != "inference":
+                continue
+            if slo.sli.kind == "latency_quantile":
+                mask = cols.status != STATUS_CODE["error"]
+                values = cols.latency_ms
+            else:
+                values = cols.lag_s
+                mask = ~np.isnan(values)
+            self._sketch(i, slo, cols.ts[mask], values[mask], [(c[mask], s) for c, s in segs])
+
+    def _ingest_features(self, cols: FeatureColumns, whole: KeyState) -> None:
+        matrix = self.layout.feature_matrix(cols)
+        base = self.interval_s
+        gids, sums = group_sum(np.floor(cols.ts / base).astype(np.int64), matrix)
+        for b, vec in zip(gids.tolist(), sums, strict=True):
+            whole.windows.add(b * base, vec)
+        for i, slo in self._quantile_slos:
+            if slo.sli.params.get("source") == "features":
+                self._sketch(i, slo, cols.ts, cols.lag_s, [(np.zeros(len(cols), np.int64), [whole])])
+
+    def _add_messages(self, whole: KeyState, ts: np.ndarray, valid: bool) -> None:
+        base = self.interval_s
+        gids, counts = group_sum(np.floor(ts / base).astype(np.int64), np.ones((len(ts), 1)))
+        for b, n in zip(gids.tolist(), counts[:, 0].tolist(), strict=True):
+            vec = self.layout.message_vector(n if valid else 0, 0 if valid else n)
+            whole.windows.add(b * base, vec)
+
+    def _sketch(self, i: int, slo: Slo, ts: np.ndarray, values: np.ndarray,
+                segs: list[tuple[np.ndarray, list[KeyState]]]) -> None:
+        """Add values to the open slice sketches of every key; slices already judged are skipped."""
+        if not len(ts):
+            return
+        width = slo.budgeting.slice_s
+        sl = np.floor(ts / width).astype(np.int64)
+        s0 = int(sl.min())
+        off = sl - s0
+        ns = int(off.max()) + 1
+        next_tick = self.state["next_tick"]
+        for codes, states in segs:
+            valid = codes >= 0
+            order, gids, parts = group_slices(codes[valid] * ns + off[valid])
+            vals = values[valid][order]
+            for gid, part in zip(gids.tolist(), parts, strict=True):
+                code, s = divmod(gid, ns)
+                start = float((s0 + s) * width)
+                if next_tick is not None and start + width < next_tick:
+                    self.state["counters"]["late_slice_values"] += part.stop - part.start
+                    continue
+                sketch = states[code].sketches.get((i, start))
+                if sketch is None:
+                    sketch = states[code].sketches[(i, start)] = LogHistogram()
+                sketch.add(vals[part])
+
+    # ---- evaluation ---------------------------------------------------------------------------
+
+    def _advance(self, watermark: float, out: list[Output], final: bool) -> None:
+        st = self.state
+        if watermark > st["watermark"]:
+            st["watermark"] = watermark
+        if st["next_tick"] is None:
+            first = st["keys"][""].last_ts
+            if not math.isfinite(first):
+                return
+            st["next_tick"] = (math.floor(first / self.interval_s) + 1) * self.interval_s
+        limit = st["watermark"] - (0 if final else self.config.allowed_lateness_s)
+        while st["next_tick"] <= limit:
+            self._evaluate(float(st["next_tick"]), out)
+            st["next_tick"] += self.interval_s
+        st["recent"].expire(st["watermark"])
+
+    def _evaluate(self, t: float, out: list[Output]) -> None:
+        self._ts_text = to_rfc3339(t)
+        keys = self.state["keys"]
+        for key in list(keys.values()):
+            self._judge_slices(key, t)
+            if key.key and t - key.last_ts > self._retention_s:
+                continue  # a segment silent for longer than every window: nothing left to report
+            sums_at: dict[float, dict[int, np.ndarray]] = {}
+            for i, slo in enumerate(self.slos):
+                if key.key and whole_model_only(slo):
+                    continue
+                # Timeslice SLOs read their windows at the last slice boundary: between two judged
+                # slices nothing new is known, and a window ending mid-slice would drop a bad slice.
+                end = t if slo.sli.family != METRIC else t - t % slo.budgeting.slice_s
+                if end not in sums_at:
+                    sums_at[end] = key.windows.sums(end)
+                self._evaluate_slo(key, i, slo, sums_at[end], t, out)
+        self._no_data(keys[""], t, out)
+
+    def _judge_slices(self, key: KeyState, t: float) -> None:
+        """Judge the metric SLOs' slices that end at `t` (good, bad, or unjudged: too few samples)."""
+        for i, slo in enumerate(self.slos):
+            if slo.sli.family != METRIC or t % slo.budgeting.slice_s:
+                continue
+            start = t - slo.budgeting.slice_s
+            if slo.sli.kind == "data_quality":
+                value, samples = self._data_quality(key, i, start, t)
+            else:
+                sketch = key.sketches.pop((i, start), None)
+                samples = sketch.count if sketch is not None else 0
+                value = sketch.quantile(slo.sli.params["quantile"]) if samples else math.nan
+            if samples == 0 and not math.isfinite(key.last_ts):
+                continue
+            if samples < slo.budgeting.min_samples:
+                verdict = "unjudged"
+            else:
+                good = value >= slo.objective if slo.sli.spec.direction == ">=" else value <= slo.objective
+                verdict = "good" if good else "bad"
+            key.values[i] = None if math.isnan(value) else round(float(value), 6)
+            if samples:
+                key.windows.add(start, self.layout.slice_vector(i, verdict))
+        for k in [k for k in key.sketches if k[1] + self.slos[k[0]].budgeting.slice_s <= t]:
+            del key.sketches[k]  # slices whose tick passed while the key was idle
+
+    def _data_quality(self, key: KeyState, i: int, start: float, end: float) -> tuple[float, int]:
+        """The seed's data-quality score over [start, end): min(1 - missing rate, 1 - stale rate)."""
+        expected, missing, known, stale = self.layout.columns[i].aux
+        v = key.windows.span(start, end)
+        samples = int(v[EVENTS])
+        if samples == 0:
+            return math.nan, 0
+        missing_rate = v[missing] / v[expected] if v[expected] else 0.0
+        stale_rate = v[stale] / v[known] if v[known] else 0.0
+        return min(1 - missing_rate, 1 - stale_rate), samples
+
+    def _evaluate_slo(self, key: KeyState, i: int, slo: Slo, sums: dict[int, np.ndarray],
+                      t: float, out: list[Output]) -> None:
+        c = self.layout.columns[i]
+        eb = slo.error_budget
+        w = sums[slo.window_s]
+        if not w.any():
+            return
+        metric = slo.sli.family == METRIC
+
+        def counts(window_s: int) -> tuple[float, float]:
+            """(bad, total) over a window: bad slices of all slices, or bad events of all."""
+            v = sums[window_s]
+            if metric:
+                return v[c.total], window_s / slo.budgeting.slice_s
+            return v[c.total] - v[c.good], v[c.total]
+
+        bad, total = counts(slo.window_s)
+        remaining = budget_remaining(bad, total, eb)
+        windows = self._burn_windows[i]
+        label = self._label
+        burns = {ws: burn_rate(*counts(ws), eb) for ws in windows}
+        burn_labels = {label[ws]: round(float(burns[ws]), 4) for ws in windows}
+        low_traffic = {}
+        for rule in slo.rules:
+            holds = rule_holds(rule, burns[rule.long_window_s], burns[rule.short_window_s])
+            if holds and not metric and rule.severity == "page":
+                seen = float(sums[rule.long_window_s][c.total])
+                if seen < slo.min_events:
+                    holds = False
+                    low_traffic[rule.name] = {"window": format_duration(rule.long_window_s),
+                                              "events": int(seen), "min_events": slo.min_events}
+            self._transition(key, slo, rule.name, rule.severity, holds, t, out, burn_labels, remaining,
+                             rule.burn_rate, rule.windows)
+        exhausted = total > 0 and remaining <= 0
+        self._transition(key, slo, BUDGET_EXHAUSTED, self.config.exhausted_severity, exhausted, t, out,
+                         burn_labels, remaining, None, None)
+        good = w[c.good]
+        judged = w[c.good] + w[c.total] if metric else w[c.total]
+        event: dict[str, Any] = {
+            "type": "budget",
+            "slo": slo.name,
+            "dimension": slo.dimension,
+            "model": self.model,
+            "version": key.version,
+            "segment": key.segment,
+            "ts": self._ts_text,
+            "sli": None if not judged else round(float(good / judged), 6),
+            "objective": slo.objective,
+            "target": slo.slo_target,
+            "window": slo.window,
+            "budgeting": slo.budgeting.method,
+            "good": float(good),
+            "total": float(judged),
+            "budget_remaining": round(float(remaining), 6),
+            "burn_rates": burn_labels,
+            "events": {label[ws]: int(sums[ws][EVENTS]) for ws in windows},
+        }
+        if metric:
+            event["slices_unjudged"] = float(w[c.unjudged])
+            event["value"] = key.values.get(i)
+        if slo.baseline is not None:
+            event["baseline"] = slo.baseline
+        if low_traffic:
+            event["low_traffic"] = low_traffic
+        out.append(("budget", event))
+
+    def _no_data(self, whole: KeyState, t: float, out: list[Output]) -> None:
+        """`no-data` fires when a model that has sent events sends none for `no_data_after`."""
+        after = self.layout.model.no_data_after_s
+        silent = self.state["first_ts"] <= t - after and whole.windows.span(t - after, t)[EVENTS] == 0
+        transition, started = self.state["book"].update((None, "", NO_DATA), silent, t)
+        if transition is None:
+            return
+        owner = self.config.owners.get("infrastructure") or self.config.owners.get("default")
+        summary = (f"{self.model} has sent no inference events for {format_duration(after)} "
+                   f"(since before {to_rfc3339(t - after)})" if transition == "firing"
+                   else f"{self.model} is sending inference events again")
+        out.append(("alert", self._alert(whole, None, "infrastructure", NO_DATA, self.config.no_data_severity,
+                                         transition, started, t, {}, None, summary, owner)))
+
+    def _transition(self, key: KeyState, slo: Slo, rule: str, severity: str, holds: bool, t: float,
+                    out: list[Output], burns: dict[str, float], remaining: float,
+                    threshold: float | None, windows: tuple[str, str] | None) -> None:
+        transition, started = self.state["book"].update((slo.name, key.key, rule), holds, t)
+        if transition is None:
+            return
+        where = f"{self.model}{', ' + key.key if key.key else ''}"
+        if rule == BUDGET_EXHAUSTED:
+            summary = (f"{slo.name} ({where}) has spent its {slo.window} error budget "
+                       f"({remaining:.0%} left)" if transition == "firing"
+                       else f"{slo.name} ({where}) has error budget again ({remaining:.0%} left)")
+        else:
+            long_w, short_w = windows or ("", "")
+            summary = (f"{slo.name} ({where}) burns its {slo.window} error budget "
+                       f"{burns.get(long_w, 0):.1f}x over {long_w} and {burns.get(short_w, 0):.1f}x over "
+                       f"{short_w} (threshold {threshold:g}x); {remaining:.0%} of the budget left"
+                       if transition == "firing"
+                       else f"{slo.name} ({where}) no longer burns {threshold:g}x over {long_w}/{short_w}")
+        alert = self._alert(key, slo.name, slo.dimension, rule, severity, transition, started, t, burns,
+                            remaining, summary, self.config.owner_of(slo))
+        if windows:
+            alert["windows"] = {"long": windows[0], "short": windows[1]}
+            alert["threshold"] = threshold
+        out.append(("alert", alert))
+
+    def _alert(self, key: KeyState, slo: str | None, dimension: str, rule: str, severity: str,
+               state: str, started: float, t: float, burns: dict[str, float],
+               remaining: float | None, summary: str, owner: Any) -> dict[str, Any]:
+        return {
+            "type": "alert",
+            "id": alert_id(slo, self.model, key.key, rule),
+            "state": state,
+            "severity": severity,
+            "rule": rule,
+            "slo": slo,
+            "dimension": dimension,
+            "model": self.model,
+            "version": key.version,
+            "segment": key.segment,
+            "owner": owner.route if owner else None,
+            "burn_rates": burns,
+            "budget_remaining": None if remaining is None else round(float(remaining), 6),
+            "started_at": to_rfc3339(started),
+            "ts": self._ts_text,
+            "summary": summary,
+            "actions": list(owner.actions) if owner else [],
+            "runbook": owner.runbook if owner else None,
+        }

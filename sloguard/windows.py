@@ -1,0 +1,157 @@
+"""Sliding windows from 5 minutes to 30 days as rings of mergeable per-interval counter vectors.
+
+A 30-day window cannot keep raw events, so each key keeps, per *tier*, a ring of buckets; a
+bucket is a vector of counters (one column per SLO good/total, per timeslice verdict, ...) and
+merging two buckets is adding them. Each window reads the tier whose bucket is the largest
+"ladder" size giving it at least `MIN_BUCKETS_PER_WINDOW` buckets: 5 m, 30 m and 1 h windows read
+1-minute buckets and are exact; 6 h reads 5-minute buckets, 3 d 1-hour and 30 d 6-hour buckets, so
+a long window's edges move in steps of at most 1/60 of its length. Memory per key is fixed by the
+layout (about 330 buckets for the default SLO windows), whatever the event rate.
+
+A window of length w read from a tier of bucket b, evaluated at time T (exclusive, a multiple of
+the base interval), covers exactly the events in [ceil((T - w) / b) * b, T): whole buckets of its
+tier up to the start of the bucket holding T, then the rest from ever finer tiers, so the recent
+edge is exact and only the old edge moves in steps of b.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Bucket sizes tried for long windows, in evaluation intervals (1 m -> 5 m, 15 m, 1 h, 6 h, 1 d).
+LADDER = (1, 5, 15, 60, 360, 1440)
+MIN_BUCKETS_PER_WINDOW = 60
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Buckets of `bucket_s` seconds, `capacity` of them kept in a ring."""
+
+    bucket_s: int
+    capacity: int
+
+
+@dataclass(frozen=True)
+class WindowLayout:
+    """Which tiers a set of windows needs and which tier each window reads; pure config."""
+
+    base_s: int
+    tiers: tuple[Tier, ...]
+    tier_of: dict[int, int]  # window length in s -> index into tiers
+
+    @classmethod
+    def for_windows(cls, base_s: int, windows: set[int], min_base_span_s: int = 0) -> WindowLayout:
+        """Layout for `windows` (seconds, multiples of base_s); the base tier spans >= min_base_span_s."""
+        choice: dict[int, int] = {}
+        for w in windows:
+            if w % base_s:
+                raise ValueError(f"window {w}s is not a multiple of the interval {base_s}s")
+            fits = [k * base_s for k in LADDER if w % (k * base_s) == 0 and w // (k * base_s) >= MIN_BUCKETS_PER_WINDOW]
+            choice[w] = max(fits) if fits else base_s
+        spans: dict[int, int] = {base_s: min_base_span_s}
+        for w, b in choice.items():
+            spans[b] = max(spans.get(b, 0), w)
+        sizes = sorted(spans)
+        # A finer tier must also span one bucket of the next coarser tier (it fills the coarse
+        # tier's partial newest bucket); +2: the partial newest bucket and a bucket of slack.
+        coarser = dict(zip(sizes, [*sizes[1:], sizes[-1]], strict=True))
+        tiers = tuple(Tier(b, math.ceil(max(spans[b], coarser[b]) / b) + 2) for b in sizes)
+        return cls(base_s, tiers, {w: sizes.index(b) for w, b in choice.items()})
+
+    def window_bucket_s(self, window_s: int) -> int:
+        return self.tiers[self.tier_of[window_s]].bucket_s
+
+
+class Windows:
+    """The counters of one key: per tier a ring of bucket vectors with `ncols` columns.
+
+    `add` merges a vector into the bucket holding a time; `sums` returns, for every window of the
+    layout, the column totals over that window. Data older than a tier's ring is dropped from that
+    tier and counted in `dropped` (it can no longer fall inside any window read from the tier).
+    """
+
+    __slots__ = ("counts", "dropped", "index", "layout")
+
+    def __init__(self, layout: WindowLayout, ncols: int) -> None:
+        self.layout = layout
+        self.counts = [np.zeros((t.capacity, ncols), np.float64) for t in layout.tiers]
+        self.index = [np.full(t.capacity, -1, np.int64) for t in layout.tiers]
+        self.dropped = 0.0
+
+    def add(self, ts_s: float, vector: np.ndarray) -> None:
+        """Merge `vector` into every tier's bucket that contains time `ts_s`."""
+        for tier, counts, index in zip(self.layout.tiers, self.counts, self.index, strict=True):
+            i = int(ts_s // tier.bucket_s)
+            slot = i % tier.capacity
+            held = index[slot]
+            if held != i:
+                if held > i:
+                    if tier is self.layout.tiers[0]:
+                        self.dropped += float(vector[0])
+                    continue
+                counts[slot] = 0.0
+                index[slot] = i
+            counts[slot] += vector
+
+    def get(self, ts_s: float) -> np.ndarray | None:
+        """The base-tier bucket vector holding `ts_s`, or None if it is not kept (a view)."""
+        tier = self.layout.tiers[0]
+        i = int(ts_s // tier.bucket_s)
+        slot = i % tier.capacity
+        return self.counts[0][slot] if self.index[0][slot] == i else None
+
+    def span(self, start_s: float, end_s: float) -> np.ndarray:
+        """Column totals of the base-tier buckets starting in [start_s, end_s)."""
+        b = self.layout.base_s
+        lo, hi = math.ceil(start_s / b), math.ceil(end_s / b)
+        mask = (self.index[0] >= lo) & (self.index[0] < hi)
+        return self.counts[0][mask].sum(axis=0)
+
+    def sums(self, end_s: float) -> dict[int, np.ndarray]:
+        """Column totals over every window of the layout, ending (exclusive) at `end_s`."""
+        return {w: self.window_sum(w, end_s) for w in self.layout.tier_of}
+
+    def window_sum(self, window_s: int, end_s: float) -> np.ndarray:
+        """Totals over [ceil((end - window) / b) * b, end) where b is the window's bucket.
+
+        Whole buckets of the window's tier come first; the partial newest one is filled from the
+        next finer tiers (each bucket size divides the coarser ones), down to the base tier.
+        """
+        t = self.layout.tier_of[window_s]
+        lo = math.ceil((end_s - window_s) / self.layout.tiers[t].bucket_s) * self.layout.tiers[t].bucket_s
+        total = np.zeros(self.counts[0].shape[1])
+        for k in range(t, -1, -1):
+            b = self.layout.tiers[k].bucket_s
+            cut = math.floor(end_s / b) * b
+            if cut > lo:
+                idx = self.index[k]
+                total += self.counts[k][(idx >= lo // b) & (idx < cut // b)].sum(axis=0)
+                lo = cut
+            if lo >= end_s:
+                break
+        return total
+
+    def merge(self, other: Windows) -> None:
+        """Add `other`'s buckets into this one (same layout): windows are mergeable summaries."""
+        for t in range(len(self.layout.tiers)):
+            for slot in np.flatnonzero(other.index[t] >= 0):
+                i = int(other.index[t][slot])
+                held = self.index[t][slot]
+                if held == i:
+                    self.counts[t][slot] += other.counts[t][slot]
+                elif held < i:
+                    self.counts[t][slot] = other.counts[t][slot]
+                    self.index[t][slot] = i
+        self.dropped += other.dropped
+
+    def __getstate__(self) -> dict:
+        return {"layout": self.layout, "counts": self.counts, "index": self.index, "dropped": self.dropped}
+
+    def __setstate__(self, state: dict) -> None:
+        self.layout = state["layout"]
+        self.counts = state["counts"]
+        self.index = state["index"]
+        self.dropped = state["dropped"]
