@@ -102,6 +102,7 @@ class ModelEvaluator:
         self._burn_windows = [sorted({x for r in s.rules for x in (r.long_window_s, r.short_window_s)})
                               for s in self.slos]
         self._label = {w: format_duration(w) for w in self.layout.windows}
+        self._longest_slice_s = max((s.budgeting.slice_s for s in self.slos), default=0)
         self._retention_s = max(config.longest_window_s, self.layout.model.no_data_after_s)
         if state is None:
             from sloguard.dedupe import RecentIds
@@ -311,7 +312,7 @@ class ModelEvaluator:
         if watermark > st["watermark"]:
             st["watermark"] = watermark
         if st["next_tick"] is None:
-            first = st["keys"][""].last_ts
+            first = st["first_ts"]
             if not math.isfinite(first):
                 return
             st["next_tick"] = (math.floor(first / self.interval_s) + 1) * self.interval_s
@@ -325,6 +326,7 @@ class ModelEvaluator:
         self._ts_text = to_rfc3339(t)
         keys = self.state["keys"]
         for key in list(keys.values()):
+            key.windows.release(t - self._longest_slice_s)  # timeslice SLOs read windows up to a slice back
             self._judge_slices(key, t)
             if key.key and t - key.last_ts > self._retention_s:
                 continue  # a segment silent for longer than every window: nothing left to report

@@ -28,10 +28,11 @@ MIN_BUCKETS_PER_WINDOW = 60
 
 @dataclass(frozen=True)
 class Tier:
-    """Buckets of `bucket_s` seconds, `capacity` of them kept in a ring."""
+    """Buckets of `bucket_s` seconds, `capacity` of them kept in a ring, needed `span_s` back."""
 
     bucket_s: int
     capacity: int
+    span_s: int
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class WindowLayout:
         # A finer tier must also span one bucket of the next coarser tier (it fills the coarse
         # tier's partial newest bucket); +2: the partial newest bucket and a bucket of slack.
         coarser = dict(zip(sizes, [*sizes[1:], sizes[-1]], strict=True))
-        tiers = tuple(Tier(b, math.ceil(max(spans[b], coarser[b]) / b) + 2) for b in sizes)
+        need = {b: max(spans[b], coarser[b]) for b in sizes}
+        tiers = tuple(Tier(b, math.ceil(need[b] / b) + 2, need[b]) for b in sizes)
         return cls(base_s, tiers, {w: sizes.index(b) for w, b in choice.items()})
 
     def window_bucket_s(self, window_s: int) -> int:
@@ -69,32 +71,49 @@ class Windows:
     """The counters of one key: per tier a ring of bucket vectors with `ncols` columns.
 
     `add` merges a vector into the bucket holding a time; `sums` returns, for every window of the
-    layout, the column totals over that window. Data older than a tier's ring is dropped from that
-    tier and counted in `dropped` (it can no longer fall inside any window read from the tier).
+    layout, the column totals over that window. The owner calls `release(t)` once every window
+    ending at `t` or later has no use for older buckets; until then a bucket is never overwritten:
+    if events run ahead of the evaluated ticks (a batch or a replay chunk reaching past the
+    watermark), the ring grows instead. Data for released buckets is dropped and counted in
+    `dropped`, since no window read from then on can contain it.
     """
 
-    __slots__ = ("counts", "dropped", "index", "layout")
+    __slots__ = ("counts", "dropped", "index", "keep_from", "layout")
 
     def __init__(self, layout: WindowLayout, ncols: int) -> None:
         self.layout = layout
         self.counts = [np.zeros((t.capacity, ncols), np.float64) for t in layout.tiers]
         self.index = [np.full(t.capacity, -1, np.int64) for t in layout.tiers]
+        self.keep_from = [-(2**62)] * len(layout.tiers)  # per tier: oldest bucket index still needed
         self.dropped = 0.0
+
+    def release(self, t: float) -> None:
+        """Windows are evaluated at `t` or later from now on: older buckets may be reused."""
+        for k, tier in enumerate(self.layout.tiers):
+            self.keep_from[k] = max(self.keep_from[k], math.floor((t - tier.span_s) / tier.bucket_s))
 
     def add(self, ts_s: float, vector: np.ndarray) -> None:
         """Merge `vector` into every tier's bucket that contains time `ts_s`."""
-        for tier, counts, index in zip(self.layout.tiers, self.counts, self.index, strict=True):
-            i = int(ts_s // tier.bucket_s)
-            slot = i % tier.capacity
-            held = index[slot]
-            if held != i:
-                if held > i:
-                    if tier is self.layout.tiers[0]:
-                        self.dropped += float(vector[0])
-                    continue
-                counts[slot] = 0.0
-                index[slot] = i
-            counts[slot] += vector
+        for k, tier in enumerate(self.layout.tiers):
+            if not self.add_bucket(k, int(ts_s // tier.bucket_s), vector) and k == 0:
+                self.dropped += float(vector[0])
+
+    def _grow(self, k: int, incoming: int) -> None:
+        """Enlarge tier k's ring until every needed bucket and `incoming` have their own slot."""
+        index, counts = self.index[k], self.counts[k]
+        live = np.flatnonzero((index >= 0) & (index >= self.keep_from[k]))
+        held = index[live]
+        size = len(index)
+        while True:
+            size *= 2
+            slots = np.r_[held, incoming] % size
+            if len(np.unique(slots)) == len(slots):
+                break
+        new_index = np.full(size, -1, np.int64)
+        new_counts = np.zeros((size, counts.shape[1]))
+        new_index[held % size] = held
+        new_counts[held % size] = counts[live]
+        self.index[k], self.counts[k] = new_index, new_counts
 
     def get(self, ts_s: float) -> np.ndarray | None:
         """The base-tier bucket vector holding `ts_s`, or None if it is not kept (a view)."""
@@ -136,22 +155,35 @@ class Windows:
 
     def merge(self, other: Windows) -> None:
         """Add `other`'s buckets into this one (same layout): windows are mergeable summaries."""
-        for t in range(len(self.layout.tiers)):
-            for slot in np.flatnonzero(other.index[t] >= 0):
-                i = int(other.index[t][slot])
-                held = self.index[t][slot]
-                if held == i:
-                    self.counts[t][slot] += other.counts[t][slot]
-                elif held < i:
-                    self.counts[t][slot] = other.counts[t][slot]
-                    self.index[t][slot] = i
+        for k in range(len(self.layout.tiers)):
+            for slot in np.flatnonzero(other.index[k] >= 0):
+                self.add_bucket(k, int(other.index[k][slot]), other.counts[k][slot])
         self.dropped += other.dropped
 
+    def add_bucket(self, k: int, i: int, vector: np.ndarray) -> bool:
+        """Merge `vector` into bucket index `i` of tier `k`; False if that bucket was released."""
+        if i < self.keep_from[k]:
+            return False
+        index = self.index[k]
+        slot = i % len(index)
+        held = index[slot]
+        if held != i:
+            if held >= 0 and held >= self.keep_from[k]:  # still needed: make room, never overwrite
+                self._grow(k, i)
+                index = self.index[k]
+                slot = i % len(index)
+            self.counts[k][slot] = 0.0
+            index[slot] = i
+        self.counts[k][slot] += vector
+        return True
+
     def __getstate__(self) -> dict:
-        return {"layout": self.layout, "counts": self.counts, "index": self.index, "dropped": self.dropped}
+        return {"layout": self.layout, "counts": self.counts, "index": self.index, "dropped": self.dropped,
+                "keep_from": self.keep_from}
 
     def __setstate__(self, state: dict) -> None:
         self.layout = state["layout"]
         self.counts = state["counts"]
         self.index = state["index"]
         self.dropped = state["dropped"]
+        self.keep_from = state["keep_from"]

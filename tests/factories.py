@@ -1,0 +1,97 @@
+"""Small builders shared by the tests: configs as dicts, events as dicts, and a core-only runner."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import orjson
+
+from sloguard.config import Config, parse_config
+from sloguard.evaluator import ModelEvaluator, Output, split_by_model
+from sloguard.events import ParseSpec, RawBatch, parse_batch
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a multiple of every window
+
+
+def make_config(slos: list[dict[str, Any]], **top: Any) -> Config:
+    """A one-model (`m`) config with segments [region] and features [a, b] plus `slos`."""
+    data: dict[str, Any] = {
+        "evaluation_interval": "1m",
+        "allowed_lateness": "0s",
+        "alerting": {"min_events": 0},
+        "models": {"m": {"segments": ["region"], "features": ["a", "b"], "no_data_after": "10m"}},
+        "owners": {"infrastructure": {"route": "sre", "actions": ["roll back"]}},
+        "slos": [{"model": "m", "window": "30d", **s} for s in slos],
+    }
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(data.get(k), dict):
+            data[k] = {**data[k], **v}
+        else:
+            data[k] = v
+    return parse_config(data)
+
+
+def event(i: int, ts: float, *, status: str = "ok", latency_ms: float = 10.0, region: str = "eu",
+          lag_s: float = 60.0, features: dict | None = None, model: str = "m") -> dict[str, Any]:
+    return {
+        "id": f"e{i}", "model": model, "version": "v1", "ts": ts, "status": status,
+        "latency_ms": latency_ms, "segment": {"region": region},
+        "features": {"a": 1.0, "b": "x"} if features is None else features,
+        "feature_ts": ts - lag_s,
+    }
+
+
+def steady(start: float, end: float, rate: float, **kw: Any) -> list[dict[str, Any]]:
+    """Events every 1/rate seconds in [start, end), ids unique across calls by their timestamp."""
+    n = int(round((end - start) * rate))
+    return [event(int(start * 1000) + k, start + k / rate, **kw) for k in range(n)]
+
+
+def spec_of(config: Config) -> ParseSpec:
+    return ParseSpec({m.name: m.segments for m in config.models.values()},
+                     {m.name: m.features for m in config.models.values()},
+                     max_age_s=config.longest_window_s + 60)
+
+
+def batches(events: list[dict[str, Any]], size: int = 500, kind: str = "inference") -> list[RawBatch]:
+    raw = [orjson.dumps(e) for e in events]
+    return [RawBatch(kind, f"ml.{kind}", 0, list(range(i, i + len(raw[i:i + size]))), raw[i:i + size])
+            for i in range(0, len(raw), size)]
+
+
+def run(config: Config, events: list[dict[str, Any]], *, size: int = 500, finish: bool = True,
+        evaluator: ModelEvaluator | None = None) -> tuple[list[Output], ModelEvaluator]:
+    """Parse `events` in batches, feed model `m`'s evaluator; returns all outputs (parser's too)."""
+    ev = evaluator or ModelEvaluator(config, "m")
+    out: list[Output] = []
+    spec = spec_of(config)
+    for rb in batches(sorted(events, key=lambda e: e["ts"]), size):
+        parsed = parse_batch(rb, spec)
+        out += [("dead_letter", d.to_dict()) for d in parsed.dead_letters]
+        for _, mb in split_by_model(parsed, ["m"]):
+            out += ev.process(mb)
+    if finish:
+        out += ev.finish()
+    return out, ev
+
+
+def of(outputs: list[Output], kind: str, **match: Any) -> list[dict[str, Any]]:
+    """Outputs of `kind` whose fields equal `match`."""
+    return [m for k, m in outputs if k == kind and all(m.get(f) == v for f, v in match.items())]
+
+
+def roundtrip(obj: Any) -> Any:
+    return pickle.loads(pickle.dumps(obj))
+
+
+def epoch(text: str) -> float:
+    from sloguard.timeutil import parse_rfc3339
+
+    value = parse_rfc3339(text)
+    assert value is not None
+    return value
+
+
+__all__ = ["T0", "batches", "epoch", "event", "make_config", "np", "of", "roundtrip", "run", "steady"]
