@@ -48,8 +48,14 @@ class _Head:
 
 
 class _MergePartition(StatefulSourcePartition[RawBatch, dict[str, tuple[int, int]]]):
-    def __init__(self, paths: dict[str, Path], topics: dict[str, str], chunk_lines: int,
-                 resume: dict[str, tuple[int, int]] | None, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        paths: dict[str, Path],
+        topics: dict[str, str],
+        chunk_lines: int,
+        resume: dict[str, tuple[int, int]] | None,
+        progress: Progress | None,
+    ) -> None:
         self._topics = topics
         self._chunk_lines = chunk_lines
         self._progress = progress
@@ -97,8 +103,13 @@ class _MergePartition(StatefulSourcePartition[RawBatch, dict[str, tuple[int, int
         if not live:
             raise StopIteration
         head = min(live, key=lambda h: (h.ts, KINDS.index(h.kind)))
-        batch = RawBatch(head.kind, self._topics[head.kind], 0,
-                         list(range(head.first_line, head.first_line + len(head.chunk))), head.chunk)
+        batch = RawBatch(
+            head.kind,
+            self._topics[head.kind],
+            0,
+            list(range(head.first_line, head.first_line + len(head.chunk))),
+            head.chunk,
+        )
         self._pos[head.kind] = (head.file.tell(), head.line_no)
         self._emitted_ts = max(self._emitted_ts, head.ts)
         self._fill(head)
@@ -128,8 +139,13 @@ class JsonlReplaySource(FixedPartitionedSource[RawBatch, dict[str, tuple[int, in
     after every chunk.
     """
 
-    def __init__(self, paths: dict[str, Path], topics: dict[str, str] | None = None,
-                 chunk_lines: int = 2000, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        paths: dict[str, Path],
+        topics: dict[str, str] | None = None,
+        chunk_lines: int = 2000,
+        progress: Progress | None = None,
+    ) -> None:
         unknown = set(paths) - set(KINDS)
         if unknown:
             raise ValueError(f"unknown input kinds: {', '.join(sorted(unknown))}")
@@ -141,8 +157,9 @@ class JsonlReplaySource(FixedPartitionedSource[RawBatch, dict[str, tuple[int, in
     def list_parts(self) -> list[str]:
         return ["replay"]
 
-    def build_part(self, step_id: str, for_part: str,
-                   resume_state: dict[str, tuple[int, int]] | None) -> _MergePartition:
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: dict[str, tuple[int, int]] | None
+    ) -> _MergePartition:
         return _MergePartition(self.paths, self.topics, self.chunk_lines, resume_state, self.progress)
 
 
@@ -184,7 +201,9 @@ class JsonlSink(FixedPartitionedSink[Any, int]):
 class ProgressPrinter:
     """Prints `replay: 42% 1,234,567 lines 180,000 lines/s` to a stream, at most every `every_s`."""
 
-    def __init__(self, stream: Any, every_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, stream: Any, every_s: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.stream = stream
         self.every_s = every_s
         self.clock = clock

@@ -26,8 +26,7 @@ class EvaluateLogic(StatefulLogic[ModelBatch, Output, dict]):
     def __init__(self, config: Config, resume: dict | None, finish_at_eof: bool) -> None:
         self.config = config
         self.finish_at_eof = finish_at_eof
-        self.evaluator = (None if resume is None
-                          else ModelEvaluator(config, resume["model"], resume["state"]))
+        self.evaluator = None if resume is None else ModelEvaluator(config, resume["model"], resume["state"])
 
     def on_item(self, value: ModelBatch) -> tuple[Iterable[Output], bool]:
         if self.evaluator is None:

@@ -40,8 +40,14 @@ def parse_spec(config: Config) -> ParseSpec:
     )
 
 
-def build_flow(config: Config, source: Source[RawBatch], sinks: Sinks, *,
-               finish_at_eof: bool = True, flow_id: str = "sloguard") -> Dataflow:
+def build_flow(
+    config: Config,
+    source: Source[RawBatch],
+    sinks: Sinks,
+    *,
+    finish_at_eof: bool = True,
+    flow_id: str = "sloguard",
+) -> Dataflow:
     """The dataflow over `source` (batches of raw messages) into `sinks`.
 
     `finish_at_eof` evaluates the ticks still pending when the input ends (replay); a live run

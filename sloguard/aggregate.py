@@ -71,9 +71,11 @@ class ModelLayout:
         self.windows = tuple(sorted(windows))
         longest_slice = max((s.budgeting.slice_s for s in self.slos), default=0)
         self.window_layout = WindowLayout.for_windows(
-            self.interval_s, windows,
-            min_base_span_s=max(longest_slice + config.allowed_lateness_s + self.interval_s,
-                                self.model.no_data_after_s),
+            self.interval_s,
+            windows,
+            min_base_span_s=max(
+                longest_slice + config.allowed_lateness_s + self.interval_s, self.model.no_data_after_s
+            ),
         )
 
     def inference_matrix(self, cols: InferenceColumns) -> np.ndarray:

@@ -52,17 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check a config file and show the SLOs and alert rules it defines",
-                       description="Validate a config: every problem is reported with its path "
-                       "(e.g. slos[2].sli.latency.threshold_ms). Exit status 2 when invalid.")
+    p = sub.add_parser(
+        "validate",
+        help="check a config file and show the SLOs and alert rules it defines",
+        description="Validate a config: every problem is reported with its path "
+        "(e.g. slos[2].sli.latency.threshold_ms). Exit status 2 when invalid.",
+    )
     p.add_argument("config", type=Path, help="the YAML config file")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("generate", help="write synthetic traffic with injected incidents to JSONL files",
-                       description="Generate a realistic scenario (inference.jsonl, labels.jsonl, "
-                       "features.jsonl) plus manifest.json listing each injected incident's start, "
-                       "end, dimension, segment and the alert it should raise. region=apac is a "
-                       "clean control segment.")
+    p = sub.add_parser(
+        "generate",
+        help="write synthetic traffic with injected incidents to JSONL files",
+        description="Generate a realistic scenario (inference.jsonl, labels.jsonl, "
+        "features.jsonl) plus manifest.json listing each injected incident's start, "
+        "end, dimension, segment and the alert it should raise. region=apac is a "
+        "clean control segment.",
+    )
     p.add_argument("--scenario", choices=("fraud", "recsys"), required=True)
     p.add_argument("--out", type=Path, required=True, help="directory to write into")
     p.add_argument("--events", type=int, default=300_000, help="number of inference events (default 300000)")
@@ -70,10 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", default=None, help="event-time span, e.g. 8h (default: the scenario's)")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("replay", help="run the dataflow over JSONL files (backtest a config on history)",
-                       description="Run the same dataflow as `sloguard run` over JSONL files, in "
-                       "event time, and write budget.jsonl, alerts.jsonl and dead_letter.jsonl to "
-                       "--out. The same input always gives byte-identical output.")
+    p = sub.add_parser(
+        "replay",
+        help="run the dataflow over JSONL files (backtest a config on history)",
+        description="Run the same dataflow as `sloguard run` over JSONL files, in "
+        "event time, and write budget.jsonl, alerts.jsonl and dead_letter.jsonl to "
+        "--out. The same input always gives byte-identical output.",
+    )
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--inference", type=Path, required=True, help="ml.inference events, one JSON per line")
     p.add_argument("--labels", type=Path, help="ml.labels events")
@@ -82,11 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("demo", help="generate fraud and recommender traffic with incidents and show the alerts",
-                       description="Generates a fraud and a recommender scenario with injected "
-                       "incidents, runs the dataflow over them and prints each alert as it fires "
-                       "and resolves, then a per-incident detection table.")
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="where to keep the files (default out/demo)")
+    p = sub.add_parser(
+        "demo",
+        help="generate fraud and recommender traffic with incidents and show the alerts",
+        description="Generates a fraud and a recommender scenario with injected "
+        "incidents, runs the dataflow over them and prints each alert as it fires "
+        "and resolves, then a per-incident detection table.",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("out/demo"), help="where to keep the files (default out/demo)"
+    )
     p.add_argument("--events", type=int, default=150_000, help="events per scenario (default 150000)")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
@@ -102,22 +116,42 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def describe(config: Config) -> str:
     """A human summary of a config: models, SLOs and their scaled alert rules."""
-    lines = [f"evaluation every {format_duration(config.evaluation_interval_s)}, "
-             f"allowed lateness {format_duration(config.allowed_lateness_s) if config.allowed_lateness_s else '0s'}"]
+    lines = [
+        f"evaluation every {format_duration(config.evaluation_interval_s)}, "
+        f"allowed lateness {_duration_or_zero(config.allowed_lateness_s)}"
+    ]
     for m in config.models.values():
         segs = ", ".join(m.segments) or "none"
-        lines.append(f"\nmodel {m.name}: segments [{segs}], no-data after {format_duration(m.no_data_after_s)}")
+        lines.append(
+            f"\nmodel {m.name}: segments [{segs}], no-data after {format_duration(m.no_data_after_s)}"
+        )
         for s in config.slos_of(m.name):
-            how = (f"{s.budgeting.method} of {format_duration(s.budgeting.slice_s)}, "
-                   f"target {s.slo_target:g}, min {s.budgeting.min_samples} samples"
-                   if s.budgeting.method == "timeslices" else "occurrences")
-            obj = f"{s.objective:g}" + (f" (= {s.raw_objective.relative_to_baseline or 1 - (s.raw_objective.max_degradation or 0):g}"
-                                        f" x baseline {s.baseline:g})" if s.baseline is not None else "")
-            lines.append(f"  {s.name} [{s.dimension}] {s.sli.kind}{_params(s.sli.params)} "
-                         f"objective {obj} over {s.window} ({how})")
+            how = (
+                f"{s.budgeting.method} of {format_duration(s.budgeting.slice_s)}, "
+                f"target {s.slo_target:g}, min {s.budgeting.min_samples} samples"
+                if s.budgeting.method == "timeslices"
+                else "occurrences"
+            )
+            obj = f"{s.objective:g}" + (
+                f" (= {s.raw_objective.relative_to_baseline or 1 - (s.raw_objective.max_degradation or 0):g}"
+                f" x baseline {s.baseline:g})"
+                if s.baseline is not None
+                else ""
+            )
+            lines.append(
+                f"  {s.name} [{s.dimension}] {s.sli.kind}{_params(s.sli.params)} "
+                f"objective {obj} over {s.window} ({how})"
+            )
             for r in s.rules:
-                lines.append(f"      {r.severity:6} {r.name:12} burn >= {r.burn_rate:g} over {r.windows[0]} and {r.windows[1]}")
+                lines.append(
+                    f"      {r.severity:6} {r.name:12} burn >= {r.burn_rate:g} "
+                    f"over {r.windows[0]} and {r.windows[1]}"
+                )
     return "\n".join(lines)
+
+
+def _duration_or_zero(seconds: int) -> str:
+    return format_duration(seconds) if seconds else "0s"
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -145,14 +179,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    counts = replay(config, {k: p for k, p in inputs.items() if p is not None}, args.out,
-                    progress=not args.quiet)
+    counts = replay(
+        config, {k: p for k, p in inputs.items() if p is not None}, args.out, progress=not args.quiet
+    )
     print(summary_line(counts, args.out))
     return 0
 
 
-def replay(config: Config, inputs: dict[str, Path], out: Path, *, progress: bool = False,
-           on_alert: Any = None) -> Counter:
+def replay(
+    config: Config, inputs: dict[str, Path], out: Path, *, progress: bool = False, on_alert: Any = None
+) -> Counter:
     """Run the dataflow over JSONL inputs into out/{budget,alerts,dead_letter}.jsonl; returns counts."""
     from bytewax.testing import run_main
 
@@ -180,8 +216,10 @@ def replay(config: Config, inputs: dict[str, Path], out: Path, *, progress: bool
 
 
 def summary_line(counts: Counter, out: Path) -> str:
-    return (f"wrote {counts['budget']:,} budget events, {counts['alerts']:,} alerts and "
-            f"{counts['dead_letter']:,} dead letters to {out}/")
+    return (
+        f"wrote {counts['budget']:,} budget events, {counts['alerts']:,} alerts and "
+        f"{counts['dead_letter']:,} dead letters to {out}/"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

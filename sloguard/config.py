@@ -207,8 +207,17 @@ class _Checker:
             self.fail(path, str(e))
             return default
 
-    def number(self, value: Any, path: str, lo: float, hi: float, *, open_lo: bool = False,
-               open_hi: bool = False, default: float | None = None) -> float | None:
+    def number(
+        self,
+        value: Any,
+        path: str,
+        lo: float,
+        hi: float,
+        *,
+        open_lo: bool = False,
+        open_hi: bool = False,
+        default: float | None = None,
+    ) -> float | None:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -231,8 +240,17 @@ class _Checker:
         return tuple(value)
 
 
-_TOP = {"kafka", "evaluation_interval", "allowed_lateness", "alerting", "models", "owners", "slos",
-        "limits", "health"}
+_TOP = {
+    "kafka",
+    "evaluation_interval",
+    "allowed_lateness",
+    "alerting",
+    "models",
+    "owners",
+    "slos",
+    "limits",
+    "health",
+}
 
 
 def parse_config(data: Any, base_dir: Path | None = None, source: str = "config") -> Config:
@@ -244,7 +262,9 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
         raise ConfigError(c.problems, source)
     interval = c.duration(top.get("evaluation_interval"), "evaluation_interval", 60) or 60
     lateness = top.get("allowed_lateness")
-    lateness_s = 0 if lateness in (0, "0", "0s") else (c.duration(lateness, "allowed_lateness", interval) or 0)
+    lateness_s = (
+        0 if lateness in (0, "0", "0s") else (c.duration(lateness, "allowed_lateness", interval) or 0)
+    )
 
     kafka = c.mapping(top.get("kafka"), "kafka")
     topics = dict(DEFAULT_TOPICS)
@@ -255,13 +275,15 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
             topics[k] = v
 
     limits = c.mapping(top.get("limits"), "limits", {"max_message_bytes", "max_future_skew", "dedupe_window"})
-    max_bytes = c.number(limits.get("max_message_bytes"), "limits.max_message_bytes", 256, 100e6,
-                         default=65_536)
+    max_bytes = c.number(
+        limits.get("max_message_bytes"), "limits.max_message_bytes", 256, 100e6, default=65_536
+    )
     skew = c.duration(limits.get("max_future_skew"), "limits.max_future_skew", 3600)
     dedupe = c.duration(limits.get("dedupe_window"), "limits.dedupe_window", 600)
 
-    alerting = c.mapping(top.get("alerting"), "alerting",
-                         {"policy", "rules", "min_events", "budget_exhausted", "no_data"})
+    alerting = c.mapping(
+        top.get("alerting"), "alerting", {"policy", "rules", "min_events", "budget_exhausted", "no_data"}
+    )
     default_rules, policy_window = _rules(c, alerting, "alerting", base_dir, None, None)
     min_events = int(c.number(alerting.get("min_events"), "alerting.min_events", 0, 1e9, default=100) or 0)
     exhausted = _severity(c, alerting.get("budget_exhausted"), "alerting.budget_exhausted", "ticket")
@@ -280,8 +302,11 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
         o = c.mapping(o, path, {"route", "actions", "runbook"})
         if not isinstance(o.get("route"), str) or not o.get("route"):
             c.fail(f"{path}.route", "required: the Slack route (channel/webhook name) of this owner")
-        owners[dim] = Owner(route=str(o.get("route", "")), actions=c.names(o.get("actions"), f"{path}.actions"),
-                            runbook=o.get("runbook"))
+        owners[dim] = Owner(
+            route=str(o.get("route", "")),
+            actions=c.names(o.get("actions"), f"{path}.actions"),
+            runbook=o.get("runbook"),
+        )
 
     raw_slos = top.get("slos")
     if not isinstance(raw_slos, list) or not raw_slos:
@@ -298,11 +323,21 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
             slos.append(slo)
     if c.problems:
         raise ConfigError(c.problems, source)
-    return Config(models=models, slos=tuple(slos), owners=owners, evaluation_interval_s=interval,
-                  allowed_lateness_s=lateness_s, topics=topics, kafka=kafka,
-                  dedupe_window_s=dedupe or 600, max_message_bytes=int(max_bytes or 65_536),
-                  max_future_skew_s=skew or 3600, exhausted_severity=exhausted,
-                  no_data_severity=no_data, source=source)
+    return Config(
+        models=models,
+        slos=tuple(slos),
+        owners=owners,
+        evaluation_interval_s=interval,
+        allowed_lateness_s=lateness_s,
+        topics=topics,
+        kafka=kafka,
+        dedupe_window_s=dedupe or 600,
+        max_message_bytes=int(max_bytes or 65_536),
+        max_future_skew_s=skew or 3600,
+        exhausted_severity=exhausted,
+        no_data_severity=no_data,
+        source=source,
+    )
 
 
 def _severity(c: _Checker, value: Any, path: str, default: str) -> str:
@@ -313,14 +348,20 @@ def _severity(c: _Checker, value: Any, path: str, default: str) -> str:
     return sev
 
 
-def _rules(c: _Checker, alerting: dict, path: str, base_dir: Path,
-           inherited: tuple[AlertRule, ...] | None, inherited_window: int | None
-           ) -> tuple[tuple[AlertRule, ...], int]:
+def _rules(
+    c: _Checker,
+    alerting: dict,
+    path: str,
+    base_dir: Path,
+    inherited: tuple[AlertRule, ...] | None,
+    inherited_window: int | None,
+) -> tuple[tuple[AlertRule, ...], int]:
     """The rules of an `alerting:` block: a named policy, a policy file, or an explicit list."""
     if "rules" in alerting:
         try:
-            return load_policy({"slo_window": alerting.get("slo_window", "30d"), "rules": alerting["rules"]},
-                               f"{path}.rules")
+            return load_policy(
+                {"slo_window": alerting.get("slo_window", "30d"), "rules": alerting["rules"]}, f"{path}.rules"
+            )
         except ValueError as e:
             c.fail(f"{path}.rules", str(e))
             return (), 30 * 86_400
@@ -337,8 +378,11 @@ def _rules(c: _Checker, alerting: dict, path: str, base_dir: Path,
 
 def _model(c: _Checker, name: str, m: Any, base_dir: Path) -> Model:
     path = f"models.{name}"
-    m = c.mapping(m, path, {"segments", "features", "no_data_after", "label_delay", "baseline",
-                            "fairness", "description"})
+    m = c.mapping(
+        m,
+        path,
+        {"segments", "features", "no_data_after", "label_delay", "baseline", "fairness", "description"},
+    )
     baseline = None
     metrics: dict[str, float] = {}
     if m.get("baseline") is not None:
@@ -369,8 +413,11 @@ def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
         kind, params = next(iter(raw.items()))
         params = c.mapping(params, f"{path}.{kind}")
     else:
-        c.fail(path, "must be an SLI name (e.g. availability) or a one-key mapping "
-               "(e.g. {latency: {threshold_ms: 100}})")
+        c.fail(
+            path,
+            "must be an SLI name (e.g. availability) or a one-key mapping "
+            "(e.g. {latency: {threshold_ms: 100}})",
+        )
         return None
     spec = CATALOGUE.get(kind)
     if spec is None:
@@ -410,18 +457,23 @@ def _objective(c: _Checker, raw: Any, path: str) -> Objective:
             c.fail(path, "give one of relative_to_baseline or max_degradation")
             return Objective()
         if "relative_to_baseline" in raw:
-            return Objective(relative_to_baseline=c.number(raw["relative_to_baseline"],
-                             f"{path}.relative_to_baseline", 0, 10, open_lo=True))
-        return Objective(max_degradation=c.number(raw["max_degradation"], f"{path}.max_degradation",
-                                                  0, 1, open_hi=True))
+            return Objective(
+                relative_to_baseline=c.number(
+                    raw["relative_to_baseline"], f"{path}.relative_to_baseline", 0, 10, open_lo=True
+                )
+            )
+        return Objective(
+            max_degradation=c.number(raw["max_degradation"], f"{path}.max_degradation", 0, 1, open_hi=True)
+        )
     if raw is None:
         c.fail(path, "required (e.g. 0.999, or {relative_to_baseline: 0.98})")
         return Objective()
     return Objective(value=c.number(raw, path, -math.inf, math.inf))
 
 
-def _resolve_objective(c: _Checker, obj: Objective, path: str, sli: Sli, name: str,
-                       model: Model) -> tuple[float | None, float | None]:
+def _resolve_objective(
+    c: _Checker, obj: Objective, path: str, sli: Sli, name: str, model: Model
+) -> tuple[float | None, float | None]:
     """The objective as a number and the baseline it was derived from (if any).
 
     Relative objectives use the baseline value recorded for this SLO:
@@ -446,12 +498,31 @@ def _resolve_objective(c: _Checker, obj: Objective, path: str, sli: Sli, name: s
     return base * (1 + d if lower_better else 1 - d), base
 
 
-_SLO_KEYS = {"name", "model", "dimension", "sli", "objective", "window", "budgeting", "alerting",
-             "owner", "description"}
+_SLO_KEYS = {
+    "name",
+    "model",
+    "dimension",
+    "sli",
+    "objective",
+    "window",
+    "budgeting",
+    "alerting",
+    "owner",
+    "description",
+}
 
 
-def _slo(c: _Checker, i: int, s: Any, models: dict[str, Model], default_rules: tuple[AlertRule, ...],
-         policy_window: int, min_events: int, interval: int, base_dir: Path) -> Slo | None:
+def _slo(
+    c: _Checker,
+    i: int,
+    s: Any,
+    models: dict[str, Model],
+    default_rules: tuple[AlertRule, ...],
+    policy_window: int,
+    min_events: int,
+    interval: int,
+    base_dir: Path,
+) -> Slo | None:
     path = f"slos[{i}]"
     s = c.mapping(s, path, _SLO_KEYS)
     start = len(c.problems)
@@ -479,12 +550,15 @@ def _slo(c: _Checker, i: int, s: Any, models: dict[str, Model], default_rules: t
     if sli is not None and model is not None:
         objective, baseline = _resolve_objective(c, raw_obj, f"{path}.objective", sli, name, model)
     if objective is not None and sli is not None and sli.family == RATIO and not 0 < objective < 1:
-        c.fail(f"{path}.objective", f"a ratio SLI's objective must be in (0, 1), got {objective:g} "
-               "(write 0.999, not 99.9)")
+        c.fail(
+            f"{path}.objective",
+            f"a ratio SLI's objective must be in (0, 1), got {objective:g} (write 0.999, not 99.9)",
+        )
     alerting = c.mapping(s.get("alerting"), f"{path}.alerting", {"policy", "rules", "min_events"})
     rules, rules_window = _rules(c, alerting, f"{path}.alerting", base_dir, default_rules, policy_window)
-    slo_min_events = int(c.number(alerting.get("min_events"), f"{path}.alerting.min_events", 0, 1e9,
-                                  default=min_events) or 0)
+    slo_min_events = int(
+        c.number(alerting.get("min_events"), f"{path}.alerting.min_events", 0, 1e9, default=min_events) or 0
+    )
     if len(c.problems) > start or sli is None or model is None or window is None or objective is None:
         return None
     step = budgeting.slice_s if budgeting.method == "timeslices" else interval
@@ -493,23 +567,42 @@ def _slo(c: _Checker, i: int, s: Any, models: dict[str, Model], default_rules: t
     for j, rule in enumerate(scaled):
         rpath = f"{path}.alerting.rules[{j}] ({rule.name})"
         if rule.burn_rate * (1 - target) > 1:
-            c.fail(f"{rpath}.burn_rate", f"{rule.burn_rate:g} x (1 - {target:g}) > 1: the bad fraction "
-                   "can never reach it, so this rule can never fire; lower the burn rate or the target")
+            c.fail(
+                f"{rpath}.burn_rate",
+                f"{rule.burn_rate:g} x (1 - {target:g}) > 1: the bad fraction "
+                "can never reach it, so this rule can never fire; lower the burn rate or the target",
+            )
         if rule.short_window_s >= rule.long_window_s:
-            c.fail(f"{rpath}.short_window", f"{format_duration(rule.short_window_s)} is not shorter than "
-                   f"the long window {format_duration(rule.long_window_s)} (after scaling to {format_duration(window)})")
+            c.fail(
+                f"{rpath}.short_window",
+                f"{format_duration(rule.short_window_s)} is not shorter than "
+                f"the long window {format_duration(rule.long_window_s)} "
+                f"(after scaling to {format_duration(window)})",
+            )
         if rule.long_window_s > window:
             c.fail(f"{rpath}.long_window", f"{format_duration(rule.long_window_s)} exceeds the SLO window")
     if len(c.problems) > start:
         return None
-    return Slo(name=name, model=model.name, dimension=dimension, sli=sli, objective=objective,
-               window_s=window, budgeting=budgeting, rules=scaled, min_events=slo_min_events,
-               owner=s.get("owner"), raw_objective=raw_obj, baseline=baseline,
-               description=str(s.get("description", "")))
+    return Slo(
+        name=name,
+        model=model.name,
+        dimension=dimension,
+        sli=sli,
+        objective=objective,
+        window_s=window,
+        budgeting=budgeting,
+        rules=scaled,
+        min_events=slo_min_events,
+        owner=s.get("owner"),
+        raw_objective=raw_obj,
+        baseline=baseline,
+        description=str(s.get("description", "")),
+    )
 
 
-def _budgeting(c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int,
-               window: int | None) -> Budgeting:
+def _budgeting(
+    c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int, window: int | None
+) -> Budgeting:
     raw = c.mapping(raw, path, {"method", "timeslices", "min_samples", "target"})
     metric = sli is not None and sli.family == METRIC
     method = raw.get("method", "timeslices" if ("timeslices" in raw or metric) else "occurrences")
@@ -518,14 +611,21 @@ def _budgeting(c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int,
         return Budgeting()
     if method == "occurrences":
         if metric:
-            c.fail(path, f"{sli.kind} is a metric SLI: it needs timeslices (e.g. budgeting: "  # type: ignore[union-attr]
-                   "{timeslices: 5m, min_samples: 50, target: 0.99})")
+            c.fail(
+                path,
+                f"{sli.kind} is a metric SLI: it needs timeslices (e.g. budgeting: "  # type: ignore[union-attr]
+                "{timeslices: 5m, min_samples: 50, target: 0.99})",
+            )
         return Budgeting()
     slice_s = c.duration(raw.get("timeslices"), f"{path}.timeslices", 300) or 300
     if slice_s % interval:
-        c.fail(f"{path}.timeslices", f"must be a multiple of evaluation_interval ({format_duration(interval)})")
+        c.fail(
+            f"{path}.timeslices", f"must be a multiple of evaluation_interval ({format_duration(interval)})"
+        )
     if window is not None and window % slice_s:
-        c.fail(f"{path}.timeslices", f"the SLO window {format_duration(window)} is not a whole number of slices")
+        c.fail(
+            f"{path}.timeslices", f"the SLO window {format_duration(window)} is not a whole number of slices"
+        )
     min_samples = int(c.number(raw.get("min_samples"), f"{path}.min_samples", 1, 1e9, default=1) or 1)
     target = c.number(raw.get("target"), f"{path}.target", 0, 1, open_lo=True, open_hi=True, default=0.99)
     return Budgeting("timeslices", slice_s, min_samples, target or 0.99)

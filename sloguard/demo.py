@@ -37,9 +37,13 @@ def detection_table(manifest: dict[str, Any], alerts: list[dict[str, Any]]) -> l
     for inc in manifest["incidents"]:
         seg = ",".join(f"{k}={v}" for k, v in inc["segment"].items()) or "(whole model)"
         hits = [
-            parse_rfc3339(a["ts"]) - inc["start"] for a in alerts
-            if a["state"] == "firing" and a["rule"] == inc["rule"] and a["segment"] == inc["segment"]
-            and (a["slo"] in inc["slos"] or inc["rule"] == "no-data") and parse_rfc3339(a["ts"]) >= inc["start"]
+            parse_rfc3339(a["ts"]) - inc["start"]
+            for a in alerts
+            if a["state"] == "firing"
+            and a["rule"] == inc["rule"]
+            and a["segment"] == inc["segment"]
+            and (a["slo"] in inc["slos"] or inc["rule"] == "no-data")
+            and parse_rfc3339(a["ts"]) >= inc["start"]
         ]
         found = f"{min(hits):.0f} s" if hits else "MISSED"
         expected = f"{inc['rule']} on {inc['slos'][0] if inc['rule'] != 'no-data' else 'the model'}"
@@ -56,12 +60,17 @@ def run_replay_demo(out: Path, events: int = 150_000, seed: int = 7, stream: Tex
     for scenario in ("fraud", "recsys"):
         config = load_config(EXAMPLES_DIR / f"{scenario}.yaml")
         data = out / scenario
-        print(f"\n=== {scenario}: generating {events:,} events with injected incidents into {data}/", file=stream)
+        print(
+            f"\n=== {scenario}: generating {events:,} events with injected incidents into {data}/",
+            file=stream,
+        )
         paths = write_scenario(plan(scenario, events=events, seed=seed), data)
         manifest = orjson.loads(paths["manifest"].read_bytes())
-        print(f"    {to_rfc3339(manifest['start'])} .. {to_rfc3339(manifest['end'])}, control segment "
-              f"{manifest['control']}; running the dataflow, alerts as they fire (pages and resolutions):\n",
-              file=stream)
+        print(
+            f"    {to_rfc3339(manifest['start'])} .. {to_rfc3339(manifest['end'])}, control segment "
+            f"{manifest['control']}; running the dataflow, alerts as they fire (pages and resolutions):\n",
+            file=stream,
+        )
         seen: list[dict[str, Any]] = []
 
         def show(alert: dict[str, Any], seen: list = seen) -> None:

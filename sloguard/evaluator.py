@@ -61,8 +61,17 @@ class ModelBatch:
 def split_by_model(parsed: ParsedBatch, models: list[str]) -> list[tuple[str, ModelBatch]]:
     """One `ModelBatch` per configured model: silent models still get the watermark."""
     return [
-        (m, ModelBatch(m, parsed.watermark, parsed.inference.get(m), parsed.labels.get(m),
-                       parsed.features.get(m), parsed.rejections.get(m)))
+        (
+            m,
+            ModelBatch(
+                m,
+                parsed.watermark,
+                parsed.inference.get(m),
+                parsed.labels.get(m),
+                parsed.features.get(m),
+                parsed.rejections.get(m),
+            ),
+        )
         for m in models
     ]
 
@@ -97,10 +106,13 @@ class ModelEvaluator:
         self.slos = self.layout.slos
         self.interval_s = config.evaluation_interval_s
         self._quantile_slos = [
-            (i, s) for i, s in enumerate(self.slos) if s.sli.kind in ("latency_quantile", "freshness_quantile")
+            (i, s)
+            for i, s in enumerate(self.slos)
+            if s.sli.kind in ("latency_quantile", "freshness_quantile")
         ]
-        self._burn_windows = [sorted({x for r in s.rules for x in (r.long_window_s, r.short_window_s)})
-                              for s in self.slos]
+        self._burn_windows = [
+            sorted({x for r in s.rules for x in (r.long_window_s, r.short_window_s)}) for s in self.slos
+        ]
         self._label = {w: format_duration(w) for w in self.layout.windows}
         self._longest_slice_s = max((s.budgeting.slice_s for s in self.slos), default=0)
         self._retention_s = max(config.longest_window_s, self.layout.model.no_data_after_s)
@@ -171,11 +183,21 @@ class ModelEvaluator:
         keep = np.asarray(fresh)
         dup_ts = []
         for i in np.flatnonzero(~keep):
-            out.append(("dead_letter", DeadLetter(
-                cols.topic, cols.partition, cols.offsets[i],
-                f"duplicate: id {cols.ids[i]!r} was already seen within "
-                f"{format_duration(int(recent.window_s))}", cols.raw[i], self.model, float(cols.ts[i]),
-            ).to_dict()))
+            out.append(
+                (
+                    "dead_letter",
+                    DeadLetter(
+                        cols.topic,
+                        cols.partition,
+                        cols.offsets[i],
+                        f"duplicate: id {cols.ids[i]!r} was already seen within "
+                        f"{format_duration(int(recent.window_s))}",
+                        cols.raw[i],
+                        self.model,
+                        float(cols.ts[i]),
+                    ).to_dict(),
+                )
+            )
             dup_ts.append(float(cols.ts[i]))
         self.state["counters"]["duplicates"] += len(dup_ts)
         self._add_messages(self.state["keys"][""], np.asarray(dup_ts), valid=False)
@@ -185,12 +207,23 @@ class ModelEvaluator:
             return [values[i] for i in idx]
 
         return InferenceColumns(
-            model=cols.model, ts=cols.ts[idx], status=cols.status[idx], latency_ms=cols.latency_ms[idx],
-            lag_s=cols.lag_s[idx], n_missing=cols.n_missing[idx], score=cols.score[idx],
-            ids=pick(cols.ids), versions=pick(cols.versions), variants=pick(cols.variants),
-            predictions=pick(cols.predictions), segments=[pick(s) for s in cols.segments],
-            features=pick(cols.features), raw=pick(cols.raw), offsets=pick(cols.offsets),
-            topic=cols.topic, partition=cols.partition,
+            model=cols.model,
+            ts=cols.ts[idx],
+            status=cols.status[idx],
+            latency_ms=cols.latency_ms[idx],
+            lag_s=cols.lag_s[idx],
+            n_missing=cols.n_missing[idx],
+            score=cols.score[idx],
+            ids=pick(cols.ids),
+            versions=pick(cols.versions),
+            variants=pick(cols.variants),
+            predictions=pick(cols.predictions),
+            segments=[pick(s) for s in cols.segments],
+            features=pick(cols.features),
+            raw=pick(cols.raw),
+            offsets=pick(cols.offsets),
+            topic=cols.topic,
+            partition=cols.partition,
         )
 
     def _segmentations(self, cols: InferenceColumns) -> list[tuple[np.ndarray, list[KeyState]]]:
@@ -279,8 +312,14 @@ class ModelEvaluator:
             vec = self.layout.message_vector(n if valid else 0, 0 if valid else n)
             whole.windows.add(b * base, vec)
 
-    def _sketch(self, i: int, slo: Slo, ts: np.ndarray, values: np.ndarray,
-                segs: list[tuple[np.ndarray, list[KeyState]]]) -> None:
+    def _sketch(
+        self,
+        i: int,
+        slo: Slo,
+        ts: np.ndarray,
+        values: np.ndarray,
+        segs: list[tuple[np.ndarray, list[KeyState]]],
+    ) -> None:
         """Add values to the open slice sketches of every key; slices already judged are skipped."""
         if not len(ts):
             return
@@ -378,8 +417,9 @@ class ModelEvaluator:
         stale_rate = v[stale] / v[known] if v[known] else 0.0
         return min(1 - missing_rate, 1 - stale_rate), samples
 
-    def _evaluate_slo(self, key: KeyState, i: int, slo: Slo, sums: dict[int, np.ndarray],
-                      t: float, out: list[Output]) -> None:
+    def _evaluate_slo(
+        self, key: KeyState, i: int, slo: Slo, sums: dict[int, np.ndarray], t: float, out: list[Output]
+    ) -> None:
         c = self.layout.columns[i]
         eb = slo.error_budget
         w = sums[slo.window_s]
@@ -401,19 +441,52 @@ class ModelEvaluator:
         burns = {ws: burn_rate(*counts(ws), eb) for ws in windows}
         burn_labels = {label[ws]: round(float(burns[ws]), 4) for ws in windows}
         low_traffic = {}
+        # the guard counts events; completeness counts each event's expected feature values
+        per_event = max(1, len(self.layout.model.features)) if slo.sli.kind == "completeness" else 1
         for rule in slo.rules:
             holds = rule_holds(rule, burns[rule.long_window_s], burns[rule.short_window_s])
-            if holds and not metric and rule.severity == "page":
-                seen = float(sums[rule.long_window_s][c.total])
+            if holds and not metric:
+                seen = float(sums[rule.long_window_s][c.total]) / per_event
                 if seen < slo.min_events:
                     holds = False
-                    low_traffic[rule.name] = {"window": format_duration(rule.long_window_s),
-                                              "events": int(seen), "min_events": slo.min_events}
-            self._transition(key, slo, rule.name, rule.severity, holds, t, out, burn_labels, remaining,
-                             rule.burn_rate, rule.windows)
-        exhausted = total > 0 and remaining <= 0
-        self._transition(key, slo, BUDGET_EXHAUSTED, self.config.exhausted_severity, exhausted, t, out,
-                         burn_labels, remaining, None, None)
+                    low_traffic[rule.name] = {
+                        "window": format_duration(rule.long_window_s),
+                        "events": int(seen),
+                        "min_events": slo.min_events,
+                    }
+            self._transition(
+                key,
+                slo,
+                rule.name,
+                rule.severity,
+                holds,
+                t,
+                out,
+                burn_labels,
+                remaining,
+                rule.burn_rate,
+                rule.windows,
+            )
+        exhausted = remaining <= 0 and (metric or total / per_event >= slo.min_events)
+        if remaining <= 0 and not exhausted:
+            low_traffic[BUDGET_EXHAUSTED] = {
+                "window": slo.window,
+                "events": int(total / per_event),
+                "min_events": slo.min_events,
+            }
+        self._transition(
+            key,
+            slo,
+            BUDGET_EXHAUSTED,
+            self.config.exhausted_severity,
+            exhausted,
+            t,
+            out,
+            burn_labels,
+            remaining,
+            None,
+            None,
+        )
         good = w[c.good]
         judged = w[c.good] + w[c.total] if metric else w[c.total]
         event: dict[str, Any] = {
@@ -452,40 +525,99 @@ class ModelEvaluator:
         if transition is None:
             return
         owner = self.config.owners.get("infrastructure") or self.config.owners.get("default")
-        summary = (f"{self.model} has sent no inference events for {format_duration(after)} "
-                   f"(since before {to_rfc3339(t - after)})" if transition == "firing"
-                   else f"{self.model} is sending inference events again")
-        out.append(("alert", self._alert(whole, None, "infrastructure", NO_DATA, self.config.no_data_severity,
-                                         transition, started, t, {}, None, summary, owner)))
+        summary = (
+            f"{self.model} has sent no inference events for {format_duration(after)} "
+            f"(since before {to_rfc3339(t - after)})"
+            if transition == "firing"
+            else f"{self.model} is sending inference events again"
+        )
+        out.append(
+            (
+                "alert",
+                self._alert(
+                    whole,
+                    None,
+                    "infrastructure",
+                    NO_DATA,
+                    self.config.no_data_severity,
+                    transition,
+                    started,
+                    t,
+                    {},
+                    None,
+                    summary,
+                    owner,
+                ),
+            )
+        )
 
-    def _transition(self, key: KeyState, slo: Slo, rule: str, severity: str, holds: bool, t: float,
-                    out: list[Output], burns: dict[str, float], remaining: float,
-                    threshold: float | None, windows: tuple[str, str] | None) -> None:
+    def _transition(
+        self,
+        key: KeyState,
+        slo: Slo,
+        rule: str,
+        severity: str,
+        holds: bool,
+        t: float,
+        out: list[Output],
+        burns: dict[str, float],
+        remaining: float,
+        threshold: float | None,
+        windows: tuple[str, str] | None,
+    ) -> None:
         transition, started = self.state["book"].update((slo.name, key.key, rule), holds, t)
         if transition is None:
             return
         where = f"{self.model}{', ' + key.key if key.key else ''}"
         if rule == BUDGET_EXHAUSTED:
-            summary = (f"{slo.name} ({where}) has spent its {slo.window} error budget "
-                       f"({remaining:.0%} left)" if transition == "firing"
-                       else f"{slo.name} ({where}) has error budget again ({remaining:.0%} left)")
+            summary = (
+                f"{slo.name} ({where}) has spent its {slo.window} error budget ({remaining:.0%} left)"
+                if transition == "firing"
+                else f"{slo.name} ({where}) has error budget again ({remaining:.0%} left)"
+            )
         else:
             long_w, short_w = windows or ("", "")
-            summary = (f"{slo.name} ({where}) burns its {slo.window} error budget "
-                       f"{burns.get(long_w, 0):.1f}x over {long_w} and {burns.get(short_w, 0):.1f}x over "
-                       f"{short_w} (threshold {threshold:g}x); {remaining:.0%} of the budget left"
-                       if transition == "firing"
-                       else f"{slo.name} ({where}) no longer burns {threshold:g}x over {long_w}/{short_w}")
-        alert = self._alert(key, slo.name, slo.dimension, rule, severity, transition, started, t, burns,
-                            remaining, summary, self.config.owner_of(slo))
+            summary = (
+                f"{slo.name} ({where}) burns its {slo.window} error budget "
+                f"{burns.get(long_w, 0):.1f}x over {long_w} and {burns.get(short_w, 0):.1f}x over "
+                f"{short_w} (threshold {threshold:g}x); {remaining:.0%} of the budget left"
+                if transition == "firing"
+                else f"{slo.name} ({where}) no longer burns {threshold:g}x over {long_w}/{short_w}"
+            )
+        alert = self._alert(
+            key,
+            slo.name,
+            slo.dimension,
+            rule,
+            severity,
+            transition,
+            started,
+            t,
+            burns,
+            remaining,
+            summary,
+            self.config.owner_of(slo),
+        )
         if windows:
             alert["windows"] = {"long": windows[0], "short": windows[1]}
             alert["threshold"] = threshold
         out.append(("alert", alert))
 
-    def _alert(self, key: KeyState, slo: str | None, dimension: str, rule: str, severity: str,
-               state: str, started: float, t: float, burns: dict[str, float],
-               remaining: float | None, summary: str, owner: Any) -> dict[str, Any]:
+    def _alert(
+        self,
+        key: KeyState,
+        slo: str | None,
+        dimension: str,
+        rule: str,
+        severity: str,
+        state: str,
+        started: float,
+        t: float,
+        burns: dict[str, float],
+        remaining: float | None,
+        summary: str,
+        owner: Any,
+    ) -> dict[str, Any]:
         return {
             "type": "alert",
             "id": alert_id(slo, self.model, key.key, rule),

@@ -107,8 +107,15 @@ def _str_field(d: dict, name: str, max_len: int) -> str:
 
 
 def _type_name(value: object) -> str:
-    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
-            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _timestamp(value: object, name: str) -> float:
@@ -165,8 +172,14 @@ def check_inference(d: dict) -> tuple:
     of goes to `_check_inference_fully`, which alone decides rejections and words their reasons.
     """
     g = d.get
-    ident, model, version, ts, status, latency = g("id"), g("model"), g("version"), g("ts"), g(
-        "status"), g("latency_ms")
+    ident, model, version, ts, status, latency = (
+        g("id"),
+        g("model"),
+        g("version"),
+        g("ts"),
+        g("status"),
+        g("latency_ms"),
+    )
     segment, features, feature_ts, score = g("segment"), g("features"), g("feature_ts"), g("score")
     prediction, variant = g("prediction"), g("variant")
     tt, ft, lt = type(ts), type(feature_ts), type(latency)
@@ -177,23 +190,46 @@ def check_inference(d: dict) -> tuple:
         feature_ts = parse_rfc3339(feature_ts)
         ft = type(feature_ts)
     if (
-        type(ident) is str and type(model) is str and type(version) is str
-        and 0 < len(ident) <= 256 and 0 < len(model) <= 128 and 0 < len(version) <= 128
-        and (tt is float or tt is int) and MIN_EPOCH_S <= ts < MAX_EPOCH_S
-        and type(status) is str and status in STATUS_CODE
-        and (lt is float or lt is int) and 0.0 <= latency <= MAX_LATENCY_MS
-        and type(segment) is dict and type(features) is dict
-        and (ft is float or ft is int) and MIN_EPOCH_S <= feature_ts < MAX_EPOCH_S
+        type(ident) is str
+        and type(model) is str
+        and type(version) is str
+        and 0 < len(ident) <= 256
+        and 0 < len(model) <= 128
+        and 0 < len(version) <= 128
+        and (tt is float or tt is int)
+        and MIN_EPOCH_S <= ts < MAX_EPOCH_S
+        and type(status) is str
+        and status in STATUS_CODE
+        and (lt is float or lt is int)
+        and 0.0 <= latency <= MAX_LATENCY_MS
+        and type(segment) is dict
+        and type(features) is dict
+        and (ft is float or ft is int)
+        and MIN_EPOCH_S <= feature_ts < MAX_EPOCH_S
         and (score is None or ((type(score) is float or type(score) is int) and 0.0 <= score <= 1.0))
         and ((variant is None and "variant" not in d) or variant == "stable" or variant == "canary")
-        and type(prediction) is not dict and type(prediction) is not list
-        and (not segment or (set(map(type, segment.values())) <= _STR_ONLY
-                             and max(map(len, segment.values())) <= 256))
+        and type(prediction) is not dict
+        and type(prediction) is not list
+        and (
+            not segment
+            or (set(map(type, segment.values())) <= _STR_ONLY and max(map(len, segment.values())) <= 256)
+        )
         and not _CONTAINERS.intersection(map(type, features.values()))
     ):
-        return (ident, model, version, float(ts), STATUS_CODE[status], float(latency), prediction,
-                math.nan if score is None else float(score), segment, features, float(feature_ts),
-                variant or "stable")
+        return (
+            ident,
+            model,
+            version,
+            float(ts),
+            STATUS_CODE[status],
+            float(latency),
+            prediction,
+            math.nan if score is None else float(score),
+            segment,
+            features,
+            float(feature_ts),
+            variant or "stable",
+        )
     return _check_inference_fully(d)
 
 
@@ -206,8 +242,9 @@ def _check_inference_fully(d: dict) -> tuple:
     status = d.get("status")
     code = STATUS_CODE.get(status) if type(status) is str else None
     if code is None:
-        raise Rejected(f"status: must be one of ok|error|timeout, got {status!r}"
-                       if "status" in d else "status: missing")
+        raise Rejected(
+            f"status: must be one of ok|error|timeout, got {status!r}" if "status" in d else "status: missing"
+        )
     if "latency_ms" not in d:
         raise Rejected("latency_ms: missing")
     latency = _number(d["latency_ms"], "latency_ms", 0.0, MAX_LATENCY_MS)
@@ -426,12 +463,25 @@ def _parse_rows(raw: RawBatch, spec: ParseSpec, now: float | None, out: ParsedBa
         keep = []
         for (i, f), t in zip(rows, stamps, strict=True):
             if t > hi:
-                _reject(out, raw, i, f"ts: {to_rfc3339(t)} is {t - ref:.0f} s ahead of the other events "
-                        f"(limit {spec.max_future_skew_s:.0f} s)", f[0 if raw.kind == "features" else 1], t)
+                _reject(
+                    out,
+                    raw,
+                    i,
+                    f"ts: {to_rfc3339(t)} is {t - ref:.0f} s ahead of the other events "
+                    f"(limit {spec.max_future_skew_s:.0f} s)",
+                    f[0 if raw.kind == "features" else 1],
+                    t,
+                )
             elif t < lo:
-                _reject(out, raw, i, f"ts: {to_rfc3339(t)} is older than every window "
-                        f"({spec.max_age_s:.0f} s before the other events)",
-                        f[0 if raw.kind == "features" else 1], t)
+                _reject(
+                    out,
+                    raw,
+                    i,
+                    f"ts: {to_rfc3339(t)} is older than every window "
+                    f"({spec.max_age_s:.0f} s before the other events)",
+                    f[0 if raw.kind == "features" else 1],
+                    t,
+                )
             else:
                 keep.append((i, f))
         rows = keep
@@ -443,8 +493,9 @@ def _parse_rows(raw: RawBatch, spec: ParseSpec, now: float | None, out: ParsedBa
 
 def _reject(out: ParsedBatch, raw: RawBatch, i: int, error: str, model: str | None, ts: float) -> None:
     ok_ts = None if math.isnan(ts) else ts
-    out.dead_letters.append(DeadLetter(raw.topic, raw.partition, raw.offsets[i], error,
-                                       raw.values[i], model, ok_ts))
+    out.dead_letters.append(
+        DeadLetter(raw.topic, raw.partition, raw.offsets[i], error, raw.values[i], model, ok_ts)
+    )
     if model is not None:
         out.rejections.setdefault(model, Rejections(model)).ts.append(ts)
 
@@ -466,8 +517,20 @@ def _inference_columns(out: ParsedBatch, raw: RawBatch, rows: list, spec: ParseS
         n = len(group)
         expected = spec.features[model]
         idx, fields = zip(*group, strict=True)
-        (ids, _, versions, ts, status, latency, predictions, score, segments, features, feature_ts,
-         variants) = zip(*fields, strict=True)
+        (
+            ids,
+            _,
+            versions,
+            ts,
+            status,
+            latency,
+            predictions,
+            score,
+            segments,
+            features,
+            feature_ts,
+            variants,
+        ) = zip(*fields, strict=True)
         ts = np.array(ts, float)
         if expected:
             n_missing = np.fromiter((list(map(f.get, expected)).count(None) for f in features), np.int32, n)
@@ -500,9 +563,14 @@ def _label_columns(out: ParsedBatch, raw: RawBatch, rows: list, spec: ParseSpec)
         fields = [f for _, f in group]
         ts = np.fromiter((f[3] for f in fields), float, len(fields))
         out.labels[model] = LabelColumns(
-            model=model, ts=ts, ids=[f[0] for f in fields], labels=[f[2] for f in fields],
-            raw=[raw.values[i] for i, _ in group], offsets=[raw.offsets[i] for i, _ in group],
-            topic=raw.topic, partition=raw.partition,
+            model=model,
+            ts=ts,
+            ids=[f[0] for f in fields],
+            labels=[f[2] for f in fields],
+            raw=[raw.values[i] for i, _ in group],
+            offsets=[raw.offsets[i] for i, _ in group],
+            topic=raw.topic,
+            partition=raw.partition,
         )
         out.max_ts = max(out.max_ts, float(ts.max()))
 
@@ -519,7 +587,9 @@ def _feature_columns(out: ParsedBatch, raw: RawBatch, rows: list, spec: ParseSpe
             lag_s=ts - np.fromiter((f[3] for f in fields), float, n),
             n_missing=np.fromiter(
                 (sum(1 for name in expected if f[2].get(name) is None) for f in fields), np.int32, n
-            ) if expected else np.zeros(n, np.int32),
+            )
+            if expected
+            else np.zeros(n, np.int32),
         )
         out.max_ts = max(out.max_ts, float(ts.max()))
 

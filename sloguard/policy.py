@@ -40,8 +40,9 @@ class AlertRule:
         return format_duration(self.long_window_s), format_duration(self.short_window_s)
 
 
-def load_policy(spec: str | dict[str, Any], path: str, base_dir: Path | None = None
-                ) -> tuple[tuple[AlertRule, ...], int]:
+def load_policy(
+    spec: str | dict[str, Any], path: str, base_dir: Path | None = None
+) -> tuple[tuple[AlertRule, ...], int]:
     """The rules of a policy and the SLO window they are written for.
 
     `spec` is a named policy (`sre-workbook`), a YAML file path, or an inline mapping with
@@ -52,8 +53,10 @@ def load_policy(spec: str | dict[str, Any], path: str, base_dir: Path | None = N
         if file is None:
             file = (base_dir or Path.cwd()) / spec
             if not file.exists():
-                raise ValueError(f"unknown policy {spec!r}: neither a named policy "
-                                 f"({', '.join(NAMED_POLICIES)}) nor a file")
+                raise ValueError(
+                    f"unknown policy {spec!r}: neither a named policy "
+                    f"({', '.join(NAMED_POLICIES)}) nor a file"
+                )
         spec = yaml.safe_load(file.read_text())
     if not isinstance(spec, dict):
         raise ValueError("a policy must be a mapping with slo_window and rules")
@@ -83,14 +86,17 @@ def load_policy(spec: str | dict[str, Any], path: str, base_dir: Path | None = N
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
         if short_s >= long_s:
-            raise ValueError(f"{where}.short_window: {r['short_window']} is not shorter than "
-                             f"long_window {r['long_window']}")
+            raise ValueError(
+                f"{where}.short_window: {r['short_window']} is not shorter than "
+                f"long_window {r['long_window']}"
+            )
         rules.append(AlertRule(str(r["name"]), r["severity"], float(burn), long_s, short_s))
     return tuple(rules), window
 
 
-def scale_rules(rules: tuple[AlertRule, ...], policy_window_s: int, slo_window_s: int,
-                step_s: int) -> tuple[AlertRule, ...]:
+def scale_rules(
+    rules: tuple[AlertRule, ...], policy_window_s: int, slo_window_s: int, step_s: int
+) -> tuple[AlertRule, ...]:
     """Rules for an SLO window: windows x slo_window / policy_window, rounded to whole steps.
 
     `step_s` is the evaluation interval (or the time slice for timeslice SLOs); windows never go
@@ -98,7 +104,9 @@ def scale_rules(rules: tuple[AlertRule, ...], policy_window_s: int, slo_window_s
     """
     scaled = []
     for r in rules:
+
         def fit(w: int) -> int:
             return max(step_s, round(w * slo_window_s / policy_window_s / step_s) * step_s)
+
         scaled.append(AlertRule(r.name, r.severity, r.burn_rate, fit(r.long_window_s), fit(r.short_window_s)))
     return tuple(scaled)

@@ -80,8 +80,14 @@ class LogHistogram:
     def __getstate__(self) -> dict:
         """Pickle only the non-zero buckets: open slices are sparse."""
         nz = np.flatnonzero(self.counts)
-        return {"alpha": self.alpha, "min_value": self.min_value, "n_buckets": self.n_buckets,
-                "offset": self.offset, "idx": nz.astype(np.int32), "cnt": self.counts[nz]}
+        return {
+            "alpha": self.alpha,
+            "min_value": self.min_value,
+            "n_buckets": self.n_buckets,
+            "offset": self.offset,
+            "idx": nz.astype(np.int32),
+            "cnt": self.counts[nz],
+        }
 
     def __setstate__(self, state: dict) -> None:
         self.alpha = state["alpha"]

@@ -37,21 +37,63 @@ CATALOGUE: dict[str, SliKind] = {
     k.name: k
     for k in (
         SliKind("availability", "infrastructure", RATIO, {}, doc="requests with status ok / all"),
-        SliKind("latency", "infrastructure", RATIO, {"threshold_ms": "number"}, ("threshold_ms",),
-                doc="ok and timed-out requests answered within threshold_ms / those requests"),
-        SliKind("latency_quantile", "infrastructure", METRIC, {"quantile": "fraction"}, ("quantile",),
-                "<=", "ms", "per slice: the quantile of latency_ms (ok and timeout requests)"),
-        SliKind("freshness", "data", RATIO, {"max_age": "duration", "source": "source"},
-                ("max_age",), doc="events whose features are younger than max_age / events with "
-                "a feature time (inference: ts - feature_ts; features: ts - event_ts)"),
-        SliKind("freshness_quantile", "data", METRIC, {"quantile": "fraction", "source": "source"},
-                ("quantile",), "<=", "s", "per slice: the quantile of the feature lag in seconds"),
-        SliKind("completeness", "data", RATIO, {},
-                doc="present expected feature values / expected feature values"),
-        SliKind("schema_violations", "data", RATIO, {},
-                doc="valid messages / all messages of the model (rejected ones dead-lettered)"),
-        SliKind("data_quality", "data", METRIC, {"max_age": "duration"}, ("max_age",), ">=", "",
-                "per slice: min(1 - missing-feature rate, 1 - stale rate) (the seed's score)"),
+        SliKind(
+            "latency",
+            "infrastructure",
+            RATIO,
+            {"threshold_ms": "number"},
+            ("threshold_ms",),
+            doc="ok and timed-out requests answered within threshold_ms / those requests",
+        ),
+        SliKind(
+            "latency_quantile",
+            "infrastructure",
+            METRIC,
+            {"quantile": "fraction"},
+            ("quantile",),
+            "<=",
+            "ms",
+            "per slice: the quantile of latency_ms (ok and timeout requests)",
+        ),
+        SliKind(
+            "freshness",
+            "data",
+            RATIO,
+            {"max_age": "duration", "source": "source"},
+            ("max_age",),
+            doc="events whose features are younger than max_age / events with "
+            "a feature time (inference: ts - feature_ts; features: ts - event_ts)",
+        ),
+        SliKind(
+            "freshness_quantile",
+            "data",
+            METRIC,
+            {"quantile": "fraction", "source": "source"},
+            ("quantile",),
+            "<=",
+            "s",
+            "per slice: the quantile of the feature lag in seconds",
+        ),
+        SliKind(
+            "completeness", "data", RATIO, {}, doc="present expected feature values / expected feature values"
+        ),
+        SliKind(
+            "schema_violations",
+            "data",
+            RATIO,
+            {},
+            doc="valid messages / all messages of the model (rejected ones dead-lettered)",
+        ),
+        SliKind(
+            "data_quality",
+            "data",
+            METRIC,
+            {"max_age": "duration"},
+            ("max_age",),
+            ">=",
+            "",
+            "per slice: min(1 - missing-feature rate, 1 - stale rate) (the seed's score)",
+        ),
     )
 }
 

@@ -62,7 +62,7 @@ def parse_rfc3339(text: str) -> float | None:
     m = _RFC3339.match(text)
     if m is None:
         return None
-    year, month, day, hour, minute, second, frac, zone, sign, zh, zm = m.groups()
+    year, month, day, hour, minute, second, frac, _zone, sign, zh, zm = m.groups()
     try:
         dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
     except ValueError:  # e.g. 2026-02-30

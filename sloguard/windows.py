@@ -50,7 +50,11 @@ class WindowLayout:
         for w in windows:
             if w % base_s:
                 raise ValueError(f"window {w}s is not a multiple of the interval {base_s}s")
-            fits = [k * base_s for k in LADDER if w % (k * base_s) == 0 and w // (k * base_s) >= MIN_BUCKETS_PER_WINDOW]
+            fits = [
+                k * base_s
+                for k in LADDER
+                if w % (k * base_s) == 0 and w // (k * base_s) >= MIN_BUCKETS_PER_WINDOW
+            ]
             choice[w] = max(fits) if fits else base_s
         spans: dict[int, int] = {base_s: min_base_span_s}
         for w, b in choice.items():
@@ -178,8 +182,13 @@ class Windows:
         return True
 
     def __getstate__(self) -> dict:
-        return {"layout": self.layout, "counts": self.counts, "index": self.index, "dropped": self.dropped,
-                "keep_from": self.keep_from}
+        return {
+            "layout": self.layout,
+            "counts": self.counts,
+            "index": self.index,
+            "dropped": self.dropped,
+            "keep_from": self.keep_from,
+        }
 
     def __setstate__(self, state: dict) -> None:
         self.layout = state["layout"]

@@ -33,11 +33,25 @@ def make_config(slos: list[dict[str, Any]], **top: Any) -> Config:
     return parse_config(data)
 
 
-def event(i: int, ts: float, *, status: str = "ok", latency_ms: float = 10.0, region: str = "eu",
-          lag_s: float = 60.0, features: dict | None = None, model: str = "m") -> dict[str, Any]:
+def event(
+    i: int,
+    ts: float,
+    *,
+    status: str = "ok",
+    latency_ms: float = 10.0,
+    region: str = "eu",
+    lag_s: float = 60.0,
+    features: dict | None = None,
+    model: str = "m",
+) -> dict[str, Any]:
     return {
-        "id": f"e{i}", "model": model, "version": "v1", "ts": ts, "status": status,
-        "latency_ms": latency_ms, "segment": {"region": region},
+        "id": f"e{i}",
+        "model": model,
+        "version": "v1",
+        "ts": ts,
+        "status": status,
+        "latency_ms": latency_ms,
+        "segment": {"region": region},
         "features": {"a": 1.0, "b": "x"} if features is None else features,
         "feature_ts": ts - lag_s,
     }
@@ -45,24 +59,34 @@ def event(i: int, ts: float, *, status: str = "ok", latency_ms: float = 10.0, re
 
 def steady(start: float, end: float, rate: float, **kw: Any) -> list[dict[str, Any]]:
     """Events every 1/rate seconds in [start, end), ids unique across calls by their timestamp."""
-    n = int(round((end - start) * rate))
+    n = round((end - start) * rate)
     return [event(int(start * 1000) + k, start + k / rate, **kw) for k in range(n)]
 
 
 def spec_of(config: Config) -> ParseSpec:
-    return ParseSpec({m.name: m.segments for m in config.models.values()},
-                     {m.name: m.features for m in config.models.values()},
-                     max_age_s=config.longest_window_s + 60)
+    return ParseSpec(
+        {m.name: m.segments for m in config.models.values()},
+        {m.name: m.features for m in config.models.values()},
+        max_age_s=config.longest_window_s + 60,
+    )
 
 
 def batches(events: list[dict[str, Any]], size: int = 500, kind: str = "inference") -> list[RawBatch]:
     raw = [orjson.dumps(e) for e in events]
-    return [RawBatch(kind, f"ml.{kind}", 0, list(range(i, i + len(raw[i:i + size]))), raw[i:i + size])
-            for i in range(0, len(raw), size)]
+    return [
+        RawBatch(kind, f"ml.{kind}", 0, list(range(i, i + len(raw[i : i + size]))), raw[i : i + size])
+        for i in range(0, len(raw), size)
+    ]
 
 
-def run(config: Config, events: list[dict[str, Any]], *, size: int = 500, finish: bool = True,
-        evaluator: ModelEvaluator | None = None) -> tuple[list[Output], ModelEvaluator]:
+def run(
+    config: Config,
+    events: list[dict[str, Any]],
+    *,
+    size: int = 500,
+    finish: bool = True,
+    evaluator: ModelEvaluator | None = None,
+) -> tuple[list[Output], ModelEvaluator]:
     """Parse `events` in batches, feed model `m`'s evaluator; returns all outputs (parser's too)."""
     ev = evaluator or ModelEvaluator(config, "m")
     out: list[Output] = []
