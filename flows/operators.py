@@ -9,9 +9,9 @@ from typing import Any
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
+from sloguard.batch import ParsedBatch
 from sloguard.config import Config
 from sloguard.evaluator import ModelBatch, ModelEvaluator, Output, segment_key
-from sloguard.events import ParsedBatch
 
 Keyed = tuple[str, dict[str, Any]]  # (Kafka message key, message)
 

@@ -15,9 +15,10 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from flows.operators import dead_letters, message_key
+from sloguard.batch import ParseSpec, parse_batch
 from sloguard.config import Config
 from sloguard.evaluator import split_by_model
-from sloguard.events import ParseSpec, RawBatch, parse_batch
+from sloguard.events import RawBatch
 
 
 @dataclass(frozen=True)

@@ -14,21 +14,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sloguard.batch import FeatureColumns, InferenceColumns
 from sloguard.config import Config, Slo
-from sloguard.events import STATUS_CODE, FeatureColumns, InferenceColumns
+from sloguard.events import STATUS_CODE
 from sloguard.sli import METRIC
 from sloguard.windows import WindowLayout
 
 EVENTS, MESSAGES, REJECTED = 0, 1, 2
 _OK, _ERROR = STATUS_CODE["ok"], STATUS_CODE["error"]
 
-#: SLIs that only make sense for the whole model: rejected messages and ml.features events carry
-#: no segment.
+#: SLIs that only make sense for the whole model: a rejected message has no trustworthy segment.
 WHOLE_MODEL_ONLY = {"schema_violations"}
 
 
 def whole_model_only(slo: Slo) -> bool:
-    return slo.sli.kind in WHOLE_MODEL_ONLY or slo.sli.params.get("source") == "features"
+    return slo.sli.kind in WHOLE_MODEL_ONLY
 
 
 @dataclass(frozen=True)

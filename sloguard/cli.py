@@ -196,6 +196,8 @@ def replay(
     from flows.slo_flow import Sinks, build_flow
 
     out.mkdir(parents=True, exist_ok=True)
+    for name in ("budget", "alerts", "dead_letter"):  # an output with nothing in it is an empty file
+        (out / f"{name}.jsonl").write_bytes(b"")
     topics = {k: config.topics[k] for k in ("inference", "labels", "features")}
     printer = ProgressPrinter(sys.stderr) if progress else None
     source = JsonlReplaySource(inputs, topics, progress=printer)

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import yaml
 
-from sloguard.policy import AlertRule, load_policy, scale_rules
+from sloguard.policy import AlertRule, PolicyError, load_policy, scale_rules
 from sloguard.sli import CATALOGUE, DIMENSIONS, METRIC, RATIO, SliKind
 from sloguard.timeutil import format_duration, parse_duration
 
@@ -282,7 +282,7 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
     dedupe = c.duration(limits.get("dedupe_window"), "limits.dedupe_window", 600)
 
     alerting = c.mapping(
-        top.get("alerting"), "alerting", {"policy", "rules", "min_events", "budget_exhausted", "no_data"}
+        top.get("alerting"), "alerting", {"policy", "rules", "slo_window", "min_events", "budget_exhausted", "no_data"}
     )
     default_rules, policy_window = _rules(c, alerting, "alerting", base_dir, None, None)
     min_events = int(c.number(alerting.get("min_events"), "alerting.min_events", 0, 1e9, default=100) or 0)
@@ -359,21 +359,19 @@ def _rules(
     """The rules of an `alerting:` block: a named policy, a policy file, or an explicit list."""
     if "rules" in alerting:
         try:
-            return load_policy(
-                {"slo_window": alerting.get("slo_window", "30d"), "rules": alerting["rules"]}, f"{path}.rules"
-            )
-        except ValueError as e:
-            c.fail(f"{path}.rules", str(e))
+            return load_policy({"slo_window": alerting.get("slo_window", "30d"), "rules": alerting["rules"]})
+        except PolicyError as e:
+            c.fail(f"{path}.{e.field or 'rules'}", e.message)
             return (), 30 * 86_400
     if "policy" in alerting:
         try:
-            return load_policy(alerting["policy"], f"{path}.policy", base_dir)
-        except ValueError as e:
+            return load_policy(alerting["policy"], base_dir)
+        except PolicyError as e:
             c.fail(f"{path}.policy", str(e))
             return (), 30 * 86_400
     if inherited is not None and inherited_window is not None:
         return inherited, inherited_window
-    return load_policy("sre-workbook", f"{path}.policy")
+    return load_policy("sre-workbook")
 
 
 def _model(c: _Checker, name: str, m: Any, base_dir: Path) -> Model:
@@ -554,7 +552,7 @@ def _slo(
             f"{path}.objective",
             f"a ratio SLI's objective must be in (0, 1), got {objective:g} (write 0.999, not 99.9)",
         )
-    alerting = c.mapping(s.get("alerting"), f"{path}.alerting", {"policy", "rules", "min_events"})
+    alerting = c.mapping(s.get("alerting"), f"{path}.alerting", {"policy", "rules", "slo_window", "min_events"})
     rules, rules_window = _rules(c, alerting, f"{path}.alerting", base_dir, default_rules, policy_window)
     slo_min_events = int(
         c.number(alerting.get("min_events"), f"{path}.alerting.min_events", 0, 1e9, default=min_events) or 0

@@ -24,17 +24,10 @@ import numpy as np
 
 from sloguard.aggregate import EVENTS, ModelLayout, group_slices, group_sum, whole_model_only
 from sloguard.alerts import BUDGET_EXHAUSTED, NO_DATA, AlertBook, alert_id, rule_holds
+from sloguard.batch import FeatureColumns, InferenceColumns, LabelColumns, ParsedBatch, Rejections
 from sloguard.budget import budget_remaining, burn_rate
 from sloguard.config import Config, Slo
-from sloguard.events import (
-    STATUS_CODE,
-    DeadLetter,
-    FeatureColumns,
-    InferenceColumns,
-    LabelColumns,
-    ParsedBatch,
-    Rejections,
-)
+from sloguard.events import STATUS_CODE, DeadLetter
 from sloguard.sketch import LogHistogram
 from sloguard.sli import METRIC
 from sloguard.timeutil import format_duration, to_rfc3339
@@ -153,7 +146,7 @@ class ModelEvaluator:
         if batch.inference is not None and len(batch.inference):
             self._ingest_inference(self._dedupe(batch.inference, out), out)
         if batch.features is not None and len(batch.features):
-            self._ingest_features(batch.features, whole)
+            self._ingest_features(batch.features)
         if batch.labels is not None and len(batch.labels):
             self._add_messages(whole, batch.labels.ts, valid=True)
         if batch.rejections is not None and len(batch.rejections):
@@ -201,36 +194,15 @@ class ModelEvaluator:
             dup_ts.append(float(cols.ts[i]))
         self.state["counters"]["duplicates"] += len(dup_ts)
         self._add_messages(self.state["keys"][""], np.asarray(dup_ts), valid=False)
-        idx = np.flatnonzero(keep)
+        return cols.take(np.flatnonzero(keep))
 
-        def pick(values: list) -> list:
-            return [values[i] for i in idx]
-
-        return InferenceColumns(
-            model=cols.model,
-            ts=cols.ts[idx],
-            status=cols.status[idx],
-            latency_ms=cols.latency_ms[idx],
-            lag_s=cols.lag_s[idx],
-            n_missing=cols.n_missing[idx],
-            score=cols.score[idx],
-            ids=pick(cols.ids),
-            versions=pick(cols.versions),
-            variants=pick(cols.variants),
-            predictions=pick(cols.predictions),
-            segments=[pick(s) for s in cols.segments],
-            features=pick(cols.features),
-            raw=pick(cols.raw),
-            offsets=pick(cols.offsets),
-            topic=cols.topic,
-            partition=cols.partition,
-        )
-
-    def _segmentations(self, cols: InferenceColumns) -> list[tuple[np.ndarray, list[KeyState]]]:
+    def _segmentations(
+        self, n: int, segments: list[list[str | None]]
+    ) -> list[tuple[np.ndarray, list[KeyState]]]:
         """Per segmentation (whole model, then each attribute): a key code per event, and the keys."""
         whole = self.state["keys"][""]
-        segs = [(np.zeros(len(cols), np.int64), [whole])]
-        for attr, values in zip(self.layout.model.segments, cols.segments, strict=True):
+        segs = [(np.zeros(n, np.int64), [whole])]
+        for attr, values in zip(self.layout.model.segments, segments, strict=True):
             index = self.state["codes"][attr]
             get = index.get
             codes = np.fromiter((get(v, -2) for v in values), np.int64, len(values))
@@ -262,28 +234,10 @@ class ModelEvaluator:
     def _ingest_inference(self, cols: InferenceColumns, out: list[Output]) -> None:
         if not len(cols):
             return
-        base = self.interval_s
         self.state["first_ts"] = min(self.state["first_ts"], float(cols.ts.min()))
-        matrix = self.layout.inference_matrix(cols)
-        bucket = np.floor(cols.ts / base).astype(np.int64)
-        b0 = int(bucket.min())
-        off = bucket - b0
-        nb = int(off.max()) + 1
-        segs = self._segmentations(cols)
-        versions = cols.versions
-        for codes, states in segs:
-            valid = codes >= 0
-            gids, sums = group_sum(codes[valid] * nb + off[valid], matrix[valid])
-            for gid, vec in zip(gids.tolist(), sums, strict=True):
-                code, b = divmod(gid, nb)
-                states[code].windows.add((b0 + b) * base, vec)
-            # the newest version and event time per key: the last row of each code
-            uniq, first_from_end = np.unique(codes[::-1], return_index=True)
-            for code, j in zip(uniq.tolist(), (len(codes) - 1 - first_from_end).tolist(), strict=True):
-                if code >= 0:
-                    st = states[code]
-                    st.version = versions[j]
-                    st.last_ts = max(st.last_ts, float(cols.ts[j]))
+        segs = self._segmentations(len(cols), cols.segments)
+        self._add_rows(cols.ts, self.layout.inference_matrix(cols), segs)
+        self._touch(segs, cols.ts, cols.versions)
         for i, slo in self._quantile_slos:
             if slo.sli.params.get("source", "inference") != "inference":
                 continue
@@ -295,15 +249,46 @@ class ModelEvaluator:
                 mask = ~np.isnan(values)
             self._sketch(i, slo, cols.ts[mask], values[mask], [(c[mask], s) for c, s in segs])
 
-    def _ingest_features(self, cols: FeatureColumns, whole: KeyState) -> None:
-        matrix = self.layout.feature_matrix(cols)
-        base = self.interval_s
-        gids, sums = group_sum(np.floor(cols.ts / base).astype(np.int64), matrix)
-        for b, vec in zip(gids.tolist(), sums, strict=True):
-            whole.windows.add(b * base, vec)
+    def _ingest_features(self, cols: FeatureColumns) -> None:
+        """ml.features events: freshness from the pipeline, per segment when events carry one."""
+        segs = self._segmentations(len(cols), cols.segments)
+        self._add_rows(cols.ts, self.layout.feature_matrix(cols), segs)
+        self._touch(segs, cols.ts, None)
         for i, slo in self._quantile_slos:
             if slo.sli.params.get("source") == "features":
-                self._sketch(i, slo, cols.ts, cols.lag_s, [(np.zeros(len(cols), np.int64), [whole])])
+                self._sketch(i, slo, cols.ts, cols.lag_s, segs)
+
+    @staticmethod
+    def _touch(
+        segs: list[tuple[np.ndarray, list[KeyState]]], ts: np.ndarray, versions: list[str] | None
+    ) -> None:
+        """Record each key's newest event time (and model version): the last row of each code."""
+        for codes, states in segs:
+            uniq, first_from_end = np.unique(codes[::-1], return_index=True)
+            for code, j in zip(uniq.tolist(), (len(codes) - 1 - first_from_end).tolist(), strict=True):
+                if code >= 0:
+                    st = states[code]
+                    st.last_ts = max(st.last_ts, float(ts[j]))
+                    if versions is not None:
+                        st.version = versions[j]
+
+    def _add_rows(
+        self, ts: np.ndarray, matrix: np.ndarray, segs: list[tuple[np.ndarray, list[KeyState]]]
+    ) -> None:
+        """Sum the rows per (key, interval) and merge each sum into that key's windows."""
+        base = self.interval_s
+        bucket = np.floor(ts / base).astype(np.int64)
+        b0 = int(bucket.min())
+        off = bucket - b0
+        nb = int(off.max()) + 1
+        for codes, states in segs:
+            valid = codes >= 0
+            if not valid.any():
+                continue
+            gids, sums = group_sum(codes[valid] * nb + off[valid], matrix[valid])
+            for gid, vec in zip(gids.tolist(), sums, strict=True):
+                code, b = divmod(gid, nb)
+                states[code].windows.add((b0 + b) * base, vec)
 
     def _add_messages(self, whole: KeyState, ts: np.ndarray, valid: bool) -> None:
         base = self.interval_s
@@ -331,6 +316,8 @@ class ModelEvaluator:
         next_tick = self.state["next_tick"]
         for codes, states in segs:
             valid = codes >= 0
+            if not valid.any():
+                continue
             order, gids, parts = group_slices(codes[valid] * ns + off[valid])
             vals = values[valid][order]
             for gid, part in zip(gids.tolist(), parts, strict=True):

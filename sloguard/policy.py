@@ -20,6 +20,15 @@ POLICY_DIR = Path(__file__).parent / "policies"
 NAMED_POLICIES = {"sre-workbook": POLICY_DIR / "sre_workbook.yaml"}
 
 
+class PolicyError(ValueError):
+    """A bad policy; `field` is the path inside the policy (`rules[1].burn_rate`), may be empty."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}" if field else message)
+
+
 @dataclass(frozen=True)
 class AlertRule:
     """Fire when the burn rate over both windows is >= `burn_rate` (SRE workbook, ch. 5)."""
@@ -41,57 +50,64 @@ class AlertRule:
 
 
 def load_policy(
-    spec: str | dict[str, Any], path: str, base_dir: Path | None = None
+    spec: str | dict[str, Any], base_dir: Path | None = None
 ) -> tuple[tuple[AlertRule, ...], int]:
     """The rules of a policy and the SLO window they are written for.
 
     `spec` is a named policy (`sre-workbook`), a YAML file path, or an inline mapping with
-    `slo_window` and `rules`. Raises ValueError naming the bad field under `path`.
+    `slo_window` and `rules`. Raises `PolicyError` naming the bad field inside the policy.
     """
     if isinstance(spec, str):
         file = NAMED_POLICIES.get(spec)
         if file is None:
             file = (base_dir or Path.cwd()) / spec
             if not file.exists():
-                raise ValueError(
-                    f"unknown policy {spec!r}: neither a named policy "
-                    f"({', '.join(NAMED_POLICIES)}) nor a file"
+                raise PolicyError(
+                    "",
+                    f"unknown policy {spec!r}: neither a named policy ({', '.join(NAMED_POLICIES)}) nor a file",
                 )
         spec = yaml.safe_load(file.read_text())
     if not isinstance(spec, dict):
-        raise ValueError("a policy must be a mapping with slo_window and rules")
-    window = parse_duration(spec.get("slo_window", "30d"))
+        raise PolicyError("", "a policy must be a mapping with slo_window and rules")
+    try:
+        window = parse_duration(spec.get("slo_window", "30d"))
+    except ValueError as e:
+        raise PolicyError("slo_window", str(e)) from None
     raw_rules = spec.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
-        raise ValueError("a policy needs a non-empty list of rules")
+        raise PolicyError("rules", "a policy needs a non-empty list of rules")
     rules = []
     names = set()
     for i, r in enumerate(raw_rules):
         where = f"rules[{i}]"
         if not isinstance(r, dict):
-            raise ValueError(f"{where}: must be a mapping")
+            raise PolicyError(where, "must be a mapping")
         missing = {"name", "severity", "burn_rate", "long_window", "short_window"} - set(r)
         if missing:
-            raise ValueError(f"{where}: missing {', '.join(sorted(missing))}")
+            raise PolicyError(where, f"missing {', '.join(sorted(missing))}")
         if r["severity"] not in ("page", "ticket"):
-            raise ValueError(f"{where}.severity: must be page or ticket, got {r['severity']!r}")
+            raise PolicyError(f"{where}.severity", f"must be page or ticket, got {r['severity']!r}")
         burn = r["burn_rate"]
         if isinstance(burn, bool) or not isinstance(burn, int | float) or burn <= 0:
-            raise ValueError(f"{where}.burn_rate: must be a positive number, got {burn!r}")
+            raise PolicyError(f"{where}.burn_rate", f"must be a positive number, got {burn!r}")
         if r["name"] in names:
-            raise ValueError(f"{where}.name: duplicate rule name {r['name']!r}")
+            raise PolicyError(f"{where}.name", f"duplicate rule name {r['name']!r}")
         names.add(r["name"])
-        try:
-            long_s, short_s = parse_duration(r["long_window"]), parse_duration(r["short_window"])
-        except ValueError as e:
-            raise ValueError(f"{where}: {e}") from None
+        long_s, short_s = _window(r, where, "long_window"), _window(r, where, "short_window")
         if short_s >= long_s:
-            raise ValueError(
-                f"{where}.short_window: {r['short_window']} is not shorter than "
-                f"long_window {r['long_window']}"
+            raise PolicyError(
+                f"{where}.short_window",
+                f"{r['short_window']} is not shorter than long_window {r['long_window']}",
             )
         rules.append(AlertRule(str(r["name"]), r["severity"], float(burn), long_s, short_s))
     return tuple(rules), window
+
+
+def _window(rule: dict[str, Any], where: str, key: str) -> int:
+    try:
+        return parse_duration(rule[key])
+    except ValueError as e:
+        raise PolicyError(f"{where}.{key}", str(e)) from None
 
 
 def scale_rules(

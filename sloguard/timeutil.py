@@ -19,7 +19,8 @@ _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _RFC3339 = re.compile(
     r"^(20\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):([0-5]\d):([0-5]\d)"
-    r"(?:\.(\d{1,9}))?([Zz]|([+-])([01]\d|2[0-3]):([0-5]\d))$"
+    r"(?:\.(\d{1,9}))?([Zz]|([+-])([01]\d|2[0-3]):([0-5]\d))",
+    re.ASCII,  # \d is 0-9 only: int() would also read Arabic-Indic digits
 )
 
 
@@ -59,7 +60,7 @@ def format_duration(seconds: int) -> str:
 
 def parse_rfc3339(text: str) -> float | None:
     """Epoch seconds of an RFC 3339 timestamp with a zone, or None if it is not one."""
-    m = _RFC3339.match(text)
+    m = _RFC3339.fullmatch(text)  # fullmatch: `$` would accept a trailing newline
     if m is None:
         return None
     year, month, day, hour, minute, second, frac, _zone, sign, zh, zm = m.groups()

@@ -121,9 +121,8 @@ class Windows:
 
     def get(self, ts_s: float) -> np.ndarray | None:
         """The base-tier bucket vector holding `ts_s`, or None if it is not kept (a view)."""
-        tier = self.layout.tiers[0]
-        i = int(ts_s // tier.bucket_s)
-        slot = i % tier.capacity
+        i = int(ts_s // self.layout.tiers[0].bucket_s)
+        slot = i % len(self.index[0])
         return self.counts[0][slot] if self.index[0][slot] == i else None
 
     def span(self, start_s: float, end_s: float) -> np.ndarray:

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import orjson
 
+from sloguard.batch import ParseSpec, parse_batch
 from sloguard.config import Config, parse_config
 from sloguard.evaluator import ModelEvaluator, Output, split_by_model
-from sloguard.events import ParseSpec, RawBatch, parse_batch
+from sloguard.events import RawBatch
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a multiple of every window
 

@@ -1,0 +1,116 @@
+"""Replay throughput as a ratio to a plain read-and-parse of the same file, and memory per run.
+
+    python benchmarks/replay_throughput.py [--events 1000000] [--scenario fraud] [--repeat 3]
+
+Generates the scenario once (cached under out/bench/), then in fresh subprocesses:
+  * plain:  read inference.jsonl line by line and orjson.loads each line (the floor);
+  * replay: `sloguard replay` over inference + labels + features into budget/alerts/dead letters;
+  * replay of a quarter of the events, to show peak memory does not grow with the event count.
+Prints events/s of each, their ratio (the figure to watch: wall times vary by machine, the ratio
+much less) and the peak RSS of each replay. Inference events are counted for both rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _plain(path: Path) -> dict:
+    import orjson
+
+    start = time.perf_counter()
+    n = 0
+    with path.open("rb") as f:
+        for line in f:
+            with contextlib.suppress(orjson.JSONDecodeError):  # the scenario's malformed burst
+                orjson.loads(line)
+            n += 1
+    return {"events": n, "seconds": time.perf_counter() - start}
+
+
+def _replay(data: Path, config: Path, out: Path, limit: int | None) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from sloguard.cli import replay
+    from sloguard.config import load_config
+
+    inputs = {k: data / f"{k}.jsonl" for k in ("inference", "labels", "features")}
+    if limit is not None:  # the first `limit` lines of each file
+        part = out / "input"
+        part.mkdir(parents=True, exist_ok=True)
+        for k, p in inputs.items():
+            with p.open("rb") as src, (part / p.name).open("wb") as dst:
+                for i, line in enumerate(src):
+                    if i >= limit:
+                        break
+                    dst.write(line)
+            inputs[k] = part / p.name
+    with inputs["inference"].open("rb") as f:
+        n = sum(1 for _ in f)
+    start = time.perf_counter()
+    counts = replay(load_config(config), inputs, out / "run")
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"events": n, "seconds": seconds, "peak_rss_mib": peak_kib / 1024, "outputs": dict(counts)}
+
+
+def _child(mode: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", mode, *args], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--scenario", default="fraud", choices=("fraud", "recsys"))
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs for each rate")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, *rest = args.child
+        if mode == "plain":
+            result = _plain(Path(rest[0]))
+        else:
+            limit = int(rest[3]) if rest[3] != "all" else None
+            result = _replay(Path(rest[0]), Path(rest[1]), Path(rest[2]), limit)
+        print(json.dumps(result))
+        return 0
+
+    sys.path.insert(0, str(ROOT))
+    from sloguard.scenarios import plan, write_scenario
+
+    data = ROOT / "out" / "bench" / f"{args.scenario}-{args.events}"
+    if not (data / "manifest.json").exists():
+        print(f"generating {args.events:,} {args.scenario} events into {data} ...", flush=True)
+        write_scenario(plan(args.scenario, events=args.events, seed=7), data)
+    config = ROOT / "examples" / f"{args.scenario}.yaml"
+    inference = data / "inference.jsonl"
+
+    plain = min((_child("plain", str(inference)) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+    runs = [_child("replay", str(data), str(config), str(data / "run"), "all") for _ in range(args.repeat)]
+    full = min(runs, key=lambda r: r["seconds"])
+    quarter = _child("replay", str(data), str(config), str(data / "run-quarter"), str(args.events // 4))
+
+    plain_rate = plain["events"] / plain["seconds"]
+    replay_rate = full["events"] / full["seconds"]
+    print(f"scenario {args.scenario}, {full['events']:,} inference events "
+          f"(+ labels and features), best of {args.repeat}")
+    print(f"  plain read + orjson.loads : {plain_rate:12,.0f} events/s")
+    print(f"  sloguard replay           : {replay_rate:12,.0f} events/s   outputs {full['outputs']}")
+    print(f"  ratio replay / plain      : {replay_rate / plain_rate:12.2f}   (aim >= 0.30)")
+    print(f"  peak RSS, replay of {full['events']:>9,} events: {full['peak_rss_mib']:7.1f} MiB")
+    print(f"  peak RSS, replay of {quarter['events']:>9,} events: {quarter['peak_rss_mib']:7.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

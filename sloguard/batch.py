@@ -1,0 +1,325 @@
+"""A batch of raw messages becomes per-model numpy columns plus dead letters, in one pass.
+
+Per-event Python is the cost of a stream processor, so the work is per batch: each message is
+decoded and checked once (`events.decode_event`), the good ones are grouped by model and turned
+into columns, and every rejection becomes a `DeadLetter` (errors are a second stream, as in
+Bytewax's Kafka operators). Downstream, the keyed state does a few vector additions per batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sloguard.events import (
+    STATUS_CODE,
+    DeadLetter,
+    FeatureEvent,
+    Inference,
+    Label,
+    RawBatch,
+    Rejected,
+    decode_event,
+    guess_model,
+    readable_ts,
+    unknown_model,
+)
+from sloguard.timeutil import to_rfc3339
+
+
+@dataclass(frozen=True)
+class ParseSpec:
+    """What the parser needs to know of the config: models, their segment attributes and features.
+
+    `max_future_skew_s` rejects events stamped further in the future than the median of their batch
+    (or than `now`, when a live runner passes the wall clock); `max_age_s` rejects events older than
+    every window that could use them.
+    """
+
+    segments: dict[str, tuple[str, ...]]
+    features: dict[str, tuple[str, ...]]
+    max_message_bytes: int = 65_536
+    max_future_skew_s: float = 3600.0
+    max_age_s: float = 31 * 86_400.0
+
+    @property
+    def models(self) -> frozenset[str]:
+        return frozenset(self.segments)
+
+
+@dataclass
+class InferenceColumns:
+    """The valid inference events of one model in one batch, as columns."""
+
+    model: str
+    ts: np.ndarray  # float64 epoch seconds
+    status: np.ndarray  # int8, STATUS_CODE
+    latency_ms: np.ndarray  # float64
+    lag_s: np.ndarray  # float64, ts - feature_ts, NaN without feature_ts
+    n_missing: np.ndarray  # int32, expected features absent or null
+    score: np.ndarray  # float64, NaN when absent
+    ids: list[str]
+    versions: list[str]
+    variants: list[str]
+    predictions: list[Any]
+    segments: list[list[str | None]]  # per segment attribute, per event
+    features: list[dict]
+    raw: list[bytes]  # kept so duplicates found downstream can be dead-lettered with payload
+    offsets: list[int]
+    topic: str = ""
+    partition: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, idx: np.ndarray) -> InferenceColumns:
+        """The rows at positions `idx`."""
+
+        def pick(values: list) -> list:
+            return [values[i] for i in idx]
+
+        return InferenceColumns(
+            self.model,
+            self.ts[idx],
+            self.status[idx],
+            self.latency_ms[idx],
+            self.lag_s[idx],
+            self.n_missing[idx],
+            self.score[idx],
+            pick(self.ids),
+            pick(self.versions),
+            pick(self.variants),
+            pick(self.predictions),
+            [pick(s) for s in self.segments],
+            pick(self.features),
+            pick(self.raw),
+            pick(self.offsets),
+            self.topic,
+            self.partition,
+        )
+
+
+@dataclass
+class LabelColumns:
+    """The valid labels of one model in one batch."""
+
+    model: str
+    ts: np.ndarray
+    ids: list[str]
+    labels: list[Any]
+    raw: list[bytes]
+    offsets: list[int]
+    topic: str = ""
+    partition: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class FeatureColumns:
+    """The valid feature-pipeline events of one model in one batch."""
+
+    model: str
+    ts: np.ndarray
+    lag_s: np.ndarray  # ts - event_ts
+    n_missing: np.ndarray
+    segments: list[list[str | None]]  # per segment attribute, per event (None: not given)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass
+class Rejections:
+    """Messages of a known model that were rejected: they count toward its schema-violation SLI.
+
+    `ts` is the message's own time when it could be read, else NaN (counted at the model's clock).
+    """
+
+    model: str
+    ts: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass
+class ParsedBatch:
+    """What one raw batch turned into: columns per model, rejections per model, dead letters."""
+
+    inference: dict[str, InferenceColumns] = field(default_factory=dict)
+    labels: dict[str, LabelColumns] = field(default_factory=dict)
+    features: dict[str, FeatureColumns] = field(default_factory=dict)
+    rejections: dict[str, Rejections] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    max_ts: float = -math.inf  # newest valid event time in the batch
+    watermark: float = -math.inf  # event time that all inputs have passed
+
+
+def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> ParsedBatch:
+    """Parse and validate a whole batch; group the good events per model as columns.
+
+    Events of unknown models, events stamped more than `spec.max_future_skew_s` after the batch
+    median (or after `now`) and events older than `spec.max_age_s` are rejected like malformed ones.
+    """
+    out = ParsedBatch()
+    models = spec.models
+    idx: list[int] = []
+    events: list[Any] = []
+    for i, payload in enumerate(raw.values):
+        try:
+            event = decode_event(raw.kind, payload, spec.max_message_bytes)
+        except Rejected as e:
+            _reject(out, raw, i, str(e), guess_model(payload, models), readable_ts(payload))
+            continue
+        if event.model not in models:
+            _reject(out, raw, i, unknown_model(event.model, models), None, math.nan)
+            continue
+        idx.append(i)
+        events.append(event)
+    if events:
+        idx, events = _in_time(out, raw, idx, events, spec, now)
+    for model, (rows, group) in _by_model(idx, events).items():
+        _COLUMNS[raw.kind](out, raw, model, rows, group, spec)
+    out.watermark = out.max_ts if raw.watermark is None else raw.watermark
+    return out
+
+
+def _in_time(
+    out: ParsedBatch, raw: RawBatch, idx: list[int], events: list[Any], spec: ParseSpec, now: float | None
+) -> tuple[list[int], list[Any]]:
+    """Drop (as dead letters) events stamped far in the future or older than every window."""
+    stamps = np.fromiter((e.ts for e in events), float, len(events))
+    ref = float(np.median(stamps))
+    hi = (ref if now is None else now) + spec.max_future_skew_s
+    lo = min(ref, now if now is not None else ref) - spec.max_age_s
+    if stamps.max() <= hi and stamps.min() >= lo:
+        return idx, events
+    keep_idx, keep = [], []
+    for i, e, t in zip(idx, events, stamps.tolist(), strict=True):
+        if t > hi:
+            _reject(
+                out,
+                raw,
+                i,
+                f"ts: {to_rfc3339(t)} is {t - ref:.0f} s ahead of the other events "
+                f"(limit {spec.max_future_skew_s:.0f} s)",
+                e.model,
+                t,
+            )
+        elif t < lo:
+            _reject(
+                out,
+                raw,
+                i,
+                f"ts: {to_rfc3339(t)} is older than every window "
+                f"({spec.max_age_s:.0f} s before the other events)",
+                e.model,
+                t,
+            )
+        else:
+            keep_idx.append(i)
+            keep.append(e)
+    return keep_idx, keep
+
+
+def _reject(out: ParsedBatch, raw: RawBatch, i: int, error: str, model: str | None, ts: float) -> None:
+    ok_ts = None if math.isnan(ts) else ts
+    out.dead_letters.append(
+        DeadLetter(raw.topic, raw.partition, raw.offsets[i], error, raw.values[i], model, ok_ts)
+    )
+    if model is not None:
+        out.rejections.setdefault(model, Rejections(model)).ts.append(ts)
+
+
+def _by_model(idx: list[int], events: list[Any]) -> dict[str, tuple[list[int], list[Any]]]:
+    if not events:
+        return {}
+    models = {e.model for e in events}
+    if len(models) == 1:
+        return {models.pop(): (idx, events)}
+    groups: dict[str, tuple[list[int], list[Any]]] = {m: ([], []) for m in sorted(models)}
+    for i, e in zip(idx, events, strict=True):
+        rows, group = groups[e.model]
+        rows.append(i)
+        group.append(e)
+    return groups
+
+
+def _missing(features: list[dict], expected: tuple[str, ...]) -> np.ndarray:
+    """Per event: how many expected feature names are absent or null."""
+    if not expected:
+        return np.zeros(len(features), np.int32)
+    return np.fromiter((list(map(f.get, expected)).count(None) for f in features), np.int32, len(features))
+
+
+def _inference_columns(
+    out: ParsedBatch, raw: RawBatch, model: str, rows: list[int], events: list[Inference], spec: ParseSpec
+) -> None:
+    n = len(events)
+    ts = np.fromiter((e.ts for e in events), float, n)
+    feature_ts = np.fromiter((math.nan if e.feature_ts is None else e.feature_ts for e in events), float, n)
+    features = [e.features for e in events]
+    segments = [e.segment for e in events]
+    values = raw.values
+    offsets = raw.offsets
+    out.inference[model] = InferenceColumns(
+        model=model,
+        ts=ts,
+        status=np.fromiter((STATUS_CODE[e.status] for e in events), np.int8, n),
+        latency_ms=np.fromiter((e.latency_ms for e in events), float, n),
+        lag_s=ts - feature_ts,
+        n_missing=_missing(features, spec.features[model]),
+        score=np.fromiter((math.nan if e.score is None else e.score for e in events), float, n),
+        ids=[e.id for e in events],
+        versions=[e.version for e in events],
+        variants=[e.variant for e in events],
+        predictions=[e.prediction for e in events],
+        segments=[[s.get(a) for s in segments] for a in spec.segments[model]],
+        features=features,
+        raw=[values[i] for i in rows],
+        offsets=[offsets[i] for i in rows],
+        topic=raw.topic,
+        partition=raw.partition,
+    )
+    out.max_ts = max(out.max_ts, float(ts.max()))
+
+
+def _label_columns(
+    out: ParsedBatch, raw: RawBatch, model: str, rows: list[int], events: list[Label], spec: ParseSpec
+) -> None:
+    ts = np.fromiter((e.ts for e in events), float, len(events))
+    out.labels[model] = LabelColumns(
+        model=model,
+        ts=ts,
+        ids=[e.id for e in events],
+        labels=[e.label for e in events],
+        raw=[raw.values[i] for i in rows],
+        offsets=[raw.offsets[i] for i in rows],
+        topic=raw.topic,
+        partition=raw.partition,
+    )
+    out.max_ts = max(out.max_ts, float(ts.max()))
+
+
+def _feature_columns(
+    out: ParsedBatch, raw: RawBatch, model: str, rows: list[int], events: list[FeatureEvent], spec: ParseSpec
+) -> None:
+    n = len(events)
+    ts = np.fromiter((e.ts for e in events), float, n)
+    segments = [e.segment for e in events]
+    out.features[model] = FeatureColumns(
+        model=model,
+        ts=ts,
+        lag_s=ts - np.fromiter((e.event_ts for e in events), float, n),
+        n_missing=_missing([e.features for e in events], spec.features[model]),
+        segments=[[s.get(a) for s in segments] for a in spec.segments[model]],
+    )
+    out.max_ts = max(out.max_ts, float(ts.max()))
+
+
+_COLUMNS = {"inference": _inference_columns, "labels": _label_columns, "features": _feature_columns}
