@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ class _Head:
     file: Any
     line_no: int
     chunk: list[bytes]
-    first_line: int
+    offsets: list[int]
     ts: float  # event time of the chunk's last readable line: chunks are merged on it
     first_ts: float = float("-inf")  # event time of its first readable line
     done: bool = False
@@ -67,21 +68,24 @@ class _MergePartition(StatefulSourcePartition[RawBatch, dict[str, tuple[int, int
             f = path.open("rb")
             offset, line_no = (resume or {}).get(kind, (0, 0))
             f.seek(offset)
-            head = _Head(kind, f, line_no, [], line_no, float("-inf"))
+            head = _Head(kind, f, line_no, [], [], float("-inf"))
             self._pos[kind] = (offset, line_no)
             self._fill(head)
             self._heads.append(head)
 
     def _fill(self, head: _Head) -> None:
-        head.first_line = head.line_no
-        lines = []
-        for raw in head.file:
-            line = raw.rstrip(b"\r\n")
-            head.line_no += 1
-            if line.strip():
-                lines.append(line)
-            if len(lines) >= self._chunk_lines:
-                break
+        # Lines keep their newline: decoders accept trailing white space, and not copying every
+        # line is a measurable part of a replay.
+        lines = list(islice(head.file, self._chunk_lines))
+        head.offsets = list(range(head.line_no, head.line_no + len(lines)))
+        head.line_no += len(lines)
+        if any(map(bytes.isspace, lines)):  # blank lines are not messages
+            kept = [(o, line) for o, line in zip(head.offsets, lines, strict=True) if not line.isspace()]
+            head.offsets = [o for o, _ in kept]
+            lines = [line for _, line in kept]
+            if not lines:  # a chunk of only blank lines, not the end of the file: read on
+                self._fill(head)
+                return
         head.chunk = lines
         if not lines:
             head.done = True
@@ -103,13 +107,7 @@ class _MergePartition(StatefulSourcePartition[RawBatch, dict[str, tuple[int, int
         if not live:
             raise StopIteration
         head = min(live, key=lambda h: (h.ts, KINDS.index(h.kind)))
-        batch = RawBatch(
-            head.kind,
-            self._topics[head.kind],
-            0,
-            list(range(head.first_line, head.first_line + len(head.chunk))),
-            head.chunk,
-        )
+        batch = RawBatch(head.kind, self._topics[head.kind], 0, head.offsets, head.chunk)
         self._pos[head.kind] = (head.file.tell(), head.line_no)
         self._emitted_ts = max(self._emitted_ts, head.ts)
         self._fill(head)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from sloguard.events import (
@@ -23,11 +26,12 @@ from sloguard.events import (
     RawBatch,
     Rejected,
     decode_event,
+    fast_decoder,
     guess_model,
     readable_ts,
     unknown_model,
 )
-from sloguard.timeutil import to_rfc3339
+from sloguard.timeutil import parse_rfc3339, to_rfc3339
 
 
 @dataclass(frozen=True)
@@ -170,9 +174,31 @@ def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> Par
     models = spec.models
     idx: list[int] = []
     events: list[Any] = []
+    decode, second_ts = fast_decoder(raw.kind)
+    limit = spec.max_message_bytes
+    failed = (msgspec.ValidationError, msgspec.DecodeError)
     for i, payload in enumerate(raw.values):
         try:
-            event = decode_event(raw.kind, payload, spec.max_message_bytes)
+            event = None
+            if len(payload) <= limit and payload.isascii():  # the common case, inlined
+                try:
+                    event = decode(payload)
+                except failed:
+                    pass
+                else:  # RFC 3339 strings become epoch seconds here; a bad one goes the slow way
+                    ts = event.ts
+                    if type(ts) is str:
+                        event.ts = ts = parse_rfc3339(ts)
+                    other = getattr(event, second_ts)
+                    if type(other) is str:
+                        other = parse_rfc3339(other)
+                        setattr(event, second_ts, other)
+                        if other is None:
+                            event = None
+                    if ts is None:
+                        event = None
+            if event is None:
+                event = decode_event(raw.kind, payload, limit)
         except Rejected as e:
             _reject(out, raw, i, str(e), guess_model(payload, models), readable_ts(payload))
             continue
@@ -193,7 +219,7 @@ def _in_time(
     out: ParsedBatch, raw: RawBatch, idx: list[int], events: list[Any], spec: ParseSpec, now: float | None
 ) -> tuple[list[int], list[Any]]:
     """Drop (as dead letters) events stamped far in the future or older than every window."""
-    stamps = np.fromiter((e.ts for e in events), float, len(events))
+    stamps = np.array(list(map(_TS, events)), float)
     ref = float(np.median(stamps))
     hi = (ref if now is None else now) + spec.max_future_skew_s
     lo = min(ref, now if now is not None else ref) - spec.max_age_s
@@ -250,54 +276,80 @@ def _by_model(idx: list[int], events: list[Any]) -> dict[str, tuple[list[int], l
     return groups
 
 
+_TS = attrgetter("ts")
+
+
+def _column(events: list[Any], name: str, dtype: Any = float) -> np.ndarray:
+    """One attribute of every event as an array (None becomes NaN)."""
+    values = list(map(attrgetter(name), events))
+    if None in values:
+        values = [math.nan if v is None else v for v in values]
+    return np.array(values, dtype)
+
+
 def _missing(features: list[dict], expected: tuple[str, ...]) -> np.ndarray:
-    """Per event: how many expected feature names are absent or null."""
+    """Per event: how many expected feature names are absent or null (set operations, in C)."""
     if not expected:
         return np.zeros(len(features), np.int32)
-    return np.fromiter((list(map(f.get, expected)).count(None) for f in features), np.int32, len(features))
+    names = frozenset(expected)
+    return np.array(
+        [0 if f.keys() == names and None not in f.values() else _count_missing(f, names) for f in features], np.int32
+    )
+
+
+def _count_missing(features: dict, names: frozenset[str]) -> int:
+    return sum(1 for k in names if features.get(k) is None)
+
+
+def _per_attribute(segments: list[dict], attrs: tuple[str, ...]) -> list[list[str | None]]:
+    """For each segment attribute, every event's value of it (None when absent)."""
+    return [list(map(dict.get, segments, repeat(a))) for a in attrs]
 
 
 def _inference_columns(
     out: ParsedBatch, raw: RawBatch, model: str, rows: list[int], events: list[Inference], spec: ParseSpec
 ) -> None:
-    n = len(events)
-    ts = np.fromiter((e.ts for e in events), float, n)
-    feature_ts = np.fromiter((math.nan if e.feature_ts is None else e.feature_ts for e in events), float, n)
-    features = [e.features for e in events]
-    segments = [e.segment for e in events]
+    ts = _column(events, "ts")
+    features = list(map(_FEATURES, events))
+    segments = list(map(_SEGMENT, events))
     values = raw.values
     offsets = raw.offsets
+    status = np.array(list(map(_STATUS, events)))
     out.inference[model] = InferenceColumns(
         model=model,
         ts=ts,
-        status=np.fromiter((STATUS_CODE[e.status] for e in events), np.int8, n),
-        latency_ms=np.fromiter((e.latency_ms for e in events), float, n),
-        lag_s=ts - feature_ts,
+        status=np.select([status == s for s in STATUS_CODE], list(STATUS_CODE.values())).astype(np.int8),
+        latency_ms=_column(events, "latency_ms"),
+        lag_s=ts - _column(events, "feature_ts"),
         n_missing=_missing(features, spec.features[model]),
-        score=np.fromiter((math.nan if e.score is None else e.score for e in events), float, n),
-        ids=[e.id for e in events],
-        versions=[e.version for e in events],
-        variants=[e.variant for e in events],
-        predictions=[e.prediction for e in events],
-        segments=[[s.get(a) for s in segments] for a in spec.segments[model]],
+        score=_column(events, "score"),
+        ids=list(map(_ID, events)),
+        versions=list(map(_VERSION, events)),
+        variants=list(map(_VARIANT, events)),
+        predictions=list(map(_PREDICTION, events)),
+        segments=_per_attribute(segments, spec.segments[model]),
         features=features,
-        raw=[values[i] for i in rows],
-        offsets=[offsets[i] for i in rows],
+        raw=values if len(rows) == len(values) else [values[i] for i in rows],
+        offsets=offsets if len(rows) == len(offsets) else [offsets[i] for i in rows],
         topic=raw.topic,
         partition=raw.partition,
     )
     out.max_ts = max(out.max_ts, float(ts.max()))
 
 
+_FEATURES, _SEGMENT, _STATUS = attrgetter("features"), attrgetter("segment"), attrgetter("status")
+_ID, _VERSION, _VARIANT, _PREDICTION = (attrgetter(a) for a in ("id", "version", "variant", "prediction"))
+
+
 def _label_columns(
     out: ParsedBatch, raw: RawBatch, model: str, rows: list[int], events: list[Label], spec: ParseSpec
 ) -> None:
-    ts = np.fromiter((e.ts for e in events), float, len(events))
+    ts = _column(events, "ts")
     out.labels[model] = LabelColumns(
         model=model,
         ts=ts,
-        ids=[e.id for e in events],
-        labels=[e.label for e in events],
+        ids=list(map(_ID, events)),
+        labels=list(map(attrgetter("label"), events)),
         raw=[raw.values[i] for i in rows],
         offsets=[raw.offsets[i] for i in rows],
         topic=raw.topic,
@@ -309,15 +361,14 @@ def _label_columns(
 def _feature_columns(
     out: ParsedBatch, raw: RawBatch, model: str, rows: list[int], events: list[FeatureEvent], spec: ParseSpec
 ) -> None:
-    n = len(events)
-    ts = np.fromiter((e.ts for e in events), float, n)
-    segments = [e.segment for e in events]
+    ts = _column(events, "ts")
+    segments = list(map(_SEGMENT, events))
     out.features[model] = FeatureColumns(
         model=model,
         ts=ts,
-        lag_s=ts - np.fromiter((e.event_ts for e in events), float, n),
-        n_missing=_missing([e.features for e in events], spec.features[model]),
-        segments=[[s.get(a) for s in segments] for a in spec.segments[model]],
+        lag_s=ts - _column(events, "event_ts"),
+        n_missing=_missing(list(map(_FEATURES, events)), spec.features[model]),
+        segments=_per_attribute(segments, spec.segments[model]),
     )
     out.max_ts = max(out.max_ts, float(ts.max()))
 

@@ -1,58 +1,63 @@
 """A bounded memory of recently seen message ids, for dropping at-least-once duplicates.
 
-Ids are remembered for `window_s` of event time and at most `max_ids` at once; the oldest are
+Ids are kept in one set per time bucket (a tenth of the window), so a batch is checked with a
+few C-level `isdisjoint` calls and forgetting old ids drops whole sets. Ids are remembered for at
+least `window_s` of event time and at most `max_ids` at once; when over, the oldest buckets are
 forgotten first and counted in `evicted`, so memory does not grow with traffic.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import math
+
+BUCKETS_PER_WINDOW = 10
 
 
 class RecentIds:
-    """Ids seen in the last `window_s` seconds of event time (at most `max_ids` of them)."""
+    """Ids seen in the last `window_s` seconds of event time (at most about `max_ids` of them)."""
 
     def __init__(self, window_s: float, max_ids: int = 2_000_000) -> None:
         self.window_s = window_s
         self.max_ids = max_ids
-        self.seen: dict[str, float] = {}
-        self.order: deque[tuple[float, list[str]]] = deque()
+        self.bucket_s = max(1.0, window_s / BUCKETS_PER_WINDOW)
+        self.buckets: dict[int, set[str]] = {}  # bucket index -> ids, oldest first
         self.evicted = 0
 
     def first_seen(self, ids: list[str], ts: float) -> list[bool] | None:
         """For each id, whether it is new (then remembered at `ts`); repeats within the batch count.
 
-        Returns None when every id is new (the common case, decided with set operations).
+        Returns None when every id is new: the common case, decided with set operations.
         """
-        seen = self.seen
         unique = set(ids)
-        if len(unique) == len(ids) and not (seen.keys() & unique):
-            seen.update(dict.fromkeys(ids, ts))
-            self.order.append((ts, ids))
+        if len(unique) == len(ids) and all(s.isdisjoint(unique) for s in self.buckets.values()):
+            self._bucket(ts).update(unique)
             return None
         fresh = []
-        added = []
+        added = self._bucket(ts)
+        seen_before = [s for s in self.buckets.values() if s is not added]
         for i in ids:
-            if i in seen:
-                fresh.append(False)
-            else:
-                seen[i] = ts
-                added.append(i)
-                fresh.append(True)
-        if added:
-            self.order.append((ts, added))
+            new = i not in added and not any(i in s for s in seen_before)
+            if new:
+                added.add(i)
+            fresh.append(new)
         return fresh
+
+    def _bucket(self, ts: float) -> set[str]:
+        b = math.floor(ts / self.bucket_s)
+        bucket = self.buckets.get(b)
+        if bucket is None:
+            bucket = self.buckets[b] = set()
+            if len(self.buckets) > 1 and b < max(self.buckets):  # late batch: keep buckets in time order
+                self.buckets = dict(sorted(self.buckets.items()))
+        return bucket
 
     def expire(self, now: float) -> None:
         """Forget ids older than the window, and the oldest beyond `max_ids`."""
-        order, seen = self.order, self.seen
-        while order and (order[0][0] < now - self.window_s or len(seen) > self.max_ids):
-            ts, ids = order.popleft()
-            for i in ids:
-                if seen.get(i) == ts:
-                    del seen[i]
-            if ts >= now - self.window_s:
-                self.evicted += len(ids)
+        oldest_kept = math.floor((now - self.window_s) / self.bucket_s)
+        for b in [b for b in self.buckets if b < oldest_kept]:
+            del self.buckets[b]
+        while len(self.buckets) > 1 and len(self) > self.max_ids:
+            self.evicted += len(self.buckets.pop(next(iter(self.buckets))))
 
     def __len__(self) -> int:
-        return len(self.seen)
+        return sum(map(len, self.buckets.values()))

@@ -27,6 +27,7 @@ from sloguard.alerts import BUDGET_EXHAUSTED, NO_DATA, AlertBook, alert_id, rule
 from sloguard.batch import FeatureColumns, InferenceColumns, LabelColumns, ParsedBatch, Rejections
 from sloguard.budget import budget_remaining, burn_rate
 from sloguard.config import Config, Slo
+from sloguard.dedupe import RecentIds
 from sloguard.events import STATUS_CODE, DeadLetter
 from sloguard.sketch import LogHistogram
 from sloguard.sli import METRIC
@@ -110,8 +111,6 @@ class ModelEvaluator:
         self._longest_slice_s = max((s.budgeting.slice_s for s in self.slos), default=0)
         self._retention_s = max(config.longest_window_s, self.layout.model.no_data_after_s)
         if state is None:
-            from sloguard.dedupe import RecentIds
-
             state = {
                 "watermark": -math.inf,
                 "next_tick": None,
@@ -203,12 +202,10 @@ class ModelEvaluator:
         whole = self.state["keys"][""]
         segs = [(np.zeros(n, np.int64), [whole])]
         for attr, values in zip(self.layout.model.segments, segments, strict=True):
-            index = self.state["codes"][attr]
-            get = index.get
-            codes = np.fromiter((get(v, -2) for v in values), np.int64, len(values))
-            if (codes == -2).any():
-                for j in np.flatnonzero(codes == -2):
-                    codes[j] = self._code_for(attr, values[j])
+            known = list(map(self.state["codes"][attr].get, values))  # None: a value not seen before
+            if None in known:
+                known = [self._code_for(attr, v) if c is None else c for c, v in zip(known, values, strict=True)]
+            codes = np.array(known, np.int64)
             segs.append((codes, self.state["by_code"][attr]))
         return segs
 
@@ -356,7 +353,8 @@ class ModelEvaluator:
             self._judge_slices(key, t)
             if key.key and t - key.last_ts > self._retention_s:
                 continue  # a segment silent for longer than every window: nothing left to report
-            sums_at: dict[float, dict[int, np.ndarray]] = {}
+            sums_at: dict[float, dict[int, list[float]]] = {}
+            prefix = key.windows.prefixes()
             for i, slo in enumerate(self.slos):
                 if key.key and whole_model_only(slo):
                     continue
@@ -364,7 +362,8 @@ class ModelEvaluator:
                 # slices nothing new is known, and a window ending mid-slice would drop a bad slice.
                 end = t if slo.sli.family != METRIC else t - t % slo.budgeting.slice_s
                 if end not in sums_at:
-                    sums_at[end] = key.windows.sums(end)
+                    # plain floats: the per-SLO arithmetic below indexes these a few dozen times
+                    sums_at[end] = {w: v.tolist() for w, v in key.windows.sums(end, prefix).items()}
                 self._evaluate_slo(key, i, slo, sums_at[end], t, out)
         self._no_data(keys[""], t, out)
 
@@ -405,12 +404,12 @@ class ModelEvaluator:
         return min(1 - missing_rate, 1 - stale_rate), samples
 
     def _evaluate_slo(
-        self, key: KeyState, i: int, slo: Slo, sums: dict[int, np.ndarray], t: float, out: list[Output]
+        self, key: KeyState, i: int, slo: Slo, sums: dict[int, list[float]], t: float, out: list[Output]
     ) -> None:
         c = self.layout.columns[i]
         eb = slo.error_budget
         w = sums[slo.window_s]
-        if not w.any():
+        if not any(w):
             return
         metric = slo.sli.family == METRIC
 
@@ -426,14 +425,14 @@ class ModelEvaluator:
         windows = self._burn_windows[i]
         label = self._label
         burns = {ws: burn_rate(*counts(ws), eb) for ws in windows}
-        burn_labels = {label[ws]: round(float(burns[ws]), 4) for ws in windows}
+        burn_labels = {label[ws]: round(burns[ws], 4) for ws in windows}
         low_traffic = {}
         # the guard counts events; completeness counts each event's expected feature values
         per_event = max(1, len(self.layout.model.features)) if slo.sli.kind == "completeness" else 1
         for rule in slo.rules:
             holds = rule_holds(rule, burns[rule.long_window_s], burns[rule.short_window_s])
             if holds and not metric:
-                seen = float(sums[rule.long_window_s][c.total]) / per_event
+                seen = sums[rule.long_window_s][c.total] / per_event
                 if seen < slo.min_events:
                     holds = False
                     low_traffic[rule.name] = {
@@ -484,19 +483,19 @@ class ModelEvaluator:
             "version": key.version,
             "segment": key.segment,
             "ts": self._ts_text,
-            "sli": None if not judged else round(float(good / judged), 6),
+            "sli": None if not judged else round(good / judged, 6),
             "objective": slo.objective,
             "target": slo.slo_target,
             "window": slo.window,
             "budgeting": slo.budgeting.method,
-            "good": float(good),
-            "total": float(judged),
-            "budget_remaining": round(float(remaining), 6),
+            "good": good,
+            "total": judged,
+            "budget_remaining": round(remaining, 6),
             "burn_rates": burn_labels,
             "events": {label[ws]: int(sums[ws][EVENTS]) for ws in windows},
         }
         if metric:
-            event["slices_unjudged"] = float(w[c.unjudged])
+            event["slices_unjudged"] = w[c.unjudged]
             event["value"] = key.values.get(i)
         if slo.baseline is not None:
             event["baseline"] = slo.baseline

@@ -104,8 +104,8 @@ class DeadLetter:
             "error": self.error,
             "model": self.model,
             "ts": None if self.ts is None else to_rfc3339(self.ts),
-            "payload": self.payload[:MAX_PAYLOAD_IN_DEAD_LETTER].decode("utf-8", "replace"),
-            "payload_bytes": len(self.payload),
+            "payload": self.payload.rstrip(b"\r\n")[:MAX_PAYLOAD_IN_DEAD_LETTER].decode("utf-8", "replace"),
+            "payload_bytes": len(self.payload.rstrip(b"\r\n")),
         }
 
 
@@ -133,8 +133,21 @@ _DECODERS = {
 }
 
 
+_SECOND_TS = {"inference": "feature_ts", "labels": "ts", "features": "event_ts"}
+
+
+def fast_decoder(kind: str) -> tuple[Any, str]:
+    """The raw msgspec decoder of `kind` and the name of its second timestamp field.
+
+    A batch loop may call it directly for speed; an event it returns is final only if neither `ts`
+    nor the second timestamp is a string (those need `decode_event` to parse and check them).
+    """
+    return _DECODERS[kind], _SECOND_TS[kind]
+
+
 def decode_event(kind: str, payload: bytes, max_bytes: int = 65_536) -> Event:
     """The checked event in `payload`, timestamps as epoch seconds, or `Rejected` with the reason."""
+    payload = payload.rstrip(b"\r\n")  # a JSONL line's end is not part of the message
     if len(payload) > max_bytes:
         raise Rejected(f"oversized message: {len(payload)} bytes > limit {max_bytes}")
     if not payload.isascii():  # msgspec skips unknown fields without checking their UTF-8
@@ -146,6 +159,11 @@ def decode_event(kind: str, payload: bytes, max_bytes: int = 65_536) -> Event:
         event = _DECODERS[kind](payload)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return _CHECKS[kind](decode_json(payload))
+    return normalise(event, payload)
+
+
+def normalise(event: Event, payload: bytes) -> Event:
+    """Turn an event's RFC 3339 timestamps into epoch seconds; `Rejected` if one is not valid."""
     if type(event) is Inference:
         if type(event.ts) is str or type(event.feature_ts) is str:
             return _normalise_inference(event, payload)

@@ -59,22 +59,42 @@ def format_duration(seconds: int) -> str:
 
 
 def parse_rfc3339(text: str) -> float | None:
-    """Epoch seconds of an RFC 3339 timestamp with a zone, or None if it is not one."""
+    """Epoch seconds of an RFC 3339 timestamp with a zone, or None if it is not one.
+
+    The regex decides what is accepted (it is the schemas' pattern); C `fromisoformat` computes
+    the value, with a manual path for what Python 3.11's parser refuses (lower-case `t`/`z`).
+    """
     m = _RFC3339.fullmatch(text)  # fullmatch: `$` would accept a trailing newline
     if m is None:
         return None
-    year, month, day, hour, minute, second, frac, _zone, sign, zh, zm = m.groups()
     try:
-        dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
-    except ValueError:  # e.g. 2026-02-30
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return _from_groups(m.groups())
+
+
+def _from_groups(groups: tuple) -> float | None:
+    year, month, day, hour, minute, second, frac, _zone, sign, zh, zm = groups
+    midnight = _midnight(year, month, day)
+    if midnight is None:  # e.g. 2026-02-30
         return None
-    epoch = dt.timestamp()
+    epoch = midnight + int(hour) * 3600 + int(minute) * 60 + int(second)
     if frac:
         epoch += int(frac) / 10 ** len(frac)
     if sign:
         offset = int(zh) * 3600 + int(zm) * 60
         epoch -= offset if sign == "+" else -offset
     return epoch
+
+
+@functools.lru_cache(maxsize=4096)
+def _midnight(year: str, month: str, day: str) -> float | None:
+    """Epoch seconds of a date's midnight UTC, None if the date does not exist (cached: streams
+    carry few distinct dates)."""
+    try:
+        return datetime(int(year), int(month), int(day), tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
 
 
 def to_rfc3339(epoch_s: float) -> str:

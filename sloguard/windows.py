@@ -132,9 +132,18 @@ class Windows:
         mask = (self.index[0] >= lo) & (self.index[0] < hi)
         return self.counts[0][mask].sum(axis=0)
 
-    def sums(self, end_s: float) -> dict[int, np.ndarray]:
-        """Column totals over every window of the layout, ending (exclusive) at `end_s`."""
-        return {w: self.window_sum(w, end_s) for w in self.layout.tier_of}
+    def sums(self, end_s: float, prefix: list[tuple[np.ndarray, np.ndarray]] | None = None) -> dict[int, np.ndarray]:
+        """Column totals over every window of the layout, ending (exclusive) at `end_s`.
+
+        `prefix` (from `prefixes()`) may be passed to share the work between several ends while
+        the windows do not change.
+        """
+        prefix = prefix or self.prefixes()
+        return {w: self._window_sum(w, end_s, prefix) for w in self.layout.tier_of}
+
+    def prefixes(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per tier: bucket indices in ascending order and prefix sums of their vectors."""
+        return [self._prefix(k) for k in range(len(self.layout.tiers))]
 
     def window_sum(self, window_s: int, end_s: float) -> np.ndarray:
         """Totals over [ceil((end - window) / b) * b, end) where b is the window's bucket.
@@ -142,15 +151,30 @@ class Windows:
         Whole buckets of the window's tier come first; the partial newest one is filled from the
         next finer tiers (each bucket size divides the coarser ones), down to the base tier.
         """
+        prefix = [self._prefix(k) for k in range(self.layout.tier_of[window_s] + 1)]
+        return self._window_sum(window_s, end_s, prefix)
+
+    def _prefix(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tier k's bucket indices in ascending order, and prefix sums of their vectors."""
+        order = np.argsort(self.index[k], kind="stable")
+        counts = self.counts[k][order]
+        prefix = np.empty((len(order) + 1, counts.shape[1]))
+        prefix[0] = 0.0
+        np.cumsum(counts, axis=0, out=prefix[1:])
+        return self.index[k][order], prefix
+
+    def _window_sum(self, window_s: int, end_s: float, prefix: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         t = self.layout.tier_of[window_s]
-        lo = math.ceil((end_s - window_s) / self.layout.tiers[t].bucket_s) * self.layout.tiers[t].bucket_s
+        b = self.layout.tiers[t].bucket_s
+        lo = math.ceil((end_s - window_s) / b) * b
         total = np.zeros(self.counts[0].shape[1])
         for k in range(t, -1, -1):
             b = self.layout.tiers[k].bucket_s
             cut = math.floor(end_s / b) * b
             if cut > lo:
-                idx = self.index[k]
-                total += self.counts[k][(idx >= lo // b) & (idx < cut // b)].sum(axis=0)
+                held, sums = prefix[k]
+                i, j = np.searchsorted(held, (lo // b, cut // b))
+                total += sums[j] - sums[i]
                 lo = cut
             if lo >= end_s:
                 break
