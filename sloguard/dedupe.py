@@ -28,6 +28,7 @@ class RecentIds:
 
         Returns None when every id is new: the common case, decided with set operations.
         """
+        self.expire(ts)
         unique = set(ids)
         if len(unique) == len(ids) and all(s.isdisjoint(unique) for s in self.buckets.values()):
             self._bucket(ts).update(unique)

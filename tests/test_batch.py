@@ -1,0 +1,187 @@
+"""Batch parsing: columns equal the input, and every bad message becomes a dead letter with its reason."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+from factories import T0, event
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sloguard.batch import ParseSpec, parse_batch
+from sloguard.dedupe import RecentIds
+from sloguard.events import RawBatch, decode_event, validate_message
+from sloguard.timeutil import to_rfc3339
+
+SPEC = ParseSpec({"m": ("region",)}, {"m": ("a", "b")}, max_message_bytes=2048)
+
+
+def raw(lines: list[bytes], kind: str = "inference", watermark: float | None = None) -> RawBatch:
+    return RawBatch(kind, f"ml.{kind}", 3, list(range(100, 100 + len(lines))), lines, watermark)
+
+
+def test_columns_equal_the_events_whatever_the_timestamp_format():
+    rng = np.random.default_rng(5)
+    events = []
+    lags = rng.uniform(0, 900, 300)
+    for i in range(300):
+        e = event(i, T0 + i * 0.7, status=("ok", "error", "timeout")[i % 3], latency_ms=float(rng.gamma(2, 20)),
+                  region=("eu", "us")[i % 2], lag_s=float(lags[i]),
+                  features={"a": None, "b": 1} if i % 7 == 0 else ({"a": 1} if i % 11 == 0 else {"a": 1, "b": "x"}))
+        if i % 4 == 0:  # RFC 3339 strings for some, epoch numbers for the rest
+            e["ts"], e["feature_ts"] = to_rfc3339(e["ts"]), to_rfc3339(e["feature_ts"])
+        events.append(e)
+    parsed = parse_batch(raw([orjson.dumps(e) for e in events]), SPEC)
+    cols = parsed.inference["m"]
+    assert parsed.dead_letters == [] and len(cols) == 300
+    want_ts = np.array([T0 + i * 0.7 for i in range(300)])
+    np.testing.assert_allclose(cols.ts, want_ts, atol=1e-3)
+    assert cols.status.tolist() == [i % 3 for i in range(300)]
+    np.testing.assert_allclose(cols.latency_ms, [e["latency_ms"] for e in events], rtol=1e-12)
+    np.testing.assert_allclose(cols.lag_s, lags, atol=2e-3)  # RFC 3339 strings carry milliseconds
+    assert cols.n_missing.tolist() == [1 if i % 7 == 0 else (1 if i % 11 == 0 else 0) for i in range(300)]
+    assert cols.segments == [[("eu", "us")[i % 2] for i in range(300)]]
+    assert cols.ids == [e["id"] for e in events] and cols.offsets == list(range(100, 400))
+    assert parsed.watermark == pytest.approx(want_ts.max(), abs=1e-3)
+
+
+BAD = [
+    (b'{"id": "x", "model": "m"', "malformed JSON"),
+    (b'{"id":"x","model":"m","version":"v","ts":NaN,"status":"ok","latency_ms":1}', "malformed JSON"),
+    (b'[1, 2]', "not a JSON object"),
+    (b'{"model":"m","version":"v","ts":1767225600,"status":"ok","latency_ms":1}', "id: missing"),
+    (b'{"id":"x","model":"m","version":"v","ts":1767225600,"status":"fine","latency_ms":1}', "status:"),
+    (b'{"id":"x","model":"m","version":"v","ts":1767225600,"status":"ok","latency_ms":true}', "latency_ms:"),
+    (b'{"id":"x","model":"m","version":"v","ts":1767225600,"status":"ok","latency_ms":-1}', "latency_ms:"),
+    (b'{"id":"x","model":"m","version":"v","ts":"2150-01-01T00:00:00Z","status":"ok","latency_ms":1}', "ts:"),
+    (b'{"id":"x","model":"m","version":"v","ts":"2026-01-01T00:00:00","status":"ok","latency_ms":1}', "ts:"),
+    (b'{"id":"x","model":"m","version":"v","ts":1767225600,"status":"ok","latency_ms":1,"score":1.5}', "score:"),
+    (b'{"id":"x","model":"m","version":"v","ts":1767225600,"status":"ok","latency_ms":1,"segment":{"r":1}}',
+     "segment.r:"),
+    (b'{"id":"x","model":"m","version":"v","ts":1767225600,"status":"ok","latency_ms":1,"features":{"a":[1]}}',
+     "features.a:"),
+    (b'{"id":"x","model":"zz","version":"v","ts":1767225600,"status":"ok","latency_ms":1}', "model: unknown"),
+    (b'{"id":"x","model":"m","version":"v","ts":1767225600,"status":"ok","latency_ms":1,"note":"\xc3("}',
+     "malformed JSON: not valid UTF-8"),
+    (b'{"id":"x","model":"m","version":"v","ts":1767225600,"status":"ok","latency_ms":1,"pad":"' + b"x" * 3000
+     + b'"}', "oversized message"),
+]
+
+
+@pytest.mark.parametrize(("payload", "reason"), BAD, ids=[r for _, r in BAD])
+def test_each_bad_message_is_dead_lettered_with_a_reason_naming_the_problem(payload, reason):
+    good = orjson.dumps(event(1, T0))
+    parsed = parse_batch(raw([good, payload, good.replace(b'"e1"', b'"e2"')]), SPEC)
+    assert len(parsed.inference["m"]) == 2
+    (dead,) = parsed.dead_letters
+    assert dead.error.startswith(reason), dead.error
+    assert (dead.topic, dead.partition, dead.offset) == ("ml.inference", 3, 101)
+    assert dead.payload == payload
+    message = dead.to_dict()
+    assert message["type"] == "dead_letter" and len(message["payload"]) <= 1024
+    if reason not in ("model: unknown", "not a JSON object"):  # a known model's rejects count toward its schema SLI
+        assert len(parsed.rejections["m"]) == 1
+
+
+def test_events_far_ahead_of_their_batch_or_older_than_every_window_are_rejected():
+    spec = ParseSpec({"m": ()}, {"m": ()}, max_future_skew_s=3600, max_age_s=86_400)
+    lines = [orjson.dumps(event(i, T0 + i)) for i in range(20)]
+    lines.append(orjson.dumps(event(99, T0 + 2 * 3600)))
+    lines.append(orjson.dumps(event(98, T0 - 2 * 86_400)))
+    parsed = parse_batch(raw(lines), spec)
+    assert len(parsed.inference["m"]) == 20
+    ahead, old = (d.error for d in parsed.dead_letters)
+    assert ahead.startswith("ts: ") and "ahead of the other events" in ahead
+    assert old.startswith("ts: ") and "older than every window" in old
+    assert parsed.rejections["m"].ts == [T0 + 2 * 3600, T0 - 2 * 86_400]
+
+
+def test_a_wall_clock_bounds_future_timestamps_when_given():
+    lines = [orjson.dumps(event(i, T0 + 7200 + i)) for i in range(5)]
+    assert len(parse_batch(raw(lines), SPEC, now=T0).dead_letters) == 5
+    assert parse_batch(raw(lines), SPEC, now=T0 + 7200).dead_letters == []
+
+
+def test_a_source_watermark_overrides_the_batch_maximum():
+    lines = [orjson.dumps(event(i, T0 + i)) for i in range(5)]
+    assert parse_batch(raw(lines), SPEC).watermark == T0 + 4
+    assert parse_batch(raw(lines, watermark=T0 - 60), SPEC).watermark == T0 - 60
+    assert parse_batch(raw([b"nope"], watermark=T0), SPEC).watermark == T0
+
+
+def test_labels_and_feature_events_parse_into_their_columns():
+    labels = [orjson.dumps({"id": f"e{i}", "model": "m", "label": i % 2, "ts": T0 + 600 + i}) for i in range(4)]
+    parsed = parse_batch(raw(labels, "labels"), SPEC)
+    assert parsed.labels["m"].labels == [0, 1, 0, 1] and parsed.labels["m"].ids[0] == "e0"
+    feats = [orjson.dumps({"model": "m", "entity": "u1", "features": {"a": 1}, "event_ts": T0, "ts": T0 + 90,
+                           "segment": {"region": "eu"}})]
+    cols = parse_batch(raw(feats, "features"), SPEC).features["m"]
+    assert cols.lag_s.tolist() == [90.0] and cols.n_missing.tolist() == [1] and cols.segments == [["eu"]]
+
+
+timestamps = st.one_of(
+    st.floats(9e8, 4.2e9, allow_nan=False),
+    st.integers(0, 5_000_000_000),
+    st.builds(to_rfc3339, st.floats(946_684_800, 4_102_444_799)),
+    st.text(max_size=30),
+    st.booleans(),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ts=timestamps, fts=timestamps, latency=st.one_of(st.floats(-5, 5e6), st.booleans(), st.text(max_size=3)))
+def test_the_fast_path_and_the_reference_checks_agree(ts, fts, latency):
+    """msgspec's verdict (batch path) equals the reference checker's (reasons path) on every input."""
+    d = {"id": "x", "model": "m", "version": "v", "ts": ts, "status": "ok", "latency_ms": latency, "feature_ts": fts}
+    try:
+        payload = orjson.dumps(d)
+    except TypeError:
+        return
+    from sloguard.events import Rejected, _check_inference, decode_json
+
+    try:
+        reference = _check_inference(decode_json(payload))
+    except Rejected:
+        reference = None
+    reason = validate_message("inference", payload)
+    assert (reason is None) == (reference is not None), reason
+    if reference is not None:
+        fast = decode_event("inference", payload)
+        assert fast.ts == pytest.approx(reference.ts) and fast.latency_ms == reference.latency_ms
+        assert (fast.feature_ts is None) == (reference.feature_ts is None)
+    parsed = parse_batch(raw([payload]), SPEC)
+    assert (len(parsed.dead_letters) == 0) == (reason is None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.floats(0, 5000)), min_size=1, max_size=200))
+def test_recent_ids_flags_every_repeat_within_the_window(stream):
+    """A repeat within `window_s` is always a duplicate; one after window + a bucket never is."""
+    window = 600.0
+    recent = RecentIds(window)
+    last_seen: dict[str, float] = {}
+    for n, (key, dt) in enumerate(sorted(stream, key=lambda x: x[1])):
+        ident, now = f"id{key}", dt
+        (fresh,) = recent.first_seen([ident], now) or [True]
+        before = last_seen.get(ident)
+        if before is not None and now - before <= window:
+            assert not fresh, (n, ident, before, now)
+        if before is None or now - before > window + recent.bucket_s:
+            assert fresh, (n, ident, before, now)
+        if fresh:
+            last_seen[ident] = now
+        recent.expire(now)
+    assert len(recent) <= len(last_seen)
+
+
+def test_recent_ids_memory_is_bounded_by_max_ids():
+    recent = RecentIds(10**9, max_ids=1000)
+    for b in range(50):
+        recent.first_seen([f"{b}-{i}" for i in range(100)], float(b * 10**8))
+        recent.expire(float(b * 10**8))
+    assert len(recent) <= 1100 and recent.evicted >= 3900
+    assert not math.isnan(recent.bucket_s)
