@@ -28,7 +28,8 @@ def drain(source, resume=None):
 
 def test_files_are_merged_in_event_time_and_the_watermark_never_passes_an_unread_event(tmp_path):
     inf = write(tmp_path / "i.jsonl", [event(i, T0 + i) for i in range(1000)])
-    lab = write(tmp_path / "l.jsonl", [{"id": f"e{i}", "model": "m", "label": 1, "ts": T0 + 300 + i} for i in range(500)])
+    labels = [{"id": f"e{i}", "model": "m", "label": 1, "ts": T0 + 300 + i} for i in range(500)]
+    lab = write(tmp_path / "l.jsonl", labels)
     batches, _ = drain(JsonlReplaySource({"inference": inf, "labels": lab}, chunk_lines=100))
     assert sum(len(b.values) for b in batches) == 1500
     unread = {"inference": [T0 + i for i in range(1000)], "labels": [T0 + 300 + i for i in range(500)]}
