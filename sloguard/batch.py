@@ -146,6 +146,7 @@ class Rejections:
 
     model: str
     ts: list[float] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -208,11 +209,30 @@ def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> Par
         idx.append(i)
         events.append(event)
     if events:
+        _date_unreadable_rejections(out, raw, idx, events)
         idx, events = _in_time(out, raw, idx, events, spec, now)
     for model, (rows, group) in _by_model(idx, events).items():
         _COLUMNS[raw.kind](out, raw, model, rows, group, spec)
     out.watermark = out.max_ts if raw.watermark is None else raw.watermark
     return out
+
+
+def _date_unreadable_rejections(out: ParsedBatch, raw: RawBatch, idx: list[int], events: list[Any]) -> None:
+    """A rejected message without a readable time counts at its nearest valid neighbour's time.
+
+    That is where it sat in the stream, whatever order partitions are read in (the watermark at
+    the time it was read would depend on that order).
+    """
+    if not any(math.isnan(t) for r in out.rejections.values() for t in r.ts):
+        return
+    offsets = np.asarray([raw.offsets[i] for i in idx])
+    stamps = np.array(list(map(_TS, events)), float)
+    by_offset = {d.offset: d for d in out.dead_letters}
+    for rejections in out.rejections.values():
+        for j, (t, offset) in enumerate(zip(rejections.ts, rejections.offsets, strict=True)):
+            if math.isnan(t) and offset in by_offset:
+                k = min(int(np.searchsorted(offsets, offset)), len(offsets) - 1)
+                rejections.ts[j] = float(stamps[k])
 
 
 def _in_time(
@@ -259,7 +279,9 @@ def _reject(out: ParsedBatch, raw: RawBatch, i: int, error: str, model: str | No
         DeadLetter(raw.topic, raw.partition, raw.offsets[i], error, raw.values[i], model, ok_ts)
     )
     if model is not None:
-        out.rejections.setdefault(model, Rejections(model)).ts.append(ts)
+        rejections = out.rejections.setdefault(model, Rejections(model))
+        rejections.ts.append(ts)
+        rejections.offsets.append(raw.offsets[i])
 
 
 def _by_model(idx: list[int], events: list[Any]) -> dict[str, tuple[list[int], list[Any]]]:

