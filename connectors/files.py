@@ -107,7 +107,7 @@ class _MergePartition(StatefulSourcePartition[RawBatch, dict[str, tuple[int, int
         if not live:
             raise StopIteration
         head = min(live, key=lambda h: (h.ts, KINDS.index(h.kind)))
-        batch = RawBatch(head.kind, self._topics[head.kind], 0, head.offsets, head.chunk)
+        batch = RawBatch(head.kind, self._topics[head.kind], 0, head.offsets, head.chunk, source=head.kind)
         self._pos[head.kind] = (head.file.tell(), head.line_no)
         self._emitted_ts = max(self._emitted_ts, head.ts)
         self._fill(head)
@@ -115,6 +115,7 @@ class _MergePartition(StatefulSourcePartition[RawBatch, dict[str, tuple[int, int
         # in event-time order), so event time may advance to there, and to the end once all is read.
         pending = [h.first_ts for h in self._heads if not h.done]
         batch.watermark = min(min(pending), self._emitted_ts) if pending else self._emitted_ts
+        batch.caught_up = head.done
         if self._progress is not None:
             done = sum(p[0] for p in self._pos.values())
             self._progress(done, self._total, sum(p[1] for p in self._pos.values()))

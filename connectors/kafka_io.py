@@ -1,12 +1,12 @@
 """Kafka as the dataflow's source and sinks, with an event-time watermark and checked deliveries.
 
 `KafkaRawSource` reads the input topics one partition per Bytewax partition, hands whole batches of
-raw messages to the flow (`RawBatch`), and resumes from its offsets under Bytewax recovery. Each
-batch carries a watermark: the oldest event time among the partitions of this process that still
-have unread messages. So after downtime the backlog is replayed in event time, as `sloguard replay`
-would, and no tick is evaluated ahead of data that is still waiting. When every partition is caught
-up and idle, a heartbeat moves event time on with the wall clock: a model that goes silent raises
-`no-data` while the flow runs, not only when its next event comes.
+raw messages to the flow (`RawBatch`), and resumes from its offsets under Bytewax recovery. Every
+batch reports its partition's progress (newest event time, caught up or not) to the models' state,
+which advances event time only as far as every partition has delivered (sloguard/frontier.py): after
+downtime the backlog is replayed in event time, as `sloguard replay` would, with any number of
+workers. A caught-up, idle partition sends a wall-clock heartbeat, so a model that goes silent
+raises `no-data` while the flow runs, not only when its next event comes.
 
 `KafkaJsonSink` writes `(key, message)` items as JSON with the key as the Kafka key (one SLO key's
 events stay in order on one partition). Unlike Bytewax 0.21's own `KafkaSink` (bytewax issue #522),
@@ -17,7 +17,6 @@ headers.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,52 +27,12 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from connectors.files import _line_ts
 from connectors.kafka_config import KafkaSettings
 from sloguard.events import RawBatch
 
 
-class Frontier:
-    """Event-time progress of the input partitions of one process, shared by their readers."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._parts: dict[str, tuple[float, bool, float]] = {}  # part -> (newest ts, caught up, last read)
-
-    def register(self, part: str) -> None:
-        with self._lock:
-            self._parts.setdefault(part, (float("-inf"), False, 0.0))
-
-    def update(self, part: str, newest_ts: float | None, caught_up: bool, now: float, read: bool) -> None:
-        with self._lock:
-            ts, _, last_read = self._parts.get(part, (float("-inf"), False, 0.0))
-            if newest_ts is not None:
-                ts = max(ts, newest_ts)
-            self._parts[part] = (ts, caught_up, now if read else last_read)
-
-    def watermark(self) -> float:
-        """The oldest newest-event time among partitions with unread messages (or the newest overall)."""
-        with self._lock:
-            lagging = [ts for ts, caught_up, _ in self._parts.values() if not caught_up]
-            seen = [ts for ts, _, _ in self._parts.values()]
-        if lagging:
-            return min(lagging)
-        return max(seen, default=float("-inf"))
-
-    def idle_since(self) -> float | None:
-        """When the last message was read, if every partition is caught up; else None."""
-        with self._lock:
-            if not self._parts or not all(c for _, c, _ in self._parts.values()):
-                return None
-            return max(r for _, _, r in self._parts.values())
-
-
-_FRONTIERS: dict[str, Frontier] = {}
-
-
 class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
-    def __init__(self, source: KafkaRawSource, kind: str, topic: str, partition: int, resume: int | None,
-                 frontier: Frontier) -> None:
+    def __init__(self, source: KafkaRawSource, kind: str, topic: str, partition: int, resume: int | None) -> None:
         self._source = source
         self._kind = kind
         self._topic = topic
@@ -85,10 +44,15 @@ class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
         )
         self._consumer = Consumer(conf)
         self._consumer.assign([TopicPartition(topic, partition, self._offset)])
-        self._frontier = frontier
-        frontier.register(self._name)
         self._eof = False
+        self._reported_caught_up: bool | None = None
+        self._last_read = 0.0
         self._last_heartbeat = 0.0
+
+    def _batch(self, offsets: list[int], values: list[bytes], caught_up: bool, clock: float | None = None) -> RawBatch:
+        self._reported_caught_up = caught_up
+        return RawBatch(self._kind, self._topic, self._partition, offsets, values, source=self._name,
+                        caught_up=caught_up, clock=clock)
 
     def next_batch(self) -> list[RawBatch]:
         if self._eof:
@@ -109,32 +73,27 @@ class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
         now = self._source.clock()
         if values:
             self._offset = offsets[-1] + 1
-            at_end = at_end or self._caught_up()
-        elif not msgs:
-            at_end = self._caught_up()
-        newest = _line_ts(values[-1]) if values else None
-        self._frontier.update(self._name, newest, at_end, now, read=bool(values))
-        if at_end and not self._source.tail and not values:
-            self._eof = True
+            self._last_read = now
+        caught_up = at_end or self._caught_up()
         if values:
-            return [RawBatch(self._kind, self._topic, self._partition, offsets, values, self._frontier.watermark())]
-        return self._heartbeat(now)
+            return [self._batch(offsets, values, caught_up)]
+        if caught_up and not self._source.tail:  # drained: say so once, then stop
+            self._eof = True
+            return [self._batch([], [], True)]
+        if caught_up != self._reported_caught_up:  # progress changed without data: tell the flow
+            return [self._batch([], [], caught_up)]
+        every = self._source.heartbeat_s
+        if every is not None and caught_up and now - self._last_read >= every and now - self._last_heartbeat >= every:
+            self._last_heartbeat = now  # idle and caught up: event time may follow the wall clock
+            return [self._batch([], [], True, clock=now)]
+        return []
 
     def _caught_up(self) -> bool:
         try:
             _, high = self._consumer.get_watermark_offsets(TopicPartition(self._topic, self._partition), cached=True)
         except Exception:  # no fetch response yet
             return False
-        return high >= 0 and (self._offset if self._offset >= 0 else 0) >= high
-
-    def _heartbeat(self, now: float) -> list[RawBatch]:
-        """An empty batch that moves event time to the wall clock, when all input is read and idle."""
-        every = self._source.heartbeat_s
-        idle_since = self._frontier.idle_since()
-        if every is None or idle_since is None or now - idle_since < every or now - self._last_heartbeat < every:
-            return []
-        self._last_heartbeat = now
-        return [RawBatch(self._kind, self._topic, self._partition, [], [], now)]
+        return high >= 0 and max(self._offset, 0) >= high
 
     def snapshot(self) -> int:
         return self._offset
@@ -162,7 +121,6 @@ class KafkaRawSource(FixedPartitionedSource[RawBatch, int]):
         self.heartbeat_s = heartbeat_s
         self.clock = clock
         self.consumer_extra = consumer_extra or {}
-        self._frontier_key = f"{id(self)}"
 
     def list_parts(self) -> list[str]:
         admin = AdminClient(self.settings.admin_config())
@@ -178,8 +136,7 @@ class KafkaRawSource(FixedPartitionedSource[RawBatch, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaRawPartition:
         topic, _, partition = for_part.rpartition("#")
         kind = next(k for k, t in self.topics.items() if t == topic)
-        frontier = _FRONTIERS.setdefault(f"{step_id}:{self._frontier_key}", Frontier())
-        return _KafkaRawPartition(self, kind, topic, int(partition), resume_state, frontier)
+        return _KafkaRawPartition(self, kind, topic, int(partition), resume_state)
 
 
 # Kafka Connect's dead-letter header names, so existing tooling can read our dead letters.

@@ -57,7 +57,7 @@ def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOption
         KafkaJsonSink(settings, settings.topic("alerts")),
         KafkaJsonSink(settings, settings.topic("dead_letter"), headers=dead_letter_headers),
     )
-    return build_flow(config, source, sinks, finish_at_eof=not options.tail)
+    return build_flow(config, source, sinks, finish_at_eof=not options.tail, sources=tuple(source.list_parts()))
 
 
 def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1) -> dict[str, str]:

@@ -23,14 +23,15 @@ class EvaluateLogic(StatefulLogic[ModelBatch, Output, dict]):
     batch (which names its model) or from the resume state (which records it).
     """
 
-    def __init__(self, config: Config, resume: dict | None, finish_at_eof: bool) -> None:
+    def __init__(self, config: Config, resume: dict | None, finish_at_eof: bool, sources: tuple[str, ...] = ()) -> None:
         self.config = config
         self.finish_at_eof = finish_at_eof
+        self.sources = sources
         self.evaluator = None if resume is None else ModelEvaluator(config, resume["model"], resume["state"])
 
     def on_item(self, value: ModelBatch) -> tuple[Iterable[Output], bool]:
         if self.evaluator is None:
-            self.evaluator = ModelEvaluator(self.config, value.model)
+            self.evaluator = ModelEvaluator(self.config, value.model, sources=self.sources)
         return self.evaluator.process(value), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Output], bool]:

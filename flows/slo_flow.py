@@ -48,11 +48,13 @@ def build_flow(
     *,
     finish_at_eof: bool = True,
     flow_id: str = "sloguard",
+    sources: tuple[str, ...] = (),
 ) -> Dataflow:
     """The dataflow over `source` (batches of raw messages) into `sinks`.
 
     `finish_at_eof` evaluates the ticks still pending when the input ends (replay); a live run
-    leaves them to the next events or clock ticks.
+    leaves them to the next events or clock ticks. `sources` names every input source (topic
+    partitions, files) so that event time waits for each of them (sloguard/frontier.py).
     """
     models = list(config.models)
     flow = Dataflow(flow_id)
@@ -61,7 +63,7 @@ def build_flow(
     rejected = op.flat_map("dead_letters", parsed, dead_letters)  # (key, dead letter)
     per_model = op.flat_map("split_by_model", parsed, partial(split_by_model, models=models))
     # (model, ModelBatch)
-    evaluated = op.stateful("evaluate", per_model, partial(_logic, config, finish_at_eof))
+    evaluated = op.stateful("evaluate", per_model, partial(_logic, config, finish_at_eof, tuple(sources)))
     # (model, ("budget" | "alert" | "dead_letter", message))
     keyed = op.map("key_outputs", evaluated, lambda kv: (message_key(kv[1]), kv[1]))
     # (message key, (kind, message))
@@ -74,10 +76,10 @@ def build_flow(
     return flow
 
 
-def _logic(config: Config, finish_at_eof: bool, resume: dict | None) -> op.StatefulLogic:
+def _logic(config: Config, finish_at_eof: bool, sources: tuple[str, ...], resume: dict | None) -> op.StatefulLogic:
     from flows.operators import EvaluateLogic
 
-    return EvaluateLogic(config, resume, finish_at_eof)
+    return EvaluateLogic(config, resume, finish_at_eof, sources)
 
 
 def _only(kind: str, item: tuple) -> tuple | None:

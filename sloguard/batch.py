@@ -162,7 +162,10 @@ class ParsedBatch:
     rejections: dict[str, Rejections] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     max_ts: float = -math.inf  # newest valid event time in the batch
-    watermark: float = -math.inf  # event time that all inputs have passed
+    watermark: float = -math.inf  # event time that all inputs have passed, if the source knows it
+    source: str = ""
+    caught_up: bool = False
+    clock: float | None = None
 
 
 def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> ParsedBatch:
@@ -213,7 +216,9 @@ def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> Par
         idx, events = _in_time(out, raw, idx, events, spec, now)
     for model, (rows, group) in _by_model(idx, events).items():
         _COLUMNS[raw.kind](out, raw, model, rows, group, spec)
-    out.watermark = out.max_ts if raw.watermark is None else raw.watermark
+    out.watermark = -math.inf if raw.watermark is None else raw.watermark
+    out.source = raw.source or f"{raw.topic}#{raw.partition}"
+    out.caught_up, out.clock = raw.caught_up, raw.clock
     return out
 
 

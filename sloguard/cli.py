@@ -250,7 +250,7 @@ def replay(
 
         alerts_sink = TeeSink(alerts_sink, on_alert)
     sinks = Sinks(JsonlSink(out / "budget.jsonl"), alerts_sink, JsonlSink(out / "dead_letter.jsonl"))
-    run_main(build_flow(config, source, sinks))
+    run_main(build_flow(config, source, sinks, sources=tuple(inputs)))
     if printer is not None:
         sys.stderr.write("\n")
     counts: Counter = Counter()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from sloguard.budget import budget_remaining, burn_rate
 from sloguard.config import Config, Slo
 from sloguard.dedupe import RecentIds
 from sloguard.events import STATUS_CODE, DeadLetter
+from sloguard.frontier import SourceFrontier
 from sloguard.sketch import LogHistogram
 from sloguard.sli import METRIC
 from sloguard.timeutil import format_duration, to_rfc3339
@@ -45,11 +47,15 @@ class ModelBatch:
     """What one parsed batch holds for one model, and how far event time has got overall."""
 
     model: str
-    watermark: float
+    watermark: float  # event time all inputs have passed, when the source knows it (else -inf)
     inference: InferenceColumns | None = None
     labels: LabelColumns | None = None
     features: FeatureColumns | None = None
     rejections: Rejections | None = None
+    source: str = ""  # progress report of the source the batch came from (frontier.py)
+    newest: float = -math.inf
+    caught_up: bool = False
+    clock: float | None = None
 
 
 def split_by_model(parsed: ParsedBatch, models: list[str]) -> list[tuple[str, ModelBatch]]:
@@ -64,6 +70,10 @@ def split_by_model(parsed: ParsedBatch, models: list[str]) -> list[tuple[str, Mo
                 parsed.labels.get(m),
                 parsed.features.get(m),
                 parsed.rejections.get(m),
+                parsed.source,
+                parsed.max_ts,
+                parsed.caught_up,
+                parsed.clock,
             ),
         )
         for m in models
@@ -93,7 +103,9 @@ def segment_key(segment: dict[str, str]) -> str:
 class ModelEvaluator:
     """Keyed state and evaluation of one model's SLOs; snapshot-able, deterministic."""
 
-    def __init__(self, config: Config, model: str, state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: Config, model: str, state: dict[str, Any] | None = None, sources: Iterable[str] = ()
+    ) -> None:
         self.config = config
         self.layout = ModelLayout(config, model)
         self.model = model
@@ -121,6 +133,7 @@ class ModelEvaluator:
                 "recent": RecentIds(config.dedupe_window_s),
                 "counters": {"duplicates": 0, "late_slice_values": 0},
                 "first_ts": math.inf,  # earliest inference event: silence counts only after it
+                "frontier": SourceFrontier(sources),
             }
         self.state = state
 
@@ -148,12 +161,31 @@ class ModelEvaluator:
             self._ingest_features(batch.features)
         if batch.labels is not None and len(batch.labels):
             self._add_messages(whole, batch.labels.ts, valid=True)
+        frontier = self.state["frontier"]
+        if batch.source:
+            frontier.update(batch.source, batch.newest, batch.caught_up)
+        watermark = max(batch.watermark, frontier.watermark())
+        if batch.clock is not None and frontier.all_caught_up():
+            watermark = max(watermark, batch.clock)
         if batch.rejections is not None and len(batch.rejections):
-            ts = np.asarray(batch.rejections.ts, float)
-            fallback = self.state["watermark"] if math.isfinite(self.state["watermark"]) else batch.watermark
-            self._add_messages(whole, np.where(np.isnan(ts), fallback, ts), valid=False)
-        self._advance(batch.watermark, out, final=False)
+            self._add_rejections(whole, np.asarray(batch.rejections.ts, float), watermark)
+        self._advance(watermark, out, final=False)
         return out
+
+    def _add_rejections(self, whole: KeyState, ts: np.ndarray, watermark: float) -> None:
+        """Count rejected messages toward the schema SLI, undated ones at the current event time."""
+        now = self.state["watermark"] if math.isfinite(self.state["watermark"]) else watermark
+        if not math.isfinite(now):
+            now = self.state["frontier"].newest()
+        ts = np.where(np.isnan(ts), now, ts)
+        undated = ~np.isfinite(ts)
+        if undated.any():  # no event time known at all yet: count them, they cannot be placed in time
+            self.state["counters"]["undated_rejections"] = self.state["counters"].get("undated_rejections", 0) + int(
+                undated.sum()
+            )
+            ts = ts[~undated]
+        if len(ts):
+            self._add_messages(whole, ts, valid=False)
 
     def advance(self, now: float) -> list[Output]:
         """Move event time to `now` (a live runner's clock) and evaluate the ticks it passes."""
@@ -164,7 +196,7 @@ class ModelEvaluator:
     def finish(self) -> list[Output]:
         """End of input (replay): evaluate every tick up to the last event time seen."""
         out: list[Output] = []
-        self._advance(self.state["watermark"], out, final=True)
+        self._advance(max(self.state["watermark"], self.state["frontier"].newest()), out, final=True)
         return out
 
     def _dedupe(self, cols: InferenceColumns, out: list[Output]) -> InferenceColumns:

@@ -124,6 +124,9 @@ class RawBatch:
     offsets: list[int]
     values: list[bytes]
     watermark: float | None = None
+    source: str = ""  # the input this came from (topic#partition, or a file); see frontier.py
+    caught_up: bool = False  # the source has nothing more to read after this batch, for now
+    clock: float | None = None  # wall-clock heartbeat of a live source that is caught up and idle
 
 
 _DECODERS = {

@@ -45,7 +45,8 @@ def test_columns_equal_the_events_whatever_the_timestamp_format():
     assert cols.n_missing.tolist() == [1 if i % 7 == 0 else (1 if i % 11 == 0 else 0) for i in range(300)]
     assert cols.segments == [[("eu", "us")[i % 2] for i in range(300)]]
     assert cols.ids == [e["id"] for e in events] and cols.offsets == list(range(100, 400))
-    assert parsed.watermark == pytest.approx(want_ts.max(), abs=1e-3)
+    assert parsed.max_ts == pytest.approx(want_ts.max(), abs=1e-3)
+    assert (parsed.source, parsed.caught_up) == ("ml.inference#3", False)
 
 
 BAD = [
@@ -105,9 +106,10 @@ def test_a_wall_clock_bounds_future_timestamps_when_given():
     assert parse_batch(raw(lines), SPEC, now=T0 + 7200).dead_letters == []
 
 
-def test_a_source_watermark_overrides_the_batch_maximum():
+def test_a_batch_reports_its_newest_time_and_passes_on_a_source_watermark():
     lines = [orjson.dumps(event(i, T0 + i)) for i in range(5)]
-    assert parse_batch(raw(lines), SPEC).watermark == T0 + 4
+    parsed = parse_batch(raw(lines), SPEC)
+    assert (parsed.max_ts, parsed.watermark) == (T0 + 4, float("-inf"))
     assert parse_batch(raw(lines, watermark=T0 - 60), SPEC).watermark == T0 - 60
     assert parse_batch(raw([b"nope"], watermark=T0), SPEC).watermark == T0
 

@@ -10,10 +10,11 @@ from bytewax.testing import run_main
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from connectors.kafka_config import KafkaSettings
-from connectors.kafka_io import Frontier, KafkaJsonSink
+from connectors.kafka_io import KafkaJsonSink
 from connectors.runner import INPUTS, RunOptions, build_kafka_flow
 from sloguard.cli import replay
 from sloguard.config import load_config, parse_config
+from sloguard.frontier import SourceFrontier
 from sloguard.scenarios import plan, write_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,18 +114,17 @@ def test_bad_input_on_the_topics_lands_in_the_dead_letter_topic_and_the_flow_run
     assert reasons == ["duplicate", "malformed JSON", "malformed JSON", "model", "ts"]
 
 
-def test_the_frontier_holds_event_time_at_the_slowest_partition_with_unread_messages():
-    f = Frontier()
-    for p in ("a#0", "b#0"):
-        f.register(p)
-    assert f.watermark() == float("-inf")  # nothing read yet: no tick may run
-    f.update("a#0", 100.0, caught_up=False, now=1.0, read=True)
-    f.update("b#0", 40.0, caught_up=False, now=1.0, read=True)
+def test_the_frontier_holds_event_time_at_the_slowest_source_with_unread_messages():
+    f = SourceFrontier(["a#0", "b#0"])
+    assert f.watermark() == float("-inf")  # an expected source has not spoken: no tick may run
+    f.update("a#0", 100.0, caught_up=False)
+    assert f.watermark() == float("-inf")
+    f.update("b#0", 40.0, caught_up=False)
     assert f.watermark() == 40.0
-    f.update("b#0", None, caught_up=True, now=2.0, read=False)
-    assert f.watermark() == 100.0 and f.idle_since() is None
-    f.update("a#0", 120.0, caught_up=True, now=3.0, read=True)
-    assert f.watermark() == 120.0 and f.idle_since() == 3.0
+    f.update("b#0", float("-inf"), caught_up=True)
+    assert f.watermark() == 100.0 and not f.all_caught_up()
+    f.update("a#0", 120.0, caught_up=True)
+    assert f.watermark() == 120.0 and f.all_caught_up() and f.newest() == 120.0
 
 
 def test_the_sink_fails_loudly_when_the_broker_is_unreachable():
