@@ -93,7 +93,12 @@ class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
             _, high = self._consumer.get_watermark_offsets(TopicPartition(self._topic, self._partition), cached=True)
         except Exception:  # no fetch response yet
             return False
-        return high >= 0 and max(self._offset, 0) >= high
+        if high < 0:
+            return False
+        lag = max(0, high - max(self._offset, 0))
+        if self._source.on_lag is not None:
+            self._source.on_lag(self._topic, self._partition, lag)
+        return lag == 0
 
     def snapshot(self) -> int:
         return self._offset
@@ -112,7 +117,8 @@ class KafkaRawSource(FixedPartitionedSource[RawBatch, int]):
 
     def __init__(self, settings: KafkaSettings, topics: dict[str, str], *, tail: bool = True,
                  batch_size: int = 5000, poll_timeout_s: float = 0.05, heartbeat_s: float | None = None,
-                 clock: Callable[[], float] = time.time, consumer_extra: dict[str, Any] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, consumer_extra: dict[str, Any] | None = None,
+                 on_lag: Callable[[str, int, int], None] | None = None) -> None:
         self.settings = settings
         self.topics = topics
         self.tail = tail
@@ -121,6 +127,7 @@ class KafkaRawSource(FixedPartitionedSource[RawBatch, int]):
         self.heartbeat_s = heartbeat_s
         self.clock = clock
         self.consumer_extra = consumer_extra or {}
+        self.on_lag = on_lag  # (topic, partition, messages not yet read), e.g. for a metrics gauge
 
     def list_parts(self) -> list[str]:
         admin = AdminClient(self.settings.admin_config())

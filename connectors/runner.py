@@ -21,6 +21,7 @@ from typing import Any
 from connectors.admin import create_topics
 from connectors.kafka_config import KafkaSettings
 from connectors.kafka_io import KafkaJsonSink, KafkaRawSource, dead_letter_headers
+from flows.metrics import FlowMetrics
 from flows.slo_flow import Sinks, build_flow
 from sloguard.config import Config
 
@@ -42,27 +43,31 @@ class RunOptions:
     tail: bool = True
     heartbeat_s: float | None = 30.0
     partitions: int = 1
+    metrics_port: int | None = None
 
 
 def kafka_settings(config: Config) -> KafkaSettings:
     return KafkaSettings.from_mapping(config.kafka or None)
 
 
-def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOptions) -> Any:
+def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOptions,
+                     metrics: FlowMetrics | None = None) -> Any:
     """The sloguard dataflow between the configured Kafka topics."""
     source = KafkaRawSource(settings, {k: settings.topic(k) for k in INPUTS}, tail=options.tail,
-                            heartbeat_s=options.heartbeat_s if options.tail else None)
+                            heartbeat_s=options.heartbeat_s if options.tail else None,
+                            on_lag=metrics.set_lag if metrics is not None else None)
     sinks = Sinks(
         KafkaJsonSink(settings, settings.topic("budget")),
         KafkaJsonSink(settings, settings.topic("alerts")),
         KafkaJsonSink(settings, settings.topic("dead_letter"), headers=dead_letter_headers),
     )
-    return build_flow(config, source, sinks, finish_at_eof=not options.tail, sources=tuple(source.list_parts()))
+    return build_flow(config, source, sinks, finish_at_eof=not options.tail, sources=tuple(source.list_parts()),
+                      metrics=metrics)
 
 
 def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1) -> dict[str, str]:
-    """Create the input and output topics if missing (idempotent)."""
-    names = [settings.topic(k) for k in (*INPUTS, *OUTPUTS)]
+    """Create the input and output topics, and rollout.decisions, if missing (idempotent)."""
+    names = [settings.topic(k) for k in (*INPUTS, *OUTPUTS, "decisions")]
     return create_topics(settings, names, partitions=partitions, replication=replication)
 
 
@@ -86,10 +91,19 @@ def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
         if not any(options.recovery_dir.iterdir()):
             init_db_dir(options.recovery_dir, options.recovery_partitions)
         recovery = RecoveryConfig(str(options.recovery_dir), backup_interval=timedelta(0))
+    metrics = None
+    if options.metrics_port is not None:
+        from prometheus_client import CollectorRegistry
+
+        from flows.metrics import serve
+
+        metrics = FlowMetrics(CollectorRegistry())
+        serve(metrics, options.metrics_port)
+        print(f"metrics on http://0.0.0.0:{options.metrics_port}/metrics", file=out)
     print(f"sloguard run: {settings!r}, {options.workers} worker(s) per process", file=out)
     try:
         cli_main(
-            build_kafka_flow(config, settings, options),
+            build_kafka_flow(config, settings, options, metrics),
             workers_per_process=options.workers,
             process_id=options.process_id,
             addresses=options.addresses,

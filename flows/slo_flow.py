@@ -14,8 +14,9 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from flows.metrics import FlowMetrics
 from flows.operators import dead_letters, message_key
-from sloguard.batch import ParseSpec, parse_batch
+from sloguard.batch import ParsedBatch, ParseSpec, parse_batch
 from sloguard.config import Config
 from sloguard.evaluator import split_by_model
 from sloguard.events import RawBatch
@@ -49,17 +50,19 @@ def build_flow(
     finish_at_eof: bool = True,
     flow_id: str = "sloguard",
     sources: tuple[str, ...] = (),
+    metrics: FlowMetrics | None = None,
 ) -> Dataflow:
     """The dataflow over `source` (batches of raw messages) into `sinks`.
 
     `finish_at_eof` evaluates the ticks still pending when the input ends (replay); a live run
     leaves them to the next events or clock ticks. `sources` names every input source (topic
-    partitions, files) so that event time waits for each of them (sloguard/frontier.py).
+    partitions, files) so that event time waits for each of them (sloguard/frontier.py);
+    `metrics`, when given, is fed by `inspect` steps at the flow's edges.
     """
     models = list(config.models)
     flow = Dataflow(flow_id)
     raw = op.input("input", flow, source)  # RawBatch
-    parsed = op.map("parse", raw, partial(parse_batch, spec=parse_spec(config)))  # ParsedBatch
+    parsed = op.map("parse", raw, partial(_parse, spec=parse_spec(config), metrics=metrics))  # ParsedBatch
     rejected = op.flat_map("dead_letters", parsed, dead_letters)  # (key, dead letter)
     per_model = op.flat_map("split_by_model", parsed, partial(split_by_model, models=models))
     # (model, ModelBatch)
@@ -70,10 +73,19 @@ def build_flow(
     budget = op.filter_map("budgets", keyed, partial(_only, "budget"))
     alerts = op.filter_map("alerts", keyed, partial(_only, "alert"))
     duplicates = op.filter_map("duplicates", keyed, partial(_only, "dead_letter"))
+    if metrics is not None:
+        op.inspect("metrics", keyed, lambda _step, item: metrics.observe_output(item[1][0], item[1][1]))
     op.output("budget_out", budget, sinks.budget)
     op.output("alerts_out", alerts, sinks.alerts)
     op.output("dead_letter_out", op.merge("all_dead_letters", rejected, duplicates), sinks.dead_letter)
     return flow
+
+
+def _parse(raw: RawBatch, spec: ParseSpec, metrics: FlowMetrics | None) -> ParsedBatch:
+    parsed = parse_batch(raw, spec)
+    if metrics is not None:
+        metrics.observe_parsed(parsed, raw.topic, len(raw.values))
+    return parsed
 
 
 def _logic(config: Config, finish_at_eof: bool, sources: tuple[str, ...], resume: dict | None) -> op.StatefulLogic:

@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of idle, caught-up input after which event time follows the wall clock, "
                    "so silent models raise no-data (default 30; 0 disables)")
     p.add_argument("--partitions", type=int, default=1, help="partitions for topics created on the embedded broker")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus metrics on this port (events in/out, dead letters by reason, SLIs, "
+                   "budgets, burn rates, firing alerts, consumer lag)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("topics", help="manage sloguard's Kafka topics")
@@ -280,6 +283,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tail=not args.drain,
         heartbeat_s=args.heartbeat or None,
         partitions=args.partitions,
+        metrics_port=args.metrics_port,
     )
     return run(load_config(args.config), options)
 
