@@ -243,11 +243,17 @@ def _date_unreadable_rejections(out: ParsedBatch, raw: RawBatch, idx: list[int],
 def _in_time(
     out: ParsedBatch, raw: RawBatch, idx: list[int], events: list[Any], spec: ParseSpec, now: float | None
 ) -> tuple[list[int], list[Any]]:
-    """Drop (as dead letters) events stamped far in the future or older than every window."""
+    """Drop (as dead letters) events stamped far in the future or older than every window.
+
+    "Far" is measured from the batch's 90th (10th) percentile, not its median: a backlog batch of
+    sparse traffic may span hours, and a gap in traffic puts most of a batch after it; a lone
+    absurd timestamp is still an outlier. A live runner's wall clock (`now`) bounds the future.
+    """
     stamps = np.array(list(map(_TS, events)), float)
+    upper, lower = (float(q) for q in np.quantile(stamps, (0.9, 0.1), method="nearest"))
     ref = float(np.median(stamps))
-    hi = (ref if now is None else now) + spec.max_future_skew_s
-    lo = min(ref, now if now is not None else ref) - spec.max_age_s
+    hi = (upper if now is None else min(upper, now)) + spec.max_future_skew_s
+    lo = lower - spec.max_age_s
     if stamps.max() <= hi and stamps.min() >= lo:
         return idx, events
     keep_idx, keep = [], []

@@ -1,0 +1,171 @@
+"""The Kafka runtime under stress: more workers, more processes, a kill -9 mid-run, a paused broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+from bytewax.testing import cluster_main, run_main
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from connectors.broker import free_port
+from connectors.kafka_config import KafkaSettings
+from connectors.runner import INPUTS, RunOptions, build_kafka_flow
+from sloguard.config import parse_config
+from sloguard.scenarios import plan, write_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    data = tmp_path_factory.mktemp("runtime-scenario")
+    write_scenario(plan("fraud", events=40_000, seed=9), data)
+    return data
+
+
+def setup_topics(topic_factory, bootstrap: str, scenario: Path, tmp_path: Path, partitions: int = 1):
+    names = {k: topic_factory(k, partitions=partitions if k in INPUTS else 1)
+             for k in (*INPUTS, "budget", "alerts", "dead_letter")}
+    kafka = {"bootstrap_servers": bootstrap, "topics": names}
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for kind in INPUTS:
+        for n, line in enumerate((scenario / f"{kind}.jsonl").read_bytes().splitlines()):
+            producer.produce(names[kind], line, partition=n % partitions)
+            producer.poll(0)
+    assert producer.flush(30) == 0
+    raw = yaml.safe_load((ROOT / "examples" / "fraud.yaml").read_text())
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump({**raw, "kafka": kafka}))
+    config = parse_config({**raw, "kafka": kafka}, base_dir=ROOT / "examples")
+    return config, config_path, KafkaSettings.from_mapping(kafka, env={})
+
+
+def read_topic(bootstrap: str, topic: str) -> list[dict]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "t", "enable.partition.eof": True})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    out = []
+    while True:
+        msg = consumer.poll(10)
+        assert msg is not None, f"timed out reading {topic}"
+        if msg.error():
+            break
+        out.append(orjson.loads(msg.value()))
+    consumer.close()
+    return out
+
+
+def outcome(bootstrap: str, settings: KafkaSettings) -> tuple[list, dict]:
+    """Alert transitions as a sorted list, and the final budget event of every SLO key."""
+    alerts = sorted((a["id"], a["state"], a["ts"]) for a in read_topic(bootstrap, settings.topic("alerts")))
+    final = {}
+    for b in read_topic(bootstrap, settings.topic("budget")):
+        key = (b["slo"], tuple(b["segment"].items()))
+        if key not in final or b["ts"] >= final[key]["ts"]:
+            final[key] = {k: b[k] for k in ("ts", "good", "total", "budget_remaining", "burn_rates")}
+    return alerts, final
+
+
+@pytest.fixture(scope="module")
+def reference(scenario, kafka_bootstrap, tmp_path_factory, request):
+    """One worker, one process: the outputs every other run must reproduce."""
+    topic_factory = request.getfixturevalue("module_topic_factory")
+    config, _, settings = setup_topics(topic_factory, kafka_bootstrap, scenario, tmp_path_factory.mktemp("ref"))
+    run_main(build_kafka_flow(config, settings, RunOptions(tail=False)))
+    alerts, final = outcome(kafka_bootstrap, settings)
+    assert alerts and final
+    return alerts, final
+
+
+@pytest.fixture(scope="module")
+def module_topic_factory(kafka_bootstrap):
+    import uuid
+
+    from connectors.admin import create_topics
+
+    def make(prefix: str, partitions: int = 1) -> str:
+        name = f"rt.{prefix}.{uuid.uuid4().hex[:12]}"
+        create_topics({"bootstrap.servers": kafka_bootstrap}, [name], partitions=partitions)
+        return name
+
+    return make
+
+
+def test_two_workers_give_the_same_outputs_as_one(scenario, kafka_bootstrap, module_topic_factory, reference,
+                                                  tmp_path):
+    config, _, settings = setup_topics(module_topic_factory, kafka_bootstrap, scenario, tmp_path, partitions=2)
+    cluster_main(build_kafka_flow(config, settings, RunOptions(tail=False)), [], 0, worker_count_per_proc=2)
+    assert outcome(kafka_bootstrap, settings) == reference
+
+
+def sloguard(*args: str, **kw) -> subprocess.Popen:
+    exe = Path(sys.executable).parent / "sloguard"
+    return subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_two_processes_give_the_same_outputs_as_one(scenario, kafka_bootstrap, module_topic_factory, reference,
+                                                    tmp_path):
+    _, path, settings = setup_topics(module_topic_factory, kafka_bootstrap, scenario, tmp_path, partitions=2)
+    addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
+    procs = [sloguard("run", "--config", str(path), "--drain", "-i", str(i), "-a", addresses) for i in (0, 1)]
+    for p in procs:
+        out, _ = p.communicate(timeout=240)
+        assert p.returncode == 0, out[-2000:]
+    assert outcome(kafka_bootstrap, settings) == reference
+
+
+def test_kill_9_mid_run_and_restart_from_the_recovery_dir_gives_the_same_final_budgets(
+        scenario, kafka_bootstrap, module_topic_factory, reference, tmp_path):
+    _, path, settings = setup_topics(module_topic_factory, kafka_bootstrap, scenario, tmp_path)
+    recovery = tmp_path / "recovery"
+    args = ("run", "--config", str(path), "--drain", "--recovery-dir", str(recovery), "--snapshot-interval", "0.5")
+    first = sloguard(*args, start_new_session=True)
+    deadline = time.time() + 120
+    budget_topic = settings.topic("budget")
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "watch"})
+    consumer.assign([TopicPartition(budget_topic, 0, 0)])
+    seen = 0
+    while seen < 3000 and time.time() < deadline:  # about half of the run's budget events
+        seen += len(consumer.consume(1000, 1.0))
+    consumer.close()
+    assert first.poll() is None, "the flow finished before it could be killed"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(30)
+    second = sloguard(*args)
+    out, _ = second.communicate(timeout=240)
+    assert second.returncode == 0, out[-2000:]
+    alerts, final = outcome(kafka_bootstrap, settings)
+    assert final == reference[1]  # the last budget of every key, as if nothing had happened
+    assert set(alerts) >= set(reference[0])  # at-least-once: repeats allowed, with the same ids
+    assert {a[0] for a in alerts} == {a[0] for a in reference[0]}
+
+
+def test_a_paused_broker_delays_but_loses_nothing(scenario, kafka_bootstrap, module_topic_factory, reference,
+                                                  tmp_path, request):
+    from connectors.broker import EmbeddedBroker
+
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.skip("needs the embedded broker to pause it")
+    with EmbeddedBroker() as broker:
+        names = {k: f"p.{k}" for k in (*INPUTS, "budget", "alerts", "dead_letter")}
+        from connectors.admin import create_topics
+
+        create_topics({"bootstrap.servers": broker.bootstrap_servers}, list(names.values()))
+        config, path, settings = setup_topics(lambda k, partitions=1: names[k], broker.bootstrap_servers,
+                                              scenario, tmp_path)
+        proc = sloguard("run", "--config", str(path), "--drain")
+        time.sleep(2)
+        broker.pause()
+        time.sleep(20)
+        broker.resume()
+        out, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, out[-2000:]
+        assert outcome(broker.bootstrap_servers, settings) == reference
