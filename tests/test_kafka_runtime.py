@@ -159,8 +159,8 @@ def test_a_paused_broker_delays_but_loses_nothing(scenario, kafka_bootstrap, mod
         from connectors.admin import create_topics
 
         create_topics({"bootstrap.servers": broker.bootstrap_servers}, list(names.values()))
-        config, path, settings = setup_topics(lambda k, partitions=1: names[k], broker.bootstrap_servers,
-                                              scenario, tmp_path)
+        _, path, settings = setup_topics(lambda k, partitions=1: names[k], broker.bootstrap_servers,
+                                         scenario, tmp_path)
         proc = sloguard("run", "--config", str(path), "--drain")
         time.sleep(2)
         broker.pause()
