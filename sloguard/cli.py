@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
     p.set_defaults(func=cmd_broker)
 
+    from connectors.notifier_cli import add_parser as add_notifier_parser
+
+    add_notifier_parser(sub)
+
     p = sub.add_parser(
         "demo",
         help="generate fraud and recommender traffic with incidents and show the alerts",

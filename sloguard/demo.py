@@ -84,4 +84,29 @@ def run_replay_demo(out: Path, events: int = 150_000, seed: int = 7, stream: Tex
         print("\n    " + "\n    ".join(detection_table(manifest, seen)), file=stream)
         control = [a for a in seen if a["segment"].items() & manifest["control"].items()]
         print(f"\n    alerts in the control segment {manifest['control']}: {len(control)}", file=stream)
+        show_notifications(seen, stream)
     return 0
+
+
+def show_notifications(alerts: list[dict[str, Any]], stream: TextIO, shown: int = 4) -> None:
+    """What the notifier would post to Slack for these alerts (grouped per model and route), and
+    posts them when SLOGUARD_DEMO_SLACK_WEBHOOK is set."""
+    import io
+    import os
+
+    from connectors.notifier import preview_alerts
+
+    webhook = os.environ.get("SLOGUARD_DEMO_SLACK_WEBHOOK")
+    buffer = io.StringIO()
+    batches = preview_alerts(alerts, out=buffer, webhook=webhook)
+    previews: list[list[str]] = []
+    for line in buffer.getvalue().splitlines():
+        if line.startswith("[") or not previews:  # each message starts with its [route]
+            previews.append([])
+        previews[-1].append(line)
+    where = (
+        "posted to SLOGUARD_DEMO_SLACK_WEBHOOK" if webhook else "would go to Slack (set SLOGUARD_DEMO_SLACK_WEBHOOK)"
+    )
+    print(f"\n    notifier: {len(batches)} messages for {len(alerts)} alerts {where}; the first {shown}:", file=stream)
+    for lines in previews[:shown]:
+        print("\n".join("      " + line for line in lines), file=stream)
