@@ -74,10 +74,14 @@ class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
         if values:
             self._offset = offsets[-1] + 1
             self._last_read = now
-        caught_up = at_end or self._caught_up()
+        # A source leaves the event-time frontier only when it has read everything AND has been idle
+        # for a while (or, draining, reached the end): a partition that is merely caught up for a
+        # moment may still be behind the others in event time (see sloguard/frontier.py).
+        at_end = at_end or self._caught_up()
+        caught_up = at_end and (not self._source.tail or now - self._last_read >= self._source.idle_after_s)
         if values:
             return [self._batch(offsets, values, caught_up)]
-        if caught_up and not self._source.tail:  # drained: say so once, then stop
+        if at_end and not self._source.tail:  # drained: say so once, then stop
             self._eof = True
             return [self._batch([], [], True)]
         if caught_up != self._reported_caught_up:  # progress changed without data: tell the flow
@@ -112,13 +116,14 @@ class KafkaRawSource(FixedPartitionedSource[RawBatch, int]):
 
     `tail=False` stops at the end of every partition (a finite run over what is there, as in tests
     and backfills); `heartbeat_s` enables the wall-clock heartbeat of a live run (None: event time
-    moves only with the data). The resume state of a partition is its next offset.
+    moves only with the data); a partition with nothing to read for `idle_after_s` stops holding
+    event time back. The resume state of a partition is its next offset.
     """
 
     def __init__(self, settings: KafkaSettings, topics: dict[str, str], *, tail: bool = True,
-                 batch_size: int = 5000, poll_timeout_s: float = 0.05, heartbeat_s: float | None = None,
+                 batch_size: int = 5000, poll_timeout_s: float = 0.001, heartbeat_s: float | None = None,
                  clock: Callable[[], float] = time.time, consumer_extra: dict[str, Any] | None = None,
-                 on_lag: Callable[[str, int, int], None] | None = None) -> None:
+                 on_lag: Callable[[str, int, int], None] | None = None, idle_after_s: float = 5.0) -> None:
         self.settings = settings
         self.topics = topics
         self.tail = tail
@@ -128,6 +133,7 @@ class KafkaRawSource(FixedPartitionedSource[RawBatch, int]):
         self.clock = clock
         self.consumer_extra = consumer_extra or {}
         self.on_lag = on_lag  # (topic, partition, messages not yet read), e.g. for a metrics gauge
+        self.idle_after_s = idle_after_s  # caught up and quiet this long: no longer holds event time back
 
     def list_parts(self) -> list[str]:
         admin = AdminClient(self.settings.admin_config())

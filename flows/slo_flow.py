@@ -6,6 +6,7 @@ JSONL files, `sloguard run` passes Kafka. The same steps run in every case.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -51,18 +52,22 @@ def build_flow(
     flow_id: str = "sloguard",
     sources: tuple[str, ...] = (),
     metrics: FlowMetrics | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Dataflow:
     """The dataflow over `source` (batches of raw messages) into `sinks`.
 
     `finish_at_eof` evaluates the ticks still pending when the input ends (replay); a live run
     leaves them to the next events or clock ticks. `sources` names every input source (topic
     partitions, files) so that event time waits for each of them (sloguard/frontier.py);
-    `metrics`, when given, is fed by `inspect` steps at the flow's edges.
+    `metrics`, when given, is fed by `inspect` steps at the flow's edges. `clock` (a live run's
+    wall clock) rejects events stamped more than `limits.max_future_skew` ahead of it, which a
+    small live batch cannot judge from its own timestamps.
     """
     models = list(config.models)
     flow = Dataflow(flow_id)
     raw = op.input("input", flow, source)  # RawBatch
-    parsed = op.map("parse", raw, partial(_parse, spec=parse_spec(config), metrics=metrics))  # ParsedBatch
+    parsed = op.map("parse", raw, partial(_parse, spec=parse_spec(config), metrics=metrics, clock=clock))
+    # ParsedBatch
     rejected = op.flat_map("dead_letters", parsed, dead_letters)  # (key, dead letter)
     per_model = op.flat_map("split_by_model", parsed, partial(split_by_model, models=models))
     # (model, ModelBatch)
@@ -81,8 +86,9 @@ def build_flow(
     return flow
 
 
-def _parse(raw: RawBatch, spec: ParseSpec, metrics: FlowMetrics | None) -> ParsedBatch:
-    parsed = parse_batch(raw, spec)
+def _parse(raw: RawBatch, spec: ParseSpec, metrics: FlowMetrics | None,
+           clock: Callable[[], float] | None) -> ParsedBatch:
+    parsed = parse_batch(raw, spec, now=clock() if clock is not None else None)
     if metrics is not None:
         metrics.observe_parsed(parsed, raw.topic, len(raw.values))
     return parsed

@@ -536,6 +536,8 @@ class ModelEvaluator:
             event["baseline"] = slo.baseline
         if low_traffic:
             event["low_traffic"] = low_traffic
+        if key.windows.dropped:  # events that came after their windows were evaluated: never silent
+            event["late_dropped"] = int(key.windows.dropped)
         out.append(("budget", event))
 
     def _no_data(self, whole: KeyState, t: float, out: list[Output]) -> None:
