@@ -1,0 +1,195 @@
+"""`sloguard demo` (live): an embedded broker, generated traffic in compressed real time, the flow,
+and a terminal view of budgets and alerts as they fire and resolve. It ends by itself.
+
+An edge of the package like `cli.py`: it starts processes, produces to Kafka and draws the screen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+import yaml
+
+from sloguard.demo import EXAMPLES_DIR, detection_table, format_alert
+
+SCENARIOS = ("fraud", "recsys")
+INPUTS = ("inference", "labels", "features")
+OUTPUTS = ("budget", "alerts", "dead_letter")
+
+
+def _topics(scenario: str) -> dict[str, str]:
+    names = {"budget": "slo.budget", "alerts": "slo.alerts", "dead_letter": "slo.dead-letter",
+             "decisions": "rollout.decisions"}
+    return {k: f"{scenario}.{names.get(k, 'ml.' + k)}" for k in (*INPUTS, *OUTPUTS, "decisions")}
+
+
+def _timeline(files: dict[tuple[str, str], Path]) -> list[tuple[float, int, str, bytes]]:
+    """Every message of every scenario, in event-time order: (ts, seq, topic, payload)."""
+    from connectors.files import _line_ts
+
+    streams = []
+    seq = 0
+    for (scenario, kind), path in files.items():
+        topic = _topics(scenario)[kind]
+        rows = []
+        last = 0.0
+        for line in path.read_bytes().splitlines():
+            ts = _line_ts(line)
+            last = ts if ts is not None else last  # a malformed line goes out with its neighbours
+            rows.append((last, seq, topic, line))
+            seq += 1
+        streams.append(rows)
+    return list(heapq.merge(*streams))
+
+
+class _View:
+    """Latest whole-model budget per SLO, firing alerts and the newest transitions."""
+
+    def __init__(self) -> None:
+        self.budget: dict[tuple[str, str], dict[str, Any]] = {}
+        self.firing: dict[str, dict[str, Any]] = {}
+        self.recent: list[dict[str, Any]] = []
+        self.alerts: list[dict[str, Any]] = []
+        self.dead = 0
+        self.lock = threading.Lock()
+
+    def add(self, kind: str, message: dict[str, Any]) -> None:
+        with self.lock:
+            if kind == "budget" and not message["segment"]:
+                self.budget[(message["model"], message["slo"])] = message
+            elif kind == "alerts":
+                self.alerts.append(message)
+                if message["state"] == "firing":
+                    self.firing[message["id"]] = message
+                else:
+                    self.firing.pop(message["id"], None)
+                self.recent = [*self.recent[-7:], message]
+            elif kind == "dead_letter":
+                self.dead += 1
+
+    def render(self, clock: str, elapsed: float, duration: float, colour: bool) -> str:
+        with self.lock:
+            lines = [f"sloguard live demo  event time {clock}  {elapsed:4.0f}/{duration:.0f} s  "
+                     f"(firing: {len(self.firing)}, dead letters: {self.dead})", ""]
+            lines.append(f"  {'model':8} {'slo':30} {'dimension':15} {'sli':>8} {'budget left':>12} "
+                         f"{'burn 5m':>8} {'burn 1h':>8}")
+            for (model, slo), b in sorted(self.budget.items()):
+                sli = "-" if b["sli"] is None else f"{b['sli']:.4f}"
+                burns = b["burn_rates"]
+                lines.append(f"  {model:8} {slo:30} {b['dimension']:15} {sli:>8} {b['budget_remaining']:>11.0%} "
+                             f"{burns.get('5m', 0):>8.1f} {burns.get('1h', 0):>8.1f}")
+            lines += ["", "  latest alert transitions:"]
+            lines += ["  " + format_alert(a, colour)[:160] for a in self.recent]
+            return "\n".join(lines)
+
+
+def run_live_demo(out: Path, duration_s: float = 90.0, events: int = 60_000, seed: int = 7,
+                  stream: TextIO = sys.stdout) -> int:
+    """The live demo; returns 0 when every injected incident was detected and the control stayed quiet."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from connectors.admin import create_topics
+    from connectors.broker import EmbeddedBroker
+    from sloguard.scenarios import plan, write_scenario
+
+    tty = stream.isatty()
+    print(f"generating {events:,} events per scenario into {out}/ ...", file=stream, flush=True)
+    files: dict[tuple[str, str], Path] = {}
+    manifests = {}
+    for scenario in SCENARIOS:
+        paths = write_scenario(plan(scenario, events=events, seed=seed), out / scenario)
+        manifests[scenario] = orjson.loads(paths["manifest"].read_bytes())
+        files.update({(scenario, k): paths[k] for k in INPUTS})
+    timeline = _timeline(files)
+    procs: list[subprocess.Popen] = []
+    view = _View()
+    stop = threading.Event()
+    with EmbeddedBroker() as broker:
+        bootstrap = broker.bootstrap_servers
+        print(f"embedded Kafka-protocol broker on {bootstrap}; starting one flow per model", file=stream, flush=True)
+        for scenario in SCENARIOS:
+            topics = _topics(scenario)
+            create_topics({"bootstrap.servers": bootstrap}, list(topics.values()))
+            config = yaml.safe_load((EXAMPLES_DIR / f"{scenario}.yaml").read_text())
+            config["kafka"] = {"bootstrap_servers": bootstrap, "topics": topics}
+            path = out / f"{scenario}-live.yaml"
+            path.write_text(yaml.safe_dump(config))
+            log = (out / f"{scenario}-flow.log").open("w")
+            procs.append(subprocess.Popen([sys.executable, "-m", "sloguard.cli", "run", "--config", str(path),
+                                           "--heartbeat", "0"], stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True))
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-view"})
+        consumer.assign([TopicPartition(_topics(s)[k], 0, 0) for s in SCENARIOS for k in OUTPUTS])
+        kind_of = {_topics(s)[k]: k for s in SCENARIOS for k in OUTPUTS}
+
+        def watch() -> None:
+            while not stop.is_set():
+                for msg in consumer.consume(500, 0.2):
+                    if msg.error() is None:
+                        message = orjson.loads(msg.value())
+                        view.add(kind_of[msg.topic()], message)
+                        if not tty and kind_of[msg.topic()] == "alerts" and message["severity"] == "page":
+                            print("  " + format_alert(message, False), file=stream, flush=True)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
+        # pace by the scenarios' real span: the malformed burst carries absurd timestamps
+        start_ts = min(m["start"] for m in manifests.values())
+        end_ts = max(m["end"] for m in manifests.values())
+        speed = (end_ts - start_ts) / (duration_s * 0.8)  # event seconds per wall second
+        began = time.monotonic()
+        last_draw = 0.0
+        clock = ""
+        try:
+            for ts, _, topic, line in timeline:
+                due = began + (min(max(ts, start_ts), end_ts) - start_ts) / speed
+                while (now := time.monotonic()) < due:
+                    if tty and now - last_draw > 0.5:
+                        last_draw = now
+                        stream.write("\033[H\033[J" + view.render(clock, now - began, duration_s, True) + "\n")
+                        stream.flush()
+                    producer.poll(0)
+                    time.sleep(min(0.05, due - now))
+                clock = time.strftime("%H:%M", time.gmtime(ts))
+                producer.produce(topic, line)
+                producer.poll(0)
+            producer.flush(30)
+            time.sleep(max(2.0, duration_s - (time.monotonic() - began)))
+        finally:
+            stop.set()
+            watcher.join(5)
+            consumer.close()
+            for p in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+            for p in procs:
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+    print(("\033[H\033[J" if tty else "\n") + view.render(clock, duration_s, duration_s, tty), file=stream)
+    missed = 0
+    for scenario in SCENARIOS:
+        alerts = [a for a in view.alerts if a["model"] == scenario]
+        rows = detection_table(manifests[scenario], alerts)
+        missed += sum("MISSED" in r for r in rows)
+        control = [a for a in alerts if a["segment"].items() & manifests[scenario]["control"].items()]
+        print(f"\n{scenario}: detection of the injected incidents (control segment alerts: {len(control)})",
+              file=stream)
+        print("  " + "\n  ".join(rows), file=stream)
+    from sloguard.demo import show_notifications
+
+    show_notifications(view.alerts, stream)
+    return 0 if not missed else 1
+
