@@ -140,19 +140,27 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.notifier_cli import add_parser as add_notifier_parser
 
     add_notifier_parser(sub)
+    from connectors.controller import add_parser as add_controller_parser
+
+    add_controller_parser(sub)
 
     p = sub.add_parser(
         "demo",
-        help="generate fraud and recommender traffic with incidents and show the alerts",
-        description="Generates a fraud and a recommender scenario with injected "
-        "incidents, runs the dataflow over them and prints each alert as it fires "
-        "and resolves, then a per-incident detection table.",
+        help="live: embedded broker, fraud and recommender traffic with incidents, budgets and alerts on screen",
+        description="Starts the embedded broker, streams generated fraud and recommender traffic with "
+        "injected incidents in compressed real time, runs the flow on it and shows budgets and alerts "
+        "live; ends after --duration with a per-incident detection table and the Slack messages the "
+        "notifier would send. --replay does the same without a broker, as fast as possible.",
     )
     p.add_argument(
         "--out", type=Path, default=Path("out/demo"), help="where to keep the files (default out/demo)"
     )
-    p.add_argument("--events", type=int, default=150_000, help="events per scenario (default 150000)")
+    p.add_argument("--events", type=int, default=None,
+                   help="events per scenario (default 60000 live, 150000 with --replay)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--duration", type=float, default=90.0, help="seconds the live demo runs (default 90)")
+    p.add_argument("--replay", action="store_true",
+                   help="no broker: replay the generated files through the dataflow as fast as possible")
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -311,9 +319,13 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sloguard.demo import run_replay_demo
+    if args.replay:
+        from sloguard.demo import run_replay_demo
 
-    return run_replay_demo(args.out, events=args.events, seed=args.seed)
+        return run_replay_demo(args.out, events=args.events or 150_000, seed=args.seed)
+    from sloguard.live_demo import run_live_demo
+
+    return run_live_demo(args.out, duration_s=args.duration, events=args.events or 60_000, seed=args.seed)
 
 
 if __name__ == "__main__":

@@ -241,6 +241,8 @@ class _Checker:
 
 
 _TOP = {
+    "rollout",  # read by connectors/controller.py (sloguard.rollout.parse_rollout)
+    "notifier",  # read by connectors/notifier_config.py
     "kafka",
     "evaluation_interval",
     "allowed_lateness",
