@@ -1,0 +1,266 @@
+"""Kafka flow throughput as a ratio to a plain consume-and-parse of the same topics, and its memory.
+
+    python benchmarks/kafka_throughput.py [--events 1000000] [--scenario fraud] [--repeat 1] [--partitions 1]
+                                          [--client KEY=VALUE ...]
+
+Generates the scenario once (cached under out/bench/, as benchmarks/replay_throughput.py does), starts
+the embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS), creates fresh input topics and produces every
+line of inference + labels + features to them (timed). Then in fresh subprocesses, best of N:
+  * plain: one confluent_kafka Consumer assigned every input partition at offset 0, consume(10000)
+    in a loop and orjson.loads each value until every partition reports its end (the floor; with
+    fetch.queue.backoff.ms lowered, see PLAIN_EXTRA);
+  * flow: the sloguard dataflow on one worker (`build_kafka_flow(..., RunOptions(tail=False))` under
+    `bytewax.testing.run_main`) over the same topics until drained, into fresh budget/alerts/
+    dead-letter topics.
+Prints messages/s of each, the ratio flow / plain (the figure to watch: wall times vary by machine and
+broker, the ratio much less), the CPU time of each and the flow's peak RSS. `--client` passes librdkafka
+options (kafka.client) to the clients of both runs. CPU seconds close to wall seconds mean the run is bound
+by its own process, not by the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUTS = ("budget", "alerts", "dead_letter")
+# librdkafka >= 2.1 pauses a partition's fetches for fetch.queue.backoff.ms (default 1 s) whenever its local
+# queue passes queued.min.messages: a single consumer that parses as it reads then idles for most of the run
+# (about 3x slower here). The floor is a plain reader without that stall (0 would busy-spin the fetcher).
+PLAIN_EXTRA = {"fetch.queue.backoff.ms": 20}
+
+
+def _settings(spec: dict):
+    from connectors.kafka_config import KafkaSettings
+
+    kafka = {"bootstrap_servers": spec["bootstrap"], "topics": spec["topics"], "client": spec["client"]}
+    return kafka, KafkaSettings.from_mapping(kafka, env={})
+
+
+def _partitions(settings, topics: list[str]) -> list:
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    meta = AdminClient(settings.admin_config()).list_topics(timeout=10)
+    return [TopicPartition(t, p, 0) for t in topics for p in sorted(meta.topics[t].partitions)]
+
+
+def _drain(settings, parts: list, group: str) -> int:
+    """Read `parts` from offset 0 to their ends, orjson.loads every value; the number of messages.
+
+    Ends are the partition-EOF events, not ListOffsets: Tansu answers that with the last batch's base
+    offset + 1, short of the end whenever the last batch holds more than one message.
+    """
+    import orjson
+    from confluent_kafka import Consumer, KafkaError
+
+    consumer = Consumer(settings.consumer_config(group, extra={**PLAIN_EXTRA, "enable.partition.eof": True}))
+    consumer.assign(parts)  # at offset 0: OFFSET_BEGINNING would first ask for the start offset
+    left = {(tp.topic, tp.partition) for tp in parts}
+    n = 0
+    while left:
+        for msg in consumer.consume(10000, 1.0):
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    left.discard((msg.topic(), msg.partition()))
+                    continue
+                raise RuntimeError(f"error reading {msg.topic()}#{msg.partition()}: {err}")
+            try:  # noqa: SIM105 - contextlib.suppress adds ~0.5 us a message to a ~3 us floor
+                orjson.loads(msg.value())
+            except orjson.JSONDecodeError:  # the scenario's malformed burst
+                pass
+            n += 1
+    consumer.close()
+    return n
+
+
+def _vm_hwm_mib(pid: int | str = "self") -> float | None:
+    """Peak RSS of a process from /proc (Linux), else None."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS: VmHWM where there is one, as on Linux getrusage's ru_maxrss carries the
+    parent's peak over fork + exec (and the parent may just have generated the scenario)."""
+    hwm = _vm_hwm_mib()
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _plain(spec: dict) -> dict:
+    from connectors.runner import INPUTS
+
+    _, settings = _settings(spec)
+    parts = _partitions(settings, [settings.topic(k) for k in INPUTS])
+    start, cpu = time.perf_counter(), _cpu_s()
+    n = _drain(settings, parts, "bench-plain")
+    seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu
+    return {"messages": n, "seconds": seconds, "cpu_s": cpu, "peak_rss_mib": _peak_rss_mib()}
+
+
+def _flow(spec: dict) -> dict:
+    import yaml
+    from bytewax.testing import run_main
+
+    from connectors.runner import RunOptions, build_kafka_flow
+    from sloguard.config import parse_config
+
+    kafka, settings = _settings(spec)
+    yaml_path = ROOT / "examples" / f"{spec['scenario']}.yaml"
+    config = parse_config({**yaml.safe_load(yaml_path.read_text()), "kafka": kafka}, base_dir=yaml_path.parent)
+    start, cpu = time.perf_counter(), _cpu_s()
+    run_main(build_kafka_flow(config, settings, RunOptions(tail=False)))
+    seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu
+    peak_mib = _peak_rss_mib()
+
+    outputs = {k: _drain(settings, _partitions(settings, [settings.topic(k)]), "bench-count") for k in OUTPUTS}
+    return {"seconds": seconds, "cpu_s": cpu, "peak_rss_mib": peak_mib, "outputs": outputs}
+
+
+def _child(mode: str, spec: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", mode, json.dumps(spec)], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _produce(settings, topics: dict[str, str], files: dict[str, Path]) -> dict:
+    from confluent_kafka import Producer
+
+    producer = Producer(settings.producer_config({"linger.ms": 20, "batch.num.messages": 100_000,
+                                                  "queue.buffering.max.messages": 1_000_000}))
+    failed = []
+
+    def report(err, _msg) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    n = 0
+    start = time.perf_counter()
+    for kind, path in files.items():
+        topic = topics[kind]
+        with path.open("rb") as f:
+            for line in f:
+                value = line.rstrip(b"\n")
+                while True:
+                    try:
+                        producer.produce(topic, value, on_delivery=report)
+                        break
+                    except BufferError:  # local queue full: let deliveries drain
+                        producer.poll(0.1)
+                producer.poll(0)
+                n += 1
+    left = producer.flush(120)
+    seconds = time.perf_counter() - start
+    if left or failed:
+        raise RuntimeError(f"produce failed: {left} still queued, {len(failed)} errors, e.g. {failed[:3]}")
+    return {"messages": n, "seconds": seconds}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--scenario", default="fraud", choices=("fraud", "recsys"))
+    parser.add_argument("--repeat", type=int, default=1, help="best of N runs for each rate")
+    parser.add_argument("--partitions", type=int, default=1, help="partitions of each topic")
+    parser.add_argument("--client", action="append", default=[], metavar="KEY=VALUE",
+                        help="librdkafka option for the clients of both runs (kafka.client); repeatable")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.child:
+        mode, spec = args.child
+        result = (_plain if mode == "plain" else _flow)(json.loads(spec))
+        print(json.dumps(result))
+        return 0
+
+    from connectors.admin import create_topics, delete_topics
+    from connectors.kafka_config import ENV_BOOTSTRAP, KafkaSettings
+    from connectors.runner import INPUTS
+    from sloguard.scenarios import plan, write_scenario
+
+    data = ROOT / "out" / "bench" / f"{args.scenario}-{args.events}"
+    if not (data / "manifest.json").exists():
+        print(f"generating {args.events:,} {args.scenario} events into {data} ...", flush=True)
+        write_scenario(plan(args.scenario, events=args.events, seed=7), data)
+
+    client = dict(kv.split("=", 1) for kv in args.client)
+    broker = None
+    bootstrap = os.environ.get(ENV_BOOTSTRAP, "").strip()
+    if not bootstrap:
+        from connectors.broker import EmbeddedBroker
+
+        broker = EmbeddedBroker().start()
+        bootstrap = broker.bootstrap_servers
+    settings = KafkaSettings.from_mapping({"bootstrap_servers": bootstrap, "client": client}, env={})
+    run_id = uuid.uuid4().hex[:8]
+    inputs = {k: f"bench.{k}.{run_id}" for k in INPUTS}
+    made: list[str] = []
+
+    def topics(names: list[str]) -> None:
+        create_topics(settings, names, partitions=args.partitions)
+        made.extend(names)
+
+    try:
+        topics(list(inputs.values()))
+        print(f"producing {args.scenario}-{args.events} to {bootstrap} "
+              f"({'embedded broker' if broker else ENV_BOOTSTRAP}) ...", flush=True)
+        produced = _produce(settings, inputs, {k: data / f"{k}.jsonl" for k in INPUTS})
+
+        def spec(run: int | None) -> dict:
+            outs = {k: f"bench.{k.replace('_', '-')}.{run_id}.{run}" for k in OUTPUTS} if run is not None else {}
+            if outs:
+                topics(list(outs.values()))
+            return {"bootstrap": bootstrap, "topics": {**inputs, **outs}, "scenario": args.scenario, "client": client}
+
+        plain = min((_child("plain", spec(None)) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+        flow = min((_child("flow", spec(i)) for i in range(args.repeat)), key=lambda r: r["seconds"])
+        broker_rss = _vm_hwm_mib(broker.pid) if broker else None
+    finally:
+        if broker is not None:
+            broker.stop()
+        elif made:
+            with contextlib.suppress(Exception):
+                delete_topics(settings, made, timeout=30)
+
+    n = produced["messages"]
+    if plain["messages"] != n:
+        print(f"  WARNING: plain consumer read {plain['messages']:,} of {n:,} messages")
+    p_rate, f_rate = n / plain["seconds"], n / flow["seconds"]
+    print(f"scenario {args.scenario}, {args.events:,} inference events, {args.partitions} partition(s) per topic, "
+          f"best of {args.repeat}" + (f", kafka.client {client}" if client else ""))
+    print(f"  inference + labels + features ({n:,} messages)")
+    print(f"    produce (linger.ms=20)    : {n / produced['seconds']:12,.0f} messages/s   "
+          f"({produced['seconds']:.1f} s)")
+    extra = ", ".join(f"{k}={v}" for k, v in PLAIN_EXTRA.items())
+    print(f"    plain consume + orjson    : {p_rate:12,.0f} messages/s   ({plain['seconds']:.1f} s, "
+          f"cpu {plain['cpu_s']:.1f} s; {extra})")
+    print(f"    sloguard flow, 1 worker   : {f_rate:12,.0f} messages/s   ({flow['seconds']:.1f} s, "
+          f"cpu {flow['cpu_s']:.1f} s)   outputs {flow['outputs']}")
+    print(f"    ratio flow / plain        : {f_rate / p_rate:12.2f}   (aim >= 0.50)")
+    print(f"  peak RSS, flow over {n:>10,} messages: {flow['peak_rss_mib']:7.1f} MiB"
+          f"   (plain consumer {plain['peak_rss_mib']:.1f} MiB)")
+    if broker_rss is not None:
+        print(f"  peak RSS, embedded broker holding them: {broker_rss:7.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
