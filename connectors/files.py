@@ -20,20 +20,25 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from sloguard.events import KINDS, RawBatch
-from sloguard.timeutil import parse_rfc3339
+from sloguard.timeutil import MAX_EPOCH_S, MIN_EPOCH_S, parse_rfc3339
 
 Progress = Callable[[int, int, int], None]  # (bytes read, bytes total, lines read)
 
 
 def _line_ts(line: bytes) -> float | None:
-    """The `ts` of a JSONL line, if it has a readable one (used only to order chunks)."""
+    """The `ts` of a JSONL line, if it has a plausible one (used only to order lines and chunks).
+
+    Out-of-range timestamps count as unreadable: one absurd line must not reorder a whole merge.
+    """
     try:
         ts = orjson.loads(line).get("ts")
     except (orjson.JSONDecodeError, AttributeError):
         return None
     if isinstance(ts, int | float) and not isinstance(ts, bool):
-        return float(ts)
-    return parse_rfc3339(ts) if isinstance(ts, str) else None
+        value: float | None = float(ts)
+    else:
+        value = parse_rfc3339(ts) if isinstance(ts, str) else None
+    return value if value is not None and MIN_EPOCH_S <= value < MAX_EPOCH_S else None
 
 
 @dataclass

@@ -45,11 +45,13 @@ def _timeline(files: dict[tuple[str, str], Path]) -> list[tuple[float, int, str,
         last = 0.0
         for line in path.read_bytes().splitlines():
             ts = _line_ts(line)
-            last = ts if ts is not None else last  # a malformed line goes out with its neighbours
+            if ts is not None:
+                last = ts  # malformed and absurd lines go out with their neighbours: merge needs order
             rows.append((last, seq, topic, line))
             seq += 1
         streams.append(rows)
     return list(heapq.merge(*streams))
+
 
 
 class _View:
@@ -61,12 +63,14 @@ class _View:
         self.recent: list[dict[str, Any]] = []
         self.alerts: list[dict[str, Any]] = []
         self.dead = 0
+        self.latest: dict[str, str] = {}  # model -> newest budget tick seen
         self.lock = threading.Lock()
 
     def add(self, kind: str, message: dict[str, Any]) -> None:
         with self.lock:
             if kind == "budget" and not message["segment"]:
                 self.budget[(message["model"], message["slo"])] = message
+                self.latest[message["model"]] = max(self.latest.get(message["model"], ""), message["ts"])
             elif kind == "alerts":
                 self.alerts.append(message)
                 if message["state"] == "firing":
@@ -165,7 +169,18 @@ def run_live_demo(out: Path, duration_s: float = 90.0, events: int = 60_000, see
                 producer.produce(topic, line)
                 producer.poll(0)
             producer.flush(30)
-            time.sleep(max(2.0, duration_s - (time.monotonic() - began)))
+            # let the flows finish the scenario (they may lag on a busy machine), within a bound
+            target = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(end_ts - 300))
+            deadline = time.monotonic() + max(30.0, duration_s / 2)
+            while time.monotonic() < deadline:
+                with view.lock:
+                    done = len(view.latest) == len(SCENARIOS) and min(view.latest.values()) >= target
+                if done and time.monotonic() - began >= duration_s:
+                    break
+                if tty:
+                    stream.write("\033[H\033[J" + view.render(clock, time.monotonic() - began, duration_s, True) + "\n")
+                    stream.flush()
+                time.sleep(0.5)
         finally:
             stop.set()
             watcher.join(5)
