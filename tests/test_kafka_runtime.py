@@ -169,3 +169,39 @@ def test_a_paused_broker_delays_but_loses_nothing(scenario, kafka_bootstrap, mod
         out, _ = proc.communicate(timeout=240)
         assert proc.returncode == 0, out[-2000:]
         assert outcome(broker.bootstrap_servers, settings) == reference
+
+
+def test_a_live_run_raises_no_data_from_the_wall_clock_when_a_model_goes_silent(kafka_bootstrap, module_topic_factory,
+                                                                                 tmp_path):
+    """Events stop 15 minutes ago; with nothing more to read, heartbeats move event time to now."""
+    names = {k: module_topic_factory(k) for k in (*INPUTS, "budget", "alerts", "dead_letter")}
+    now = time.time()
+    lines = [orjson.dumps({"id": f"s{i}", "model": "m", "version": "v", "ts": now - 1800 + i, "status": "ok",
+                           "latency_ms": 5.0}) for i in range(900)]  # 15 minutes of traffic, ending 15 min ago
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for line in lines:
+        producer.produce(names["inference"], line)
+    assert producer.flush(30) == 0
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "kafka": {"bootstrap_servers": kafka_bootstrap, "topics": names},
+        "models": {"m": {"no_data_after": "10m"}},
+        "slos": [{"name": "a", "model": "m", "dimension": "infrastructure", "sli": "availability",
+                  "objective": 0.99, "window": "1d"}],
+    }))
+    proc = sloguard("run", "--config", str(config), "--heartbeat", "1", start_new_session=True)
+    try:
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "nd"})
+        consumer.assign([TopicPartition(names["alerts"], 0, 0)])
+        deadline, found = time.time() + 90, None
+        while found is None and time.time() < deadline:
+            for msg in consumer.consume(100, 1.0):
+                alert = orjson.loads(msg.value()) if msg.error() is None else {}
+                if alert.get("rule") == "no-data" and alert.get("state") == "firing":
+                    found = alert
+        consumer.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    assert found is not None, "no no-data alert while the flow ran live"
+    assert found["severity"] == "page" and found["model"] == "m"
