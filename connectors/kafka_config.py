@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sloguard.config import DEFAULT_TOPICS as _CONFIG_TOPICS
+
 __all__ = [
     "DEFAULT_TOPICS",
     "ENV_BOOTSTRAP",
@@ -41,16 +43,8 @@ __all__ = [
     "redact_config",
 ]
 
-#: Topic role -> default topic name.
-DEFAULT_TOPICS: dict[str, str] = {
-    "inference": "ml.inference",
-    "labels": "ml.labels",
-    "features": "ml.features",
-    "budget": "slo.budget",
-    "alerts": "slo.alerts",
-    "dead_letter": "slo.dead-letter",
-    "decisions": "rollout.decisions",
-}
+#: Topic role -> default topic name (one table, kept with the config's contract).
+DEFAULT_TOPICS: dict[str, str] = dict(_CONFIG_TOPICS)
 
 ENV_BOOTSTRAP = "KAFKA_BOOTSTRAP_SERVERS"
 ENV_PREFIX = "SLOGUARD_KAFKA_"
