@@ -334,9 +334,16 @@ def _count_missing(features: dict, names: frozenset[str]) -> int:
     return sum(1 for k in names if features.get(k) is None)
 
 
-def _per_attribute(segments: list[dict], attrs: tuple[str, ...]) -> list[list[str | None]]:
+#: Segment attributes taken from an inference event's own fields rather than from its `segment`:
+#: `segments: [variant]` keeps canary and stable budgets apart (the rollout controller compares them).
+EVENT_FIELD_ATTRIBUTES = ("variant", "version")
+
+
+def _per_attribute(segments: list[dict], attrs: tuple[str, ...], events: list[Any] | None = None
+                   ) -> list[list[str | None]]:
     """For each segment attribute, every event's value of it (None when absent)."""
-    return [list(map(dict.get, segments, repeat(a))) for a in attrs]
+    return [list(map(attrgetter(a), events)) if events is not None and a in EVENT_FIELD_ATTRIBUTES
+            else list(map(dict.get, segments, repeat(a))) for a in attrs]
 
 
 def _inference_columns(
@@ -360,7 +367,7 @@ def _inference_columns(
         versions=list(map(_VERSION, events)),
         variants=list(map(_VARIANT, events)),
         predictions=list(map(_PREDICTION, events)),
-        segments=_per_attribute(segments, spec.segments[model]),
+        segments=_per_attribute(segments, spec.segments[model], events),
         features=features,
         raw=values if len(rows) == len(values) else [values[i] for i in rows],
         offsets=offsets if len(rows) == len(offsets) else [offsets[i] for i in rows],

@@ -308,3 +308,16 @@ def test_objective_relative_to_a_baseline_sets_the_slice_threshold(tmp_path):
     out, _ = run(config, steady(T0, T0 + 1800, 1, latency_ms=240.0))
     b = of(out, "budget", slo="p99", segment={})[-1]
     assert b["baseline"] == 200.0 and b["sli"] == 1.0 and math.isclose(b["objective"], 250.0)
+
+
+def test_variant_and_version_can_be_segment_attributes_for_canary_budgets():
+    config = make_config([AVAILABILITY], models={"m": {"segments": ["variant", "version"], "features": ["a", "b"]}})
+    events = [{**e, "variant": "canary" if i % 10 == 0 else "stable", "version": "v2" if i % 10 == 0 else "v1",
+               "status": "error" if i % 10 == 0 and i % 20 == 0 else "ok"}
+              for i, e in enumerate(steady(T0, T0 + 1800, 5))]
+    out, _ = run(config, events)
+    last = {tuple(b["segment"].items()): b for b in of(out, "budget", slo="avail")}
+    canary, stable = last[(("variant", "canary"),)], last[(("variant", "stable"),)]
+    assert canary["total"] == sum(1 for e in events if e["variant"] == "canary" and e["ts"] < epoch(canary["ts"]))
+    assert canary["good"] == canary["total"] / 2 and stable["good"] == stable["total"]
+    assert last[(("version", "v2"),)]["total"] == canary["total"]
