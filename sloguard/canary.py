@@ -272,10 +272,7 @@ def compare_ratio(
         f"{_pct(rs)} ({_count(stable.bad)}/{_count(stable.total)}){over}"
     )
     stat = f"two-proportion z = {z:.2f}, one-sided p = {_p(p)}"
-    if p < alpha and effect > min_effect:
-        verdict, tail = FAIL, f"{stat} < {alpha:g}: canary is worse"
-    else:
-        verdict, tail = PASS, f"{stat}: no significant regression"
+    verdict, tail = _verdict(p, alpha, effect, min_effect, stat)
     return Comparison(
         **base,
         verdict=verdict,
@@ -381,10 +378,7 @@ def _u_verdict(
     slo, alpha = base["slo"], base["alpha"]
     medians = f"canary median {_val(cd.get('median'), unit)} vs stable {_val(sd.get('median'), unit)}"
     stat = f"Mann-Whitney U = {u:.0f} (n = {_count(n1)}/{_count(n2)}), one-sided p = {_p(p)}"
-    if p < alpha and effect > min_effect:
-        verdict, tail = FAIL, f"{stat} < {alpha:g}: canary is worse"
-    else:
-        verdict, tail = PASS, f"{stat}: no significant regression"
+    verdict, tail = _verdict(p, alpha, effect, min_effect, stat)
     return Comparison(
         **base,
         verdict=verdict,
@@ -432,6 +426,13 @@ def _num(x: float) -> float:
     if not math.isfinite(x):
         return 0.0
     return float(f"{x:.6g}")
+
+
+def _verdict(p: float, alpha: float, effect: float, min_effect: float, stat: str) -> tuple[str, str]:
+    """FAIL when the canary is significantly (p < alpha) and materially (effect > min_effect) worse."""
+    if p < alpha and effect > min_effect:
+        return FAIL, f"{stat} < {alpha:g}: canary is worse"
+    return PASS, f"{stat}: no significant regression"
 
 
 def _pct(x: float) -> str:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from bytewax.testing import cluster_main, run_main
 from confluent_kafka import Consumer, Producer, TopicPartition
+from test_kafka_flow import consume_all
 
 from connectors.broker import free_port
 from connectors.kafka_config import KafkaSettings
@@ -50,17 +51,7 @@ def setup_topics(topic_factory, bootstrap: str, scenario: Path, tmp_path: Path, 
 
 
 def read_topic(bootstrap: str, topic: str) -> list[dict]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "t", "enable.partition.eof": True})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    out = []
-    while True:
-        msg = consumer.poll(10)
-        assert msg is not None, f"timed out reading {topic}"
-        if msg.error():
-            break
-        out.append(orjson.loads(msg.value()))
-    consumer.close()
-    return out
+    return [message for _, message, _ in consume_all(bootstrap, topic)]
 
 
 def outcome(bootstrap: str, settings: KafkaSettings) -> tuple[list, dict]:
