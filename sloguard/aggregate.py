@@ -28,7 +28,8 @@ WHOLE_MODEL_ONLY = {"schema_violations"}
 
 
 def whole_model_only(slo: Slo) -> bool:
-    return slo.sli.kind in WHOLE_MODEL_ONLY
+    """Schema violations, and fairness (it compares the groups of the whole model)."""
+    return slo.sli.kind in WHOLE_MODEL_ONLY or slo.sli.spec.fairness
 
 
 @dataclass(frozen=True)

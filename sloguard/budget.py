@@ -13,6 +13,8 @@ alerts and the low-traffic guard, never as a healthy burn.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def burn_rate(bad: float, total: float, error_budget: float) -> float:
     """(bad / total) / error_budget; 0 when the window holds nothing."""
@@ -36,3 +38,24 @@ def degradation(baseline: float, current: float) -> float:
 def degradation_burn(baseline: float, current: float, acceptable: float) -> float:
     """The seed's burn: degradation / acceptable degradation (1 = exactly at the limit)."""
     return degradation(baseline, current) / acceptable
+
+
+def health_score(remaining: list[tuple[str, float]], weights: dict[str, float]) -> dict[str, Any]:
+    """A composite 0-1 health score from (dimension, budget remaining) pairs, for dashboards only.
+
+    An SLO's health is its remaining budget clamped to [0, 1]; a dimension's is its worst SLO's;
+    the score is the weighted mean over the dimensions present (weight 1 unless configured, 0
+    leaves a dimension out). Alerts and gates never read it: they stay per dimension.
+    """
+    dims: dict[str, float] = {}
+    for dim, r in remaining:
+        h = min(1.0, max(0.0, r))
+        dims[dim] = min(dims.get(dim, 1.0), h)
+    w = {d: weights.get(d, 1.0) if weights else 1.0 for d in dims}
+    total = sum(w.values())
+    score = sum(w[d] * h for d, h in dims.items()) / total if total else None
+    return {
+        "score": None if score is None else round(score, 4),
+        "dimensions": {d: round(h, 4) for d, h in sorted(dims.items())},
+        "weights": {d: w[d] for d in sorted(w)},
+    }

@@ -18,6 +18,7 @@ import orjson
 import yaml
 
 from sloguard.policy import AlertRule, PolicyError, load_policy, scale_rules
+from sloguard.quality import canonical
 from sloguard.sli import CATALOGUE, DIMENSIONS, METRIC, RATIO, SliKind
 from sloguard.timeutil import format_duration, parse_duration
 
@@ -123,6 +124,11 @@ class Model:
     label_delay_s: int = 7 * 86_400
     baseline: Path | None = None
     baseline_metrics: dict[str, float] = field(default_factory=dict)
+    reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # feature -> drift.py reference dict
+    fairness_attribute: str | None = None
+    min_support: int = 30  # fairness: groups with fewer samples are reported, not judged
+    max_pending_labels: int = 1_000_000  # label join: predictions waiting for a label, oldest evicted
+    health_weights: dict[str, float] = field(default_factory=dict)  # dimension -> weight of the health score
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,8 @@ class Config:
     no_data_severity: str = "page"
     source: str = "config"
 
+    baseline_pending: bool = False  # parsed for `sloguard baseline`: relative objectives not resolved yet
+
     def slos_of(self, model: str) -> tuple[Slo, ...]:
         return tuple(s for s in self.slos if s.model == model)
 
@@ -165,7 +173,7 @@ class Config:
         return max((s.window_s for s in self.slos), default=86_400)
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, baseline_pending: bool = False) -> Config:
     """Read, validate and resolve a YAML config file (paths inside are relative to it)."""
     path = Path(path)
     try:
@@ -174,14 +182,15 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"{path}: no such file"], str(path)) from None
     except yaml.YAMLError as e:
         raise ConfigError([f"not valid YAML: {e}"], str(path)) from None
-    return parse_config(data, base_dir=path.parent, source=str(path))
+    return parse_config(data, base_dir=path.parent, source=str(path), baseline_pending=baseline_pending)
 
 
 class _Checker:
     """Collects `path: message` problems while reading a nested mapping."""
 
-    def __init__(self) -> None:
+    def __init__(self, pending: bool = False) -> None:
         self.problems: list[str] = []
+        self.pending = pending  # reading a config for `sloguard baseline`: its baseline may not exist yet
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}")
@@ -255,18 +264,22 @@ _TOP = {
 }
 
 
-def parse_config(data: Any, base_dir: Path | None = None, source: str = "config") -> Config:
-    """Validate a config mapping (as loaded from YAML) and resolve it into a `Config`."""
-    c = _Checker()
+def parse_config(
+    data: Any, base_dir: Path | None = None, source: str = "config", baseline_pending: bool = False
+) -> Config:
+    """Validate a config mapping (as loaded from YAML) and resolve it into a `Config`.
+
+    `baseline_pending` reads a config whose baseline file is what `sloguard baseline` is about to
+    write: a missing file or metric is not an error and relative objectives stay NaN.
+    """
+    c = _Checker(baseline_pending)
     base_dir = base_dir or Path.cwd()
     top = c.mapping(data, "(top level)", _TOP)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(c.problems, source)
     interval = c.duration(top.get("evaluation_interval"), "evaluation_interval", 60) or 60
     lateness = top.get("allowed_lateness")
-    lateness_s = (
-        0 if lateness in (0, "0", "0s") else (c.duration(lateness, "allowed_lateness", interval) or 0)
-    )
+    lateness_s = 0 if lateness in (0, "0", "0s") else (c.duration(lateness, "allowed_lateness", interval) or 0)
 
     kafka = c.mapping(top.get("kafka"), "kafka")
     topics = dict(DEFAULT_TOPICS)
@@ -277,9 +290,7 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
             topics[k] = v
 
     limits = c.mapping(top.get("limits"), "limits", {"max_message_bytes", "max_future_skew", "dedupe_window"})
-    max_bytes = c.number(
-        limits.get("max_message_bytes"), "limits.max_message_bytes", 256, 100e6, default=65_536
-    )
+    max_bytes = c.number(limits.get("max_message_bytes"), "limits.max_message_bytes", 256, 100e6, default=65_536)
     skew = c.duration(limits.get("max_future_skew"), "limits.max_future_skew", 3600)
     dedupe = c.duration(limits.get("dedupe_window"), "limits.dedupe_window", 600)
 
@@ -296,7 +307,7 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
     if not raw_models:
         c.fail("models", "at least one model is required")
     for name, m in raw_models.items():
-        models[name] = _model(c, name, m, base_dir)
+        models[name] = _model(c, name, m, base_dir, baseline_pending)
 
     owners = {}
     for dim, o in c.mapping(top.get("owners"), "owners").items():
@@ -339,6 +350,7 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
         exhausted_severity=exhausted,
         no_data_severity=no_data,
         source=source,
+        baseline_pending=baseline_pending,
     )
 
 
@@ -376,25 +388,46 @@ def _rules(
     return load_policy("sre-workbook")
 
 
-def _model(c: _Checker, name: str, m: Any, base_dir: Path) -> Model:
+def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False) -> Model:
     path = f"models.{name}"
     m = c.mapping(
         m,
         path,
-        {"segments", "features", "no_data_after", "label_delay", "baseline", "fairness", "description"},
+        {
+            "segments",
+            "features",
+            "no_data_after",
+            "label_delay",
+            "baseline",
+            "fairness",
+            "max_pending_labels",
+            "health",
+            "description",
+        },
     )
     baseline = None
     metrics: dict[str, float] = {}
+    reference: dict[str, dict[str, Any]] = {}
     if m.get("baseline") is not None:
         baseline = (base_dir / str(m["baseline"])).resolve()
         try:
             doc = orjson.loads(baseline.read_bytes())
             metrics = {k: float(v) for k, v in (doc.get("metrics") or {}).items() if v is not None}
+            reference = _references(c, doc.get("reference") or {}, f"{path}.baseline", baseline)
         except FileNotFoundError:
-            c.fail(f"{path}.baseline", f"file {baseline} not found (make one with `sloguard baseline`)")
+            if not pending:
+                c.fail(f"{path}.baseline", f"file {baseline} not found (make one with `sloguard baseline`)")
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as e:
             c.fail(f"{path}.baseline", f"{baseline} is not a baseline file: {e}")
     segments = c.names(m.get("segments"), f"{path}.segments")
+    fairness = c.mapping(m.get("fairness"), f"{path}.fairness", {"attribute", "min_support"})
+    attribute = fairness.get("attribute")
+    if attribute is not None and (not isinstance(attribute, str) or not attribute):
+        c.fail(f"{path}.fairness.attribute", "must be a segment attribute name (e.g. merchant_type)")
+        attribute = None
+    if attribute and attribute not in segments:
+        segments = (*segments, attribute)  # fairness compares the groups that segment keys already count
+    health = c.mapping(m.get("health"), f"{path}.health", {"weights"})
     return Model(
         name=name,
         segments=segments,
@@ -403,7 +436,36 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path) -> Model:
         label_delay_s=c.duration(m.get("label_delay"), f"{path}.label_delay", 7 * 86_400) or 0,
         baseline=baseline,
         baseline_metrics=metrics,
+        reference=reference,
+        fairness_attribute=attribute,
+        min_support=int(
+            c.number(fairness.get("min_support"), f"{path}.fairness.min_support", 1, 1e9, default=30) or 30
+        ),
+        max_pending_labels=int(
+            c.number(m.get("max_pending_labels"), f"{path}.max_pending_labels", 1, 1e9, default=1_000_000) or 1_000_000
+        ),
+        health_weights=_weights(c, health.get("weights"), f"{path}.health.weights"),
     )
+
+
+def _weights(c: _Checker, raw: Any, path: str) -> dict[str, float]:
+    out = {}
+    for dim, w in c.mapping(raw, path, set(DIMENSIONS)).items():
+        out[dim] = c.number(w, f"{path}.{dim}", 0, 1e6) or 0.0
+    if out and not sum(out.values()):
+        c.fail(path, "at least one weight must be > 0")
+    return out
+
+
+def _references(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dict[str, Any]]:
+    """The drift references of a baseline file: feature -> {kind: numeric|categorical, ...}."""
+    if not isinstance(raw, dict):
+        c.fail(path, f"{file}: 'reference' must map feature names to references")
+        return {}
+    for feature, ref in raw.items():
+        if not isinstance(ref, dict) or ref.get("kind") not in ("numeric", "categorical"):
+            c.fail(path, f"{file}: reference of feature {feature!r} has no kind numeric|categorical")
+    return raw
 
 
 def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
@@ -415,8 +477,7 @@ def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
     else:
         c.fail(
             path,
-            "must be an SLI name (e.g. availability) or a one-key mapping "
-            "(e.g. {latency: {threshold_ms: 100}})",
+            "must be an SLI name (e.g. availability) or a one-key mapping (e.g. {latency: {threshold_ms: 100}})",
         )
         return None
     spec = CATALOGUE.get(kind)
@@ -443,11 +504,66 @@ def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
             if value not in ("inference", "features"):
                 c.fail(f"{ppath}.{key}", f"must be inference or features, got {value!r}")
             resolved[key] = value
+        elif kind_of == "value":
+            if not isinstance(value, str | int | float | bool):
+                c.fail(f"{ppath}.{key}", f"must be a class label (a string or number), got {value!r}")
+            resolved[key] = canonical(value)
+        elif kind_of == "names":
+            resolved[key] = c.names(value, f"{ppath}.{key}")
+        elif kind_of == "name":
+            if not isinstance(value, str) or not value:
+                c.fail(f"{ppath}.{key}", f"must be a name, got {value!r}")
+            resolved[key] = value
+        elif kind_of == "drift_method":
+            if value not in DRIFT_METHODS:
+                c.fail(f"{ppath}.{key}", f"must be one of {', '.join(DRIFT_METHODS)}, got {value!r}")
+            resolved[key] = value
     if "source" in spec.params:
         resolved.setdefault("source", "inference")
+    if "positive" in spec.params:
+        resolved.setdefault("positive", "1")
+    if model is not None:
+        _model_params(c, kind, spec, resolved, path, model)
     if kind in ("completeness", "data_quality") and model is not None and not model.features:
         c.fail(path, f"{kind} needs the expected feature names: set models.{model.name}.features")
     return Sli(kind, resolved)
+
+
+DRIFT_METHODS = ("auto", "ks", "chi2", "psi", "wasserstein", "jensen_shannon")
+
+
+def _model_params(c: _Checker, kind: str, spec: SliKind, params: dict[str, Any], path: str, model: Model) -> None:
+    """Defaults and checks that need the model: labels, the fairness attribute, drift references."""
+    if spec.labelled and model.label_delay_s <= 0:
+        c.fail(path, f"{kind} needs labels: set models.{model.name}.label_delay (e.g. 7d)")
+    if spec.fairness:
+        params.setdefault("attribute", model.fairness_attribute)
+        params.setdefault("min_support", model.min_support)
+        if not params["attribute"]:
+            c.fail(path, f"{kind} compares the groups of one attribute: set attribute, or models.{model.name}.fairness")
+        elif params["attribute"] not in model.segments:
+            c.fail(
+                f"{path}.{kind}.attribute",
+                f"{params['attribute']!r} is not a segment of {model.name} (add it to models.{model.name}.segments)",
+            )
+    if kind == "drift":
+        params.setdefault("method", "auto")
+        params.setdefault("p_value", 0.05)
+        params.setdefault("psi_threshold", 0.25)
+        params.setdefault("large_sample", 1000)
+        if not params.get("features"):
+            params["features"] = tuple(f for f in model.features if f in model.reference) or model.features
+        if not params["features"]:
+            c.fail(path, f"drift needs features: list them, or set models.{model.name}.features")
+        if model.baseline is None:
+            c.fail(path, f"drift compares against a reference: set models.{model.name}.baseline (sloguard baseline)")
+        elif model.reference or not c.pending:
+            missing = [f for f in params["features"] if f not in model.reference]
+            if missing:
+                c.fail(
+                    path,
+                    f"baseline {model.baseline} has no reference for {', '.join(missing)} (re-run sloguard baseline)",
+                )
 
 
 def _objective(c: _Checker, raw: Any, path: str) -> Objective:
@@ -488,6 +604,8 @@ def _resolve_objective(
         c.fail(path, f"a relative objective needs models.{model.name}.baseline")
         return None, None
     base = model.baseline_metrics.get(name)
+    if base is None and c.pending:
+        return math.nan, None
     if base is None:
         c.fail(path, f"baseline {model.baseline} has no metric for SLO {name!r} (re-run sloguard baseline)")
         return None, None
@@ -545,11 +663,21 @@ def _slo(
     elif window % interval:
         c.fail(f"{path}.window", f"must be a multiple of evaluation_interval ({format_duration(interval)})")
     budgeting = _budgeting(c, s.get("budgeting"), f"{path}.budgeting", sli, interval, window)
-    raw_obj = _objective(c, s.get("objective"), f"{path}.objective")
+    raw_obj = (
+        _objective(c, s.get("objective"), f"{path}.objective")
+        if s.get("objective") is not None or sli is None or sli.kind != "drift"
+        else Objective(value=0.25 if sli.params.get("method") == "psi" else 0.1)
+    )
     objective, baseline = (None, None)
     if sli is not None and model is not None:
         objective, baseline = _resolve_objective(c, raw_obj, f"{path}.objective", sli, name, model)
-    if objective is not None and sli is not None and sli.family == RATIO and not 0 < objective < 1:
+    if (
+        objective is not None
+        and sli is not None
+        and sli.family == RATIO
+        and not 0 < objective < 1
+        and not (c.pending and math.isnan(objective))
+    ):
         c.fail(
             f"{path}.objective",
             f"a ratio SLI's objective must be in (0, 1), got {objective:g} (write 0.999, not 99.9)",
@@ -581,6 +709,13 @@ def _slo(
             )
         if rule.long_window_s > window:
             c.fail(f"{rpath}.long_window", f"{format_duration(rule.long_window_s)} exceeds the SLO window")
+    if sli.kind == "drift" and sli.params["method"] in ("auto", "ks", "chi2") and target > 1 - sli.params["p_value"]:
+        c.fail(
+            f"{path}.budgeting.target",
+            f"{target:g} leaves {1 - target:.0%} of slices to drift, but the test alone flags up to "
+            f"{sli.params['p_value']:.0%} of drift-free slices (p_value {sli.params['p_value']:g}): "
+            f"use a target <= {1 - sli.params['p_value']:g}, a smaller p_value, or an effect-size method",
+        )
     if len(c.problems) > start:
         return None
     return Slo(
@@ -600,9 +735,7 @@ def _slo(
     )
 
 
-def _budgeting(
-    c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int, window: int | None
-) -> Budgeting:
+def _budgeting(c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int, window: int | None) -> Budgeting:
     raw = c.mapping(raw, path, {"method", "timeslices", "min_samples", "target"})
     metric = sli is not None and sli.family == METRIC
     method = raw.get("method", "timeslices" if ("timeslices" in raw or metric) else "occurrences")
@@ -619,13 +752,9 @@ def _budgeting(
         return Budgeting()
     slice_s = c.duration(raw.get("timeslices"), f"{path}.timeslices", 300) or 300
     if slice_s % interval:
-        c.fail(
-            f"{path}.timeslices", f"must be a multiple of evaluation_interval ({format_duration(interval)})"
-        )
+        c.fail(f"{path}.timeslices", f"must be a multiple of evaluation_interval ({format_duration(interval)})")
     if window is not None and window % slice_s:
-        c.fail(
-            f"{path}.timeslices", f"the SLO window {format_duration(window)} is not a whole number of slices"
-        )
+        c.fail(f"{path}.timeslices", f"the SLO window {format_duration(window)} is not a whole number of slices")
     min_samples = int(c.number(raw.get("min_samples"), f"{path}.min_samples", 1, 1e9, default=1) or 1)
     target = c.number(raw.get("target"), f"{path}.target", 0, 1, open_lo=True, open_hi=True, default=0.99)
     return Budgeting("timeslices", slice_s, min_samples, target or 0.99)

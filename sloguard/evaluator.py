@@ -26,13 +26,24 @@ import numpy as np
 from sloguard.aggregate import EVENTS, ModelLayout, group_slices, group_sum, whole_model_only
 from sloguard.alerts import BUDGET_EXHAUSTED, NO_DATA, AlertBook, alert_id, rule_holds
 from sloguard.batch import FeatureColumns, InferenceColumns, LabelColumns, ParsedBatch, Rejections
-from sloguard.budget import budget_remaining, burn_rate
+from sloguard.budget import budget_remaining, burn_rate, health_score
 from sloguard.config import Config, Slo
 from sloguard.dedupe import RecentIds
+from sloguard.drift import FeatureDrift, reference_from_dict
 from sloguard.events import STATUS_CODE, DeadLetter
 from sloguard.frontier import SourceFrontier
+from sloguard.labels import Joined, LabelJoin, LabelMeta
 from sloguard.sketch import LogHistogram
 from sloguard.sli import METRIC
+from sloguard.slices import (
+    VERDICT_CODE,
+    VERDICT_NAME,
+    SliceLayout,
+    add_cells,
+    drift_family,
+    explain,
+    judge_slice,
+)
 from sloguard.timeutil import format_duration, to_rfc3339
 from sloguard.windows import Windows
 
@@ -81,11 +92,30 @@ def split_by_model(parsed: ParsedBatch, models: list[str]) -> list[tuple[str, Mo
 
 
 class KeyState:
-    """Windows and open time slices of one segment key."""
+    """Windows, open time slices and per-slice counts (slices.py) of one segment key."""
 
-    __slots__ = ("key", "last_ts", "segment", "sketches", "values", "version", "windows")
+    __slots__ = (
+        "details",
+        "dirty",
+        "key",
+        "labelled",
+        "last_ts",
+        "live",
+        "segment",
+        "sketches",
+        "value_start",
+        "values",
+        "version",
+        "windows",
+    )
 
-    def __init__(self, key: str, segment: dict[str, str], windows: Windows) -> None:
+    def __init__(
+        self,
+        key: str,
+        segment: dict[str, str],
+        windows: Windows,
+        rings: tuple[Windows | None, Windows | None] = (None, None),
+    ) -> None:
         self.key = key
         self.segment = segment
         self.windows = windows
@@ -93,6 +123,10 @@ class KeyState:
         self.values: dict[int, float | None] = {}
         self.version: str | None = None
         self.last_ts = -math.inf
+        self.labelled, self.live = rings
+        self.dirty: set[float] = set()  # labelled ring buckets that got labels since the last tick
+        self.details: dict[int, Any] = {}  # SLO index -> what explains the newest judged slice
+        self.value_start: dict[int, float] = {}  # SLO index -> start of the slice `values` holds
 
 
 def segment_key(segment: dict[str, str]) -> str:
@@ -112,21 +146,25 @@ class ModelEvaluator:
         self.slos = self.layout.slos
         self.interval_s = config.evaluation_interval_s
         self._quantile_slos = [
-            (i, s)
-            for i, s in enumerate(self.slos)
-            if s.sli.kind in ("latency_quantile", "freshness_quantile")
+            (i, s) for i, s in enumerate(self.slos) if s.sli.kind in ("latency_quantile", "freshness_quantile")
         ]
         self._burn_windows = [
             sorted({x for r in s.rules for x in (r.long_window_s, r.short_window_s)}) for s in self.slos
         ]
         self._label = {w: format_duration(w) for w in self.layout.windows}
         self._longest_slice_s = max((s.budgeting.slice_s for s in self.slos), default=0)
+        model_cfg = self.layout.model
+        self.references = {f: reference_from_dict(d) for f, d in model_cfg.reference.items()}
+        self.slices = SliceLayout(model_cfg, self.slos, config.allowed_lateness_s, self.references)
+        self._sliced = [(i, s) for i, s in enumerate(self.slos) if i in self.slices.blocks]
+        self.slice_log: dict[tuple[int, float], tuple[float, str]] | None = None  # set by baseline.py
+        self._drift_cache: dict[tuple[int, float], dict[str, list[FeatureDrift]]] = {}
         self._retention_s = max(config.longest_window_s, self.layout.model.no_data_after_s)
         if state is None:
             state = {
                 "watermark": -math.inf,
                 "next_tick": None,
-                "keys": {"": KeyState("", {}, self._windows())},
+                "keys": {"": KeyState("", {}, self._windows(), self.slices.new_rings())},
                 "codes": {a: {None: -1} for a in self.layout.model.segments},
                 "by_code": {a: [] for a in self.layout.model.segments},
                 "book": AlertBook(),
@@ -134,6 +172,13 @@ class ModelEvaluator:
                 "counters": {"duplicates": 0, "late_slice_values": 0},
                 "first_ts": math.inf,  # earliest inference event: silence counts only after it
                 "frontier": SourceFrontier(sources),
+                "labels": LabelJoin(
+                    model_cfg.label_delay_s,
+                    model_cfg.max_pending_labels,
+                    max(config.allowed_lateness_s, self.interval_s),
+                )
+                if self.slices.labelled
+                else None,
             }
         self.state = state
 
@@ -161,6 +206,10 @@ class ModelEvaluator:
             self._ingest_features(batch.features)
         if batch.labels is not None and len(batch.labels):
             self._add_messages(whole, batch.labels.ts, valid=True)
+            if self.state["labels"] is not None:
+                joined, rejected = self.state["labels"].add_labels(batch.labels)
+                self._count_joined(joined)
+                self._reject_labels(rejected, out)
         frontier = self.state["frontier"]
         if batch.source:
             frontier.update(batch.source, batch.newest, batch.caught_up)
@@ -227,9 +276,7 @@ class ModelEvaluator:
         self._add_messages(self.state["keys"][""], np.asarray(dup_ts), valid=False)
         return cols.take(np.flatnonzero(keep))
 
-    def _segmentations(
-        self, n: int, segments: list[list[str | None]]
-    ) -> list[tuple[np.ndarray, list[KeyState]]]:
+    def _segmentations(self, n: int, segments: list[list[str | None]]) -> list[tuple[np.ndarray, list[KeyState]]]:
         """Per segmentation (whole model, then each attribute): a key code per event, and the keys."""
         whole = self.state["keys"][""]
         segs = [(np.zeros(n, np.int64), [whole])]
@@ -255,7 +302,7 @@ class ModelEvaluator:
 
     def _new_key(self, attr: str, value: str) -> int:
         segment = {attr: value}
-        state = KeyState(segment_key(segment), segment, self._windows())
+        state = KeyState(segment_key(segment), segment, self._windows(), self.slices.new_rings())
         self.state["keys"][state.key] = state
         self.state["by_code"][attr].append(state)
         return len(self.state["by_code"][attr]) - 1
@@ -267,6 +314,24 @@ class ModelEvaluator:
         segs = self._segmentations(len(cols), cols.segments)
         self._add_rows(cols.ts, self.layout.inference_matrix(cols), segs)
         self._touch(segs, cols.ts, cols.versions)
+        if self.slices.live:
+            rings = [[s.live for s in states] for _, states in segs]
+            add_cells(
+                rings,
+                [c for c, _ in segs],
+                cols.ts,
+                self.slices.base_s,
+                self.slices.live_ncols,
+                self.slices.live_cells(cols),
+            )
+        join = self.state["labels"]
+        if join is not None:
+            waiting = {"ts": cols.ts, **self.slices.prediction_columns(cols)}
+            for j, (codes, _) in enumerate(segs[1:]):
+                waiting[f"code{j}"] = codes.astype(np.int32)
+            joined = join.add_predictions(cols.ids, waiting)
+            if joined is not None:
+                self._count_joined(joined)
         for i, slo in self._quantile_slos:
             if slo.sli.params.get("source", "inference") != "inference":
                 continue
@@ -278,6 +343,38 @@ class ModelEvaluator:
                 mask = ~np.isnan(values)
             self._sketch(i, slo, cols.ts[mask], values[mask], [(c[mask], s) for c, s in segs])
 
+    def _count_joined(self, joined: Joined) -> None:
+        """Count label/prediction pairs in the prediction's slice of every key it belongs to."""
+        if not len(joined):
+            return
+        whole = self.state["keys"][""]
+        codes = [np.zeros(len(joined), np.int64)]
+        states: list[list[KeyState]] = [[whole]]
+        for j, attr in enumerate(self.layout.model.segments):
+            codes.append(joined.pred[f"code{j}"].astype(np.int64))
+            states.append(self.state["by_code"][attr])
+        hits = add_cells(
+            [[s.labelled for s in st] for st in states],
+            codes,
+            joined.pred["ts"],
+            self.slices.base_s,
+            self.slices.labelled_ncols,
+            self.slices.labelled_cells(joined.pred, joined.labels),
+        )
+        for seg, code, start in hits:
+            states[seg][code].dirty.add(start)
+
+    def _reject_labels(self, rejected: list[tuple[LabelMeta, str]], out: list[Output]) -> None:
+        for meta, reason in rejected:
+            out.append(
+                (
+                    "dead_letter",
+                    DeadLetter(
+                        meta.topic, meta.partition, meta.offset, reason, meta.raw, self.model, meta.ts
+                    ).to_dict(),
+                )
+            )
+
     def _ingest_features(self, cols: FeatureColumns) -> None:
         """ml.features events: freshness from the pipeline, per segment when events carry one."""
         segs = self._segmentations(len(cols), cols.segments)
@@ -288,9 +385,7 @@ class ModelEvaluator:
                 self._sketch(i, slo, cols.ts, cols.lag_s, segs)
 
     @staticmethod
-    def _touch(
-        segs: list[tuple[np.ndarray, list[KeyState]]], ts: np.ndarray, versions: list[str] | None
-    ) -> None:
+    def _touch(segs: list[tuple[np.ndarray, list[KeyState]]], ts: np.ndarray, versions: list[str] | None) -> None:
         """Record each key's newest event time (and model version): the last row of each code."""
         for codes, states in segs:
             uniq, first_from_end = np.unique(codes[::-1], return_index=True)
@@ -301,9 +396,7 @@ class ModelEvaluator:
                     if versions is not None:
                         st.version = versions[j]
 
-    def _add_rows(
-        self, ts: np.ndarray, matrix: np.ndarray, segs: list[tuple[np.ndarray, list[KeyState]]]
-    ) -> None:
+    def _add_rows(self, ts: np.ndarray, matrix: np.ndarray, segs: list[tuple[np.ndarray, list[KeyState]]]) -> None:
         """Sum the rows per (key, interval) and merge each sum into that key's windows."""
         base = self.interval_s
         bucket = np.floor(ts / base).astype(np.int64)
@@ -379,17 +472,25 @@ class ModelEvaluator:
             self._evaluate(float(st["next_tick"]), out)
             st["next_tick"] += self.interval_s
         st["recent"].expire(st["watermark"])
+        if st["labels"] is not None:
+            self._reject_labels(st["labels"].expire(st["watermark"]), out)
 
     def _evaluate(self, t: float, out: list[Output]) -> None:
         self._ts_text = to_rfc3339(t)
+        self._drift_cache = {}  # drift is judged once per slice for all keys together
         keys = self.state["keys"]
         for key in list(keys.values()):
             key.windows.release(t - self._longest_slice_s)  # timeslice SLOs read windows up to a slice back
+            for ring in (key.labelled, key.live):
+                if ring is not None:
+                    ring.release(t)
             self._judge_slices(key, t)
+            self._judge_sliced(key, t)
             if key.key and t - key.last_ts > self._retention_s:
                 continue  # a segment silent for longer than every window: nothing left to report
             sums_at: dict[float, dict[int, list[float]]] = {}
             prefix = key.windows.prefixes()
+            first = len(out)
             for i, slo in enumerate(self.slos):
                 if key.key and whole_model_only(slo):
                     continue
@@ -400,12 +501,24 @@ class ModelEvaluator:
                     # plain floats: the per-SLO arithmetic below indexes these a few dozen times
                     sums_at[end] = {w: v.tolist() for w, v in key.windows.sums(end, prefix).items()}
                 self._evaluate_slo(key, i, slo, sums_at[end], t, out)
+            if not key.key:
+                self._health([m for kind, m in out[first:] if kind == "budget"])
         self._no_data(keys[""], t, out)
+
+    def _health(self, events: list[dict[str, Any]]) -> None:
+        """The composite health score of the model, attached to its whole-model budget events."""
+        if not events:
+            return
+        health = health_score(
+            [(e["dimension"], e["budget_remaining"]) for e in events], self.layout.model.health_weights
+        )
+        for e in events:
+            e["health"] = health
 
     def _judge_slices(self, key: KeyState, t: float) -> None:
         """Judge the metric SLOs' slices that end at `t` (good, bad, or unjudged: too few samples)."""
         for i, slo in enumerate(self.slos):
-            if slo.sli.family != METRIC or t % slo.budgeting.slice_s:
+            if slo.sli.family != METRIC or t % slo.budgeting.slice_s or i in self.slices.blocks:
                 continue
             start = t - slo.budgeting.slice_s
             if slo.sli.kind == "data_quality":
@@ -421,11 +534,75 @@ class ModelEvaluator:
             else:
                 good = value >= slo.objective if slo.sli.spec.direction == ">=" else value <= slo.objective
                 verdict = "good" if good else "bad"
+            if self.slice_log is not None and not key.key and samples:
+                self.slice_log[(i, start)] = (float(value), verdict)
             key.values[i] = None if math.isnan(value) else round(float(value), 6)
             if samples:
                 key.windows.add(start, self.layout.slice_vector(i, verdict))
         for k in [k for k in key.sketches if k[1] + self.slos[k[0]].budgeting.slice_s <= t]:
             del key.sketches[k]  # slices whose tick passed while the key was idle
+
+    def _judge_sliced(self, key: KeyState, t: float) -> None:
+        """Judge the slices of quality, fairness and drift SLOs ending at `t`, and re-judge older
+        slices that late labels have changed (their verdict in the windows is replaced)."""
+        for i, slo in self._sliced:
+            w = slo.budgeting.slice_s
+            if slo.sli.spec.fairness and key.key:
+                continue  # fairness compares the groups of the whole model
+            starts = {t - w} if t % w == 0 else set()
+            if slo.sli.spec.labelled:
+                starts |= {d - d % w for d in key.dirty if d - d % w + w <= t}
+            for start in sorted(starts):
+                self._judge_one(key, i, slo, start)
+        key.dirty.clear()
+
+    def _judge_one(self, key: KeyState, i: int, slo: Slo, start: float) -> None:
+        labelled = slo.sli.spec.labelled
+        ring = key.labelled if labelled else key.live
+        if ring is None:
+            return
+        end = start + slo.budgeting.slice_s
+        groups = None
+        if slo.sli.spec.fairness:
+            attr = slo.sli.params["attribute"]
+            groups = {
+                s.segment[attr]: (s.labelled if labelled else s.live).span(start, end)  # type: ignore[union-attr]
+                for s in self.state["by_code"][attr]
+            }
+        drift = None
+        if slo.sli.spec.sliced == "drift":
+            drift = self._drift_family(i, slo, start).get(key.key)
+        j = judge_slice(slo, self.slices.blocks[i], ring.span(start, end), groups, drift)
+        new = VERDICT_CODE[j.verdict] if j.samples else 0.0
+        if self.slice_log is not None and not key.key and j.samples:
+            self.slice_log[(i, start)] = (float(j.value), j.verdict)
+        if labelled:
+            col = self.slices.verdict_col[i]
+            old = float(ring.span(start, start + self.slices.base_s)[col])
+            if new != old:
+                mark = np.zeros(self.slices.labelled_ncols)
+                mark[col] = new - old
+                ring.add(start, mark)
+                change = self.layout.slice_vector(i, j.verdict) if new else np.zeros(self.layout.ncols)
+                if old:
+                    change = change - self.layout.slice_vector(i, VERDICT_NAME[old])
+                key.windows.add(start, change)
+        elif new:
+            key.windows.add(start, self.layout.slice_vector(i, j.verdict))
+        if j.verdict != "unjudged" and start >= key.value_start.get(i, -math.inf):
+            key.value_start[i] = start
+            key.values[i] = None if math.isnan(j.value) else round(float(j.value), 6)
+            key.details[i] = j.details
+
+    def _drift_family(self, i: int, slo: Slo, start: float) -> dict[str, list[FeatureDrift]]:
+        """Every key's drift results for one slice, judged as one family (cached for the tick)."""
+        cached = self._drift_cache.get((i, start))
+        if cached is None:
+            end = start + slo.budgeting.slice_s
+            counts = {k.key: k.live.span(start, end) for k in self.state["keys"].values() if k.live is not None}
+            cached = drift_family(slo, self.slices.blocks[i], counts, self.references)
+            self._drift_cache[(i, start)] = cached
+        return cached
 
     def _data_quality(self, key: KeyState, i: int, start: float, end: float) -> tuple[float, int]:
         """The seed's data-quality score over [start, end): min(1 - missing rate, 1 - stale rate)."""
@@ -532,6 +709,12 @@ class ModelEvaluator:
         if metric:
             event["slices_unjudged"] = w[c.unjudged]
             event["value"] = key.values.get(i)
+        if i in key.details and key.details[i] is not None:
+            event[slo.sli.spec.dimension if slo.sli.spec.dimension in ("drift", "fairness") else "details"] = (
+                key.details[i]
+            )
+        if slo.sli.spec.labelled and not key.key:
+            event["labels"] = self.state["labels"].report()
         if slo.baseline is not None:
             event["baseline"] = slo.baseline
         if low_traffic:
@@ -607,6 +790,9 @@ class ModelEvaluator:
                 if transition == "firing"
                 else f"{slo.name} ({where}) no longer burns {threshold:g}x over {long_w}/{short_w}"
             )
+        i = self.slos.index(slo)
+        if transition == "firing" and key.details.get(i) is not None:
+            summary += explain(slo, key.details[i], key.values.get(i))
         alert = self._alert(
             key,
             slo.name,
@@ -624,6 +810,8 @@ class ModelEvaluator:
         if windows:
             alert["windows"] = {"long": windows[0], "short": windows[1]}
             alert["threshold"] = threshold
+        if key.details.get(i) is not None:
+            alert[slo.dimension if slo.dimension in ("drift", "fairness") else "details"] = key.details[i]
         out.append(("alert", alert))
 
     def _alert(

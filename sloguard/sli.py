@@ -8,7 +8,13 @@ Two families (DESIGN.md, "Semantics"):
   number meets the objective. They are budgeted in time slices; `direction` says whether larger
   (`>=`) or smaller (`<=`) values are better.
 
-This module only describes SLIs; `summary.py` counts them and `evaluator.py` judges them.
+Quality and fairness SLIs that rest on ground truth are *labelled*: their counts arrive when a
+label joins its prediction (`labels.py`), possibly hours after the slice, and a slice is judged
+again when late labels change its verdict. Drift SLIs count feature values on reference bins
+(`drift.py`). Both keep per-slice counts in `slices.py`.
+
+This module only describes SLIs; `aggregate.py` and `slices.py` count them and `evaluator.py`
+judges them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,79 @@ class SliKind:
     direction: str = ">="  # metric SLIs: a slice is good when value <direction> objective
     unit: str = ""
     doc: str = ""
+    labelled: bool = False  # needs ground truth joined from ml.labels
+    sliced: str = ""  # counted per slice in slices.py: "confusion" | "regression" | "drift" | "selection"
+
+    @property
+    def fairness(self) -> bool:
+        return self.dimension == "fairness"
+
+
+_CLASS_PARAMS = {"positive": "value", "threshold": "fraction"}
+_DRIFT_PARAMS = {
+    "features": "names",
+    "method": "drift_method",
+    "p_value": "fraction",
+    "psi_threshold": "number",
+    "large_sample": "number",
+}
+_FAIRNESS_PARAMS = {**_CLASS_PARAMS, "attribute": "name", "min_support": "number"}
+
+
+def _quality() -> tuple[SliKind, ...]:
+    """Classification and regression metrics on labelled predictions, one slice at a time."""
+    classification = (
+        ("accuracy", ">=", "(tp + tn) / labelled predictions"),
+        ("precision", ">=", "tp / (tp + fp)"),
+        ("recall", ">=", "tp / (tp + fn), the true positive rate"),
+        ("f1", ">=", "2 tp / (2 tp + fp + fn)"),
+        ("fpr", "<=", "fp / (fp + tn), the false positive rate"),
+        ("label_rate", ">=", "positive labels / labelled predictions (a recommender's click-through rate)"),
+    )
+    regression = (("mae", "<=", "mean |label - prediction|"), ("rmse", "<=", "sqrt(mean (label - prediction)^2)"))
+    return tuple(
+        SliKind(name, "quality", METRIC, dict(_CLASS_PARAMS), (), d, "", f"per slice: {doc}", True, "confusion")
+        for name, d, doc in classification
+    ) + tuple(
+        SliKind(name, "quality", METRIC, {}, (), d, "", f"per slice: {doc}", True, "regression")
+        for name, d, doc in regression
+    )
+
+
+def _fairness() -> tuple[SliKind, ...]:
+    """Gaps between the groups of one attribute (Fairlearn's definitions), one slice at a time."""
+    kinds = (
+        ("tpr_gap", "<=", True, "max - min true positive rate over groups (equal opportunity difference)"),
+        ("fpr_gap", "<=", True, "max - min false positive rate over groups"),
+        (
+            "positive_rate_gap",
+            "<=",
+            False,
+            "max - min predicted-positive rate over groups (demographic parity difference)",
+        ),
+        (
+            "disparate_impact",
+            ">=",
+            False,
+            "min / max predicted-positive rate over groups (demographic parity "
+            "ratio; the 4/5 rule is a heuristic, not a legal test)",
+        ),
+    )
+    return tuple(
+        SliKind(
+            name,
+            "fairness",
+            METRIC,
+            dict(_FAIRNESS_PARAMS),
+            (),
+            d,
+            "",
+            f"per slice: {doc}; groups below min_support are reported, not judged",
+            labelled,
+            "confusion" if labelled else "selection",
+        )
+        for name, d, labelled, doc in kinds
+    )
 
 
 CATALOGUE: dict[str, SliKind] = {
@@ -74,9 +153,7 @@ CATALOGUE: dict[str, SliKind] = {
             "s",
             "per slice: the quantile of the feature lag in seconds",
         ),
-        SliKind(
-            "completeness", "data", RATIO, {}, doc="present expected feature values / expected feature values"
-        ),
+        SliKind("completeness", "data", RATIO, {}, doc="present expected feature values / expected feature values"),
         SliKind(
             "schema_violations",
             "data",
@@ -94,6 +171,29 @@ CATALOGUE: dict[str, SliKind] = {
             "",
             "per slice: min(1 - missing-feature rate, 1 - stale rate) (the seed's score)",
         ),
+        *_quality(),
+        SliKind(
+            "low_confidence",
+            "quality",
+            RATIO,
+            {"min_confidence": "fraction"},
+            ("min_confidence",),
+            doc="predictions whose confidence max(score, 1 - score) >= min_confidence / predictions with a score",
+        ),
+        SliKind(
+            "drift",
+            "drift",
+            METRIC,
+            _DRIFT_PARAMS,
+            (),
+            "<=",
+            "",
+            "per slice: the largest drift effect size over the features (normalised Wasserstein, Jensen-Shannon "
+            "or PSI); a slice is bad when any feature drifts by the configured test and effect-size rule, "
+            "after Benjamini-Hochberg across features. The objective is the effect-size threshold",
+            sliced="drift",
+        ),
+        *_fairness(),
     )
 }
 

@@ -1,0 +1,107 @@
+"""`sloguard baseline`: reference distributions and baseline metrics from known-good history.
+
+A baseline file (JSON) holds, per model:
+
+* ``metrics``: for every metric SLO (quality, fairness, latency quantiles, ...), the **median of
+  its per-slice values** over the history, slices with too few samples left out: the seed's
+  "baseline over a stable period". Relative objectives (`relative_to_baseline`,
+  `max_degradation`) are resolved against these numbers. The values come from the same
+  `ModelEvaluator` that judges live slices, so a baseline and a live slice measure alike.
+* ``reference``: per feature, quantile bins and their shares (numbers) or category shares
+  (strings) from `drift.py`, which drift SLIs compare every slice against.
+
+The builder is pure: the CLI reads the files and feeds it parsed batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from sloguard.batch import ParsedBatch
+from sloguard.config import Config
+from sloguard.drift import categorical_reference, numeric_reference
+from sloguard.evaluator import ModelEvaluator, split_by_model
+from sloguard.slices import as_numbers
+from sloguard.timeutil import to_rfc3339
+
+
+class BaselineBuilder:
+    """Feed it parsed batches of a known-good period; `result()` gives one baseline per model."""
+
+    def __init__(self, config: Config, bins: int = 50, max_categories: int = 50) -> None:
+        self.bins = bins
+        self.max_categories = max_categories
+        # Drift SLOs compare against the reference being built here: leave them out of the run.
+        self.config = dataclasses.replace(config, slos=tuple(s for s in config.slos if s.sli.kind != "drift"))
+        self.models = list(config.models)
+        self.evaluators: dict[str, ModelEvaluator] = {}
+        for m in self.models:
+            ev = ModelEvaluator(self.config, m)
+            ev.slice_log = {}
+            self.evaluators[m] = ev
+        self.values: dict[str, dict[str, list[list[Any]]]] = {m: {} for m in self.models}
+        self.events = dict.fromkeys(self.models, 0)
+        self.labels = dict.fromkeys(self.models, 0)
+        self.span = dict.fromkeys(self.models, (math.inf, -math.inf))
+
+    def add(self, parsed: ParsedBatch) -> None:
+        """Fold one parsed batch (inference, labels, features) into the history."""
+        for m, batch in split_by_model(parsed, self.models):
+            if batch.inference is not None and len(batch.inference):
+                cols = batch.inference
+                self.events[m] += len(cols)
+                lo, hi = self.span[m]
+                self.span[m] = (min(lo, float(cols.ts.min())), max(hi, float(cols.ts.max())))
+                for feature in self.config.models[m].features:
+                    self.values[m].setdefault(feature, []).append([f.get(feature) for f in cols.features])
+            if batch.labels is not None:
+                self.labels[m] += len(batch.labels)
+            if self.evaluators[m].slos:
+                self.evaluators[m].process(batch)
+
+    def result(self) -> dict[str, dict[str, Any]]:
+        """Per model: the baseline document (see the module docstring)."""
+        out = {}
+        for m in self.models:
+            ev = self.evaluators[m]
+            if ev.slos:
+                ev.finish()
+            metrics, slices = self._metrics(ev)
+            lo, hi = self.span[m]
+            out[m] = {
+                "model": m,
+                "period": {"from": to_rfc3339(lo), "to": to_rfc3339(hi)} if math.isfinite(lo) else None,
+                "events": self.events[m],
+                "labels": self.labels[m],
+                "metrics": metrics,
+                "slices": slices,
+                "reference": self._references(m),
+            }
+        return out
+
+    @staticmethod
+    def _metrics(ev: ModelEvaluator) -> tuple[dict[str, float], dict[str, int]]:
+        per_slo: dict[int, list[float]] = {}
+        for (i, _start), (value, verdict) in (ev.slice_log or {}).items():
+            if verdict != "unjudged" and math.isfinite(value):
+                per_slo.setdefault(i, []).append(value)
+        metrics = {ev.slos[i].name: round(float(np.median(v)), 6) for i, v in sorted(per_slo.items())}
+        return metrics, {ev.slos[i].name: len(v) for i, v in sorted(per_slo.items())}
+
+    def _references(self, model: str) -> dict[str, dict[str, Any]]:
+        refs = {}
+        for feature, chunks in self.values[model].items():
+            values = [v for chunk in chunks for v in chunk if v is not None]
+            if not values:
+                continue
+            numbers = as_numbers(values)
+            if np.isnan(numbers).mean() < 0.5:  # mostly numbers: a numeric feature
+                ref = numeric_reference(numbers[~np.isnan(numbers)], self.bins)
+            else:
+                ref = categorical_reference(values, self.max_categories)
+            refs[feature] = ref.to_dict()
+        return refs
