@@ -106,6 +106,10 @@ class ModelLayout:
             elif kind == "schema_violations":
                 m[:, c.good] = 1.0
                 m[:, c.total] = 1.0
+            elif kind == "low_confidence":
+                scored = ~np.isnan(cols.score)
+                m[:, c.good] = scored & (np.maximum(cols.score, 1 - cols.score) >= p["min_confidence"])
+                m[:, c.total] = scored
             elif kind == "data_quality":
                 expected, missing, known, stale = c.aux
                 m[:, expected] = n_expected

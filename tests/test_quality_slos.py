@@ -309,3 +309,24 @@ def test_a_restored_snapshot_with_waiting_predictions_continues_identically() ->
     a, _ = run_mixed(config, rest_p, rest_l, evaluator=ev)
     b, _ = run_mixed(config, rest_p, rest_l, evaluator=restored)
     assert a == b
+
+
+def test_low_confidence_counts_predictions_whose_score_is_near_one_half() -> None:
+    rng = np.random.default_rng(12)
+    preds, _ = traffic(T0, T0 + 600, 1.0, rng)
+    preds[0].pop("score")  # no score: not counted
+    config = make_config(
+        [
+            {
+                "name": "conf",
+                "dimension": "quality",
+                "sli": {"low_confidence": {"min_confidence": 0.7}},
+                "objective": 0.99,
+            }
+        ]
+    )
+    out, _ = run_mixed(config, preds, [])
+    scores = np.array([p["score"] for p in preds if "score" in p])
+    event = last(out, "conf", segment={})
+    assert event["total"] == len(scores)
+    assert event["good"] == int((np.maximum(scores, 1 - scores) >= 0.7).sum())
