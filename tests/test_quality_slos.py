@@ -326,7 +326,7 @@ def test_low_confidence_counts_predictions_whose_score_is_near_one_half() -> Non
         ]
     )
     out, _ = run_mixed(config, preds, [])
-    scores = np.array([p["score"] for p in preds if "score" in p])
     event = last(out, "conf", segment={})
+    scores = np.array([p["score"] for p in preds if "score" in p and p["ts"] < epoch(event["ts"])])
     assert event["total"] == len(scores)
     assert event["good"] == int((np.maximum(scores, 1 - scores) >= 0.7).sum())
