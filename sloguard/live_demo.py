@@ -1,5 +1,6 @@
-"""`sloguard demo` (live): an embedded broker, generated traffic in compressed real time, the flow,
-and a terminal view of budgets and alerts as they fire and resolve. It ends by itself.
+"""`sloguard demo` (live): an embedded broker, generated traffic in compressed real time, the flow
+and the rollout controller per model, and a terminal view of budgets, alerts as they fire and
+resolve, and the controller's promote / hold / rollback decisions. It ends by itself.
 
 An edge of the package like `cli.py`: it starts processes, produces to Kafka and draws the screen.
 """
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import http.client
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,7 +23,7 @@ from typing import Any, TextIO
 import orjson
 import yaml
 
-from sloguard.demo import EXAMPLES_DIR, detection_table, format_alert
+from sloguard.demo import EXAMPLES_DIR, detection_table, format_alert, format_decision, rollout_summary
 
 SCENARIOS = ("fraud", "recsys")
 INPUTS = ("inference", "labels", "features")
@@ -28,8 +31,12 @@ OUTPUTS = ("budget", "alerts", "dead_letter")
 
 
 def _topics(scenario: str) -> dict[str, str]:
-    names = {"budget": "slo.budget", "alerts": "slo.alerts", "dead_letter": "slo.dead-letter",
-             "decisions": "rollout.decisions"}
+    names = {
+        "budget": "slo.budget",
+        "alerts": "slo.alerts",
+        "dead_letter": "slo.dead-letter",
+        "decisions": "rollout.decisions",
+    }
     return {k: f"{scenario}.{names.get(k, 'ml.' + k)}" for k in (*INPUTS, *OUTPUTS, "decisions")}
 
 
@@ -53,15 +60,15 @@ def _timeline(files: dict[tuple[str, str], Path]) -> list[tuple[float, int, str,
     return list(heapq.merge(*streams))
 
 
-
 class _View:
-    """Latest whole-model budget per SLO, firing alerts and the newest transitions."""
+    """Latest whole-model budget per SLO, firing alerts, the newest transitions and decisions."""
 
     def __init__(self) -> None:
         self.budget: dict[tuple[str, str], dict[str, Any]] = {}
         self.firing: dict[str, dict[str, Any]] = {}
         self.recent: list[dict[str, Any]] = []
         self.alerts: list[dict[str, Any]] = []
+        self.decisions: list[dict[str, Any]] = []
         self.dead = 0
         self.latest: dict[str, str] = {}  # model -> newest budget tick seen
         self.lock = threading.Lock()
@@ -80,30 +87,76 @@ class _View:
                 self.recent = [*self.recent[-7:], message]
             elif kind == "dead_letter":
                 self.dead += 1
+            elif kind == "decisions":
+                self.decisions.append(message)
 
     def render(self, clock: str, elapsed: float, duration: float, colour: bool) -> str:
         with self.lock:
-            lines = [f"sloguard live demo  event time {clock}  {elapsed:4.0f}/{duration:.0f} s  "
-                     f"(firing: {len(self.firing)}, dead letters: {self.dead})", ""]
-            lines.append(f"  {'model':8} {'slo':30} {'dimension':15} {'sli':>8} {'budget left':>12} "
-                         f"{'burn 5m':>8} {'burn 1h':>8}")
+            lines = [
+                f"sloguard live demo  event time {clock}  {elapsed:4.0f}/{duration:.0f} s  "
+                f"(firing: {len(self.firing)}, dead letters: {self.dead})",
+                "",
+            ]
+            lines.append(
+                f"  {'model':8} {'slo':30} {'dimension':15} {'sli':>8} {'budget left':>12} "
+                f"{'burn 5m':>8} {'burn 1h':>8}"
+            )
             for (model, slo), b in sorted(self.budget.items()):
                 sli = "-" if b["sli"] is None else f"{b['sli']:.4f}"
                 burns = b["burn_rates"]
-                lines.append(f"  {model:8} {slo:30} {b['dimension']:15} {sli:>8} {b['budget_remaining']:>11.0%} "
-                             f"{burns.get('5m', 0):>8.1f} {burns.get('1h', 0):>8.1f}")
+                lines.append(
+                    f"  {model:8} {slo:30} {b['dimension']:15} {sli:>8} {b['budget_remaining']:>11.0%} "
+                    f"{burns.get('5m', 0):>8.1f} {burns.get('1h', 0):>8.1f}"
+                )
             lines += ["", "  latest alert transitions:"]
             lines += ["  " + format_alert(a, colour)[:160] for a in self.recent]
+            latest: dict[tuple[str, str], dict[str, Any]] = {}
+            for d in self.decisions:
+                latest[(d["model"], d["version"])] = d
+            lines += ["", "  rollout controller, latest decision per canary:"]
+            lines += ["  " + format_decision(d, colour)[:160] for _, d in sorted(latest.items())] or ["  (none yet)"]
             return "\n".join(lines)
 
 
-def run_live_demo(out: Path, duration_s: float = 90.0, events: int = 60_000, seed: int = 7,
-                  stream: TextIO = sys.stdout) -> int:
-    """The live demo; returns 0 when every injected incident was detected and the control stayed quiet."""
+def _start_controller(path: Path, port: int, log: Any) -> subprocess.Popen:
+    """`sloguard controller` on the demo's topics, its gate on loopback behind a one-off token."""
+    env = {**os.environ, "SLOGUARD_GATE_TOKEN": secrets.token_urlsafe(16)}
+    return subprocess.Popen([sys.executable, "-m", "sloguard.cli", "controller", "--config", str(path),
+                             "--listen", f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+
+
+def _wait_ready(ports: list[int], timeout_s: float = 30.0) -> bool:
+    """True once every controller's gate answers /readyz with 200 (its consumer has joined)."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(ports)
+    while pending and time.monotonic() < deadline:
+        port = pending[0]
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            resp = conn.getresponse()
+            resp.read()
+            ready = resp.status == 200
+            conn.close()
+        except OSError:
+            ready = False
+        if ready:
+            pending.pop(0)
+        else:
+            time.sleep(0.2)
+    return not pending
+
+
+def run_live_demo(
+    out: Path, duration_s: float = 90.0, events: int = 60_000, seed: int = 7, stream: TextIO = sys.stdout
+) -> int:
+    """The live demo; returns 0 when every injected incident was detected and the rollout controller
+    rolled back the regressing canary and promoted the healthy one."""
     from confluent_kafka import Consumer, Producer, TopicPartition
 
     from connectors.admin import create_topics
-    from connectors.broker import EmbeddedBroker
+    from connectors.broker import EmbeddedBroker, free_port
     from sloguard.scenarios import plan, write_scenario
 
     tty = stream.isatty()
@@ -120,7 +173,9 @@ def run_live_demo(out: Path, duration_s: float = 90.0, events: int = 60_000, see
     stop = threading.Event()
     with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
-        print(f"embedded Kafka-protocol broker on {bootstrap}; starting one flow per model", file=stream, flush=True)
+        print(f"embedded Kafka-protocol broker on {bootstrap}; starting one flow and one rollout controller per "
+              "model", file=stream, flush=True)
+        ports = []
         for scenario in SCENARIOS:
             topics = _topics(scenario)
             create_topics({"bootstrap.servers": bootstrap}, list(topics.values()))
@@ -129,12 +184,31 @@ def run_live_demo(out: Path, duration_s: float = 90.0, events: int = 60_000, see
             path = out / f"{scenario}-live.yaml"
             path.write_text(yaml.safe_dump(config))
             log = (out / f"{scenario}-flow.log").open("w")
-            procs.append(subprocess.Popen([sys.executable, "-m", "sloguard.cli", "run", "--config", str(path),
-                                           "--heartbeat", "0"], stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "sloguard.cli", "run", "--config", str(path), "--heartbeat", "0"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+            # the controller judges in event time (the demo compresses it) and joins its group fast
+            config["kafka"]["client"] = {"session.timeout.ms": 6000}
+            config.setdefault("rollout", {})["controller"] = {
+                "clock": "event", "evaluate_every": "1s", "group_id": f"demo-controller-{scenario}",
+            }  # fmt: skip
+            path = out / f"{scenario}-controller.yaml"
+            path.write_text(yaml.safe_dump(config))
+            ports.append(free_port())
+            procs.append(_start_controller(path, ports[-1], (out / f"{scenario}-controller.log").open("w")))
+        if not _wait_ready(ports):
+            print("warning: a rollout controller is not ready yet; its decisions may come late", file=stream)
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-view"})
-        consumer.assign([TopicPartition(_topics(s)[k], 0, 0) for s in SCENARIOS for k in OUTPUTS])
-        kind_of = {_topics(s)[k]: k for s in SCENARIOS for k in OUTPUTS}
+        kinds = (*OUTPUTS, "decisions")
+        consumer.assign([TopicPartition(_topics(s)[k], 0, 0) for s in SCENARIOS for k in kinds])
+        kind_of = {_topics(s)[k]: k for s in SCENARIOS for k in kinds}
+
+        printed: dict[tuple[str, str], str] = {}  # (model, version) -> last decision printed
 
         def watch() -> None:
             while not stop.is_set():
@@ -144,6 +218,11 @@ def run_live_demo(out: Path, duration_s: float = 90.0, events: int = 60_000, see
                         view.add(kind_of[msg.topic()], message)
                         if not tty and kind_of[msg.topic()] == "alerts" and message["severity"] == "page":
                             print("  " + format_alert(message, False), file=stream, flush=True)
+                        if not tty and kind_of[msg.topic()] == "decisions":  # when the decision changes
+                            key = (message["model"], message["version"])
+                            if printed.get(key) != message["decision"]:
+                                printed[key] = message["decision"]
+                                print("  " + format_decision(message, False), file=stream, flush=True)
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
@@ -181,6 +260,11 @@ def run_live_demo(out: Path, duration_s: float = 90.0, events: int = 60_000, see
                     stream.write("\033[H\033[J" + view.render(clock, time.monotonic() - began, duration_s, True) + "\n")
                     stream.flush()
                 time.sleep(0.5)
+            settle = time.monotonic() + 10  # the controllers judge the flows' last ticks
+            seen = -1
+            while time.monotonic() < settle and seen != len(view.decisions):
+                seen = len(view.decisions)
+                time.sleep(2)
         finally:
             stop.set()
             watcher.join(5)
@@ -200,11 +284,16 @@ def run_live_demo(out: Path, duration_s: float = 90.0, events: int = 60_000, see
         rows = detection_table(manifests[scenario], alerts)
         missed += sum("MISSED" in r for r in rows)
         control = [a for a in alerts if a["segment"].items() & manifests[scenario]["control"].items()]
-        print(f"\n{scenario}: detection of the injected incidents (control segment alerts: {len(control)})",
-              file=stream)
+        print(
+            f"\n{scenario}: detection of the injected incidents (control segment alerts: {len(control)})", file=stream
+        )
         print("  " + "\n  ".join(rows), file=stream)
+    print("\nrollout controller: what it decided on each canary, in event time", file=stream)
+    for scenario in SCENARIOS:
+        lines, ok = rollout_summary(manifests[scenario], view.decisions)
+        missed += not ok
+        print("  " + "\n  ".join(lines), file=stream)
     from sloguard.demo import show_notifications
 
     show_notifications(view.alerts, stream)
     return 0 if not missed else 1
-

@@ -9,8 +9,10 @@ state into a `Decision` for one model version (`RolloutState.decide(model, versi
 * **hold** when a *soft-stop* dimension (default: quality, data, drift) pages, a budget is below
   its floor (``min_budget_remaining``), a budget is exhausted (promotions freeze until it
   recovers, also when it is the stable version's budget that is spent), production (stable)
-  pages, a freeze override is active, the canary lacks traffic for a verdict, or the canary's
-  bad rate at full traffic would spend the remaining budget within the SLO window;
+  pages, a hard-stop page on the candidate is one production shares (an incident both versions
+  serve, which a rollback would not end; see `_Judge.check_alerts`), a freeze override is active,
+  the canary lacks traffic for a verdict, or the canary's bad rate at full traffic would spend the
+  remaining budget within the SLO window;
 * **promote** only when every configured SLO of the model has fresh data and every check passes.
   Missing or stale data is never a pass (Kayenta's *mustHaveData*).
 
@@ -45,8 +47,12 @@ sloguard YAML (read with `parse_rollout`)::
 
 Canary and stable traffic are read from budget events whose segment is ``{"variant": ...}``
 (add ``variant`` to the model's segments); stable is the latest version seen with
-``variant=stable``. Budget events may carry ``histogram: {"edges": [...], "counts": [...]}``
-for a Mann-Whitney comparison of latency-like SLIs (`sloguard.canary`).
+``variant=stable``. The flow keys the whole model (and region-like segments) by model, not by
+version, and labels each budget event with the version of its key's newest event: for a version
+that has been seen, the policy reads the freshest whole-model budget under any label, and a page
+on such a segment speaks for the canary only where no ``{"variant": "canary"}`` data exists.
+Budget events may carry ``histogram: {"edges": [...], "counts": [...]}`` for a Mann-Whitney
+comparison of latency-like SLIs (`sloguard.canary`).
 """
 
 from __future__ import annotations
@@ -922,8 +928,12 @@ class _Judge:
         else:
             self.check_budgets()
             self.check_stable_budgets()
-            self.check_alerts()
-            comparisons = self.check_canary()
+            mark = len(self.reasons)
+            comparisons = self.check_canary()  # first: a page the canary shares with stable only holds
+            canary_reasons = self.reasons[mark:]
+            del self.reasons[mark:]
+            self.check_alerts({c.slo: c for c in comparisons if c.p_value is not None and c.p_value >= c.alpha})
+            self.reasons += canary_reasons
         outcomes = {r.outcome for r in self.reasons}
         decision = ROLLBACK if ROLLBACK in outcomes else HOLD if HOLD in outcomes else PROMOTE
         affected = []
@@ -973,15 +983,34 @@ class _Judge:
         """The budget state the policy reads for an SLO: the whole-model segment, or with
         ``segments: worst`` the non-variant segment with the least budget left."""
         if self.policy.segments == "whole":
-            return self.book.get((version, slo, ""))
-        found = [
-            s
-            for (v, n, skey), s in self.book.items()
-            if v == version and n == slo and s.variant is None and not self.stale(s)
-        ]
+            return self.latest(version, slo, "")
+        skeys = {  # a {"version": ...} segment is one version's own: only the candidate's counts
+            k
+            for (_v, n, k), s in self.book.items()
+            if n == slo and s.variant is None and s.segment.get("version", version) == version
+        }
+        found = [s for k in skeys if (s := self.latest(version, slo, k)) is not None and not self.stale(s)]
         if not found:
-            return self.book.get((version, slo, ""))
+            return self.latest(version, slo, "")
         return min(found, key=lambda s: math.inf if s.remaining is None else s.remaining)
+
+    def latest(self, version: str | None, slo: str, skey: str) -> BudgetState | None:
+        """The newest state of one non-variant segment of an SLO, for ``version``.
+
+        The flow keys the whole model and attribute segments (region, ...) by model, not by
+        version: each budget event carries the version of its key's newest event, so while canary
+        and stable serve side by side the model's budget is labelled with either of them. For a
+        version that has been seen, the freshest state of the segment under any label is the
+        model's current budget (its own label wins a tie); a version never seen has none.
+        """
+        exact = self.book.get((version, slo, skey))
+        if version is None or (self.model, version) not in self.state.seen:
+            return exact
+        best = exact
+        for (_v, n, k), s in self.book.items():
+            if n == slo and k == skey and (best is None or s.ts > best.ts):
+                best = s
+        return best
 
     # -- checks --
 
@@ -1066,16 +1095,57 @@ class _Judge:
                 waivable=True,
             )
 
-    def check_alerts(self) -> None:
-        """Pages on the candidate: hard stops roll back, soft stops hold. Pages on stable hold."""
-        for a in sorted(self.state.alerts.values(), key=lambda a: a.id):
-            if a.model != self.model or a.severity != "page":
-                continue
+    def check_alerts(self, no_worse: Mapping[str, Comparison] | None = None) -> None:
+        """Pages on the candidate: hard stops roll back, soft stops hold. Pages on stable hold.
+
+        Where the flow keeps canary and stable apart (the SLO has ``{"variant": "canary"}`` budgets
+        for the candidate; for a model-wide page without an SLO, any SLO has), only the canary's
+        own segment speaks for it: a page on traffic both versions serve (the whole model, a
+        region) carries the version of its newest event, not the version at fault, so it holds
+        like a page on stable. The canary's own page rolls back
+        unless production shares the incident: stable's ``{"variant": "stable"}`` segment pages on
+        the same SLO, or the canary, with enough traffic, shows no significant difference from
+        stable (``no_worse``: p >= alpha). A rollback would not end a shared incident: hold."""
+        no_worse = no_worse or {}
+        pages = [
+            a
+            for a in sorted(self.state.alerts.values(), key=lambda a: a.id)
+            if a.model == self.model and a.severity == "page"
+        ]
+        stable_own = {a.slo for a in pages if a.segment == {"variant": "stable"} and a.version == self.stable}
+        split_slos = {n for (v, n, k) in self.book if v == self.version and k == "variant=canary"}
+        for a in pages:
             where = a.dimension + (f", {_segment_key(a.segment)}" if a.segment else "")
             what = f"{a.rule} page on {a.slo or 'the model'} ({where})"
             since = f"firing since {to_rfc3339(a.started_at)}"
             if a.version in (self.version, None):
-                if a.dimension in self.policy.hard_stop:
+                # model-wide pages (no SLO, e.g. no-data) cover both versions once any SLO is split
+                split = a.slo in split_slos if a.slo is not None else bool(split_slos)
+                own = a.segment == {"variant": "canary"}
+                shared = self.stable is not None and (a.slo in stable_own or a.slo in no_worse)
+                if a.dimension in self.policy.hard_stop and split and not own:
+                    self.hold(
+                        f"mixed-page:{a.id}",
+                        f"{what} is {since} on traffic both versions serve (labelled with its newest event's "
+                        "version); the canary's own traffic is judged apart: hold",
+                        a.dimension,
+                        waivable=True,
+                    )
+                elif a.dimension in self.policy.hard_stop and split and shared:
+                    c = no_worse.get(a.slo or "")
+                    why = (
+                        f"the canary is no worse than stable {self.stable} on it (one-sided p = {c.p_value:.2g})"
+                        if c is not None and c.p_value is not None
+                        else f"stable {self.stable} pages on it too"
+                    )
+                    self.hold(
+                        f"shared-page:{a.id}",
+                        f"{what} is {since}, but {why}: production shares the incident and a rollback would "
+                        "not end it: hold",
+                        a.dimension,
+                        waivable=True,
+                    )
+                elif a.dimension in self.policy.hard_stop:
                     self.rollback(
                         f"page:{a.id}",
                         f"{what} is {since}; {a.dimension} is a hard stop: roll back",

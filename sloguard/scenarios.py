@@ -5,7 +5,10 @@ A scenario is a few hours of a model's three input streams (DESIGN.md, "Contract
 `Incident` says which SLOs should alert, with which rule, for which segment and how soon, so
 replays and end-to-end tests can check detection against ground truth. The segment
 `region=apac` is the control: only whole-model incidents (a silent model, a burst of rejected
-messages) ever touch it.
+messages) ever touch it. About 10 % of requests are served by a canary version (`variant:
+canary`); the fraud scenario's first incident is a canary regression (the canary fails a quarter
+of its requests outside the control region), which a rollout controller should roll back, while
+the recommender's canary stays as healthy as its stable version.
 
 Columns are drawn with numpy from one seeded generator and serialised with orjson in chunks, so
 the same arguments always give the same bytes and a million events take seconds. Time comes only
@@ -36,10 +39,21 @@ DEFAULT_START = 1767225600.0  # 2026-01-01T00:00:00Z
 DEFAULT_DURATION_S = 8 * 3600.0
 MAX_MESSAGE_BYTES = 65_536
 CONTROL = {"region": "apac"}
-BAD_KINDS = ("malformed_json", "wrong_types", "nan_token", "missing_fields", "absurd_timestamp",
-             "oversized", "duplicate_id")
-FILES = {"inference": "inference.jsonl", "labels": "labels.jsonl", "features": "features.jsonl",
-         "manifest": "manifest.json"}
+BAD_KINDS = (
+    "malformed_json",
+    "wrong_types",
+    "nan_token",
+    "missing_fields",
+    "absurd_timestamp",
+    "oversized",
+    "duplicate_id",
+)
+FILES = {
+    "inference": "inference.jsonl",
+    "labels": "labels.jsonl",
+    "features": "features.jsonl",
+    "manifest": "manifest.json",
+}
 
 _LEAD_S = 30 * 60.0  # clean traffic before the first incident
 _MIN_GAP_S = 45 * 60.0  # clean traffic between incidents
@@ -64,12 +78,12 @@ class Incident:
 
     name: str
     kind: str  # error_outage, latency_spike, stale_features, missing_features, malformed_burst,
-    # silent_model
+    # silent_model, canary_regression
     model: str
     dimension: str  # infrastructure | data
     slos: tuple[str, ...]  # SLO names expected to alert
     rule: str  # expected alert rule: fast-burn | no-data
-    segment: dict[str, str]  # {} (whole model) or {"region": ...}
+    segment: dict[str, str]  # {} (whole model), {"region": ...} or {"variant": "canary"}
     start: float  # epoch seconds
     end: float
     detect_within_s: float  # generous bound on event-time detection delay after `start`
@@ -95,10 +109,16 @@ class Scenario:
 
     def manifest(self) -> dict[str, Any]:
         """The manifest.json object."""
-        return _manifest(self.name, self.seed, self.events, self.start, self.end, self.incidents,
-                         self.bad_messages, {"inference": len(self.inference),
-                                             "labels": len(self.labels),
-                                             "features": len(self.features)})
+        return _manifest(
+            self.name,
+            self.seed,
+            self.events,
+            self.start,
+            self.end,
+            self.incidents,
+            self.bad_messages,
+            {"inference": len(self.inference), "labels": len(self.labels), "features": len(self.features)},
+        )
 
 
 def incidents_from_manifest(manifest: dict[str, Any]) -> list[Incident]:
@@ -171,8 +191,7 @@ class _Def:
     incidents: tuple[_Spec, ...]
 
 
-def _fraud(rng: np.random.Generator, t: np.ndarray, region: np.ndarray,
-           second: np.ndarray) -> _Draw:
+def _fraud(rng: np.random.Generator, t: np.ndarray, region: np.ndarray, second: np.ndarray) -> _Draw:
     """Card transactions: fraud (~2 %) has larger amounts, riskier merchants, younger cards;
     the score is correlated with the label and prediction = score >= 0.5."""
     n = t.size
@@ -184,9 +203,13 @@ def _fraud(rng: np.random.Generator, t: np.ndarray, region: np.ndarray,
     age = np.floor(rng.gamma(2.0, np.where(fraud, 120.0, 400.0))).astype(np.int64)
     present = np.array([0.05, 0.97, 0.99])[second] * np.where(fraud, 0.5, 1.0)
     card = (rng.random(n) < present).astype(np.int8)
-    cols = [_Col("amount", amount), _Col("merchant_risk", risk), _Col("txn_count_1h", txn),
-            _Col("account_age_days", age),
-            _Col("card_present", card, np.array(["no", "yes"], dtype=object))]
+    cols = [
+        _Col("amount", amount),
+        _Col("merchant_risk", risk),
+        _Col("txn_count_1h", txn),
+        _Col("account_age_days", age),
+        _Col("card_present", card, np.array(["no", "yes"], dtype=object)),
+    ]
     score = np.round(np.where(fraud, rng.beta(6.0, 2.0, n), rng.beta(1.2, 14.0, n)), 4)
     return cols, y, score, (score >= 0.5).astype(np.int64)
 
@@ -194,19 +217,23 @@ def _fraud(rng: np.random.Generator, t: np.ndarray, region: np.ndarray,
 _RECSYS_UTC_OFFSET_H = np.array([1, -5, 8])  # eu, us, apac
 
 
-def _recsys(rng: np.random.Generator, t: np.ndarray, region: np.ndarray,
-            second: np.ndarray) -> _Draw:
+def _recsys(rng: np.random.Generator, t: np.ndarray, region: np.ndarray, second: np.ndarray) -> _Draw:
     """Recommendation requests: hour_of_day is the local hour; the score is the predicted click
     probability, the label a click drawn from it (CTR ~5 %), the prediction an item id."""
     n = t.size
     hour = (np.floor(t / 3600.0).astype(np.int64) + _RECSYS_UTC_OFFSET_H[region]) % 24
     popularity = np.round(rng.beta(2.0, 5.0, n), 4)
-    cols = [_Col("user_embedding_norm", np.round(rng.normal(1.0, 0.12, n), 4)),
-            _Col("item_popularity", popularity),
-            _Col("session_length", rng.poisson(6.0, n).astype(np.int64) + 1),
-            _Col("hour_of_day", hour),
-            _Col("device", rng.choice(3, n, p=[0.4, 0.4, 0.2]).astype(np.int8),
-                 np.array(["ios", "android", "web"], dtype=object))]
+    cols = [
+        _Col("user_embedding_norm", np.round(rng.normal(1.0, 0.12, n), 4)),
+        _Col("item_popularity", popularity),
+        _Col("session_length", rng.poisson(6.0, n).astype(np.int64) + 1),
+        _Col("hour_of_day", hour),
+        _Col(
+            "device",
+            rng.choice(3, n, p=[0.4, 0.4, 0.2]).astype(np.int8),
+            np.array(["ios", "android", "web"], dtype=object),
+        ),
+    ]
     score = np.round(np.clip(rng.beta(1.2, 21.0, n) * (0.4 + 2.1 * popularity), 0.0, 1.0), 4)
     y = (rng.random(n) < score).astype(np.int64)
     return cols, y, score, rng.integers(1, 500_000, n)
@@ -214,72 +241,205 @@ def _recsys(rng: np.random.Generator, t: np.ndarray, region: np.ndarray,
 
 _DEFS: dict[str, _Def] = {
     "fraud": _Def(
-        model="fraud", id_prefix="fr-", entity_prefix="card-", versions=("2026.01.3", "2026.01.4"),
+        model="fraud",
+        id_prefix="fr-",
+        entity_prefix="card-",
+        versions=("2026.01.3", "2026.01.4"),
         attrs=("region", "merchant_type"),
         values=(("eu", "us", "latam", "apac"), ("online", "pos", "atm")),
         weights=((0.30, 0.35, 0.15, 0.20), (0.5, 0.4, 0.1)),
-        latency_ms=(30.0, 0.4), timeout_ms=(1000.0, 1200.0), p_error=1.5e-5, p_timeout=0.5e-5,
-        serving_lag_s=(180.0, 0.9), pipeline_lag_s=(90.0, 0.8),
+        latency_ms=(30.0, 0.4),
+        timeout_ms=(1000.0, 1200.0),
+        p_error=1.5e-5,
+        p_timeout=0.5e-5,
+        serving_lag_s=(180.0, 0.9),
+        pipeline_lag_s=(90.0, 0.8),
         stale_lag_s=(25.5 * 3600, 26.5 * 3600),
-        label_delay_s=(1800.0, 1.0, 60.0, 6 * 3600.0), draw=_fraud,
+        label_delay_s=(1800.0, 1.0, 60.0, 6 * 3600.0),
+        draw=_fraud,
         prediction_prefix=None,
         incidents=(
-            _Spec("eu-outage", "error_outage", 20, "eu", 1.0, ("fraud-availability",),
-                  "infrastructure", detect_within_s=600,
-                  description="every eu request fails fast with status error"),
-            _Spec("us-latency-spike", "latency_spike", 25, "us", 0.85,
-                  ("fraud-latency", "fraud-latency-p99"), "infrastructure",
-                  description="85 % of us requests take 300-800 ms"),
-            _Spec("latam-stale-features", "stale_features", 25, "latam", 1.0,
-                  ("fraud-stale-features", "fraud-data-quality"),
-                  description="latam features computed ~26 h earlier (feature_ts and ml.features)"),
-            _Spec("eu-missing-features", "missing_features", 20, "eu", 0.35,
-                  ("fraud-feature-completeness", "fraud-data-quality"),
-                  description="35 % of eu feature values null or absent"),
-            _Spec("malformed-burst", "malformed_burst", 20, None, _BURST_RATE, ("fraud-schema",),
-                  description="bad messages at 15 % of the model's traffic"),
-            _Spec("silent-model", "silent_model", 30, None, 1.0,
-                  ("fraud-availability", "fraud-latency", "fraud-latency-p99",
-                   "fraud-feature-completeness", "fraud-stale-features", "fraud-schema",
-                   "fraud-data-quality"),
-                  "infrastructure", "no-data", 900,
-                  description="no inference events at all for the model"),
+            _Spec(
+                "canary-regression",
+                "canary_regression",
+                15,
+                None,
+                0.25,
+                ("fraud-availability",),
+                "infrastructure",
+                detect_within_s=600,
+                description="the canary version 2026.01.4 fails 25 % of its requests fast with "
+                "status error (outside the control region); stable is unaffected",
+            ),
+            _Spec(
+                "eu-outage",
+                "error_outage",
+                20,
+                "eu",
+                1.0,
+                ("fraud-availability",),
+                "infrastructure",
+                detect_within_s=600,
+                description="every eu request fails fast with status error",
+            ),
+            _Spec(
+                "us-latency-spike",
+                "latency_spike",
+                25,
+                "us",
+                0.85,
+                ("fraud-latency", "fraud-latency-p99"),
+                "infrastructure",
+                description="85 % of us requests take 300-800 ms",
+            ),
+            _Spec(
+                "latam-stale-features",
+                "stale_features",
+                25,
+                "latam",
+                1.0,
+                ("fraud-stale-features", "fraud-data-quality"),
+                description="latam features computed ~26 h earlier (feature_ts and ml.features)",
+            ),
+            _Spec(
+                "eu-missing-features",
+                "missing_features",
+                20,
+                "eu",
+                0.35,
+                ("fraud-feature-completeness", "fraud-data-quality"),
+                description="35 % of eu feature values null or absent",
+            ),
+            _Spec(
+                "malformed-burst",
+                "malformed_burst",
+                20,
+                None,
+                _BURST_RATE,
+                ("fraud-schema",),
+                description="bad messages at 15 % of the model's traffic",
+            ),
+            _Spec(
+                "silent-model",
+                "silent_model",
+                30,
+                None,
+                1.0,
+                (
+                    "fraud-availability",
+                    "fraud-latency",
+                    "fraud-latency-p99",
+                    "fraud-feature-completeness",
+                    "fraud-stale-features",
+                    "fraud-schema",
+                    "fraud-data-quality",
+                ),
+                "infrastructure",
+                "no-data",
+                900,
+                description="no inference events at all for the model",
+            ),
         ),
     ),
     "recsys": _Def(
-        model="recsys", id_prefix="rs-", entity_prefix="user-", versions=("2026.01.7", "2026.01.8"),
+        model="recsys",
+        id_prefix="rs-",
+        entity_prefix="user-",
+        versions=("2026.01.7", "2026.01.8"),
         attrs=("region", "surface"),
         values=(("eu", "us", "apac"), ("home", "search", "email")),
         weights=((0.35, 0.40, 0.25), (0.5, 0.35, 0.15)),
-        latency_ms=(50.0, 0.47), timeout_ms=(800.0, 1000.0), p_error=6e-5, p_timeout=2e-5,
-        serving_lag_s=(60.0, 0.8), pipeline_lag_s=(120.0, 0.7), stale_lag_s=(1800.0, 3600.0),
-        label_delay_s=(300.0, 1.0, 60.0, 3 * 3600.0), draw=_recsys,
+        latency_ms=(50.0, 0.47),
+        timeout_ms=(800.0, 1000.0),
+        p_error=6e-5,
+        p_timeout=2e-5,
+        serving_lag_s=(60.0, 0.8),
+        pipeline_lag_s=(120.0, 0.7),
+        stale_lag_s=(1800.0, 3600.0),
+        label_delay_s=(300.0, 1.0, 60.0, 3 * 3600.0),
+        draw=_recsys,
         prediction_prefix="item-",
         incidents=(
-            _Spec("us-partial-outage", "error_outage", 20, "us", 0.5, ("recsys-availability",),
-                  "infrastructure", detect_within_s=600,
-                  description="half of us requests fail fast with status error"),
-            _Spec("eu-latency-spike", "latency_spike", 55, "eu", 0.97, ("recsys-latency",),
-                  "infrastructure", detect_within_s=3000,
-                  description="97 % of eu requests take 300-800 ms; a 95 % objective needs "
-                  ">= 72 % bad over 1 h to burn at 14.4x"),
-            _Spec("us-stale-features", "stale_features", 55, "us", 1.0,
-                  ("recsys-freshness", "recsys-serving-freshness-p95"), detect_within_s=3000,
-                  description="us feature pipeline 30-60 min behind (ml.features ts - event_ts "
-                  "and inference ts - feature_ts)"),
-            _Spec("eu-missing-features", "missing_features", 20, "eu", 0.30,
-                  ("recsys-feature-completeness",),
-                  description="30 % of eu feature values null or absent"),
-            _Spec("malformed-burst", "malformed_burst", 20, None, _BURST_RATE, ("recsys-schema",),
-                  description="bad messages at 15 % of the model's traffic"),
-            _Spec("silent-model", "silent_model", 30, None, 1.0,
-                  ("recsys-availability", "recsys-latency", "recsys-serving-freshness-p95",
-                   "recsys-feature-completeness", "recsys-schema"),
-                  "infrastructure", "no-data", 900,
-                  description="no inference events at all for the model"),
+            _Spec(
+                "us-partial-outage",
+                "error_outage",
+                20,
+                "us",
+                0.5,
+                ("recsys-availability",),
+                "infrastructure",
+                detect_within_s=600,
+                description="half of us requests fail fast with status error",
+            ),
+            _Spec(
+                "eu-latency-spike",
+                "latency_spike",
+                55,
+                "eu",
+                0.97,
+                ("recsys-latency",),
+                "infrastructure",
+                detect_within_s=3000,
+                description="97 % of eu requests take 300-800 ms; a 95 % objective needs "
+                ">= 72 % bad over 1 h to burn at 14.4x",
+            ),
+            _Spec(
+                "us-stale-features",
+                "stale_features",
+                55,
+                "us",
+                1.0,
+                ("recsys-freshness", "recsys-serving-freshness-p95"),
+                detect_within_s=3000,
+                description="us feature pipeline 30-60 min behind (ml.features ts - event_ts "
+                "and inference ts - feature_ts)",
+            ),
+            _Spec(
+                "eu-missing-features",
+                "missing_features",
+                20,
+                "eu",
+                0.30,
+                ("recsys-feature-completeness",),
+                description="30 % of eu feature values null or absent",
+            ),
+            _Spec(
+                "malformed-burst",
+                "malformed_burst",
+                20,
+                None,
+                _BURST_RATE,
+                ("recsys-schema",),
+                description="bad messages at 15 % of the model's traffic",
+            ),
+            _Spec(
+                "silent-model",
+                "silent_model",
+                30,
+                None,
+                1.0,
+                (
+                    "recsys-availability",
+                    "recsys-latency",
+                    "recsys-serving-freshness-p95",
+                    "recsys-feature-completeness",
+                    "recsys-schema",
+                ),
+                "infrastructure",
+                "no-data",
+                900,
+                description="no inference events at all for the model",
+            ),
         ),
     ),
 }
+
+
+def _incident_segment(s: _Spec) -> dict[str, str]:
+    """The segment an incident's alert should name: the canary's, a region's or the whole model."""
+    if s.kind == "canary_regression":
+        return {"variant": "canary"}
+    return {} if s.region is None else {"region": s.region}
 
 
 def min_duration_s(scenario: str) -> float:
@@ -300,8 +460,10 @@ def _layout(d: _Def, start: float, duration_s: float) -> list[tuple[_Spec, float
     """Place incidents in order; extra time beyond the minimum widens the gaps and the tail."""
     need = min_duration_s(d.model)
     if duration_s < need:
-        raise ValueError(f"duration_s={duration_s:g} is too short for the {d.model} scenario: "
-                         f"its incidents and clean gaps need at least {need:g} s")
+        raise ValueError(
+            f"duration_s={duration_s:g} is too short for the {d.model} scenario: "
+            f"its incidents and clean gaps need at least {need:g} s"
+        )
     extra = (duration_s - need) / len(d.incidents)
     out = []
     at = start + _LEAD_S
@@ -347,8 +509,7 @@ def _lognormal(rng: np.random.Generator, params: tuple[float, float], n: int) ->
     return rng.lognormal(np.log(params[0]), params[1], n)
 
 
-def _feature_dicts(cols: list[_Col], idx: np.ndarray,
-                   missing: np.ndarray | None = None) -> list[dict[str, Any]]:
+def _feature_dicts(cols: list[_Col], idx: np.ndarray, missing: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Feature objects for rows `idx`; `missing` (0 present, 1 null, 2 absent) per value."""
     names = [c.name for c in cols]
     values = [c.values(idx) for c in cols]
@@ -365,11 +526,27 @@ def _feature_dicts(cols: list[_Col], idx: np.ndarray,
     return out
 
 
-def _manifest(name: str, seed: int, events: int, start: float, end: float,
-              incidents: list[Incident], bad: dict[str, int], counts: dict[str, int]) -> dict:
-    return {"scenario": name, "seed": seed, "events": events, "start": start, "end": end,
-            "control": dict(CONTROL), "incidents": [asdict(i) for i in incidents],
-            "bad_messages": dict(bad), "counts": counts}
+def _manifest(
+    name: str,
+    seed: int,
+    events: int,
+    start: float,
+    end: float,
+    incidents: list[Incident],
+    bad: dict[str, int],
+    counts: dict[str, int],
+) -> dict:
+    return {
+        "scenario": name,
+        "seed": seed,
+        "events": events,
+        "start": start,
+        "end": end,
+        "control": dict(CONTROL),
+        "incidents": [asdict(i) for i in incidents],
+        "bad_messages": dict(bad),
+        "counts": counts,
+    }
 
 
 # --- the plan: every column of a scenario, serialised on demand ------------------------------
@@ -382,9 +559,15 @@ class ScenarioPlan:
     stream large scenarios; `materialise()` gives the in-memory `Scenario`.
     """
 
-    def __init__(self, scenario: str, events: int = 300_000, seed: int = 7,
-                 start: float = DEFAULT_START, duration_s: float = DEFAULT_DURATION_S,
-                 chunk_size: int = _CHUNK) -> None:
+    def __init__(
+        self,
+        scenario: str,
+        events: int = 300_000,
+        seed: int = 7,
+        start: float = DEFAULT_START,
+        duration_s: float = DEFAULT_DURATION_S,
+        chunk_size: int = _CHUNK,
+    ) -> None:
         if events < 1:
             raise ValueError(f"events must be >= 1, got {events}")
         self.chunk_size = max(1, int(chunk_size))
@@ -407,16 +590,26 @@ class ScenarioPlan:
             if s.kind == "malformed_burst":
                 bad = self._build_bad(rng, s, a, b)
                 self.bad_messages = dict(bad)
-            self.incidents.append(Incident(
-                name=s.name, kind=s.kind, model=d.model, dimension=s.dimension, slos=s.slos,
-                rule=s.rule, segment={} if s.region is None else {"region": s.region}, start=a,
-                end=b, detect_within_s=s.detect_within_s, description=s.description,
-                bad_messages=bad))
+            self.incidents.append(
+                Incident(
+                    name=s.name,
+                    kind=s.kind,
+                    model=d.model,
+                    dimension=s.dimension,
+                    slos=s.slos,
+                    rule=s.rule,
+                    segment=_incident_segment(s),
+                    start=a,
+                    end=b,
+                    detect_within_s=s.detect_within_s,
+                    description=s.description,
+                    bad_messages=bad,
+                )
+            )
 
     # inference -------------------------------------------------------------------------------
 
-    def _build_inference(self, rng: np.random.Generator,
-                         layout: list[tuple[_Spec, float, float]]) -> None:
+    def _build_inference(self, rng: np.random.Generator, layout: list[tuple[_Spec, float, float]]) -> None:
         d, n = self.d, self.events
         silent = [(a, b) for s, a, b in layout if s.kind == "silent_model"]
         gap_a, gap_b = silent[0] if silent else (self.end, self.end)
@@ -444,9 +637,11 @@ class ScenarioPlan:
         feats, y, score, prediction = d.draw(rng, t, self.region, second)
         self.feats = feats
         nf = len(feats)
-        missing = np.where(rng.random((n, nf), dtype=np.float32) < _MISSING_SHARE,
-                           np.where(rng.random((n, nf), dtype=np.float32) < 0.5, 1, 2), 0
-                           ).astype(np.int8)
+        missing = np.where(
+            rng.random((n, nf), dtype=np.float32) < _MISSING_SHARE,
+            np.where(rng.random((n, nf), dtype=np.float32) < 0.5, 1, 2),
+            0,
+        ).astype(np.int8)
         # incident draws, made whether or not an incident uses them (stable streams)
         u_inc = rng.random(n)
         spike = rng.uniform(300.0, 800.0, n)
@@ -457,8 +652,10 @@ class ScenarioPlan:
             w = (t >= a) & (t < b)
             if s.region is not None:
                 w &= self.region == d.values[0].index(s.region)
-            if s.kind == "error_outage":
+            if s.kind in ("error_outage", "canary_regression"):
                 sel = w & (u_inc < s.fraction)
+                if s.kind == "canary_regression":
+                    sel &= (self.variant == 1) & (self.region != d.values[0].index(CONTROL["region"]))
                 status[sel] = 1
                 latency[sel] = fast_fail[sel]
             elif s.kind == "latency_spike":
@@ -475,7 +672,7 @@ class ScenarioPlan:
         self.y, self.score, self.prediction = y, score, prediction
 
     def _ids(self, idx: np.ndarray) -> list[str]:
-        x = (idx.astype(np.uint64) * np.uint64(_ID_MULT) + np.uint64(self._id_offset))
+        x = idx.astype(np.uint64) * np.uint64(_ID_MULT) + np.uint64(self._id_offset)
         x &= np.uint64(_ID_MASK)
         p = self.d.id_prefix
         return [f"{p}{v:012x}" for v in x.tolist()]
@@ -496,15 +693,34 @@ class ScenarioPlan:
         segments = self._segments
         model = d.model
         return [
-            {"id": i, "model": model, "version": v, "ts": ts, "status": st, "latency_ms": lat,
-             "prediction": pr, "score": sc, "segment": segments[sg], "features": f,
-             "feature_ts": fts, "variant": va}
+            {
+                "id": i,
+                "model": model,
+                "version": v,
+                "ts": ts,
+                "status": st,
+                "latency_ms": lat,
+                "prediction": pr,
+                "score": sc,
+                "segment": segments[sg],
+                "features": f,
+                "feature_ts": fts,
+                "variant": va,
+            }
             for i, v, ts, st, lat, pr, sc, sg, f, fts, va in zip(
-                self._ids(idx), versions, _ts_values(self.t[idx], self.ts_rfc[idx]),
-                _STATUS[status].tolist(), self.latency[idx].tolist(), pred, score,
-                self.seg_key[idx].tolist(), _feature_dicts(self.feats, idx, self.missing),
+                self._ids(idx),
+                versions,
+                _ts_values(self.t[idx], self.ts_rfc[idx]),
+                _STATUS[status].tolist(),
+                self.latency[idx].tolist(),
+                pred,
+                score,
+                self.seg_key[idx].tolist(),
+                _feature_dicts(self.feats, idx, self.missing),
                 _ts_values(self.feature_ts[idx], self.fts_rfc[idx]),
-                _VARIANT[self.variant[idx]].tolist(), strict=True)
+                _VARIANT[self.variant[idx]].tolist(),
+                strict=True,
+            )
         ]
 
     # labels ----------------------------------------------------------------------------------
@@ -525,14 +741,16 @@ class ScenarioPlan:
     def _label_dicts(self, a: int, b: int) -> list[dict[str, Any]]:
         idx = self.lab_idx[a:b]
         model = self.d.model
-        return [{"id": i, "model": model, "label": y, "ts": ts} for i, y, ts in zip(
-            self._ids(idx), self.y[idx].tolist(),
-            _ts_values(self.lab_ts[a:b], self.lab_rfc[a:b]), strict=True)]
+        return [
+            {"id": i, "model": model, "label": y, "ts": ts}
+            for i, y, ts in zip(
+                self._ids(idx), self.y[idx].tolist(), _ts_values(self.lab_ts[a:b], self.lab_rfc[a:b]), strict=True
+            )
+        ]
 
     # ml.features -----------------------------------------------------------------------------
 
-    def _build_features(self, rng: np.random.Generator,
-                        layout: list[tuple[_Spec, float, float]]) -> None:
+    def _build_features(self, rng: np.random.Generator, layout: list[tuple[_Spec, float, float]]) -> None:
         d = self.d
         n = max(1, self.events // 2)
         ts = np.round(np.sort(rng.uniform(self.start, self.end, n)), 3)
@@ -555,13 +773,17 @@ class ScenarioPlan:
     def _feature_event_dicts(self, a: int, b: int) -> list[dict[str, Any]]:
         idx = np.arange(a, b)
         p, model, segs = self.d.entity_prefix, self.d.model, self._f_segments
-        return [{"model": model, "entity": f"{p}{e:07d}", "segment": segs[r], "features": f,
-                 "event_ts": ev, "ts": ts}
-                for e, r, f, ev, ts in zip(
-                    self.f_entity[a:b].tolist(), self.f_region[a:b].tolist(),
-                    _feature_dicts(self.f_cols, idx),
-                    _ts_values(self.f_event_ts[a:b], self.f_ev_rfc[a:b]),
-                    _ts_values(self.f_ts[a:b], self.f_ts_rfc[a:b]), strict=True)]
+        return [
+            {"model": model, "entity": f"{p}{e:07d}", "segment": segs[r], "features": f, "event_ts": ev, "ts": ts}
+            for e, r, f, ev, ts in zip(
+                self.f_entity[a:b].tolist(),
+                self.f_region[a:b].tolist(),
+                _feature_dicts(self.f_cols, idx),
+                _ts_values(self.f_event_ts[a:b], self.f_ev_rfc[a:b]),
+                _ts_values(self.f_ts[a:b], self.f_ts_rfc[a:b]),
+                strict=True,
+            )
+        ]
 
     # malformed burst -------------------------------------------------------------------------
 
@@ -593,13 +815,17 @@ class ScenarioPlan:
 
     def counts(self) -> dict[str, int]:
         """Lines per file."""
-        return {"inference": self.events + len(self._bad_lines), "labels": int(self.lab_idx.size),
-                "features": int(self.f_ts.size)}
+        return {
+            "inference": self.events + len(self._bad_lines),
+            "labels": int(self.lab_idx.size),
+            "features": int(self.f_ts.size),
+        }
 
     def manifest(self) -> dict[str, Any]:
         """The manifest.json object."""
-        return _manifest(self.name, self.seed, self.events, self.start, self.end, self.incidents,
-                         self.bad_messages, self.counts())
+        return _manifest(
+            self.name, self.seed, self.events, self.start, self.end, self.incidents, self.bad_messages, self.counts()
+        )
 
     def inference_chunks(self) -> Iterator[tuple[np.ndarray, list[bytes]]]:
         """(ts, lines) chunks of ml.inference in file order; bad messages sit after their base."""
@@ -644,15 +870,18 @@ class ScenarioPlan:
 
     def chunks(self, kind: str) -> Iterator[tuple[np.ndarray, list[bytes]]]:
         """Chunks of one stream: `inference`, `labels` or `features`."""
-        return {"inference": self.inference_chunks, "labels": self.label_chunks,
-                "features": self.feature_chunks}[kind]()
+        return {"inference": self.inference_chunks, "labels": self.label_chunks, "features": self.feature_chunks}[
+            kind
+        ]()
 
     def merged(self) -> Iterator[tuple[str, float, bytes]]:
         """(stream, ts, line) of all three streams in event-time order, e.g. to publish live."""
+
         def flat(kind: str) -> Iterator[tuple[str, float, bytes]]:
             for ts, lines in self.chunks(kind):
                 for x, line in zip(ts.tolist(), lines, strict=True):
                     yield kind, x, line
+
         return heapq.merge(flat("features"), flat("inference"), flat("labels"), key=lambda r: r[1])
 
     def materialise(self) -> Scenario:
@@ -664,10 +893,19 @@ class ScenarioPlan:
                 with _gc_paused():
                     out.extend(lines)
             streams[k] = out
-        return Scenario(name=self.name, inference=streams["inference"], labels=streams["labels"],
-                        features=streams["features"], incidents=list(self.incidents),
-                        control=dict(CONTROL), seed=self.seed, events=self.events,
-                        start=self.start, end=self.end, bad_messages=dict(self.bad_messages))
+        return Scenario(
+            name=self.name,
+            inference=streams["inference"],
+            labels=streams["labels"],
+            features=streams["features"],
+            incidents=list(self.incidents),
+            control=dict(CONTROL),
+            seed=self.seed,
+            events=self.events,
+            start=self.start,
+            end=self.end,
+            bad_messages=dict(self.bad_messages),
+        )
 
 
 def _corrupt(kind: str, d: dict[str, Any], variant: int, ts: float) -> bytes:
@@ -697,9 +935,15 @@ def _corrupt(kind: str, d: dict[str, Any], variant: int, ts: float) -> bytes:
             d[target] = _NAN
         return dumps(d).replace(b'"' + _NAN.encode() + b'"', b"NaN")
     if kind == "wrong_types":
-        field_name, value = (("latency_ms", "fast"), ("score", "high"), ("status", 500),
-                             ("segment", "eu"), ("features", [1, 2, 3]), ("ts", True),
-                             ("id", 12345))[variant % 7]
+        field_name, value = (
+            ("latency_ms", "fast"),
+            ("score", "high"),
+            ("status", 500),
+            ("segment", "eu"),
+            ("features", [1, 2, 3]),
+            ("ts", True),
+            ("id", 12345),
+        )[variant % 7]
         d[field_name] = value
     elif kind == "missing_fields":
         del d[("id", "ts", "status", "latency_ms", "version")[variant % 5]]
@@ -720,8 +964,14 @@ def _corrupt(kind: str, d: dict[str, Any], variant: int, ts: float) -> bytes:
 # --- public entry points --------------------------------------------------------------------
 
 
-def plan(scenario: str, events: int = 300_000, seed: int = 7, start: float = DEFAULT_START,
-         duration_s: float = DEFAULT_DURATION_S, chunk_size: int = _CHUNK) -> ScenarioPlan:
+def plan(
+    scenario: str,
+    events: int = 300_000,
+    seed: int = 7,
+    start: float = DEFAULT_START,
+    duration_s: float = DEFAULT_DURATION_S,
+    chunk_size: int = _CHUNK,
+) -> ScenarioPlan:
     """Draw a scenario's columns without serialising them (for streaming large scenarios).
 
     `chunk_size` (lines per chunk) changes memory use only, never the bytes.
@@ -729,12 +979,17 @@ def plan(scenario: str, events: int = 300_000, seed: int = 7, start: float = DEF
     return ScenarioPlan(scenario, events, seed, start, duration_s, chunk_size)
 
 
-def generate(scenario: str, events: int = 300_000, seed: int = 7, start: float = DEFAULT_START,
-             duration_s: float = DEFAULT_DURATION_S) -> Scenario:
+def generate(
+    scenario: str,
+    events: int = 300_000,
+    seed: int = 7,
+    start: float = DEFAULT_START,
+    duration_s: float = DEFAULT_DURATION_S,
+) -> Scenario:
     """Generate `scenario` (fraud | recsys): `events` healthy inference events plus bad messages.
 
-    The timeline needs at least `min_duration_s(scenario)` seconds (about 7 h for fraud and
-    8 h for recsys); the default of 8 h fits both.
+    The timeline needs at least `min_duration_s(scenario)` seconds (just under 8 h for each);
+    the default of 8 h fits both.
     """
     return plan(scenario, events, seed, start, duration_s).materialise()
 
@@ -756,7 +1011,6 @@ def write_scenario(scenario: Scenario | ScenarioPlan, out_dir: Path) -> dict[str
             else:
                 lines = getattr(scenario, kind)
                 for a in range(0, len(lines), _CHUNK):
-                    fh.write(b"\n".join(lines[a:a + _CHUNK]) + b"\n")
-    paths["manifest"].write_bytes(orjson.dumps(scenario.manifest(), option=orjson.OPT_INDENT_2)
-                                  + b"\n")
+                    fh.write(b"\n".join(lines[a : a + _CHUNK]) + b"\n")
+    paths["manifest"].write_bytes(orjson.dumps(scenario.manifest(), option=orjson.OPT_INDENT_2) + b"\n")
     return paths

@@ -389,3 +389,32 @@ def test_restarts_keep_firing_pages_with_or_without_a_snapshot(
     run_for(third, lambda: third.shared.state.alerts)
     assert [a.dimension for a in third.shared.state.alerts.values()] == ["fairness"]
     assert third.counters["events"] == 1  # only the alert was re-read
+
+
+def test_a_live_stream_a_few_messages_behind_is_judged_but_a_backlog_is_not() -> None:
+    """While the flow keeps writing, the controller is always a little behind: it must still judge."""
+
+    class Part:
+        def __init__(self, offset: int, low: int, high: int) -> None:
+            self.offset, self.low, self.high = offset, low, high
+
+    class FakeConsumer:
+        def __init__(self, *parts: Part) -> None:
+            self.parts = list(parts)
+
+        def assignment(self) -> list[Part]:
+            return self.parts
+
+        def position(self, parts: list[Part]) -> list[Part]:
+            return parts
+
+        def get_watermark_offsets(self, part: Part, timeout: float, cached: bool) -> tuple[int, int]:
+            return part.low, part.high
+
+    config = make_config()
+    controller = Controller(config, make_spec(), ControllerSettings(tokens=(TOKEN,)),
+                            KafkaSettings(bootstrap_servers="127.0.0.1:1", topics=config.topics))
+    assert not controller._lagging(FakeConsumer(Part(900, 0, 1000), Part(40, 0, 45)))  # 105 behind
+    assert not controller._lagging(FakeConsumer(Part(1000, 0, 1000)))
+    assert controller._lagging(FakeConsumer(Part(0, 0, 4000), Part(10, 0, 2000)))  # 5990 behind: a backlog
+    assert controller._lagging(FakeConsumer(Part(-1001, 0, 6000)))  # nothing read yet from a full partition

@@ -123,3 +123,19 @@ def test_outputs_follow_their_json_schemas(replayed):
         for message in replayed[kind][:: max(1, len(replayed[kind]) // 500)]:
             errors = sorted(validator.iter_errors(message), key=str)
             assert not errors, f"{kind}: {errors[0].message} in {message}"
+
+
+def test_the_example_rollout_policy_rolls_back_the_regressing_canary_and_promotes_the_healthy_one(replayed):
+    from sloguard.demo import decisions_from_outputs, rollout_summary
+
+    decisions = decisions_from_outputs(ROOT / "examples" / f"{replayed['name']}.yaml", replayed["out"])
+    lines, ok = rollout_summary(replayed["manifest"], decisions)
+    assert ok, "\n".join(lines)
+    kinds = [d["decision"] for d in decisions]
+    if replayed["name"] == "fraud":  # the canary-regression incident: rolled back with the test's p-value
+        worse = [c for d in decisions for c in d["canary"] if c["verdict"] == "fail"]
+        assert "promote" not in kinds and worse and all(c["p_value"] < 0.05 for c in worse)
+    else:  # a healthy canary: promoted once it has the traffic, before the first outage freezes promotions
+        first = min(i["start"] for i in replayed["manifest"]["incidents"])
+        promoted = [d for d in decisions if d["decision"] == "promote"]
+        assert promoted and epoch(promoted[0]["ts"]) < first and "rollback" not in kinds

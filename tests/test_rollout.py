@@ -131,6 +131,22 @@ def test_an_exhausted_stable_budget_freezes_promotions_too() -> None:
     assert "stable version v1" in d.reasons[0].message
 
 
+def test_a_seen_version_reads_the_freshest_whole_model_budget_whatever_its_label() -> None:
+    # the flow labels the whole-model key with the version of its newest event: mostly stable's
+    events = healthy("fraud", "v1") + canary_pair("fraud", "v2", "v1")
+    d = fold(make_spec(), events).decide("fraud", "v2", NOW)
+    assert d.decision == PROMOTE and {b["version"] for b in d.budgets.values()} == {"v1"}
+    # the freshest label wins: an older whole-model event labelled v2 is not the model's budget now
+    old = budget("fraud", "v2", "availability", remaining=0.9, ts=NOW - 300)
+    spent = budget("fraud", "v1", "availability", remaining=-0.1, ts=NOW)
+    d = fold(make_spec(), events, old, spent).decide("fraud", "v2", NOW)
+    assert d.decision == HOLD and "exhausted:fraud-availability" in [r.code for r in d.reasons]
+    # a tie goes to the version's own label; a version never seen has no budget at all
+    own = budget("fraud", "v2", "availability", remaining=0.4, ts=NOW)
+    assert fold(make_spec(), events, own).decide("fraud", "v2", NOW).budgets["fraud-availability"]["version"] == "v2"
+    assert codes(fold(make_spec(), events).decide("fraud", "v9", NOW)).count("no-data") == 3
+
+
 def test_worst_segment_policy_reads_the_segment_with_least_budget() -> None:
     eu = budget("fraud", "v2", "availability", remaining=0.1, segment={"region": "eu"})
     assert fold(make_spec(), ready(), eu).decide("fraud", "v2", NOW).decision == PROMOTE
@@ -177,6 +193,36 @@ def test_a_page_on_the_stable_version_holds_promotions() -> None:
     d = fold(make_spec(), ready(), alert("fraud", "v1", dimension="infrastructure")).decide("fraud", "v2", NOW)
     assert d.decision == HOLD and d.reasons[0].code.startswith("stable-page:")
     assert "production is paging" in d.reasons[0].message
+
+
+def test_a_hard_stop_page_where_the_canary_is_no_worse_than_stable_holds_instead_of_rolling_back() -> None:
+    page = alert("fraud", "v2", dimension="infrastructure", slo="fraud-availability", segment={"variant": "canary"})
+    # a region outage both versions serve: the canary's segment pages, but stable is as bad
+    shared = fold(make_spec(), ready(), page).decide("fraud", "v2", NOW)
+    assert shared.decision == HOLD and codes(shared) == ["shared-page"]
+    assert "no worse than stable v1 on it (one-sided p = " in shared.reasons[0].message
+    assert "production shares the incident" in shared.reasons[0].message
+    # a canary worse than stable is rolled back, on the page and on the comparison
+    worse = fold(make_spec(), ready(canary_bad=60), page).decide("fraud", "v2", NOW)
+    assert worse.decision == ROLLBACK and sorted(codes(worse)) == ["canary-worse"] * 3 + ["page"]
+    # too little canary traffic for a verdict: nothing says stable shares it, the page rolls back
+    few = fold(make_spec(), ready(canary_bad=0, canary_total=50), page).decide("fraud", "v2", NOW)
+    assert few.decision == ROLLBACK and "page" in codes(few)
+    # stable's own segment pages on the same SLO: shared, whatever the comparison says
+    stable_page = alert("fraud", "v1", dimension="infrastructure", slo="fraud-availability",
+                        segment={"variant": "stable"}, ident="stable-own")
+    both = fold(make_spec(), ready(canary_bad=0, canary_total=50), page, stable_page).decide("fraud", "v2", NOW)
+    assert both.decision == HOLD and sorted(codes(both)) == ["canary-inconclusive"] * 3 + ["shared-page", "stable-page"]
+    assert "stable v1 pages on it too" in next(r.message for r in both.reasons if r.code.startswith("shared"))
+    # a page on traffic both versions serve carries its newest event's version, not the one at fault
+    region = alert("fraud", "v2", dimension="infrastructure", slo="fraud-availability", segment={"region": "eu"})
+    mixed = fold(make_spec(), ready(), region).decide("fraud", "v2", NOW)
+    assert mixed.decision == HOLD and codes(mixed) == ["mixed-page"]
+    # significantly worse, if by less than min_effect: the comparison passes, but the page is the canary's
+    lenient = make_spec({"canary": {"min_effect": 0.01}})
+    small = fold(lenient, ready(canary_bad=60), page).decide("fraud", "v2", NOW)
+    assert [c.verdict for c in small.canary] == ["pass"] * 3 and "canary-worse" not in codes(small)
+    assert small.decision == ROLLBACK and "page" in codes(small) and "shared-page" not in codes(small)
 
 
 def test_late_alert_transitions_do_not_undo_newer_ones() -> None:

@@ -2,8 +2,8 @@
 
 The burn-rate checks re-derive, from the generated events alone, when the SRE-workbook fast-burn
 rule (burn >= 14.4 over 1 h and 5 m, 30-day window) would fire for each SLO of the example config
-and key ({} and each region): every incident must be detected within its `detect_within_s`, and
-nothing may fire outside the incidents, least of all for the control segment.
+and key ({}, each region and the canary variant): every incident must be detected within its
+`detect_within_s`, and nothing may fire outside the incidents, least of all for the control segment.
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ class Parsed:
     sc: Scenario
     ts: np.ndarray  # healthy inference events
     region: np.ndarray
+    variant: np.ndarray
     status: np.ndarray
     latency: np.ndarray
     n_missing: np.ndarray
@@ -134,6 +135,7 @@ def _parse(sc: Scenario) -> Parsed:
     ts = np.array([_ts(d["ts"]) for d in events])
     return Parsed(
         sc=sc, ts=ts, region=np.array([d["segment"]["region"] for d in events]),
+        variant=np.array([d["variant"] for d in events]),
         status=np.array([d["status"] for d in events]),
         latency=np.array([d["latency_ms"] for d in events]),
         n_missing=np.array([sum(d["features"].get(k) is None for k in names) for d in events]),
@@ -198,7 +200,7 @@ def _fires(p: Parsed, slo: dict, key: dict[str, str]) -> np.ndarray:
     """Fast-burn fire times of one SLO of the example config for one key ({} or a region)."""
     sc, sli = p.sc, slo["sli"]
     name, params = (sli, {}) if isinstance(sli, str) else next(iter(sli.items()))
-    sel = np.ones(p.ts.size, bool) if not key else p.region == key["region"]
+    sel = np.ones(p.ts.size, bool) if not key else _where(p, key)
     start, end = sc.start, sc.end
     if name == "availability":
         return _ratio_fires(p.ts[sel], p.status[sel] != "ok", np.ones(sel.sum()),
@@ -214,6 +216,8 @@ def _fires(p: Parsed, slo: dict, key: dict[str, str]) -> np.ndarray:
     if name == "freshness":
         max_age = parse_duration(params["max_age"])
         if params.get("source") == "features":
+            if "variant" in key:  # ml.features events are not served by a version
+                return np.zeros(0)
             fsel = np.ones(p.f_ts.size, bool) if not key else p.f_region == key["region"]
             return _ratio_fires(p.f_ts[fsel], p.f_lag[fsel] > max_age, np.ones(fsel.sum()),
                                 slo["objective"], start, end)
@@ -286,7 +290,8 @@ def test_incident_layout(parsed: Parsed) -> None:
     sc = parsed.sc
     incs = sorted(sc.incidents, key=lambda i: i.start)
     assert {i.kind for i in incs} == {"error_outage", "latency_spike", "stale_features",
-                                      "missing_features", "malformed_burst", "silent_model"}
+                                      "missing_features", "malformed_burst", "silent_model"} | (
+        {"canary_regression"} if sc.name == "fraud" else set())
     assert incs[0].start >= sc.start + 30 * 60
     for a, b in itertools.pairwise(incs):
         assert b.start - a.end >= 45 * 60
@@ -295,7 +300,8 @@ def test_incident_layout(parsed: Parsed) -> None:
     for i in incs:
         assert 15 * 60 <= i.end - i.start <= 60 * 60
         assert i.model == sc.name and set(i.slos) <= set(slos)
-        assert i.segment == {} or (set(i.segment) == {"region"} and i.segment != CONTROL)
+        assert i.segment in ({}, {"variant": "canary"}) or (set(i.segment) == {"region"} and i.segment != CONTROL)
+        assert (i.segment == {"variant": "canary"}) == (i.kind == "canary_regression")
         assert (i.segment == {}) == (i.kind in ("malformed_burst", "silent_model"))
         assert i.rule == ("no-data" if i.kind == "silent_model" else "fast-burn")
         assert all(slos[s]["dimension"] == i.dimension or i.kind == "silent_model" for s in i.slos)
@@ -476,9 +482,14 @@ def test_incidents_change_the_traffic(parsed: Parsed) -> None:
     p = parsed
     for inc in p.sc.incidents:
         during = (p.ts >= inc.start) & (p.ts < inc.end)
-        where = during & (p.region == inc.segment["region"]) if inc.segment else during
-        rest = ~during & (p.region == inc.segment["region"]) if inc.segment else ~during
-        if inc.kind == "error_outage":
+        where = during & _where(p, inc.segment) if inc.segment else during
+        rest = ~during & _where(p, inc.segment) if inc.segment else ~during
+        if inc.kind == "canary_regression":  # the canary fails outside the control; stable does not
+            control = p.region == CONTROL["region"]
+            assert 0.15 <= (p.status[where & ~control] == "error").mean() <= 0.35
+            assert (p.status[where & control] != "ok").mean() < 1e-3
+            assert (p.status[during & ~where] != "ok").mean() < 1e-3
+        elif inc.kind == "error_outage":
             assert (p.status[where] == "error").mean() >= 0.45
             assert (p.status[rest & _outside(p, p.ts)] != "ok").mean() < 1e-3
             assert (p.status[during & ~where] != "ok").mean() < 1e-3
@@ -500,7 +511,20 @@ def test_incidents_change_the_traffic(parsed: Parsed) -> None:
 
 
 def _keys(p: Parsed) -> list[dict[str, str]]:
-    return [{}, *({"region": r} for r in sorted(set(p.region.tolist())))]
+    return [{}, *({"region": r} for r in sorted(set(p.region.tolist()))), {"variant": "canary"}]
+
+
+def _where(p: Parsed, key: dict[str, str]) -> np.ndarray:
+    """Mask of the healthy inference events in the segment `key` (one attribute)."""
+    ((attr, value),) = key.items()
+    return (p.variant if attr == "variant" else p.region) == value
+
+
+def _touches(i: Incident, key: dict[str, str]) -> bool:
+    """Whether incident `i` may make `key` burn: the whole model, its own segment, or a segment of
+    another attribute that overlaps it (a region outage hits the canary's traffic there too, a
+    canary regression every region but the control)."""
+    return not i.segment or not key or i.segment == key or (set(i.segment) != set(key) and key != CONTROL)
 
 
 def test_fast_burn_fires_only_for_the_incidents(parsed: Parsed) -> None:
@@ -512,7 +536,7 @@ def _check_fast_burn(p: Parsed, key: dict[str, str]) -> None:
     for slo_name, slo in _slos(p.sc.name).items():
         fires = _fires(p, slo, key)
         mine = [i for i in p.sc.incidents if slo_name in i.slos and i.rule == "fast-burn"]
-        allowed = [i for i in mine if not i.segment or not key or i.segment == key]
+        allowed = [i for i in mine if _touches(i, key)]
         for t in fires:  # within an incident, or while its hour still fills the long window
             assert any(i.start <= t <= i.end + 3600 for i in allowed), (
                 f"{slo_name} {key} fires at +{(t - p.sc.start) / 60:.0f} min outside incidents")

@@ -1,0 +1,92 @@
+"""Memory of the label join and the windows over a long replay: it must stay bounded.
+
+    python benchmarks/label_memory.py [--events 1000000] [--scenario fraud] [--every 100000]
+
+Generates the scenario (10 % of its predictions never get a label, so they wait and expire),
+feeds it through the core evaluator (no Bytewax, so the state can be inspected), and prints
+every `--every` inference events: predictions waiting for a label, labels joined / expired so
+far, the label store's approximate bytes, the bytes of every key's windows and slice rings,
+and the process's peak RSS. Bounded means: the waiting count and the bytes level off instead of
+growing with the events read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def window_bytes(evaluator) -> int:
+    total = 0
+    for key in evaluator.state["keys"].values():
+        for w in (key.windows, key.labelled, key.live):
+            if w is not None:
+                total += sum(c.nbytes for c in w.counts) + sum(i.nbytes for i in w.index)
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--scenario", default="fraud", choices=("fraud", "recsys"))
+    ap.add_argument("--every", type=int, default=100_000)
+    ap.add_argument("--hours", type=float, default=24.0, help="scenario length (default 24 h)")
+    args = ap.parse_args()
+
+    from connectors.files import JsonlReplaySource
+    from flows.slo_flow import parse_spec
+    from sloguard.batch import parse_batch
+    from sloguard.config import load_config
+    from sloguard.evaluator import ModelEvaluator, split_by_model
+    from sloguard.scenarios import plan, write_scenario
+
+    data = ROOT / "out" / "bench" / f"labels-{args.scenario}-{args.events}-{args.hours:g}h"
+    if not (data / "inference.jsonl").exists():
+        print(f"generating {args.events:,} {args.scenario} events over {args.hours:g} h into {data} ...")
+        write_scenario(plan(args.scenario, events=args.events, seed=11, duration_s=args.hours * 3600), data)
+    config = load_config(ROOT / "examples" / f"{args.scenario}.yaml")
+    model = next(iter(config.models))
+    kinds = ("inference", "labels", "features")
+    ev = ModelEvaluator(config, model, sources=kinds)
+    part = JsonlReplaySource({k: data / f"{k}.jsonl" for k in kinds}).build_part("bench", "replay", None)
+    spec = parse_spec(config)
+    seen, next_report, start = 0, args.every, time.perf_counter()
+    heads = ("events", 10), ("waiting", 9), ("joined", 9), ("expired", 8), ("store MiB", 9), ("windows MiB", 11)
+    print(" ".join(f"{h:>{w}}" for h, w in heads), f"{'RSS MiB':>8}")
+
+    def report() -> None:
+        join = ev.state["labels"]
+        r = join.report()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"{seen:>10,} {r['pending']:>9,} {r['joined']:>9,} {r['expired']:>8,} "
+            f"{join.memory_bytes() / 2**20:>9.1f} {window_bytes(ev) / 2**20:>11.1f} {rss:>8.0f}",
+            flush=True,
+        )
+
+    try:
+        while True:
+            for raw in part.next_batch():
+                parsed = parse_batch(raw, spec)
+                for _, batch in split_by_model(parsed, [model]):
+                    if batch.inference is not None:
+                        seen += len(batch.inference)
+                    ev.process(batch)
+                if seen >= next_report:
+                    report()
+                    next_report += args.every
+    except StopIteration:
+        pass
+    ev.finish()
+    report()
+    print(f"{time.perf_counter() - start:.0f} s, {len(ev.state['keys'])} keys")
+
+
+if __name__ == "__main__":
+    main()
