@@ -36,6 +36,7 @@ from sloguard.labels import Joined, LabelJoin, LabelMeta
 from sloguard.sketch import LogHistogram
 from sloguard.sli import METRIC
 from sloguard.slices import (
+    BAD,
     VERDICT_CODE,
     VERDICT_NAME,
     SliceLayout,
@@ -594,6 +595,23 @@ class ModelEvaluator:
             key.values[i] = None if math.isnan(j.value) else round(float(j.value), 6)
             key.details[i] = j.details
 
+    def _labelled_bad(self, key: KeyState, i: int, slo: Slo) -> tuple[float, dict[int, int]] | None:
+        """Bad slices per burn window for a labelled SLO, read up to the newest slice labels judged.
+
+        The newest slices wait for their labels; read at the current tick, a short window would only
+        ever hold unjudged slices and no page could fire. So burn windows end where judgement has
+        reached (`burn_rates_to` in budget events) and are read from the slice ring's verdicts.
+        """
+        start = key.value_start.get(i)
+        ring = key.labelled
+        if start is None or ring is None:
+            return None
+        end = start + slo.budgeting.slice_s
+        span = ring.layout.tiers[0].span_s
+        index = ring.index[0]
+        bad = index[(index >= 0) & (ring.counts[0][:, self.slices.verdict_col[i]] == BAD)] * self.slices.base_s
+        return end, {w: int(((bad >= end - w) & (bad < end)).sum()) for w in self._burn_windows[i] if w <= span}
+
     def _drift_family(self, i: int, slo: Slo, start: float) -> dict[str, list[FeatureDrift]]:
         """Every key's drift results for one slice, judged as one family (cached for the tick)."""
         cached = self._drift_cache.get((i, start))
@@ -624,9 +642,12 @@ class ModelEvaluator:
         if not any(w):
             return
         metric = slo.sli.family == METRIC
+        labelled = self._labelled_bad(key, i, slo) if slo.sli.spec.labelled else None
 
         def counts(window_s: int) -> tuple[float, float]:
             """(bad, total) over a window: bad slices of all slices, or bad events of all."""
+            if labelled is not None and window_s in labelled[1]:
+                return labelled[1][window_s], window_s / slo.budgeting.slice_s
             v = sums[window_s]
             if metric:
                 return v[c.total], window_s / slo.budgeting.slice_s
@@ -713,6 +734,8 @@ class ModelEvaluator:
             event[slo.sli.spec.dimension if slo.sli.spec.dimension in ("drift", "fairness") else "details"] = (
                 key.details[i]
             )
+        if labelled is not None:
+            event["burn_rates_to"] = to_rfc3339(labelled[0])
         if slo.sli.spec.labelled and not key.key:
             event["labels"] = self.state["labels"].report()
         if slo.baseline is not None:

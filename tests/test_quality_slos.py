@@ -330,3 +330,21 @@ def test_low_confidence_counts_predictions_whose_score_is_near_one_half() -> Non
     scores = np.array([p["score"] for p in preds if "score" in p and p["ts"] < epoch(event["ts"])])
     assert event["total"] == len(scores)
     assert event["good"] == int((np.maximum(scores, 1 - scores) >= 0.7).sum())
+
+
+def test_with_labels_later_than_the_short_window_a_drop_still_pages_and_then_resolves() -> None:
+    """Labels 40 minutes late: burn windows are read up to the newest judged slice, so the 5-minute
+    short window holds judged slices, not the unlabelled newest ones."""
+    rng = np.random.default_rng(13)
+    good, good_labels = traffic(T0, T0 + 7200, 1.0, rng, label_delay=2400)
+    bad, bad_labels = traffic(T0 + 7200, T0 + 9000, 1.0, rng, accuracy=0.5, label_delay=2400, id_prefix="b")
+    after, after_labels = traffic(T0 + 9000, T0 + 14_400, 1.0, rng, label_delay=2400, id_prefix="c")
+    config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.9}])
+    out, _ = run_mixed(config, good + bad + after, good_labels + bad_labels + after_labels)
+    pages = of(out, "alert", slo="q", segment={}, rule="fast-burn")
+    assert [a["state"] for a in pages] == ["firing", "resolved"]
+    fired, resolved = epoch(pages[0]["ts"]), epoch(pages[1]["ts"])
+    assert T0 + 7200 + 2400 < fired <= T0 + 7200 + 2400 + 900
+    assert T0 + 9000 + 2400 <= resolved <= T0 + 9000 + 2400 + 900
+    event = of(out, "budget", slo="q", segment={}, ts=pages[0]["ts"])[0]
+    assert epoch(event["burn_rates_to"]) <= fired - 2400 + 300
