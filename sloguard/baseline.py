@@ -70,6 +70,8 @@ class BaselineBuilder:
             ev = self.evaluators[m]
             if ev.slos:
                 ev.finish()
+                # labels stamped after the last tick count too: let two more ticks pass
+                ev.advance(ev.state["watermark"] + 2 * ev.interval_s)
             metrics, slices = self._metrics(ev)
             lo, hi = self.span[m]
             out[m] = {

@@ -76,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="directory to write into")
     p.add_argument("--events", type=int, default=300_000, help="number of inference events (default 300000)")
     p.add_argument("--seed", type=int, default=7, help="random seed: same seed, same bytes (default 7)")
-    p.add_argument("--duration", default=None, help="event-time span, e.g. 8h (default: the scenario's)")
+    p.add_argument("--duration", default=None, help="event-time span, e.g. 12h (default: the scenario's)")
+    p.add_argument(
+        "--healthy", action="store_true", help="no incidents: known-good history to build a baseline from"
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser(
@@ -180,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="where to keep the files (default out/demo)")
     p.add_argument(
-        "--events", type=int, default=None, help="events per scenario (default 60000 live, 150000 with --replay)"
+        "--events", type=int, default=None, help="events per scenario (default 100000 live, 250000 with --replay)"
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--duration", type=float, default=90.0, help="seconds the live demo runs (default 90)")
@@ -324,7 +327,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         from sloguard.timeutil import parse_duration
 
         kwargs["duration_s"] = float(parse_duration(args.duration))
-    paths = write_scenario(plan(args.scenario, events=args.events, seed=args.seed, **kwargs), args.out)
+    scenario = plan(args.scenario, events=args.events, seed=args.seed, healthy=args.healthy, **kwargs)
+    paths = write_scenario(scenario, args.out)
     for name, path in paths.items():
         print(f"wrote {path} ({name})")
     return 0
@@ -420,10 +424,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.replay:
         from sloguard.demo import run_replay_demo
 
-        return run_replay_demo(args.out, events=args.events or 150_000, seed=args.seed)
+        return run_replay_demo(args.out, events=args.events or 250_000, seed=args.seed)
     from sloguard.live_demo import run_live_demo
 
-    return run_live_demo(args.out, duration_s=args.duration, events=args.events or 60_000, seed=args.seed)
+    return run_live_demo(args.out, duration_s=args.duration, events=args.events or 100_000, seed=args.seed)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import yaml
 
+from sloguard.drift import reference_from_dict
 from sloguard.policy import AlertRule, PolicyError, load_policy, scale_rules
 from sloguard.quality import canonical
 from sloguard.sli import CATALOGUE, DIMENSIONS, METRIC, RATIO, SliKind
@@ -448,6 +449,13 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
     )
 
 
+def _count(c: _Checker, value: Any, path: str, default: int) -> int:
+    n = c.number(value, path, 1, 1e9, default=default)
+    if n is not None and n != int(n):
+        c.fail(path, f"must be a whole number, got {value!r}")
+    return int(n or default)
+
+
 def _weights(c: _Checker, raw: Any, path: str) -> dict[str, float]:
     out = {}
     for dim, w in c.mapping(raw, path, set(DIMENSIONS)).items():
@@ -465,6 +473,15 @@ def _references(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dict[
     for feature, ref in raw.items():
         if not isinstance(ref, dict) or ref.get("kind") not in ("numeric", "categorical"):
             c.fail(path, f"{file}: reference of feature {feature!r} has no kind numeric|categorical")
+            continue
+        try:
+            reference_from_dict(ref)
+        except (KeyError, TypeError, ValueError) as e:
+            c.fail(
+                path,
+                f"{file}: reference of feature {feature!r} is broken ({type(e).__name__}: {e}); "
+                "re-run sloguard baseline",
+            )
     return raw
 
 
@@ -496,6 +513,11 @@ def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
         kind_of = spec.params.get(key)
         if kind_of == "number":
             resolved[key] = c.number(value, f"{ppath}.{key}", 0, math.inf, open_lo=True, open_hi=True)
+        elif kind_of == "count":
+            n = c.number(value, f"{ppath}.{key}", 1, 1e9)
+            if n is not None and n != int(n):
+                c.fail(f"{ppath}.{key}", f"must be a whole number, got {value!r}")
+            resolved[key] = int(n or 1)
         elif kind_of == "fraction":
             resolved[key] = c.number(value, f"{ppath}.{key}", 0, 1, open_lo=True, open_hi=True)
         elif kind_of == "duration":

@@ -128,7 +128,7 @@ def decisions_from_outputs(config_path: Path, out: Path) -> list[dict[str, Any]]
     return [d.to_message() for d in replay_decisions(spec, events)]
 
 
-def run_replay_demo(out: Path, events: int = 150_000, seed: int = 7, stream: TextIO = sys.stdout) -> int:
+def run_replay_demo(out: Path, events: int = 250_000, seed: int = 7, stream: TextIO = sys.stdout) -> int:
     """Generate both scenarios, replay them and print alerts as they fire, then a detection table."""
     from sloguard.cli import replay, summary_line
     from sloguard.scenarios import plan, write_scenario

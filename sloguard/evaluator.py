@@ -130,6 +130,10 @@ class KeyState:
         self.value_start: dict[int, float] = {}  # SLO index -> start of the slice `values` holds
 
 
+def _take_pairs(joined: Joined, rows: np.ndarray) -> Joined:
+    return Joined({k: v[rows] for k, v in joined.pred.items()}, [joined.labels[i] for i in rows], joined.label_ts[rows])
+
+
 def segment_key(segment: dict[str, str]) -> str:
     """`""` for the whole model, `attr=value` for a segment key."""
     return ",".join(f"{k}={v}" for k, v in segment.items())
@@ -208,6 +212,7 @@ class ModelEvaluator:
         if batch.labels is not None and len(batch.labels):
             self._add_messages(whole, batch.labels.ts, valid=True)
             if self.state["labels"] is not None:
+                self.state["labels"].oldest = self._labelled_from()
                 joined, rejected = self.state["labels"].add_labels(batch.labels)
                 self._count_joined(joined)
                 self._reject_labels(rejected, out)
@@ -244,9 +249,14 @@ class ModelEvaluator:
         return out
 
     def finish(self) -> list[Output]:
-        """End of input (replay): evaluate every tick up to the last event time seen."""
+        """End of input (replay): evaluate every tick up to the last event time seen.
+
+        Labels still held for a prediction that never came are dead-lettered: no more will come.
+        """
         out: list[Output] = []
         self._advance(max(self.state["watermark"], self.state["frontier"].newest()), out, final=True)
+        if self.state["labels"] is not None:
+            self._reject_labels(self.state["labels"].release_held(), out)
         return out
 
     def _dedupe(self, cols: InferenceColumns, out: list[Output]) -> InferenceColumns:
@@ -296,7 +306,8 @@ class ModelEvaluator:
         if len(states) >= MAX_VALUES_PER_ATTRIBUTE:
             if OTHER not in index:
                 index[OTHER] = self._new_key(attr, OTHER)
-            index[value] = index[OTHER]
+            if len(index) < 4 * MAX_VALUES_PER_ATTRIBUTE:  # remember a few overflow values, not all
+                index[value] = index[OTHER]
             return index[OTHER]
         index[value] = self._new_key(attr, value)
         return index[value]
@@ -321,15 +332,17 @@ class ModelEvaluator:
                 rings,
                 [c for c, _ in segs],
                 cols.ts,
-                self.slices.base_s,
+                self.slices.live_base_s,
                 self.slices.live_ncols,
                 self.slices.live_cells(cols),
             )
         join = self.state["labels"]
         if join is not None:
-            waiting = {"ts": cols.ts, **self.slices.prediction_columns(cols)}
+            waiting = {"ts": cols.ts, "answered": cols.status == STATUS_CODE["ok"]}
+            waiting.update(self.slices.prediction_columns(cols))
             for j, (codes, _) in enumerate(segs[1:]):
                 waiting[f"code{j}"] = codes.astype(np.int32)
+            join.oldest = self._labelled_from()
             joined = join.add_predictions(cols.ids, waiting)
             if joined is not None:
                 self._count_joined(joined)
@@ -344,10 +357,56 @@ class ModelEvaluator:
                 mask = ~np.isnan(values)
             self._sketch(i, slo, cols.ts[mask], values[mask], [(c[mask], s) for c, s in segs])
 
+    def _labelled_from(self) -> float:
+        """The start of the oldest slice the labelled rings still keep: older pairs cannot count."""
+        ring = self.state["keys"][""].labelled
+        return -math.inf if ring is None else float(ring.keep_from[0] * self.slices.labelled_base_s)
+
     def _count_joined(self, joined: Joined) -> None:
-        """Count label/prediction pairs in the prediction's slice of every key it belongs to."""
+        """Count label/prediction pairs in the prediction's slice of every key it belongs to.
+
+        A failed request (status error or timeout) gave no answer: its pair is counted as
+        `unanswered`, not as a negative prediction, so an outage burns availability, not quality.
+        """
         if not len(joined):
             return
+        answered = joined.pred["answered"]
+        if not answered.all():
+            self.state["labels"].counters["unanswered"] = self.state["labels"].counters.get("unanswered", 0) + int(
+                (~answered).sum()
+            )
+            joined = _take_pairs(joined, np.flatnonzero(answered))
+            if not len(joined):
+                return
+        # A pair is known from the later of its label's and its prediction's event time. Pairs known
+        # after the next tick wait for it, so a slice's verdict depends on event time only, never on
+        # how the inputs were batched (replay, Kafka, several workers agree).
+        known = np.maximum(joined.label_ts, joined.pred["ts"])
+        next_tick = self.state["next_tick"]
+        if next_tick is not None and (known >= next_tick).any():
+            later = known >= next_tick
+            self.state.setdefault("staged", []).append(_take_pairs(joined, np.flatnonzero(later)))
+            joined = _take_pairs(joined, np.flatnonzero(~later))
+            if not len(joined):
+                return
+        self._apply_pairs(joined)
+
+    def _apply_staged(self, tick: float) -> None:
+        """Count the staged pairs known before `tick`."""
+        staged = self.state.get("staged")
+        if not staged:
+            return
+        keep = []
+        for joined in staged:
+            known = np.maximum(joined.label_ts, joined.pred["ts"])
+            now = known < tick
+            if now.any():
+                self._apply_pairs(_take_pairs(joined, np.flatnonzero(now)))
+            if not now.all():
+                keep.append(_take_pairs(joined, np.flatnonzero(~now)))
+        self.state["staged"] = keep
+
+    def _apply_pairs(self, joined: Joined) -> None:
         whole = self.state["keys"][""]
         codes = [np.zeros(len(joined), np.int64)]
         states: list[list[KeyState]] = [[whole]]
@@ -358,7 +417,7 @@ class ModelEvaluator:
             [[s.labelled for s in st] for st in states],
             codes,
             joined.pred["ts"],
-            self.slices.base_s,
+            self.slices.labelled_base_s,
             self.slices.labelled_ncols,
             self.slices.labelled_cells(joined.pred, joined.labels),
         )
@@ -470,6 +529,7 @@ class ModelEvaluator:
         if st["next_tick"] < skip_to:  # a long silence: ticks older than every window would be empty
             st["next_tick"] = math.ceil(skip_to / self.interval_s) * self.interval_s
         while st["next_tick"] <= limit:
+            self._apply_staged(float(st["next_tick"]))
             self._evaluate(float(st["next_tick"]), out)
             st["next_tick"] += self.interval_s
         st["recent"].expire(st["watermark"])
@@ -566,9 +626,10 @@ class ModelEvaluator:
         groups = None
         if slo.sli.spec.fairness:
             attr = slo.sli.params["attribute"]
-            groups = {
+            groups = {  # "(other)" pools unrelated values: not a group to compare
                 s.segment[attr]: (s.labelled if labelled else s.live).span(start, end)  # type: ignore[union-attr]
                 for s in self.state["by_code"][attr]
+                if s.segment[attr] != OTHER
             }
         drift = None
         if slo.sli.spec.sliced == "drift":
@@ -579,7 +640,7 @@ class ModelEvaluator:
             self.slice_log[(i, start)] = (float(j.value), j.verdict)
         if labelled:
             col = self.slices.verdict_col[i]
-            old = float(ring.span(start, start + self.slices.base_s)[col])
+            old = float(ring.span(start, start + self.slices.labelled_base_s)[col])
             if new != old:
                 mark = np.zeros(self.slices.labelled_ncols)
                 mark[col] = new - old
@@ -609,7 +670,8 @@ class ModelEvaluator:
         end = start + slo.budgeting.slice_s
         span = ring.layout.tiers[0].span_s
         index = ring.index[0]
-        bad = index[(index >= 0) & (ring.counts[0][:, self.slices.verdict_col[i]] == BAD)] * self.slices.base_s
+        verdicts = ring.counts[0][:, self.slices.verdict_col[i]]
+        bad = index[(index >= 0) & (verdicts == BAD)] * self.slices.labelled_base_s
         return end, {w: int(((bad >= end - w) & (bad < end)).sum()) for w in self._burn_windows[i] if w <= span}
 
     def _drift_family(self, i: int, slo: Slo, start: float) -> dict[str, list[FeatureDrift]]:

@@ -103,8 +103,9 @@ class LabelJoin:
     held: dict[str, LabelMeta] = field(default_factory=dict)  # labels whose prediction is not known yet
     next_seq: int = 0
     late_held: list[tuple[LabelMeta, str]] = field(default_factory=list)  # held labels joined too late
+    oldest: float = -math.inf  # predictions before this can no longer be counted (their slice is gone)
     counters: dict[str, int] = field(
-        default_factory=lambda: {"joined": 0, "expired": 0, "evicted": 0, "rejected_labels": 0}
+        default_factory=lambda: {"joined": 0, "late": 0, "expired": 0, "evicted": 0, "rejected_labels": 0}
     )
 
     # ---- predictions ---------------------------------------------------------------------------
@@ -196,17 +197,23 @@ class LabelJoin:
         pos = np.concatenate(order)
         pred = {name: np.concatenate(p) for name, p in parts.items()}
         lts = label_ts[pos]
-        late = (lts - pred["ts"]) > self.delay_s
-        if late.any():  # the prediction was still kept, but the label came after the delay: not a pair
+        late = ((lts - pred["ts"]) > self.delay_s) | (pred["ts"] < self.oldest)
+        if late.any():  # the prediction was still kept, but the label cannot count: not a pair
             for j in np.flatnonzero(late).tolist():
                 p = int(pos[j])
-                rejected.append(
-                    (
-                        metas[p] if isinstance(metas, list) else _meta(metas, p),
+                meta = metas[p] if isinstance(metas, list) else _meta(metas, p)
+                if lts[j] - pred["ts"][j] > self.delay_s:
+                    why = (
                         f"label for id {ids[p]!r} came {_span(lts[j] - pred['ts'][j])} after its "
-                        f"prediction, beyond the label delay of {_span(self.delay_s)}",
+                        f"prediction, beyond the label delay of {_span(self.delay_s)}"
                     )
-                )
+                else:
+                    why = (
+                        f"label for id {ids[p]!r} came after event time left its prediction's slice "
+                        f"(predicted at {to_rfc3339(float(pred['ts'][j]))}, older than every slice still kept)"
+                    )
+                rejected.append((meta, why))
+            self.counters["late"] += int(late.sum())
             keep = ~late
             pos, lts = pos[keep], lts[keep]
             pred = {name: col[keep] for name, col in pred.items()}
@@ -230,6 +237,18 @@ class LabelJoin:
                 meta = self.held.pop(i)
                 why = self.gone.get(i)
                 out.append((meta, self._gone_reason(i, why) if why else self._unknown_reason(i)))
+        self.counters["rejected_labels"] += len(out)
+        return out
+
+    def release_held(self) -> list[tuple[LabelMeta, str]]:
+        """End of input: every held label, with why it found no prediction."""
+        out = [
+            (m, self._gone_reason(i, self.gone[i]) if i in self.gone else self._unknown_reason(i))
+            for i, m in self.held.items()
+        ]
+        self.held.clear()
+        out += self.late_held
+        self.late_held = []
         self.counters["rejected_labels"] += len(out)
         return out
 

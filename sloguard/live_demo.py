@@ -149,7 +149,7 @@ def _wait_ready(ports: list[int], timeout_s: float = 30.0) -> bool:
 
 
 def run_live_demo(
-    out: Path, duration_s: float = 90.0, events: int = 60_000, seed: int = 7, stream: TextIO = sys.stdout
+    out: Path, duration_s: float = 90.0, events: int = 100_000, seed: int = 7, stream: TextIO = sys.stdout
 ) -> int:
     """The live demo; returns 0 when every injected incident was detected and the rollout controller
     rolled back the regressing canary and promoted the healthy one."""

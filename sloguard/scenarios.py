@@ -36,7 +36,7 @@ import orjson
 
 SCENARIOS = ("fraud", "recsys")
 DEFAULT_START = 1767225600.0  # 2026-01-01T00:00:00Z
-DEFAULT_DURATION_S = 8 * 3600.0
+DEFAULT_DURATION_S = 14 * 3600.0
 MAX_MESSAGE_BYTES = 65_536
 CONTROL = {"region": "apac"}
 BAD_KINDS = (
@@ -55,7 +55,7 @@ FILES = {
     "manifest": "manifest.json",
 }
 
-_LEAD_S = 30 * 60.0  # clean traffic before the first incident
+_LEAD_S = 80 * 60.0  # clean traffic before the first incident: hourly SLIs report, canaries get judged
 _MIN_GAP_S = 45 * 60.0  # clean traffic between incidents
 _MIN_TAIL_S = 20 * 60.0  # clean traffic after the last one
 _CHUNK = 65_536
@@ -78,9 +78,9 @@ class Incident:
 
     name: str
     kind: str  # error_outage, latency_spike, stale_features, missing_features, malformed_burst,
-    # silent_model, canary_regression
+    # silent_model, canary_regression, quality_drop, ctr_drop, feature_drift, fairness_regression
     model: str
-    dimension: str  # infrastructure | data
+    dimension: str  # infrastructure | data | quality | drift | fairness
     slos: tuple[str, ...]  # SLO names expected to alert
     rule: str  # expected alert rule: fast-burn | no-data
     segment: dict[str, str]  # {} (whole model), {"region": ...} or {"variant": "canary"}
@@ -89,6 +89,8 @@ class Incident:
     detect_within_s: float  # generous bound on event-time detection delay after `start`
     description: str = ""
     bad_messages: dict[str, int] = field(default_factory=dict)  # malformed_burst: count by kind
+    feature: str = ""  # feature_drift: the feature the drift alert should name
+    group: dict[str, str] = field(default_factory=dict)  # fairness_regression: the worst group, e.g. atm
 
 
 @dataclass
@@ -162,6 +164,10 @@ class _Spec:
     rule: str = "fast-burn"
     detect_within_s: float = 1200.0
     description: str = ""
+    feature: str = ""  # feature_drift: the feature, changed to value * scale + offset
+    scale: float = 1.0
+    offset: float = 0.0
+    group: tuple[str, str] | None = None  # fairness_regression: (attribute, value) of the hurt group
 
 
 _Draw = tuple[list[_Col], np.ndarray, np.ndarray, np.ndarray]  # features, label, score, prediction
@@ -210,7 +216,7 @@ def _fraud(rng: np.random.Generator, t: np.ndarray, region: np.ndarray, second: 
         _Col("account_age_days", age),
         _Col("card_present", card, np.array(["no", "yes"], dtype=object)),
     ]
-    score = np.round(np.where(fraud, rng.beta(6.0, 2.0, n), rng.beta(1.2, 14.0, n)), 4)
+    score = np.round(np.where(fraud, rng.beta(8.0, 1.5, n), rng.beta(1.2, 14.0, n)), 4)
     return cols, y, score, (score >= 0.5).astype(np.int64)
 
 
@@ -219,7 +225,7 @@ _RECSYS_UTC_OFFSET_H = np.array([1, -5, 8])  # eu, us, apac
 
 def _recsys(rng: np.random.Generator, t: np.ndarray, region: np.ndarray, second: np.ndarray) -> _Draw:
     """Recommendation requests: hour_of_day is the local hour; the score is the predicted click
-    probability, the label a click drawn from it (CTR ~5 %), the prediction an item id."""
+    probability, the label a click drawn from it (CTR ~20 %), the prediction an item id."""
     n = t.size
     hour = (np.floor(t / 3600.0).astype(np.int64) + _RECSYS_UTC_OFFSET_H[region]) % 24
     popularity = np.round(rng.beta(2.0, 5.0, n), 4)
@@ -234,7 +240,7 @@ def _recsys(rng: np.random.Generator, t: np.ndarray, region: np.ndarray, second:
             np.array(["ios", "android", "web"], dtype=object),
         ),
     ]
-    score = np.round(np.clip(rng.beta(1.2, 21.0, n) * (0.4 + 2.1 * popularity), 0.0, 1.0), 4)
+    score = np.round(np.clip(rng.beta(2.0, 8.0, n) * (0.4 + 2.1 * popularity), 0.0, 1.0), 4)
     y = (rng.random(n) < score).astype(np.int64)
     return cols, y, score, rng.integers(1, 500_000, n)
 
@@ -318,6 +324,44 @@ _DEFS: dict[str, _Def] = {
                 _BURST_RATE,
                 ("fraud-schema",),
                 description="bad messages at 15 % of the model's traffic",
+            ),
+            _Spec(
+                "quality-drop",
+                "quality_drop",
+                45,
+                None,
+                0.6,
+                ("fraud-recall", "fraud-precision"),
+                "quality",
+                detect_within_s=5400,
+                description="a bad model push outside the control region: 60 % of frauds scored like "
+                "legitimate transactions, 0.6 % of legitimate ones flagged; labels come ~30 min later",
+            ),
+            _Spec(
+                "latam-amount-drift",
+                "feature_drift",
+                60,
+                "latam",
+                1.0,
+                ("fraud-feature-drift",),
+                "drift",
+                detect_within_s=3600,
+                description="latam amounts arrive in cents: amount x 100",
+                feature="amount",
+                scale=100.0,
+            ),
+            _Spec(
+                "atm-fairness-regression",
+                "fairness_regression",
+                45,
+                None,
+                0.08,
+                ("fraud-fpr-gap",),
+                "fairness",
+                detect_within_s=5400,
+                description="8 % of legitimate atm transactions (outside the control region) are flagged: "
+                "the false positive rate gap across merchant types exceeds 0.03",
+                group=("merchant_type", "atm"),
             ),
             _Spec(
                 "silent-model",
@@ -413,6 +457,31 @@ _DEFS: dict[str, _Def] = {
                 description="bad messages at 15 % of the model's traffic",
             ),
             _Spec(
+                "ctr-drop",
+                "ctr_drop",
+                90,
+                None,
+                0.4,
+                ("recsys-ctr",),
+                "quality",
+                detect_within_s=10800,
+                description="40 % fewer clicks outside the control region: the click-through rate "
+                "falls below 95 % of its baseline",
+            ),
+            _Spec(
+                "us-popularity-drift",
+                "feature_drift",
+                60,
+                "us",
+                1.0,
+                ("recsys-feature-drift",),
+                "drift",
+                detect_within_s=3600,
+                description="us candidates come from a new, more popular catalogue: item_popularity + 0.2",
+                feature="item_popularity",
+                offset=0.2,
+            ),
+            _Spec(
                 "silent-model",
                 "silent_model",
                 30,
@@ -440,6 +509,10 @@ def _incident_segment(s: _Spec) -> dict[str, str]:
     if s.kind == "canary_regression":
         return {"variant": "canary"}
     return {} if s.region is None else {"region": s.region}
+
+
+_FLAGGED = (0.5, 0.95)  # scores of wrongly flagged legitimate events in quality incidents
+_ML_KINDS = ("quality_drop", "ctr_drop", "feature_drift", "fairness_regression")
 
 
 def min_duration_s(scenario: str) -> float:
@@ -567,6 +640,7 @@ class ScenarioPlan:
         start: float = DEFAULT_START,
         duration_s: float = DEFAULT_DURATION_S,
         chunk_size: int = _CHUNK,
+        healthy: bool = False,
     ) -> None:
         if events < 1:
             raise ValueError(f"events must be >= 1, got {events}")
@@ -574,7 +648,7 @@ class ScenarioPlan:
         self.d = d = _definition(scenario)
         self.name, self.events, self.seed = scenario, int(events), int(seed)
         self.start, self.end = float(start), float(start) + float(duration_s)
-        layout = _layout(d, self.start, float(duration_s))
+        layout = [] if healthy else _layout(d, self.start, float(duration_s))
         rng = np.random.default_rng([self.seed, SCENARIOS.index(scenario)])
         self._id_offset = int(rng.integers(0, 1 << 48))
         self._build_inference(rng, layout)
@@ -604,6 +678,8 @@ class ScenarioPlan:
                     detect_within_s=s.detect_within_s,
                     description=s.description,
                     bad_messages=bad,
+                    feature=s.feature,
+                    group=dict([s.group]) if s.group else {},
                 )
             )
 
@@ -620,6 +696,7 @@ class ScenarioPlan:
         self.t = t
         self.region = rng.choice(len(d.values[0]), n, p=d.weights[0]).astype(np.int8)
         second = rng.choice(len(d.values[1]), n, p=d.weights[1]).astype(np.int8)
+        self.second = second
         self.seg_key = (self.region * len(d.values[1]) + second).astype(np.int16)
         self._segments = [{d.attrs[0]: a, d.attrs[1]: b} for a in d.values[0] for b in d.values[1]]
         self.variant = (rng.random(n) < _CANARY_SHARE).astype(np.int8)
@@ -648,6 +725,8 @@ class ScenarioPlan:
         stale = rng.uniform(*d.stale_lag_s, n)
         u_miss = rng.random((n, nf), dtype=np.float32)
         null_or_absent = np.where(rng.random((n, nf), dtype=np.float32) < 0.5, 1, 2).astype(np.int8)
+        flagged = np.round(rng.uniform(*_FLAGGED, n), 4)
+        legit_score = np.round(rng.beta(1.2, 14.0, n), 4)
         for s, a, b in layout:
             w = (t >= a) & (t < b)
             if s.region is not None:
@@ -666,10 +745,50 @@ class ScenarioPlan:
             elif s.kind == "missing_features":
                 hit = w[:, None] & (u_miss < s.fraction)
                 missing[hit] = null_or_absent[hit]
+            elif s.kind in _ML_KINDS:
+                self._ml_incident(s, w, u_inc, flagged, legit_score, feats, y, score, prediction)
         self.status, self.missing = status, missing
         self.latency = np.round(latency, 1)
         self.feature_ts = np.round(t - lag, 3)
         self.y, self.score, self.prediction = y, score, prediction
+
+    def _ml_incident(
+        self,
+        s: _Spec,
+        w: np.ndarray,
+        u: np.ndarray,
+        flagged: np.ndarray,
+        legit_score: np.ndarray,
+        feats: list[_Col],
+        y: np.ndarray,
+        score: np.ndarray,
+        prediction: np.ndarray,
+    ) -> None:
+        """Quality, CTR, drift and fairness incidents: they change scores, labels or features."""
+        d = self.d
+        w = w & (self.region != d.values[0].index(CONTROL["region"]))
+        if s.kind == "quality_drop":  # frauds missed, some legitimate events flagged
+            missed = w & (y == 1) & (u < s.fraction)
+            wrong = w & (y == 0) & (u < s.fraction / 100)
+            score[missed] = legit_score[missed]
+            score[wrong] = flagged[wrong]
+        elif s.kind == "ctr_drop":  # fewer clicks on the same recommendations
+            y[w & (u < s.fraction)] = 0
+        elif s.kind == "fairness_regression":  # one group's legitimate events flagged
+            attr, value = s.group or ("", "")
+            k = d.attrs.index(attr)
+            group = w & ((self.region, self.second)[k] == d.values[k].index(value))
+            wrong = group & (y == 0) & (u < s.fraction)
+            score[wrong] = flagged[wrong]
+        elif s.kind == "feature_drift":
+            col = next(c for c in feats if c.name == s.feature)
+            col.data[w] = (col.data[w] * s.scale + s.offset).astype(col.data.dtype)
+            if col.data.dtype.kind == "f":
+                col.data[w] = np.round(col.data[w], 4)
+        else:
+            raise ValueError(f"unknown incident kind {s.kind!r}")
+        if d.prediction_prefix is None:  # a classifier: the prediction follows the score
+            prediction[w] = (score[w] >= 0.5).astype(prediction.dtype)
 
     def _ids(self, idx: np.ndarray) -> list[str]:
         x = idx.astype(np.uint64) * np.uint64(_ID_MULT) + np.uint64(self._id_offset)
@@ -971,12 +1090,14 @@ def plan(
     start: float = DEFAULT_START,
     duration_s: float = DEFAULT_DURATION_S,
     chunk_size: int = _CHUNK,
+    healthy: bool = False,
 ) -> ScenarioPlan:
     """Draw a scenario's columns without serialising them (for streaming large scenarios).
 
-    `chunk_size` (lines per chunk) changes memory use only, never the bytes.
+    `chunk_size` (lines per chunk) changes memory use only, never the bytes. `healthy` leaves the
+    incidents out: known-good history for `sloguard baseline`.
     """
-    return ScenarioPlan(scenario, events, seed, start, duration_s, chunk_size)
+    return ScenarioPlan(scenario, events, seed, start, duration_s, chunk_size, healthy)
 
 
 def generate(
@@ -988,8 +1109,8 @@ def generate(
 ) -> Scenario:
     """Generate `scenario` (fraud | recsys): `events` healthy inference events plus bad messages.
 
-    The timeline needs at least `min_duration_s(scenario)` seconds (just under 8 h for each);
-    the default of 8 h fits both.
+    The timeline needs at least `min_duration_s(scenario)` seconds (under 14 h for each); the
+    default of 14 h fits both.
     """
     return plan(scenario, events, seed, start, duration_s).materialise()
 

@@ -51,9 +51,9 @@ _DRIFT_PARAMS = {
     "method": "drift_method",
     "p_value": "fraction",
     "psi_threshold": "number",
-    "large_sample": "number",
+    "large_sample": "count",
 }
-_FAIRNESS_PARAMS = {**_CLASS_PARAMS, "attribute": "name", "min_support": "number"}
+_FAIRNESS_PARAMS = {**_CLASS_PARAMS, "attribute": "name", "min_support": "count"}
 
 
 def _quality() -> tuple[SliKind, ...]:

@@ -29,6 +29,7 @@ from sloguard.batch import InferenceColumns
 from sloguard.config import Model, Slo
 from sloguard.drift import DriftRule, FeatureDrift
 from sloguard.drift import judge as judge_drift
+from sloguard.events import STATUS_CODE
 from sloguard.fairness import fairness
 from sloguard.quality import (
     classification_metric,
@@ -80,12 +81,10 @@ class SliceLayout:
         self.live: dict[str, Block] = {}
         self.blocks: dict[int, list[Block]] = {}  # SLO index -> the blocks it reads
         self.verdict_col: dict[int, int] = {}  # labelled SLO index -> its verdict column
-        widths = []
         for i, slo in enumerate(slos):
             kind = slo.sli.spec.sliced
             if not kind:
                 continue
-            widths.append(slo.budgeting.slice_s)
             if kind == "drift":
                 self.blocks[i] = [
                     self._block(self.live, f"drift:{f}", "drift", feature=f) for f in slo.sli.params["features"]
@@ -98,11 +97,19 @@ class SliceLayout:
             if i in self.blocks and slo.sli.spec.labelled:
                 self.verdict_col[i] = self._width(self.labelled)
                 self.labelled[f"verdict:{i}"] = Block(f"verdict:{i}", "verdict", self.verdict_col[i], 1)
-        self.base_s = math.gcd(*widths) if widths else 0
-        longest = max(widths, default=0)
+        labelled_w = [s.budgeting.slice_s for i, s in enumerate(slos) if i in self.blocks and s.sli.spec.labelled]
+        live_w = [s.budgeting.slice_s for i, s in enumerate(slos) if i in self.blocks and not s.sli.spec.labelled]
+        # each ring's bucket divides its own SLOs' slices (a 1-minute drift slice must not make the
+        # labelled ring, which spans the label delay, ten times longer)
+        self.labelled_base_s = math.gcd(*labelled_w) if labelled_w else 0
+        self.live_base_s = math.gcd(*live_w) if live_w else 0
         self.labelled_ncols, self.live_ncols = self._width(self.labelled), self._width(self.live)
-        self.labelled_layout = self._ring(longest + lateness_s + model.label_delay_s) if self.labelled else None
-        self.live_layout = self._ring(longest + lateness_s) if self.live else None
+        self.labelled_layout = (
+            self._ring(self.labelled_base_s, max(labelled_w) + lateness_s + model.label_delay_s)
+            if self.labelled
+            else None
+        )
+        self.live_layout = self._ring(self.live_base_s, max(live_w) + lateness_s) if self.live else None
 
     def _block(
         self,
@@ -124,9 +131,10 @@ class SliceLayout:
     def _width(ring: dict[str, Block]) -> int:
         return max((b.start + b.width for b in ring.values()), default=0)
 
-    def _ring(self, span_s: int) -> WindowLayout:
-        span = span_s + 2 * self.base_s
-        return WindowLayout(self.base_s, (Tier(self.base_s, math.ceil(span / self.base_s) + 2, span),), {})
+    @staticmethod
+    def _ring(base_s: int, span_s: int) -> WindowLayout:
+        span = span_s + 2 * base_s
+        return WindowLayout(base_s, (Tier(base_s, math.ceil(span / base_s) + 2, span),), {})
 
     def new_rings(self) -> tuple[Windows | None, Windows | None]:
         """Empty (labelled, live) rings for a new key."""
@@ -167,9 +175,10 @@ class SliceLayout:
         """Cells counted at prediction time: predicted positives per group, features on bins."""
         cells: list[Cells] = []
         for b in self.live.values():
-            if b.kind == "selection":
+            if b.kind == "selection":  # answered requests only: a failed one selected nobody
                 pp = predicted_positive(cols.predictions, cols.score, b.positive, b.threshold)
-                cells.append((b.start + np.where(pp, 1, 3), None))  # fp / tn cells: selection, label unknown
+                cell = b.start + np.where(pp, 1, 3)  # fp / tn cells: selection, label unknown
+                cells.append((np.where(cols.status == STATUS_CODE["ok"], cell, -1), None))
             elif b.kind == "drift":
                 ref = self.references[b.feature]
                 values = [f.get(b.feature) for f in cols.features]
@@ -178,16 +187,20 @@ class SliceLayout:
         return cells
 
 
+_NUMBER_TYPES = {int, float, type(None)}
+
+
 def as_numbers(values: list[Any]) -> np.ndarray:
-    """Floats, NaN for anything that is not a number (None, strings, bools count as not numbers)."""
-    try:
-        out = np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        out = np.array([v if type(v) in (int, float) else math.nan for v in values], dtype=np.float64)
+    """Floats, NaN for anything that is not a JSON number (None, strings, bools, NaN, inf).
+
+    A value reads the same whatever else is in the batch: "3.5" is not a number here, even when
+    numpy could convert every value of the batch.
+    """
+    if set(map(type, values)) <= _NUMBER_TYPES:
+        out = np.array(values, dtype=np.float64)  # None -> NaN
     else:
-        if any(type(v) is bool for v in values):
-            out[[type(v) is bool for v in values]] = math.nan
-        out[~np.isfinite(out)] = math.nan
+        out = np.array([v if type(v) in (int, float) else math.nan for v in values], dtype=np.float64)
+    out[~np.isfinite(out)] = math.nan
     return out
 
 

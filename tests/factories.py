@@ -120,3 +120,18 @@ def epoch(text: str) -> float:
 
 
 __all__ = ["T0", "batches", "epoch", "event", "make_config", "np", "of", "roundtrip", "run", "steady"]
+
+
+def example_yaml(name: str) -> dict[str, Any]:
+    """An example config (examples/<name>.yaml) as a dict whose baseline paths are absolute, so it
+    can be written anywhere."""
+    from pathlib import Path
+
+    import yaml
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    data = yaml.safe_load((examples / f"{name}.yaml").read_text())
+    for model in data["models"].values():
+        if model.get("baseline"):
+            model["baseline"] = str((examples / model["baseline"]).resolve())
+    return data

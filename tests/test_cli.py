@@ -28,7 +28,7 @@ def test_help_lists_the_commands_with_examples(capsys):
 def test_validate_shows_slos_and_scaled_rules(capsys):
     assert main(["validate", str(ROOT / "examples" / "fraud.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "fraud-availability [infrastructure] availability objective 0.9999 over 30d" in out
+    assert "fraud-availability [infrastructure] availability objective 0.9995 over 30d" in out
     assert "page   fast-burn    burn >= 14.4 over 1h and 5m" in out
     assert out.rstrip().endswith("OK")
 

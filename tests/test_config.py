@@ -7,6 +7,7 @@ asserts the exact path of the mistake (`slos[0].sli.latency.threshold_ms`) heads
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import yaml
 
 from sloguard.config import ConfigError, load_config, parse_config
 from sloguard.policy import AlertRule
+from sloguard.timeutil import parse_duration
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -39,11 +41,23 @@ def base() -> dict[str, Any]:
         "models": {"fraud": {"segments": ["region"], "features": ["amount", "age"]}},
         "owners": {"infrastructure": {"route": "sre-oncall", "actions": ["roll back"]}},
         "slos": [
-            {"name": "avail", "model": "fraud", "dimension": "infrastructure", "sli": "availability",
-             "objective": 0.999, "window": "30d"},
-            {"name": "p99", "model": "fraud", "dimension": "infrastructure",
-             "sli": {"latency_quantile": {"quantile": 0.99}}, "objective": 250,
-             "budgeting": {"timeslices": "5m", "min_samples": 50, "target": 0.99}, "window": "30d"},
+            {
+                "name": "avail",
+                "model": "fraud",
+                "dimension": "infrastructure",
+                "sli": "availability",
+                "objective": 0.999,
+                "window": "30d",
+            },
+            {
+                "name": "p99",
+                "model": "fraud",
+                "dimension": "infrastructure",
+                "sli": {"latency_quantile": {"quantile": 0.99}},
+                "objective": 250,
+                "budgeting": {"timeslices": "5m", "min_samples": 50, "target": 0.99},
+                "window": "30d",
+            },
         ],
     }
 
@@ -81,15 +95,26 @@ def test_examples_load(path: Path) -> None:
     assert cfg.evaluation_interval_s == 60
     for slo, spec in zip(cfg.slos, raw["slos"], strict=True):
         assert slo.window_s == 30 * D
-        assert slo.objective == pytest.approx(spec["objective"])
-        assert slo.rules == WORKBOOK  # a 30-day window keeps the workbook table
+        if isinstance(spec["objective"], dict):  # relative: resolved against the example's baseline file
+            base = cfg.models[slo.model].baseline_metrics[slo.name]
+            assert slo.baseline == base and slo.objective == pytest.approx(
+                spec["objective"]["relative_to_baseline"] * base
+            )
+        else:
+            assert slo.objective == pytest.approx(spec["objective"])
         if "budgeting" in spec:
+            step = slo.budgeting.slice_s
             assert slo.budgeting.method == "timeslices"
-            assert slo.budgeting.slice_s == 300
+            assert slo.budgeting.slice_s == parse_duration(spec["budgeting"]["timeslices"])
             assert slo.error_budget == pytest.approx(1 - spec["budgeting"]["target"])
         else:
+            step = 60
             assert slo.budgeting.method == "occurrences"
             assert slo.error_budget == pytest.approx(1 - spec["objective"])
+        if "alerting" not in spec:  # a 30-day window keeps the workbook table, windows at least a slice
+            assert slo.rules == tuple(
+                dataclasses.replace(r, short_window_s=max(r.short_window_s, step)) for r in WORKBOOK
+            )
 
 
 def test_base_is_valid() -> None:
@@ -104,7 +129,10 @@ def test_rules_scale_with_the_slo_window() -> None:
     data["slos"][0]["window"] = "7d"
     slo = parse_config(data).slos[0]
     assert [(r.long_window_s, r.short_window_s) for r in slo.rules] == [
-        (14 * M, 1 * M), (84 * M, 7 * M), (16 * H + 48 * M, 84 * M)]
+        (14 * M, 1 * M),
+        (84 * M, 7 * M),
+        (16 * H + 48 * M, 84 * M),
+    ]
 
 
 # ------------------------------------------------------------------------------- broken configs
@@ -125,20 +153,26 @@ def _set(data: dict, dotted: str, value: Any) -> None:
 _DELETE = object()
 
 BROKEN = [
-    ("negative latency threshold", "slos.0.sli", {"latency": {"threshold_ms": -5}},
-     "slos[0].sli.latency.threshold_ms"),
-    ("zero latency threshold", "slos.0.sli", {"latency": {"threshold_ms": 0}},
-     "slos[0].sli.latency.threshold_ms"),
+    ("negative latency threshold", "slos.0.sli", {"latency": {"threshold_ms": -5}}, "slos[0].sli.latency.threshold_ms"),
+    ("zero latency threshold", "slos.0.sli", {"latency": {"threshold_ms": 0}}, "slos[0].sli.latency.threshold_ms"),
     ("missing latency threshold", "slos.0.sli", {"latency": {}}, "slos[0].sli.latency.threshold_ms"),
-    ("unknown SLI parameter", "slos.0.sli", {"latency": {"threshold_ms": 5, "p": 1}},
-     "slos[0].sli.latency.p"),
+    ("unknown SLI parameter", "slos.0.sli", {"latency": {"threshold_ms": 5, "p": 1}}, "slos[0].sli.latency.p"),
     ("unknown SLI", "slos.0.sli", "happiness", "slos[0].sli"),
     ("SLI of two keys", "slos.0.sli", {"latency": {"threshold_ms": 5}, "availability": {}}, "slos[0].sli"),
-    ("quantile out of (0, 1)", "slos.1.sli", {"latency_quantile": {"quantile": 99}},
-     "slos[1].sli.latency_quantile.quantile"),
+    (
+        "quantile out of (0, 1)",
+        "slos.1.sli",
+        {"latency_quantile": {"quantile": 99}},
+        "slos[1].sli.latency_quantile.quantile",
+    ),
     ("unknown model", "slos.0.model", "spam", "slos[0].model"),
-    ("latency under data", "slos.0.sli", {"latency": {"threshold_ms": 100}}, "slos[0].dimension",
-     {"slos.0.dimension": "data"}),
+    (
+        "latency under data",
+        "slos.0.sli",
+        {"latency": {"threshold_ms": 100}},
+        "slos[0].dimension",
+        {"slos.0.dimension": "data"},
+    ),
     ("unknown dimension", "slos.0.dimension", "vibes", "slos[0].dimension"),
     ("percent objective for a ratio SLI", "slos.0.objective", 99.9, "slos[0].objective"),
     ("objective of 1 for a ratio SLI", "slos.0.objective", 1, "slos[0].objective"),
@@ -147,12 +181,9 @@ BROKEN = [
     ("window not a multiple of the interval", "slos.0.window", "90s", "slos[0].window"),
     ("window not a duration", "slos.0.window", "a month", "slos[0].window"),
     ("missing window", "slos.0.window", _DELETE, "slos[0].window"),
-    ("timeslices do not divide the window", "slos.1.budgeting.timeslices", "7m",
-     "slos[1].budgeting.timeslices"),
-    ("timeslices not a multiple of the interval", "slos.1.budgeting.timeslices", "90s",
-     "slos[1].budgeting.timeslices"),
-    ("metric SLI budgeted by occurrences", "slos.1.budgeting", {"method": "occurrences"},
-     "slos[1].budgeting"),
+    ("timeslices do not divide the window", "slos.1.budgeting.timeslices", "7m", "slos[1].budgeting.timeslices"),
+    ("timeslices not a multiple of the interval", "slos.1.budgeting.timeslices", "90s", "slos[1].budgeting.timeslices"),
+    ("metric SLI budgeted by occurrences", "slos.1.budgeting", {"method": "occurrences"}, "slos[1].budgeting"),
     ("unknown budgeting method", "slos.1.budgeting.method", "vibes", "slos[1].budgeting.method"),
     ("timeslice target of 1", "slos.1.budgeting.target", 1.0, "slos[1].budgeting.target"),
     ("unknown SLO key", "slos.0.severity", "page", "slos[0].severity"),
@@ -167,13 +198,27 @@ BROKEN = [
     ("bad label delay", "models.fraud.label_delay", "a week", "models.fraud.label_delay"),
     ("no models", "models", {}, "models"),
     ("no SLOs", "slos", [], "slos"),
-    ("completeness without model features", "slos.0", {
-        "name": "complete", "model": "fraud", "dimension": "data", "sli": "completeness",
-        "objective": 0.99, "window": "30d"}, "slos[0].sli", {"models.fraud.features": _DELETE}),
-    ("relative objective without a baseline", "slos.1.objective", {"relative_to_baseline": 1.2},
-     "slos[1].objective"),
-    ("objective mapping with both forms", "slos.1.objective",
-     {"relative_to_baseline": 1.2, "max_degradation": 0.1}, "slos[1].objective"),
+    (
+        "completeness without model features",
+        "slos.0",
+        {
+            "name": "complete",
+            "model": "fraud",
+            "dimension": "data",
+            "sli": "completeness",
+            "objective": 0.99,
+            "window": "30d",
+        },
+        "slos[0].sli",
+        {"models.fraud.features": _DELETE},
+    ),
+    ("relative objective without a baseline", "slos.1.objective", {"relative_to_baseline": 1.2}, "slos[1].objective"),
+    (
+        "objective mapping with both forms",
+        "slos.1.objective",
+        {"relative_to_baseline": 1.2, "max_degradation": 0.1},
+        "slos[1].objective",
+    ),
     ("missing baseline file", "models.fraud.baseline", "nope.json", "models.fraud.baseline"),
 ]
 
@@ -233,8 +278,7 @@ def test_custom_rule_short_window_not_shorter_than_long() -> None:
 
 @pytest.mark.parametrize(
     ("override", "field"),
-    [({"burn_rate": 0}, "burn_rate"), ({"severity": "sms"}, "severity"),
-     ({"short_window": "2h"}, "short_window")],
+    [({"burn_rate": 0}, "burn_rate"), ({"severity": "sms"}, "severity"), ({"short_window": "2h"}, "short_window")],
 )
 def test_custom_rules_list_errors_name_the_full_path(override: dict, field: str) -> None:
     good = {**_INLINE_RULE, "name": "ok", "long_window": "1h", "short_window": "5m"}
@@ -272,8 +316,12 @@ def test_multiple_problems_reported_together() -> None:
     data["slos"][1]["model"] = "spam"
     data["owners"]["infrastructure"] = {}
     problems = problems_of(data)
-    for path in ("evaluation_interval", "slos[0].sli.latency.threshold_ms", "slos[1].model",
-                 "owners.infrastructure.route"):
+    for path in (
+        "evaluation_interval",
+        "slos[0].sli.latency.threshold_ms",
+        "slos[1].model",
+        "owners.infrastructure.route",
+    ):
         assert has_path(problems, path), (path, problems)
 
 
@@ -296,15 +344,28 @@ def _baseline_config(tmp_path: Path, metrics: dict[str, float], slo: dict[str, A
 
 def _dq_slo(objective: Any) -> dict[str, Any]:
     """data_quality: a metric SLI where higher is better."""
-    return {"name": "dq", "model": "fraud", "dimension": "data", "sli": {"data_quality": {"max_age": "1h"}},
-            "objective": objective, "budgeting": {"timeslices": "5m", "target": 0.99}, "window": "7d"}
+    return {
+        "name": "dq",
+        "model": "fraud",
+        "dimension": "data",
+        "sli": {"data_quality": {"max_age": "1h"}},
+        "objective": objective,
+        "budgeting": {"timeslices": "5m", "target": 0.99},
+        "window": "7d",
+    }
 
 
 def _p99_slo(objective: Any) -> dict[str, Any]:
     """latency_quantile: a metric SLI where lower is better."""
-    return {"name": "p99", "model": "fraud", "dimension": "infrastructure",
-            "sli": {"latency_quantile": {"quantile": 0.99}}, "objective": objective,
-            "budgeting": {"timeslices": "5m", "target": 0.99}, "window": "7d"}
+    return {
+        "name": "p99",
+        "model": "fraud",
+        "dimension": "infrastructure",
+        "sli": {"latency_quantile": {"quantile": 0.99}},
+        "objective": objective,
+        "budgeting": {"timeslices": "5m", "target": 0.99},
+        "window": "7d",
+    }
 
 
 def test_relative_to_baseline_resolves_to_factor_times_baseline(tmp_path: Path) -> None:
@@ -340,8 +401,14 @@ def test_baseline_without_a_metric_for_the_slo(tmp_path: Path) -> None:
 
 
 def test_relative_objective_for_a_ratio_sli_must_stay_below_one(tmp_path: Path) -> None:
-    slo = {"name": "avail", "model": "fraud", "dimension": "infrastructure", "sli": "availability",
-           "objective": {"relative_to_baseline": 1.01}, "window": "30d"}
+    slo = {
+        "name": "avail",
+        "model": "fraud",
+        "dimension": "infrastructure",
+        "sli": "availability",
+        "objective": {"relative_to_baseline": 1.01},
+        "window": "30d",
+    }
     data = _baseline_config(tmp_path, {"avail": 0.999}, slo)
     problems = problems_of(data, base_dir=tmp_path)
     assert has_path(problems, "slos[0].objective"), problems

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from bytewax.testing import cluster_main, run_main
 from confluent_kafka import Consumer, Producer, TopicPartition
+from factories import example_yaml
 from test_kafka_flow import consume_all
 
 from connectors.broker import free_port
@@ -43,7 +44,7 @@ def setup_topics(topic_factory, bootstrap: str, scenario: Path, tmp_path: Path, 
             producer.produce(names[kind], line, partition=n % partitions)
             producer.poll(0)
     assert producer.flush(30) == 0
-    raw = yaml.safe_load((ROOT / "examples" / "fraud.yaml").read_text())
+    raw = example_yaml("fraud")
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump({**raw, "kafka": kafka}))
     config = parse_config({**raw, "kafka": kafka}, base_dir=ROOT / "examples")

@@ -18,6 +18,7 @@ import orjson
 import pytest
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from factories import example_yaml
 from slack_server import Answer, FakeSlack, notices_in, rate_limited, server_error, slow
 from slack_server import example_alerts as examples
 
@@ -219,13 +220,19 @@ def test_missing_secrets_are_named_by_variable_or_file_not_value(tmp_path: Path)
 
 def test_the_section_comes_from_the_sloguard_config_or_a_separate_file(tmp_path: Path) -> None:
     main_cfg = tmp_path / "fraud.yaml"
-    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / "fraud.yaml").read_text())
+    data = example_yaml("fraud")
     data["notifier"] = {"group_window": "45s", "routes": {"default": {"webhook_env": "SLACK_DEFAULT"}}}
     data["kafka"] = {"topics": {"alerts": "my.alerts"}}
     main_cfg.write_text(yaml.safe_dump(data))
     cfg = load_notifier_config(main_cfg)
     assert cfg.settings.policy.group_window_s == 45.0
-    assert cfg.owner_routes == {"infrastructure": "sre-oncall", "data": "data-eng"}
+    assert cfg.owner_routes == {
+        "infrastructure": "sre-oncall",
+        "data": "data-eng",
+        "quality": "fraud-ml",
+        "drift": "fraud-ml",
+        "fairness": "responsible-ai",
+    }
     assert (cfg.alerts_topic, cfg.dead_letter_topic) == ("my.alerts", "slo.dead-letter")
     separate = tmp_path / "notifier.yaml"
     separate.write_text("group_window: 0\ndead_letter_topic: notifier.dead-letter\n"

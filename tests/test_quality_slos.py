@@ -101,12 +101,18 @@ def run_mixed(
             out += ev.process(mb)
     if finish:
         out += ev.finish()
+        # Pairs count from their label's event time: let ten more minutes pass (no new events) so the
+        # labels stamped after the last tick are counted too.
+        out += ev.advance(ev.state["watermark"] + 600)
     return out, ev
 
 
-def confusion(preds: list[dict], labels: list[dict], lo: float, hi: float, region: str | None = None) -> dict:
-    """tp/fp/fn/tn by hand for predictions in [lo, hi) that have a label."""
-    truth = {lab["id"]: lab["label"] for lab in labels}
+def confusion(
+    preds: list[dict], labels: list[dict], lo: float, hi: float, region: str | None = None, until: float = 1e20
+) -> dict:
+    """tp/fp/fn/tn by hand for predictions in [lo, hi) that have a label stamped before `until`
+    (a pair counts from its label's event time: the evaluation at `until` has seen no later one)."""
+    truth = {lab["id"]: lab["label"] for lab in labels if lab["ts"] < until}
     c = dict(tp=0, fp=0, fn=0, tn=0)
     for p in preds:
         if lo <= p["ts"] < hi and p["id"] in truth and (region is None or p["segment"]["region"] == region):
@@ -139,7 +145,8 @@ def test_slice_values_match_the_confusion_matrix_formula_per_segment(sli: str, f
     for region in (None, "eu", "us"):
         seg = {} if region is None else {"region": region}
         event = last(out, "q", segment=seg)
-        assert event["value"] == pytest.approx(formula(confusion(preds, labels, lo, T0 + 1800, region)), abs=1e-6)
+        c = confusion(preds, labels, lo, T0 + 1800, region, until=epoch(event["ts"]))
+        assert event["value"] == pytest.approx(formula(c), abs=1e-6)
 
 
 def test_a_threshold_on_score_decides_the_predicted_class() -> None:
@@ -245,10 +252,10 @@ def test_fairness_gap_matches_a_group_by_group_computation_and_names_the_worst_g
     out, _ = run_mixed(config, preds, labels)
     lo = T0 + 1500
     fpr = {}
-    for r in ("eu", "us", "apac"):
-        c = confusion(preds, labels, lo, T0 + 1800, r)
-        fpr[r] = c["fp"] / (c["fp"] + c["tn"])
     event = last(out, "fair", segment={})
+    for r in ("eu", "us", "apac"):
+        c = confusion(preds, labels, lo, T0 + 1800, r, until=epoch(event["ts"]))
+        fpr[r] = c["fp"] / (c["fp"] + c["tn"])
     assert event["value"] == pytest.approx(max(fpr.values()) - min(fpr.values()), abs=1e-6)
     assert event["fairness"]["worst_group"] == "apac"
     assert not of(out, "budget", slo="fair", segment={"region": "eu"})  # judged for the whole model only
@@ -348,3 +355,26 @@ def test_with_labels_later_than_the_short_window_a_drop_still_pages_and_then_res
     assert T0 + 9000 + 2400 <= resolved <= T0 + 9000 + 2400 + 900
     event = of(out, "budget", slo="q", segment={}, ts=pages[0]["ts"])[0]
     assert epoch(event["burn_rates_to"]) <= fired - 1800  # half an hour and more behind the tick
+
+
+@pytest.mark.parametrize("sizes", [(50, 700), (13, 2000)])
+def test_how_labels_are_batched_never_changes_a_verdict(sizes: tuple[int, int]) -> None:
+    """Pairs count from their label's event time, so batches of any size (a replay's chunks, Kafka
+    fetches, several workers) give the same budgets and alerts."""
+    rng = np.random.default_rng(14)
+    preds, labels = traffic(T0, T0 + 7200, 1.0, rng, accuracy=0.7, label_delay=900, regions=("eu", "us", "apac"))
+    config = quality_config(
+        [
+            {"name": "q", "sli": {"precision": {"positive": 1}}, "objective": 0.9},
+            {"name": "fair", "dimension": "fairness", "sli": {"tpr_gap": {"positive": 1}}, "objective": 0.05},
+        ],
+        fairness={"attribute": "region"},
+    )
+    a, _ = run_mixed(config, preds, labels, size=sizes[0])
+    b, _ = run_mixed(config, preds, labels, size=sizes[1])
+
+    def verdicts(out: list[Output]) -> list[dict]:  # `labels` counts what has been read so far: left out
+        return [{k: v for k, v in m.items() if k != "labels"} for kind, m in out if kind != "dead_letter"]
+
+    assert verdicts(a) == verdicts(b)
+    assert sum(1 for k, m in a if k == "alert") > 0

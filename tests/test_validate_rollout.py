@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from factories import example_yaml
 
 from sloguard.cli import main
 
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(tmp_path: Path, rollout: Any, *, example: str = "fraud", **models: Any) -> Path:
-    data = yaml.safe_load((ROOT / "examples" / f"{example}.yaml").read_text())
+    data = example_yaml(example)
     if rollout is None:
         data.pop("rollout", None)
     else:
@@ -31,7 +32,8 @@ def test_the_example_rollout_policies_validate_and_are_shown(example: str, capsy
     assert main(["validate", str(ROOT / "examples" / f"{example}.yaml")]) == 0
     out, err = capsys.readouterr()
     assert f"canary vs stable of {example} on {example}-availability, {example}-latency: one-sided p < 0.05" in out
-    assert "hard stops [infrastructure]: a page rolls back" in out
+    hard = "infrastructure, fairness" if example == "fraud" else "infrastructure"
+    assert f"hard stops [{hard}]: a page rolls back" in out
     assert out.rstrip().endswith("OK") and err == ""
 
 
