@@ -26,9 +26,10 @@ class RecentIds:
     def first_seen(self, ids: list[str], ts: float) -> list[bool] | None:
         """For each id, whether it is new (then remembered at `ts`); repeats within the batch count.
 
-        Returns None when every id is new: the common case, decided with set operations.
+        Returns None when every id is new: the common case, decided with set operations. Forgetting
+        is the owner's call (`expire` at the watermark), never this batch's own time: a partition
+        reading ahead must not forget ids another partition may still repeat.
         """
-        self.expire(ts)
         unique = set(ids)
         if len(unique) == len(ids) and all(s.isdisjoint(unique) for s in self.buckets.values()):
             self._bucket(ts).update(unique)

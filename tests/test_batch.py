@@ -168,6 +168,7 @@ def test_recent_ids_flags_every_repeat_within_the_window(stream):
     last_seen: dict[str, float] = {}
     for n, (key, dt) in enumerate(sorted(stream, key=lambda x: x[1])):
         ident, now = f"id{key}", dt
+        recent.expire(now)  # the owner forgets at its watermark: here one in-order source
         (fresh,) = recent.first_seen([ident], now) or [True]
         before = last_seen.get(ident)
         if before is not None and now - before <= window:
@@ -176,8 +177,15 @@ def test_recent_ids_flags_every_repeat_within_the_window(stream):
             assert fresh, (n, ident, before, now)
         if fresh:
             last_seen[ident] = now
-        recent.expire(now)
     assert len(recent) <= len(last_seen)
+
+
+def test_a_batch_read_ahead_does_not_forget_ids_another_partition_repeats():
+    """Partition 0 reads an hour ahead; partition 1 then repeats an id from before: still a duplicate."""
+    recent = RecentIds(600.0)
+    assert recent.first_seen(["a"], 1000.0) is None
+    assert recent.first_seen(["b"], 4600.0) is None  # a batch an hour ahead (watermark still ~1000)
+    assert recent.first_seen(["a"], 1100.0) == [False]
 
 
 def test_recent_ids_memory_is_bounded_by_max_ids():

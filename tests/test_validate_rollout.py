@@ -32,7 +32,7 @@ def test_the_example_rollout_policies_validate_and_are_shown(example: str, capsy
     assert main(["validate", str(ROOT / "examples" / f"{example}.yaml")]) == 0
     out, err = capsys.readouterr()
     assert f"canary vs stable of {example} on {example}-availability, {example}-latency: one-sided p < 0.05" in out
-    hard = "infrastructure, fairness" if example == "fraud" else "infrastructure"
+    hard = "fairness, infrastructure" if example == "fraud" else "infrastructure"
     assert f"hard stops [{hard}]: a page rolls back" in out
     assert out.rstrip().endswith("OK") and err == ""
 
