@@ -40,6 +40,16 @@ def _topics(scenario: str) -> dict[str, str]:
     return {k: f"{scenario}.{names.get(k, 'ml.' + k)}" for k in (*INPUTS, *OUTPUTS, "decisions")}
 
 
+def example_config(scenario: str) -> dict[str, Any]:
+    """The scenario's example config as a mapping that still works when written to another
+    directory: its baseline path is made absolute."""
+    config = yaml.safe_load((EXAMPLES_DIR / f"{scenario}.yaml").read_text())
+    for model in config["models"].values():
+        if model.get("baseline"):
+            model["baseline"] = str((EXAMPLES_DIR / model["baseline"]).resolve())
+    return config
+
+
 def _timeline(files: dict[tuple[str, str], Path]) -> list[tuple[float, int, str, bytes]]:
     """Every message of every scenario, in event-time order: (ts, seq, topic, payload)."""
     from connectors.files import _line_ts
@@ -179,7 +189,7 @@ def run_live_demo(
         for scenario in SCENARIOS:
             topics = _topics(scenario)
             create_topics({"bootstrap.servers": bootstrap}, list(topics.values()))
-            config = yaml.safe_load((EXAMPLES_DIR / f"{scenario}.yaml").read_text())
+            config = example_config(scenario)
             config["kafka"] = {"bootstrap_servers": bootstrap, "topics": topics}
             path = out / f"{scenario}-live.yaml"
             path.write_text(yaml.safe_dump(config))
@@ -203,6 +213,16 @@ def run_live_demo(
             procs.append(_start_controller(path, ports[-1], (out / f"{scenario}-controller.log").open("w")))
         if not _wait_ready(ports):
             print("warning: a rollout controller is not ready yet; its decisions may come late", file=stream)
+        failed = [p for p in procs if p.poll() is not None]
+        if failed:  # a flow or controller that exits at once (a bad config) would leave an empty screen
+            for log in sorted(out.glob("*.log")):
+                print(f"--- {log.name}\n{log.read_text()[-2000:]}", file=stream)
+            print("error: a demo process exited at start (its log is above)", file=stream)
+            for p in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait(10)
+            return 1
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-view"})
         kinds = (*OUTPUTS, "decisions")
         consumer.assign([TopicPartition(_topics(s)[k], 0, 0) for s in SCENARIOS for k in kinds])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sloguard.demo import format_decision, main_reasons, rollout_summary
 
@@ -53,3 +56,16 @@ def test_a_healthy_canary_must_be_promoted_and_never_rolled_back() -> None:
     assert not rollout_summary(manifest(), [promote, decision("00:31", "rollback", PAGE)])[1]
     lines, ok = rollout_summary(manifest(), [])
     assert not ok and lines == ["fraud: no rollout decision published; expected promote (a healthy canary): MISSED"]
+
+
+@pytest.mark.parametrize("scenario", ["fraud", "recsys"])
+def test_the_live_demo_writes_configs_that_load_from_its_output_directory(scenario: str, tmp_path: Path) -> None:
+    import yaml
+
+    from sloguard.config import load_config
+    from sloguard.live_demo import example_config
+
+    path = tmp_path / f"{scenario}-live.yaml"
+    path.write_text(yaml.safe_dump(example_config(scenario)))
+    config = load_config(path)  # the baseline is found although the file moved
+    assert config.models[scenario].reference
