@@ -37,20 +37,34 @@ def main() -> None:
     ap.add_argument("--scenario", default="fraud", choices=("fraud", "recsys"))
     ap.add_argument("--every", type=int, default=100_000)
     ap.add_argument("--hours", type=float, default=24.0, help="scenario length (default 24 h)")
+    ap.add_argument("--label-delay", default=None, help="override the example's label_delay (e.g. 6h)")
+    ap.add_argument("--cap", type=int, default=None, help="override max_pending_labels")
     args = ap.parse_args()
+
+    import subprocess
 
     from connectors.files import JsonlReplaySource
     from flows.slo_flow import parse_spec
     from sloguard.batch import parse_batch
-    from sloguard.config import load_config
+    from sloguard.config import parse_config
     from sloguard.evaluator import ModelEvaluator, split_by_model
-    from sloguard.scenarios import plan, write_scenario
+    from sloguard.live_demo import example_config
 
     data = ROOT / "out" / "bench" / f"labels-{args.scenario}-{args.events}-{args.hours:g}h"
-    if not (data / "inference.jsonl").exists():
+    if not (data / "inference.jsonl").exists():  # in a subprocess: the peak RSS below is the replay's own
         print(f"generating {args.events:,} {args.scenario} events over {args.hours:g} h into {data} ...")
-        write_scenario(plan(args.scenario, events=args.events, seed=11, duration_s=args.hours * 3600), data)
-    config = load_config(ROOT / "examples" / f"{args.scenario}.yaml")
+        subprocess.run(
+            [sys.executable, "-m", "sloguard.cli", "generate", "--scenario", args.scenario, "--events",
+             str(args.events), "--seed", "11", "--duration", f"{int(args.hours * 3600)}s", "--out", str(data)],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    raw = example_config(args.scenario)
+    for m in raw["models"].values():
+        if args.label_delay:
+            m["label_delay"] = args.label_delay
+        if args.cap:
+            m["max_pending_labels"] = args.cap
+    config = parse_config(raw)
     model = next(iter(config.models))
     kinds = ("inference", "labels", "features")
     ev = ModelEvaluator(config, model, sources=kinds)
@@ -85,7 +99,11 @@ def main() -> None:
         pass
     ev.finish()
     report()
-    print(f"{time.perf_counter() - start:.0f} s, {len(ev.state['keys'])} keys")
+    m = config.models[model]
+    print(
+        f"{time.perf_counter() - start:.0f} s, {len(ev.state['keys'])} keys, label_delay {m.label_delay_s / 3600:g} h, "
+        f"cap {m.max_pending_labels:,}; peak RSS of a plain parse of the same files is not subtracted"
+    )
 
 
 if __name__ == "__main__":

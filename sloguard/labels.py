@@ -28,6 +28,7 @@ from sloguard.batch import LabelColumns
 from sloguard.timeutil import format_duration, to_rfc3339
 
 EXPIRED, EVICTED = "expired", "evicted"
+GONE_MAX = 100_000  # expired/evicted ids remembered to explain their late labels (older ones: "unknown")
 
 
 @dataclass
@@ -268,7 +269,7 @@ class LabelJoin:
                 del index[i]
             gone[i] = why
         self.counters[why] += chunk.left
-        while len(gone) > self.cap:
+        while len(gone) > min(self.cap, GONE_MAX):
             del gone[next(iter(gone))]
 
     def _gone_reason(self, i: str, why: str) -> str:
