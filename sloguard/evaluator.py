@@ -162,6 +162,8 @@ class ModelEvaluator:
         self.references = {f: reference_from_dict(d) for f, d in model_cfg.reference.items()}
         self.slices = SliceLayout(model_cfg, self.slos, config.allowed_lateness_s, self.references)
         self._sliced = [(i, s) for i, s in enumerate(self.slos) if i in self.slices.blocks]
+        labelled_slices = [s.budgeting.slice_s for _, s in self._sliced if s.sli.spec.labelled]
+        self._rejudge_s = max(self.interval_s, min([300, *labelled_slices]) // self.interval_s * self.interval_s)
         self.slice_log: dict[tuple[int, float], tuple[float, str]] | None = None  # set by baseline.py
         self._drift_cache: dict[tuple[int, float], dict[str, list[FeatureDrift]]] = {}
         self._retention_s = max(config.longest_window_s, self.layout.model.no_data_after_s)
@@ -605,17 +607,24 @@ class ModelEvaluator:
 
     def _judge_sliced(self, key: KeyState, t: float) -> None:
         """Judge the slices of quality, fairness and drift SLOs ending at `t`, and re-judge older
-        slices that late labels have changed (their verdict in the windows is replaced)."""
+        slices that late labels have changed (their verdict in the windows is replaced).
+
+        Labels trickle into many old slices every minute; re-judging them every `_rejudge_s`
+        (5 minutes, or the shortest labelled slice) keeps that cost flat at the price of a few
+        minutes' delay on a verdict that labels change.
+        """
+        rejudge = t % self._rejudge_s == 0
         for i, slo in self._sliced:
             w = slo.budgeting.slice_s
             if slo.sli.spec.fairness and key.key:
                 continue  # fairness compares the groups of the whole model
             starts = {t - w} if t % w == 0 else set()
-            if slo.sli.spec.labelled:
+            if slo.sli.spec.labelled and rejudge:
                 starts |= {d - d % w for d in key.dirty if d - d % w + w <= t}
             for start in sorted(starts):
                 self._judge_one(key, i, slo, start)
-        key.dirty.clear()
+        if rejudge:
+            key.dirty.clear()
 
     def _judge_one(self, key: KeyState, i: int, slo: Slo, start: float) -> None:
         labelled = slo.sli.spec.labelled

@@ -129,8 +129,16 @@ class Windows:
         """Column totals of the base-tier buckets starting in [start_s, end_s)."""
         b = self.layout.base_s
         lo, hi = math.ceil(start_s / b), math.ceil(end_s / b)
-        mask = (self.index[0] >= lo) & (self.index[0] < hi)
-        return self.counts[0][mask].sum(axis=0)
+        index, counts = self.index[0], self.counts[0]
+        if hi - lo <= 64:  # a slice of a few buckets: look their slots up, do not scan the ring
+            if hi - lo == 1:
+                slot = lo % len(index)
+                return counts[slot].copy() if index[slot] == lo else np.zeros(counts.shape[1])
+            wanted = np.arange(lo, hi)
+            slots = wanted % len(index)
+            return counts[slots[index[slots] == wanted]].sum(axis=0)
+        mask = (index >= lo) & (index < hi)
+        return counts[mask].sum(axis=0)
 
     def sums(self, end_s: float, prefix: list[tuple[np.ndarray, np.ndarray]] | None = None) -> dict[int, np.ndarray]:
         """Column totals over every window of the layout, ending (exclusive) at `end_s`.
