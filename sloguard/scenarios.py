@@ -168,6 +168,7 @@ class _Spec:
     scale: float = 1.0
     offset: float = 0.0
     group: tuple[str, str] | None = None  # fairness_regression: (attribute, value) of the hurt group
+    at_minute: float | None = None  # placed this many minutes after the start, before the others
 
 
 _Draw = tuple[list[_Col], np.ndarray, np.ndarray, np.ndarray]  # features, label, score, prediction
@@ -276,6 +277,7 @@ _DEFS: dict[str, _Def] = {
                 detect_within_s=600,
                 description="the canary version 2026.01.4 fails 25 % of its requests fast with "
                 "status error (outside the control region); stable is unaffected",
+                at_minute=20,  # early: before the canary could have enough traffic to be promoted
             ),
             _Spec(
                 "eu-outage",
@@ -517,7 +519,7 @@ _ML_KINDS = ("quality_drop", "ctr_drop", "feature_drift", "fairness_regression")
 
 def min_duration_s(scenario: str) -> float:
     """Shortest timeline that fits the scenario's incidents with their clean gaps."""
-    specs = _definition(scenario).incidents
+    specs = [s for s in _definition(scenario).incidents if s.at_minute is None]
     busy = sum(s.minutes * 60 for s in specs)
     return _LEAD_S + busy + (len(specs) - 1) * _MIN_GAP_S + _MIN_TAIL_S
 
@@ -537,10 +539,13 @@ def _layout(d: _Def, start: float, duration_s: float) -> list[tuple[_Spec, float
             f"duration_s={duration_s:g} is too short for the {d.model} scenario: "
             f"its incidents and clean gaps need at least {need:g} s"
         )
-    extra = (duration_s - need) / len(d.incidents)
-    out = []
+    fixed = [s for s in d.incidents if s.at_minute is not None]
+    out = [(s, float(round(start + s.at_minute * 60)), float(round(start + (s.at_minute + s.minutes) * 60)))
+           for s in fixed]  # fmt: skip
+    rest = [s for s in d.incidents if s.at_minute is None]
+    extra = (duration_s - need) / len(rest)
     at = start + _LEAD_S
-    for s in d.incidents:
+    for s in rest:
         end = at + s.minutes * 60
         out.append((s, float(round(at)), float(round(end))))
         at = end + _MIN_GAP_S + extra
