@@ -514,10 +514,7 @@ def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
         if kind_of == "number":
             resolved[key] = c.number(value, f"{ppath}.{key}", 0, math.inf, open_lo=True, open_hi=True)
         elif kind_of == "count":
-            n = c.number(value, f"{ppath}.{key}", 1, 1e9)
-            if n is not None and n != int(n):
-                c.fail(f"{ppath}.{key}", f"must be a whole number, got {value!r}")
-            resolved[key] = int(n or 1)
+            resolved[key] = _count(c, value, f"{ppath}.{key}", 1)
         elif kind_of == "fraction":
             resolved[key] = c.number(value, f"{ppath}.{key}", 0, 1, open_lo=True, open_hi=True)
         elif kind_of == "duration":

@@ -61,6 +61,7 @@ takes ~0.4 ms on the 2-core development machine, ~35 us per feature, mostly nump
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from dataclasses import dataclass
@@ -699,33 +700,21 @@ class FeatureDrift:
         }
 
 
-@dataclass
-class _Stats:
-    feature: str
-    n: int
-    test: str
-    statistic: float
-    p_value: float
-    effect: str
-    effect_size: float
-    psi: float
-    judged: bool
-
-
-def _statistics(feature: str, ref: Reference, counts: np.ndarray, rule: DriftRule) -> _Stats:
+def _statistics(feature: str, ref: Reference, counts: np.ndarray, rule: DriftRule) -> FeatureDrift:
+    """Every statistic of one feature; `drifted` and `p_adjusted` are set by `judge`."""
     c = _as_counts(ref, counts)
     m = float(np.add.reduce(c))
     n = round(m)
     judged = n >= rule.min_samples
     if isinstance(ref, NumericReference):
         if m <= 0:
-            return _Stats(feature, 0, "ks", math.nan, math.nan, "wasserstein", math.nan, math.nan, judged)
+            return FeatureDrift(feature, 0, "ks", math.nan, math.nan, "wasserstein", math.nan, math.nan, judged, False)
         g = _gap(ref, c, m)
         a = np.abs(g)
         d = float(a.max())
         coarse = _coarsen(ref, c, rule.psi_bins)[1]
         floored = ref.__dict__[f"_coarse_{rule.psi_bins}"][2]
-        return _Stats(
+        return FeatureDrift(
             feature,
             n,
             "ks",
@@ -735,12 +724,14 @@ def _statistics(feature: str, ref: Reference, counts: np.ndarray, rule: DriftRul
             _wasserstein(ref, g, a),
             _psi(floored, coarse, m),
             judged,
+            False,
         )
     chi, p = chi_square_from_counts(ref, c)
-    return _Stats(feature, n, "chi2", chi, p, "jensen_shannon", jensen_shannon(ref.probs, c), psi(ref.probs, c), judged)
+    js = jensen_shannon(ref.probs, c)
+    return FeatureDrift(feature, n, "chi2", chi, p, "jensen_shannon", js, psi(ref.probs, c), judged, False)
 
 
-def _drifted(s: _Stats, p_adjusted: float, rule: DriftRule) -> bool:
+def _drifted(s: FeatureDrift, p_adjusted: float, rule: DriftRule) -> bool:
     if not s.judged:
         return False
     significant = p_adjusted <= rule.p_value  # False for NaN
@@ -772,18 +763,6 @@ def judge(
     family = np.array([s.p_value if s.judged else math.nan for s in rows], dtype=np.float64)
     adjusted = bh_adjust(family)
     return [
-        FeatureDrift(
-            s.feature,
-            s.n,
-            s.test,
-            s.statistic,
-            s.p_value,
-            s.effect,
-            s.effect_size,
-            s.psi,
-            s.judged,
-            _drifted(s, float(adj), rule),
-            float(adj),
-        )
+        dataclasses.replace(s, drifted=_drifted(s, float(adj), rule), p_adjusted=float(adj))
         for s, adj in zip(rows, adjusted, strict=True)
     ]

@@ -235,18 +235,13 @@ class LabelJoin:
         out, self.late_held = self.late_held, []
         if self.held:
             for i in [i for i, m in self.held.items() if m.ts < watermark - self.hold_s]:
-                meta = self.held.pop(i)
-                why = self.gone.get(i)
-                out.append((meta, self._gone_reason(i, why) if why else self._unknown_reason(i)))
+                out.append((self.held.pop(i), self._held_reason(i)))
         self.counters["rejected_labels"] += len(out)
         return out
 
     def release_held(self) -> list[tuple[LabelMeta, str]]:
         """End of input: every held label, with why it found no prediction."""
-        out = [
-            (m, self._gone_reason(i, self.gone[i]) if i in self.gone else self._unknown_reason(i))
-            for i, m in self.held.items()
-        ]
+        out = [(m, self._held_reason(i)) for i, m in self.held.items()]
         self.held.clear()
         out += self.late_held
         self.late_held = []
@@ -271,6 +266,11 @@ class LabelJoin:
         self.counters[why] += chunk.left
         while len(gone) > min(self.cap, GONE_MAX):
             del gone[next(iter(gone))]
+
+    def _held_reason(self, i: str) -> str:
+        """Why a held label found no prediction: it expired, was evicted, or never came."""
+        why = self.gone.get(i)
+        return self._gone_reason(i, why) if why else self._unknown_reason(i)
 
     def _gone_reason(self, i: str, why: str) -> str:
         if why == EXPIRED:

@@ -93,13 +93,19 @@ def run(
     out: list[Output] = []
     spec = spec_of(config)
     for rb in batches(sorted(events, key=lambda e: e["ts"]), size):
-        parsed = parse_batch(rb, spec)
-        out += [("dead_letter", d.to_dict()) for d in parsed.dead_letters]
-        for _, mb in split_by_model(parsed, ["m"]):
-            out += ev.process(mb)
+        out += feed(ev, spec, rb)
     if finish:
         out += ev.finish()
     return out, ev
+
+
+def feed(ev: ModelEvaluator, spec: ParseSpec, rb: RawBatch) -> list[Output]:
+    """Parse one raw batch and process model `m`'s part: the parser's dead letters, then the outputs."""
+    parsed = parse_batch(rb, spec)
+    out: list[Output] = [("dead_letter", d.to_dict()) for d in parsed.dead_letters]
+    for _, mb in split_by_model(parsed, ["m"]):
+        out += ev.process(mb)
+    return out
 
 
 def of(outputs: list[Output], kind: str, **match: Any) -> list[dict[str, Any]]:

@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from factories import T0, epoch, make_config, of, spec_of
+from factories import T0, epoch, feed, make_config, of, spec_of
 
-from sloguard.batch import parse_batch
-from sloguard.evaluator import ModelEvaluator, Output, split_by_model
+from sloguard.evaluator import ModelEvaluator, Output
 from sloguard.events import RawBatch
 
 SLICE = 300.0
@@ -95,10 +94,7 @@ def run_mixed(
     out: list[Output] = []
     for _, kind, chunk in heapq.merge(*streams, key=lambda x: x[0]):
         rb = RawBatch(kind, f"ml.{kind}", 0, list(range(len(chunk))), [orjson.dumps(e) for e in chunk], source=kind)
-        parsed = parse_batch(rb, spec)
-        out += [("dead_letter", d.to_dict()) for d in parsed.dead_letters]
-        for _, mb in split_by_model(parsed, ["m"]):
-            out += ev.process(mb)
+        out += feed(ev, spec, rb)
     if finish:
         out += ev.finish()
         # Pairs count from their label's event time: let ten more minutes pass (no new events) so the
