@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 def window_bytes(evaluator) -> int:
     total = 0
-    for key in evaluator.state["keys"].values():
+    for key in evaluator.state.keys.values():
         for w in (key.windows, key.labelled, key.live):
             if w is not None:
                 total += sum(c.nbytes for c in w.counts) + sum(i.nbytes for i in w.index)
@@ -39,7 +39,13 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=24.0, help="scenario length (default 24 h)")
     ap.add_argument("--label-delay", default=None, help="override the example's label_delay (e.g. 6h)")
     ap.add_argument("--cap", type=int, default=None, help="override max_pending_labels")
+    ap.add_argument("--waiting", type=int, default=None, metavar="N",
+                    help="instead: N predictions that never get a label; print bytes per waiting prediction "
+                         "and the time to snapshot the shards holding them")
     args = ap.parse_args()
+    if args.waiting:
+        waiting(args.waiting, args.scenario)
+        return
 
     import subprocess
 
@@ -75,12 +81,12 @@ def main() -> None:
     print(" ".join(f"{h:>{w}}" for h, w in heads), f"{'RSS MiB':>8}")
 
     def report() -> None:
-        join = ev.state["labels"]
-        r = join.report()
+        r = ev.label_report()
+        store = sum(s.state.labels.memory_bytes() for s in ev.shards if s.state.labels is not None)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             f"{seen:>10,} {r['pending']:>9,} {r['joined']:>9,} {r['expired']:>8,} "
-            f"{join.memory_bytes() / 2**20:>9.1f} {window_bytes(ev) / 2**20:>11.1f} {rss:>8.0f}",
+            f"{store / 2**20:>9.1f} {window_bytes(ev) / 2**20:>11.1f} {rss:>8.0f}",
             flush=True,
         )
 
@@ -101,9 +107,57 @@ def main() -> None:
     report()
     m = config.models[model]
     print(
-        f"{time.perf_counter() - start:.0f} s, {len(ev.state['keys'])} keys, label_delay {m.label_delay_s / 3600:g} h, "
+        f"{time.perf_counter() - start:.0f} s, {len(ev.state.keys)} keys, label_delay {m.label_delay_s / 3600:g} h, "
         f"cap {m.max_pending_labels:,}; peak RSS of a plain parse of the same files is not subtracted"
     )
+
+
+def waiting(n: int, scenario: str) -> None:
+    """Bytes per waiting prediction and snapshot time with `n` predictions waiting for labels."""
+    import pickle
+
+    import numpy as np
+    import orjson
+
+    from flows.slo_flow import parse_spec
+    from sloguard.batch import parse_batch
+    from sloguard.config import parse_config
+    from sloguard.evaluator import ModelEvaluator, split_by_model
+    from sloguard.events import RawBatch
+    from sloguard.live_demo import example_config
+
+    raw = example_config(scenario)
+    for m in raw["models"].values():
+        m["max_pending_labels"] = 2 * n
+    config = parse_config(raw)
+    model = next(iter(config.models))
+    ev = ModelEvaluator(config, model, sources=("inference",))
+    spec = parse_spec(config)
+    rng = np.random.default_rng(3)
+    t0, batch = 1_767_225_600.0, 5000
+    start = time.perf_counter()
+    for k in range(0, n, batch):
+        events = [orjson.dumps({"id": f"{model}-{k + j:012d}-{rng.integers(1 << 62):x}", "model": model,
+                                "version": "v1", "ts": t0 + (k + j) * 0.001, "status": "ok", "latency_ms": 20.0,
+                                "prediction": int(j % 7 == 0), "score": 0.5,
+                                "segment": {"region": ("eu", "us", "apac")[j % 3], "merchant_type": "online"},
+                                "features": {}}) for j in range(min(batch, n - k))]
+        for _, b in split_by_model(parse_batch(RawBatch("inference", "ml.inference", 0, list(range(len(events))),
+                                                        events, source="inference"), spec), [model]):
+            ev.process(b)
+    fed = time.perf_counter() - start
+    stores = [s.state.labels for s in ev.shards if s.state.labels is not None]
+    pending = sum(st.pending for st in stores)
+    store_bytes = sum(st.memory_bytes() for st in stores)
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        sizes = [len(pickle.dumps(s.state, protocol=pickle.HIGHEST_PROTOCOL)) for s in ev.shards]
+        times.append(time.perf_counter() - t)
+    print(f"{pending:,} predictions waiting in {len(ev.shards)} shards (fed in {fed:.1f} s)")
+    print(f"  label store: {store_bytes / pending:.1f} bytes per waiting prediction ({store_bytes / 2**20:.1f} MiB)")
+    print(f"  snapshot of every shard (pickle): {min(times):.3f} s, {sum(sizes) / 2**20:.1f} MiB "
+          f"(largest shard {max(sizes) / 2**20:.1f} MiB); aim <= 0.2 s for 1M waiting")
 
 
 if __name__ == "__main__":

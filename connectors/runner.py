@@ -63,7 +63,8 @@ def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOption
         KafkaJsonSink(settings, settings.topic("dead_letter"), headers=dead_letter_headers),
     )
     return build_flow(config, source, sinks, finish_at_eof=not options.tail, sources=tuple(source.list_parts()),
-                      metrics=metrics, clock=time.time if options.tail else None)
+                      metrics=metrics, clock=time.time if options.tail else None,
+                      recovery=options.recovery_dir is not None)
 
 
 def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1) -> dict[str, str]:

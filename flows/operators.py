@@ -1,7 +1,13 @@
-"""Composite steps of the sloguard dataflow, so `slo_flow.build_flow` stays one screen long."""
+"""Composite steps of the sloguard dataflow, so `slo_flow.build_flow` stays one screen long.
+
+The two keyed steps hold the core's stage objects: `ShardLogic` a `Shard` per (model, shard)
+key, `JudgeLogic` a `Judge` per model. Their snapshots are the pickled state (bytes: an immutable
+copy taken in one pass, no deep copy of object graphs), and nothing at all without recovery.
+"""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -10,38 +16,112 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
 from sloguard.batch import ParsedBatch
-from sloguard.config import Config
-from sloguard.evaluator import ModelBatch, ModelEvaluator, Output, segment_key
+from sloguard.evaluator import Output, pieces_of, split_by_model
+from sloguard.judge import Judge, segment_key
+from sloguard.pieces import Piece
+from sloguard.plan import ModelPlan
+from sloguard.shard import Shard
+from sloguard.summary import Summary
 
 Keyed = tuple[str, dict[str, Any]]  # (Kafka message key, message)
 
 
-class EvaluateLogic(StatefulLogic[ModelBatch, Output, dict]):
-    """Bytewax state of one model: a `ModelEvaluator`, snapshotted for recovery.
+def route_batch(plans: dict[str, ModelPlan], parsed: ParsedBatch) -> list[tuple[str, Piece]]:
+    """Every model's pieces of a parsed batch, keyed `model#shard` (silent models get progress too)."""
+    out = []
+    for model, batch in split_by_model(parsed, list(plans)):
+        out += [(f"{model}#{p.shard}", p) for p in pieces_of(plans[model], batch)]
+    return out
 
-    Bytewax builds the logic before it sees the key, so the evaluator is made from the first
-    batch (which names its model) or from the resume state (which records it).
-    """
 
-    def __init__(self, config: Config, resume: dict | None, finish_at_eof: bool, sources: tuple[str, ...] = ()) -> None:
-        self.config = config
-        self.finish_at_eof = finish_at_eof
-        self.sources = sources
-        self.evaluator = None if resume is None else ModelEvaluator(config, resume["model"], resume["state"])
+def _snapshot(state: Any, recovery: bool) -> bytes | None:
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL) if recovery else None
 
-    def on_item(self, value: ModelBatch) -> tuple[Iterable[Output], bool]:
-        if self.evaluator is None:
-            self.evaluator = ModelEvaluator(self.config, value.model, sources=self.sources)
-        return self.evaluator.process(value), StatefulLogic.RETAIN
+
+class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
+    """Bytewax state of one (model, shard): dedupe, label join, pre-aggregation (sloguard/shard.py)."""
+
+    def __init__(self, shard: Shard, recovery: bool) -> None:
+        self.shard = shard
+        self.recovery = recovery
+
+    @classmethod
+    def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
+              resume: bytes | None) -> ShardLogic:
+        state = None if resume is None else pickle.loads(resume)
+        return _Lazy(cls, plans, sources, recovery, state)  # type: ignore[return-value]
+
+    def on_item(self, value: Piece) -> tuple[Iterable[tuple[str, Any]], bool]:
+        summary, dead = self.shard.ingest(value)
+        return [("summary", summary), *dead], StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[tuple[str, Any]], bool]:
+        return self.shard.finish(), StatefulLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        return _snapshot({"model": self.shard.plan.name, "shard": self.shard.shard, "state": self.shard.state},
+                         self.recovery)
+
+
+class _Lazy(StatefulLogic):
+    """Bytewax builds a logic before it sees the key: the shard is made from the first piece (which
+    names its model and shard) or from the resume state (which records them)."""
+
+    def __init__(self, cls: type, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
+                 state: dict | None) -> None:
+        self.plans, self.sources, self.recovery = plans, sources, recovery
+        self.inner = None
+        if state is not None:
+            self.inner = ShardLogic(Shard(plans[state["model"]], state["shard"], state["state"], sources), recovery)
+
+    def on_item(self, value: Piece) -> tuple[Iterable[tuple[str, Any]], bool]:
+        if self.inner is None:
+            self.inner = ShardLogic(Shard(self.plans[value.model], value.shard, None, self.sources), self.recovery)
+        return self.inner.on_item(value)
+
+    def on_eof(self) -> tuple[Iterable[tuple[str, Any]], bool]:
+        return ((), StatefulLogic.RETAIN) if self.inner is None else self.inner.on_eof()
+
+    def snapshot(self) -> bytes | None:
+        return None if self.inner is None else self.inner.snapshot()
+
+
+class JudgeLogic(StatefulLogic[Summary, Output, bytes | None]):
+    """Bytewax state of one model's judge: merges the shards' summaries, judges ticks (judge.py)."""
+
+    def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool, recovery: bool,
+                 state: dict | None) -> None:
+        self.plans, self.sources = plans, sources
+        self.finish_at_eof, self.recovery = finish_at_eof, recovery
+        self.judge = None if state is None else Judge(plans[state["model"]], state["state"], sources)
+
+    @classmethod
+    def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool, recovery: bool,
+              resume: bytes | None) -> JudgeLogic:
+        return cls(plans, sources, finish_at_eof, recovery, None if resume is None else pickle.loads(resume))
+
+    def on_item(self, value: Summary) -> tuple[Iterable[Output], bool]:
+        if self.judge is None:
+            self.judge = Judge(self.plans[value.model], None, self.sources)
+        return self.judge.merge(value), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Output], bool]:
-        if self.evaluator is None or not self.finish_at_eof:
+        if self.judge is None or not self.finish_at_eof:
             return (), StatefulLogic.RETAIN
-        return self.evaluator.finish(), StatefulLogic.RETAIN
+        return self.judge.finish(), StatefulLogic.RETAIN
 
-    def snapshot(self) -> dict:
-        assert self.evaluator is not None, "snapshot before the first item"
-        return {"model": self.evaluator.model, "state": self.evaluator.snapshot()}
+    def snapshot(self) -> bytes | None:
+        if self.judge is None:
+            return None
+        return _snapshot({"model": self.judge.plan.name, "state": self.judge.state}, self.recovery)
+
+
+def only(kind: str, item: tuple, by_model: bool = False) -> tuple | None:
+    """The items of one kind; summaries re-keyed by their model for the judge."""
+    key, (k, msg) = item
+    if k != kind:
+        return None
+    return (msg.model, msg) if by_model else (key, msg)
 
 
 def message_key(output: Output) -> str:

@@ -1,7 +1,9 @@
 """The sloguard dataflow: raw batches in; budgets, alerts and dead letters out.
 
 `build_flow` is a factory: tests pass `TestingSource`/`TestingSink`, `sloguard replay` passes
-JSONL files, `sloguard run` passes Kafka. The same steps run in every case.
+JSONL files, `sloguard run` passes Kafka. The same steps run in every case. Per-event work runs
+where the batch was read and in shards keyed by model and id hash, so it spreads over every
+worker; the per-model judge only merges summaries and judges ticks (sloguard/evaluator.py).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from flows.metrics import FlowMetrics
-from flows.operators import dead_letters, message_key
+from flows.operators import JudgeLogic, ShardLogic, dead_letters, message_key, only, route_batch
 from sloguard.batch import ParsedBatch, ParseSpec, parse_batch
 from sloguard.config import Config
-from sloguard.evaluator import split_by_model
 from sloguard.events import RawBatch
+from sloguard.plan import ModelPlan
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ def build_flow(
     sources: tuple[str, ...] = (),
     metrics: FlowMetrics | None = None,
     clock: Callable[[], float] | None = None,
+    recovery: bool = False,
 ) -> Dataflow:
     """The dataflow over `source` (batches of raw messages) into `sinks`.
 
@@ -61,25 +64,29 @@ def build_flow(
     partitions, files) so that event time waits for each of them (sloguard/frontier.py);
     `metrics`, when given, is fed by `inspect` steps at the flow's edges. `clock` (a live run's
     wall clock) rejects events stamped more than `limits.max_future_skew` ahead of it, which a
-    small live batch cannot judge from its own timestamps.
+    small live batch cannot judge from its own timestamps. `recovery` makes the keyed steps hand
+    Bytewax their state at each epoch (pickled bytes, no deep copies); without it they hand nothing.
     """
-    models = list(config.models)
+    plans = {m: ModelPlan(config, m) for m in config.models}
     flow = Dataflow(flow_id)
     raw = op.input("input", flow, source)  # RawBatch
     parsed = op.map("parse", raw, partial(_parse, spec=parse_spec(config), metrics=metrics, clock=clock))
     # ParsedBatch
     rejected = op.flat_map("dead_letters", parsed, dead_letters)  # (key, dead letter)
-    per_model = op.flat_map("split_by_model", parsed, partial(split_by_model, models=models))
-    # (model, ModelBatch)
-    evaluated = op.stateful("evaluate", per_model, partial(_logic, config, finish_at_eof, tuple(sources)))
-    # (model, ("budget" | "alert" | "dead_letter", message))
-    keyed = op.map("key_outputs", evaluated, lambda kv: (message_key(kv[1]), kv[1]))
+    pieces = op.flat_map("route", parsed, partial(route_batch, plans))  # ("model#shard", Piece)
+    ingested = op.stateful("ingest", pieces, partial(ShardLogic.build, plans, sources, recovery))
+    # ("model#shard", ("summary", Summary) | ("dead_letter", message))
+    summaries = op.filter_map("summaries", ingested, partial(only, "summary", by_model=True))  # (model, Summary)
+    duplicates = op.filter_map("shard_dead_letters", ingested, partial(only, "dead_letter"))  # (key, message)
+    judged = op.stateful("judge", summaries, partial(JudgeLogic.build, plans, sources, finish_at_eof, recovery))
+    # (model, ("budget" | "alert", message))
+    keyed = op.map("key_outputs", judged, lambda kv: (message_key(kv[1]), kv[1]))
     # (message key, (kind, message))
-    budget = op.filter_map("budgets", keyed, partial(_only, "budget"))
-    alerts = op.filter_map("alerts", keyed, partial(_only, "alert"))
-    duplicates = op.filter_map("duplicates", keyed, partial(_only, "dead_letter"))
+    budget = op.filter_map("budgets", keyed, partial(only, "budget"))
+    alerts = op.filter_map("alerts", keyed, partial(only, "alert"))
     if metrics is not None:
         op.inspect("metrics", keyed, lambda _step, item: metrics.observe_output(item[1][0], item[1][1]))
+        op.inspect("metrics_duplicates", duplicates, lambda _step, item: metrics.observe_output("dead_letter", item[1]))
     op.output("budget_out", budget, sinks.budget)
     op.output("alerts_out", alerts, sinks.alerts)
     op.output("dead_letter_out", op.merge("all_dead_letters", rejected, duplicates), sinks.dead_letter)
@@ -92,14 +99,3 @@ def _parse(raw: RawBatch, spec: ParseSpec, metrics: FlowMetrics | None,
     if metrics is not None:
         metrics.observe_parsed(parsed, raw.topic, len(raw.values))
     return parsed
-
-
-def _logic(config: Config, finish_at_eof: bool, sources: tuple[str, ...], resume: dict | None) -> op.StatefulLogic:
-    from flows.operators import EvaluateLogic
-
-    return EvaluateLogic(config, resume, finish_at_eof, sources)
-
-
-def _only(kind: str, item: tuple) -> tuple | None:
-    key, (k, msg) = item
-    return (key, msg) if k == kind else None

@@ -60,7 +60,7 @@ class BaselineBuilder:
                     self.values[m].setdefault(feature, []).append([f.get(feature) for f in cols.features])
             if batch.labels is not None:
                 self.labels[m] += len(batch.labels)
-            if self.evaluators[m].slos:
+            if self.evaluators[m].plan.slos:
                 self.evaluators[m].process(batch)
 
     def result(self) -> dict[str, dict[str, Any]]:
@@ -68,10 +68,10 @@ class BaselineBuilder:
         out = {}
         for m in self.models:
             ev = self.evaluators[m]
-            if ev.slos:
+            if ev.plan.slos:
                 ev.finish()
                 # labels stamped after the last tick count too: let two more ticks pass
-                ev.advance(ev.state["watermark"] + 2 * ev.interval_s)
+                ev.advance(ev.state.watermark + 2 * ev.interval_s)
             metrics, slices = self._metrics(ev)
             lo, hi = self.span[m]
             out[m] = {
@@ -91,8 +91,8 @@ class BaselineBuilder:
         for (i, _start), (value, verdict) in (ev.slice_log or {}).items():
             if verdict != "unjudged" and math.isfinite(value):
                 per_slo.setdefault(i, []).append(value)
-        metrics = {ev.slos[i].name: round(float(np.median(v)), 6) for i, v in sorted(per_slo.items())}
-        return metrics, {ev.slos[i].name: len(v) for i, v in sorted(per_slo.items())}
+        metrics = {ev.plan.slos[i].name: round(float(np.median(v)), 6) for i, v in sorted(per_slo.items())}
+        return metrics, {ev.plan.slos[i].name: len(v) for i, v in sorted(per_slo.items())}
 
     def _references(self, model: str) -> dict[str, dict[str, Any]]:
         refs = {}

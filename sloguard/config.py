@@ -157,6 +157,7 @@ class Config:
     max_future_skew_s: int = 3600
     exhausted_severity: str = "ticket"
     no_data_severity: str = "page"
+    shards: int = 16  # per model: the per-event stage is keyed by (model, hash of id % shards)
     source: str = "config"
 
     baseline_pending: bool = False  # parsed for `sloguard baseline`: relative objectives not resolved yet
@@ -262,6 +263,7 @@ _TOP = {
     "slos",
     "limits",
     "health",
+    "scale",
 }
 
 
@@ -294,6 +296,8 @@ def parse_config(
     max_bytes = c.number(limits.get("max_message_bytes"), "limits.max_message_bytes", 256, 100e6, default=65_536)
     skew = c.duration(limits.get("max_future_skew"), "limits.max_future_skew", 3600)
     dedupe = c.duration(limits.get("dedupe_window"), "limits.dedupe_window", 600)
+    scale = c.mapping(top.get("scale"), "scale", {"shards"})
+    shards = int(c.number(scale.get("shards"), "scale.shards", 1, 4096, default=16) or 16)
 
     alerting = c.mapping(
         top.get("alerting"), "alerting", {"policy", "rules", "slo_window", "min_events", "budget_exhausted", "no_data"}
@@ -350,6 +354,7 @@ def parse_config(
         max_future_skew_s=skew or 3600,
         exhausted_severity=exhausted,
         no_data_severity=no_data,
+        shards=shards,
         source=source,
         baseline_pending=baseline_pending,
     )

@@ -1,67 +1,72 @@
 """A bounded memory of recently seen message ids, for dropping at-least-once duplicates.
 
-Ids are kept in one set per time bucket (a tenth of the window), so a batch is checked with a
-few C-level `isdisjoint` calls and forgetting old ids drops whole sets. Ids are remembered for at
-least `window_s` of event time and at most `max_ids` at once; when over, the oldest buckets are
-forgotten first and counted in `evicted`, so memory does not grow with traffic.
+Ids are kept as 64-bit hashes (`idhash.py`) with the event time they were seen at, in a
+`HashIndex`: a batch is checked with two `searchsorted` calls and no per-event Python. An id is
+remembered for at least `window_s` of event time after it was seen and forgotten once the owner's
+watermark has passed that (`expire`), never at a batch's own time: a partition reading ahead must
+not forget ids another partition may still repeat. At most about `max_ids` are kept; beyond that
+the oldest are forgotten first and counted in `evicted`, so memory does not grow with traffic.
 """
 
 from __future__ import annotations
 
 import math
 
-BUCKETS_PER_WINDOW = 10
+import numpy as np
+
+from sloguard.idhash import HashIndex
 
 
 class RecentIds:
-    """Ids seen in the last `window_s` seconds of event time (at most about `max_ids` of them)."""
+    """Hashes of the ids seen in the last `window_s` seconds of event time (at most ~`max_ids`)."""
+
+    __slots__ = ("cutoff_s", "evicted", "index", "max_ids", "window_s")
 
     def __init__(self, window_s: float, max_ids: int = 2_000_000) -> None:
         self.window_s = window_s
         self.max_ids = max_ids
-        self.bucket_s = max(1.0, window_s / BUCKETS_PER_WINDOW)
-        self.buckets: dict[int, set[str]] = {}  # bucket index -> ids, oldest first
+        self.index = HashIndex()  # id hash -> whole seconds of the event time it was first seen at
+        self.cutoff_s = -(2**62)  # entries seen before this are forgotten (dropped at the next merge)
         self.evicted = 0
 
-    def first_seen(self, ids: list[str], ts: float) -> list[bool] | None:
-        """For each id, whether it is new (then remembered at `ts`); repeats within the batch count.
+    def first_seen(self, hashes: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
+        """For each id, whether it is new (then remembered at its `ts`); repeats within the batch count.
 
-        Returns None when every id is new: the common case, decided with set operations. Forgetting
-        is the owner's call (`expire` at the watermark), never this batch's own time: a partition
-        reading ahead must not forget ids another partition may still repeat.
+        Returns None when every id is new, the common case.
         """
-        unique = set(ids)
-        if len(unique) == len(ids) and all(s.isdisjoint(unique) for s in self.buckets.values()):
-            self._bucket(ts).update(unique)
+        if not len(hashes):
             return None
-        fresh = []
-        added = self._bucket(ts)
-        seen_before = [s for s in self.buckets.values() if s is not added]
-        for i in ids:
-            new = i not in added and not any(i in s for s in seen_before)
-            if new:
-                added.add(i)
-            fresh.append(new)
+        seen_s = self.index.lookup(hashes)
+        seen = (seen_s >= 0) & (seen_s >= self.cutoff_s)  # -1: never seen
+        _, first = np.unique(hashes, return_index=True)
+        fresh = np.zeros(len(hashes), bool)
+        fresh[first] = True
+        fresh &= ~seen
+        stamps = np.floor(ts).astype(np.int64)
+        if fresh.all():
+            self.index.insert(hashes, stamps, self._keep)
+            return None
+        self.index.insert(hashes[fresh], stamps[fresh], self._keep)
         return fresh
 
-    def _bucket(self, ts: float) -> set[str]:
-        b = math.floor(ts / self.bucket_s)
-        bucket = self.buckets.get(b)
-        if bucket is None:
-            bucket = self.buckets[b] = set()
-            if len(self.buckets) > 1 and b < max(self.buckets):  # late batch: keep buckets in time order
-                self.buckets = dict(sorted(self.buckets.items()))
-        return bucket
+    def _keep(self, _hashes: np.ndarray, seen_s: np.ndarray) -> np.ndarray:
+        return seen_s >= self.cutoff_s
 
     def expire(self, now: float) -> None:
-        """Forget ids older than the window, and the oldest beyond `max_ids`."""
+        """Forget ids seen more than the window before `now`, and the oldest beyond `max_ids`."""
         if not math.isfinite(now):
             return
-        oldest_kept = math.floor((now - self.window_s) / self.bucket_s)
-        for b in [b for b in self.buckets if b < oldest_kept]:
-            del self.buckets[b]
-        while len(self.buckets) > 1 and len(self) > self.max_ids:
-            self.evicted += len(self.buckets.pop(next(iter(self.buckets))))
+        self.cutoff_s = max(self.cutoff_s, math.floor(now - self.window_s))
+        if len(self.index) > self.max_ids and len(self) > self.max_ids:
+            self.index.merge(self._keep)
+            extra = len(self.index) - self.max_ids
+            if extra > 0:
+                newest_dropped = int(np.partition(self.index.vals, extra - 1)[extra - 1])
+                before = len(self.index)
+                self.cutoff_s = newest_dropped + 1
+                self.index.merge(self._keep)
+                self.evicted += before - len(self.index)
 
     def __len__(self) -> int:
-        return sum(map(len, self.buckets.values()))
+        """Ids remembered (entries past the cutoff are dropped at the next merge, not counted)."""
+        return int((self.index.vals >= self.cutoff_s).sum() + (self.index.dvals >= self.cutoff_s).sum())

@@ -45,9 +45,17 @@ class LogHistogram:
         v = values[~np.isnan(values)]
         if v.size == 0:
             return
-        idx = np.ceil(np.log(np.maximum(v, self.min_value)) / self._log_gamma).astype(np.int64)
+        self.counts += np.bincount(self.bucket_index(v), minlength=self.n_buckets)
+
+    def bucket_index(self, values: np.ndarray) -> np.ndarray:
+        """The bucket of each (non-NaN) value: what `add` counts, for sketches built elsewhere."""
+        idx = np.ceil(np.log(np.maximum(values, self.min_value)) / self._log_gamma).astype(np.int64)
         np.clip(idx - self.offset, 0, self.n_buckets - 1, out=idx)
-        self.counts += np.bincount(idx, minlength=self.n_buckets)
+        return idx
+
+    def add_counts(self, index: np.ndarray, counts: np.ndarray) -> None:
+        """Add sparse bucket counts (from `bucket_index` and a count per bucket)."""
+        np.add.at(self.counts, index, counts)
 
     def merge(self, other: LogHistogram) -> None:
         """Add `other`'s counts into this sketch (both must share alpha and range)."""

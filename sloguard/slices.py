@@ -34,7 +34,6 @@ from sloguard.fairness import fairness
 from sloguard.quality import (
     classification_metric,
     confusion_index,
-    label_positive,
     metric_samples,
     predicted_positive,
     regression_metric,
@@ -155,17 +154,18 @@ class SliceLayout:
                 out[b.name] = as_numbers(cols.predictions)
         return out
 
-    def labelled_cells(self, pred: dict[str, np.ndarray], labels: list[Any]) -> list[Cells]:
-        """Cells of joined pairs: one confusion cell per block, regression sums as weights."""
+    def labelled_cells(self, pred: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> list[Cells]:
+        """Cells of joined pairs: one confusion cell per block, regression sums as weights.
+
+        `truth` holds the labels as `pieces.label_piece` reads them: `positive:<class>` booleans
+        per confusion block's positive class, `number` for regression.
+        """
         cells: list[Cells] = []
-        truth: dict[str, np.ndarray] = {}
         for b in self.labelled.values():
             if b.kind == "confusion":
-                if b.positive not in truth:
-                    truth[b.positive] = label_positive(labels, b.positive)
-                cells.append((b.start + confusion_index(pred[b.name], truth[b.positive]), None))
+                cells.append((b.start + confusion_index(pred[b.name], truth[f"positive:{b.positive}"]), None))
             elif b.kind == "regression":
-                err = as_numbers(labels) - pred[b.name]
+                err = truth["number"] - pred[b.name]
                 ok = ~np.isnan(err)
                 col = np.where(ok, b.start, -1)
                 cells += [(col, None), (col + ok, np.abs(err)), (col + 2 * ok, err * err)]
@@ -202,47 +202,6 @@ def as_numbers(values: list[Any]) -> np.ndarray:
         out = np.array([v if type(v) in (int, float) else math.nan for v in values], dtype=np.float64)
     out[~np.isfinite(out)] = math.nan
     return out
-
-
-def add_cells(
-    rings: list[list[Windows]],
-    codes: list[np.ndarray],
-    ts: np.ndarray,
-    base_s: int,
-    ncols: int,
-    cells: list[Cells],
-) -> list[tuple[int, int, float]]:
-    """Count `cells` into the ring of each event's key, per segmentation.
-
-    Returns the (segmentation, key code, bucket start) of every bucket that changed.
-
-    `rings[s][code]` is the ring of key `code` of segmentation `s` and `codes[s]` the event's code
-    there (-1: none). One bincount per segmentation over (key, bucket, column).
-    """
-    if not len(ts) or not cells:
-        return []
-    bucket = np.floor(ts / base_s).astype(np.int64)
-    b0 = int(bucket.min())
-    nb = int(bucket.max()) - b0 + 1
-    cols = np.concatenate([c for c, _ in cells])
-    weights = np.concatenate([np.ones(len(c)) if w is None else w for c, w in cells])
-    reps = len(cells)
-    off = np.tile(bucket - b0, reps)
-    keep = (cols >= 0) & ~np.isnan(weights)
-    hit: list[tuple[int, int, float]] = []
-    for seg, (seg_codes, states) in enumerate(zip(codes, rings, strict=True)):
-        k = np.tile(seg_codes, reps)
-        ok = keep & (k >= 0)
-        if not ok.any():
-            continue
-        flat = (k[ok] * nb + off[ok]) * ncols + cols[ok]
-        nkeys = int(k[ok].max()) + 1
-        counts = np.bincount(flat, weights[ok], minlength=nkeys * nb * ncols).reshape(nkeys, nb, ncols)
-        for key, b in zip(*np.nonzero(counts.any(axis=2)), strict=True):
-            start = float((b0 + int(b)) * base_s)
-            states[int(key)].add(start, counts[key, b])
-            hit.append((seg, int(key), start))
-    return hit
 
 
 # ---- judging one slice ----------------------------------------------------------------------------

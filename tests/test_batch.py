@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import orjson
 import pytest
@@ -14,6 +12,7 @@ from hypothesis import strategies as st
 from sloguard.batch import ParseSpec, parse_batch
 from sloguard.dedupe import RecentIds
 from sloguard.events import RawBatch, decode_event, validate_message
+from sloguard.idhash import id_hashes
 from sloguard.timeutil import to_rfc3339
 
 SPEC = ParseSpec({"m": ("region",)}, {"m": ("a", "b")}, max_message_bytes=2048)
@@ -159,21 +158,26 @@ def test_the_fast_path_and_the_reference_checks_agree(ts, fts, latency):
     assert (len(parsed.dead_letters) == 0) == (reason is None)
 
 
+def _seen(recent: RecentIds, ids: list[str], ts: float) -> list[bool]:
+    fresh = recent.first_seen(id_hashes(ids), np.full(len(ids), ts))
+    return [True] * len(ids) if fresh is None else fresh.tolist()
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 30), st.floats(0, 5000)), min_size=1, max_size=200))
 def test_recent_ids_flags_every_repeat_within_the_window(stream):
-    """A repeat within `window_s` is always a duplicate; one after window + a bucket never is."""
+    """A repeat within `window_s` is always a duplicate; one more than a second after it never is."""
     window = 600.0
     recent = RecentIds(window)
     last_seen: dict[str, float] = {}
     for n, (key, dt) in enumerate(sorted(stream, key=lambda x: x[1])):
         ident, now = f"id{key}", dt
         recent.expire(now)  # the owner forgets at its watermark: here one in-order source
-        (fresh,) = recent.first_seen([ident], now) or [True]
+        (fresh,) = _seen(recent, [ident], now)
         before = last_seen.get(ident)
         if before is not None and now - before <= window:
             assert not fresh, (n, ident, before, now)
-        if before is None or now - before > window + recent.bucket_s:
+        if before is None or now - before > window + 1:
             assert fresh, (n, ident, before, now)
         if fresh:
             last_seen[ident] = now
@@ -183,15 +187,19 @@ def test_recent_ids_flags_every_repeat_within_the_window(stream):
 def test_a_batch_read_ahead_does_not_forget_ids_another_partition_repeats():
     """Partition 0 reads an hour ahead; partition 1 then repeats an id from before: still a duplicate."""
     recent = RecentIds(600.0)
-    assert recent.first_seen(["a"], 1000.0) is None
-    assert recent.first_seen(["b"], 4600.0) is None  # a batch an hour ahead (watermark still ~1000)
-    assert recent.first_seen(["a"], 1100.0) == [False]
+    assert _seen(recent, ["a"], 1000.0) == [True]
+    assert _seen(recent, ["b"], 4600.0) == [True]  # a batch an hour ahead (watermark still ~1000)
+    assert _seen(recent, ["a"], 1100.0) == [False]
+
+
+def test_repeats_within_one_batch_keep_the_first():
+    recent = RecentIds(600.0)
+    assert _seen(recent, ["a", "b", "a", "c", "b"], 10.0) == [True, True, False, True, False]
 
 
 def test_recent_ids_memory_is_bounded_by_max_ids():
     recent = RecentIds(10**9, max_ids=1000)
     for b in range(50):
-        recent.first_seen([f"{b}-{i}" for i in range(100)], float(b * 10**8))
+        _seen(recent, [f"{b}-{i}" for i in range(100)], float(b * 10**8))
         recent.expire(float(b * 10**8))
     assert len(recent) <= 1100 and recent.evicted >= 3900
-    assert not math.isnan(recent.bucket_s)

@@ -258,19 +258,20 @@ def test_snapshot_has_no_side_effects():
     _, ev = run(config, steady(T0, T0 + 600, 5), finish=False)
     snap = ev.snapshot()
     run(config, steady(T0 + 600, T0 + 1200, 5), evaluator=ev)
-    assert snap["watermark"] < ev.state["watermark"]
-    assert snap["keys"][""].windows.counts[0].sum() < ev.state["keys"][""].windows.counts[0].sum()
+    before = ModelEvaluator.from_snapshot(config, "m", snap)
+    assert before.state.watermark < ev.state.watermark
+    assert before.state.keys[""].windows.counts[0].sum() < ev.state.keys[""].windows.counts[0].sum()
 
 
 def test_memory_per_key_does_not_grow_with_events():
     """Rings are sized by the windows plus how far a batch runs ahead of the ticks, not by traffic."""
     config = make_config([{**AVAILABILITY, "window": "1d"}])
     _, ev = run(config, steady(T0, T0 + 2 * 86_400, 0.05), size=50, finish=False)
-    shapes = [c.shape for c in ev.state["keys"][""].windows.counts]
+    shapes = [c.shape for c in ev.state.keys[""].windows.counts]
     run(config, steady(T0 + 2 * 86_400, T0 + 22 * 86_400, 0.05), size=50, evaluator=ev, finish=False)
-    assert [c.shape for c in ev.state["keys"][""].windows.counts] == shapes
-    # ids are forgotten a batch at a time once the dedupe window has passed them
-    assert len(ev.state["recent"]) <= 0.05 * 600 + 50
+    assert [c.shape for c in ev.state.keys[""].windows.counts] == shapes
+    # ids are forgotten once the dedupe window has passed them
+    assert sum(len(s.state.recent) for s in ev.shards) <= 0.05 * 600 + 50
 
 
 def test_high_cardinality_segment_values_share_an_other_key():
@@ -279,7 +280,7 @@ def test_high_cardinality_segment_values_share_an_other_key():
     config = make_config([AVAILABILITY])
     events = [event(i, T0 + i, region=f"r{i}") for i in range(MAX_VALUES_PER_ATTRIBUTE + 50)]
     out, ev = run(config, events)
-    assert len(ev.state["by_code"]["region"]) == MAX_VALUES_PER_ATTRIBUTE + 1
+    assert len(ev.state.groups["region"]) == MAX_VALUES_PER_ATTRIBUTE + 1
     assert of(out, "budget", segment={"region": "(other)"})
 
 

@@ -7,7 +7,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sloguard.batch import LabelColumns
-from sloguard.labels import LabelJoin
+from sloguard.idhash import id_hashes
+from sloguard.labels import LabelRefs, LabelStore
+from sloguard.pieces import RaggedBytes
+
+
+class LabelJoin(LabelStore):
+    """The store with the tests' older call shape: ids as strings, label values as one column `v`."""
+
+    def add_predictions(self, ids, cols):  # type: ignore[override]
+        joined, self.last_rejected = super().add_predictions(id_hashes(ids), cols)
+        return joined
+
+    def add_labels(self, cols: LabelColumns):  # type: ignore[override]
+        refs = LabelRefs(cols.ts, RaggedBytes.of(cols.raw), cols.topic, cols.partition, np.asarray(cols.offsets))
+        joined, rejected = super().add_labels(id_hashes(cols.ids), cols.ts, {"v": np.array(cols.labels)}, refs)
+        return _Empty() if joined is None else joined, rejected
+
+
+class _Empty:
+    def __len__(self) -> int:
+        return 0
 
 
 def labels(ids: list[str], ts: list[float], values: list | None = None) -> LabelColumns:
@@ -26,7 +46,7 @@ def test_a_label_joins_its_prediction_and_carries_the_predictions_columns() -> N
     joined, rejected = join.add_labels(labels(["c", "a"], [100, 200], ["x", "y"]))
     assert rejected == []
     assert joined.pred["ts"].tolist() == [30, 10] and joined.pred["p"].tolist() == [2, 0]
-    assert joined.labels == ["x", "y"] and joined.label_ts.tolist() == [100, 200]
+    assert joined.truth["v"].tolist() == ["x", "y"] and joined.label_ts.tolist() == [100, 200]
     assert join.pending == 1 and join.counters["joined"] == 2
 
 
@@ -88,7 +108,7 @@ def test_joined_batches_free_their_memory() -> None:
     assert join.pending == 100 and join.memory_bytes() < before / 3
     joined, _ = join.add_labels(labels(ids[900:], [2000] * 100))
     assert sorted(joined.pred["p"].tolist()) == list(range(900, 1000))
-    assert join.chunks == [] and join.pending == 0
+    assert not join.blocks and join.pending == 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -112,7 +132,7 @@ def test_every_label_either_joins_its_own_prediction_once_or_is_explained(
         ids = [f"p{i}" for i in chunk]
         joined, rejected = join.add_labels(labels(ids, [1e5] * len(chunk), ids))
         if len(joined):  # each pair is the label's own prediction
-            assert [f"p{int(t)}" for t in joined.pred["ts"]] == joined.labels
+            assert [f"p{int(t)}" for t in joined.pred["ts"]] == joined.truth["v"].tolist()
             seen_pairs += joined.pred["ts"].astype(int).tolist()
         rejected_ids += [m.raw.decode() for m, _ in rejected]
     rejected_ids += [m.raw.decode() for m, _ in join.expire(2e6)]

@@ -99,7 +99,7 @@ def run_mixed(
         out += ev.finish()
         # Pairs count from their label's event time: let ten more minutes pass (no new events) so the
         # labels stamped after the last tick are counted too.
-        out += ev.advance(ev.state["watermark"] + 600)
+        out += ev.advance(ev.state.watermark + 600)
     return out, ev
 
 
@@ -231,7 +231,7 @@ def test_labels_for_unknown_ids_are_dead_lettered_and_unmatched_predictions_expi
     dead = of(out, "dead_letter")
     assert [d for d in dead if "ghost" in d["error"] and "unknown prediction id" in d["error"]]
     assert last(out, "q", segment={})["labels"]["joined"] == len(labels) - 1
-    report = ev.state["labels"].report()  # after the end of input expired the rest
+    report = ev.label_report()  # after the end of input expired the rest
     assert report["expired"] == len(preds) + len(tail) - report["joined"] - report["pending"]
     assert report["expired"] > len(preds) / 3
 
@@ -305,7 +305,7 @@ def test_a_restored_snapshot_with_waiting_predictions_continues_identically() ->
     first_p = [p for p in preds if p["ts"] < T0 + 1200]
     first_l = [lab for lab in labels if lab["ts"] < T0 + 1200]
     _out1, ev = run_mixed(config, first_p, first_l, finish=False)
-    assert ev.state["labels"].pending > 0
+    assert ev.label_report()["pending"] > 0
     restored = ModelEvaluator.from_snapshot(config, "m", ev.snapshot())
     rest_p = [p for p in preds if p["ts"] >= T0 + 1200]
     rest_l = [lab for lab in labels if lab["ts"] >= T0 + 1200]

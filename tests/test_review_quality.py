@@ -16,8 +16,8 @@ import pytest
 from factories import T0, event, make_config, of, run, spec_of
 from test_drift_slos import drift_config
 from test_drift_slos import traffic as drift_traffic
+from test_labels import LabelJoin, predict
 from test_labels import labels as label_columns
-from test_labels import predict
 from test_quality_slos import confusion, last, quality_config, run_mixed, traffic
 
 from sloguard.batch import parse_batch
@@ -25,7 +25,6 @@ from sloguard.config import ConfigError, parse_config
 from sloguard.drift import numeric_reference
 from sloguard.evaluator import MAX_VALUES_PER_ATTRIBUTE, ModelEvaluator, Output, split_by_model
 from sloguard.events import RawBatch
-from sloguard.labels import LabelJoin
 from sloguard.slices import as_numbers
 
 
@@ -133,7 +132,7 @@ def test_labels_still_held_at_the_end_of_a_replay_are_dead_lettered() -> None:
     config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.5}])
     out, ev = run_mixed(config, preds, labels)
     assert [d for d in of(out, "dead_letter") if "ghost-end" in d["error"]]
-    assert ev.state["labels"].held == {}
+    assert ev.label_report()["held_labels"] == 0
 
 
 def test_requests_that_failed_do_not_count_as_negative_predictions_in_quality() -> None:
@@ -212,7 +211,7 @@ def test_a_high_cardinality_segment_does_not_grow_the_state_without_bound() -> N
         # an hour later (the dedupe memory has forgotten the first ids): the same 1000 events in both runs
         events += [event(100_000 + k, T0 + 3600 + k * 0.01, region=f"x{k}") for k in range(1_000)]
         _, ev = run(config, events, size=5_000)
-        assert len(ev.state["by_code"]["region"]) == MAX_VALUES_PER_ATTRIBUTE + 1  # the keys are capped
+        assert len(ev.state.groups["region"]) == MAX_VALUES_PER_ATTRIBUTE + 1  # the keys are capped
         sizes.append(len(pickle.dumps(ev.snapshot())))
     assert sizes[1] - sizes[0] < 50_000, sizes  # today: ~206 kB more, one `codes` entry per value
 
@@ -285,7 +284,7 @@ def test_a_restored_snapshot_with_held_labels_and_fairness_continues_identically
     )
     cut = T0 + 1200
     _, ev = run_mixed(config, [p for p in preds if p["ts"] < cut], [x for x in labels if x["ts"] < cut], finish=False)
-    report = ev.state["labels"].report()
+    report = ev.label_report()
     assert report["pending"] > 0 and report["held_labels"] > 0
     restored = ModelEvaluator.from_snapshot(config, "m", pickle.loads(pickle.dumps(ev.snapshot())))
     rest_p, rest_l = [p for p in preds if p["ts"] >= cut], [x for x in labels if x["ts"] >= cut]
@@ -308,7 +307,7 @@ def test_labelled_slos_of_different_slice_widths_share_one_ring_and_match_the_fo
 
     config = quality_config([slo("p10", "precision", "10m"), slo("r15", "recall", "15m"), slo("a5", "accuracy", "5m")])
     out, ev = run_mixed(config, preds, labels)
-    assert ev.slices.labelled_base_s == 300
+    assert ev.plan.slices.labelled_base_s == 300
     formulas = {
         "p10": (600, lambda c: c["tp"] / (c["tp"] + c["fp"])),
         "r15": (900, lambda c: c["tp"] / (c["tp"] + c["fn"])),
@@ -329,7 +328,7 @@ def test_a_label_stamped_before_its_prediction_is_held_and_counts_in_the_predict
     config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.5}])
     out, ev = run_mixed(config, preds, labels)
     assert not of(out, "dead_letter")
-    assert ev.state["labels"].report()["joined"] == len(labels)
+    assert ev.label_report()["joined"] == len(labels)
     c = confusion(preds, labels, T0 + 1500, T0 + 1800)
     assert last(out, "q", segment={})["value"] == pytest.approx((c["tp"] + c["tn"]) / sum(c.values()), abs=1e-6)
 

@@ -1,0 +1,492 @@
+"""The judge: one model's windows per segment key, event-time ticks, slice verdicts and budgets.
+
+The judge is the second, keyed-by-model stage. It receives `Summary`s (summary.py) from every
+shard and the parser, never events: merging is adding rows into pending buffers, and each tick
+folds them into the keys' windows and slice rings with one grouped sum. A tick t is judged once
+every shard has reported event time past t + allowed_lateness (one `SourceFrontier` per shard:
+a shard's report arrives after the data it covers), so any number of shards, workers or processes
+judge the same ticks on the same data. At each tick the judge releases old buckets, judges
+finished time slices (quantile sketches, the data-quality score, quality and fairness from the
+labelled ring, drift across all keys at once) and hands every key and SLO to `report.py`, which
+turns them into budget events and alert transitions. It never reads the clock.
+
+Keys: the whole model (`segment == {}`) plus one key per value of each configured segment
+attribute (`{"region": "eu"}`). At most `MAX_VALUES_PER_ATTRIBUTE` values are tracked per
+attribute; later ones share the key `{"<attr>": "(other)"}` so a high-cardinality attribute
+cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sloguard.aggregate import EVENTS, group_sum, whole_model_only
+from sloguard.alerts import AlertBook
+from sloguard.drift import FeatureDrift
+from sloguard.frontier import SourceFrontier
+from sloguard.plan import ModelPlan
+from sloguard.report import Report
+from sloguard.sketch import LogHistogram
+from sloguard.sli import METRIC
+from sloguard.slices import BAD, VERDICT_CODE, VERDICT_NAME, drift_family, judge_slice
+from sloguard.summary import Rows, Summary
+from sloguard.windows import Windows
+
+MAX_VALUES_PER_ATTRIBUTE = 200
+OTHER = "(other)"
+
+Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter", message)
+
+
+def segment_key(segment: dict[str, str]) -> str:
+    """`""` for the whole model, `attr=value` for a segment key."""
+    return ",".join(f"{k}={v}" for k, v in segment.items())
+
+
+class KeyState:
+    """Windows, open time slices and per-slice counts (slices.py) of one segment key."""
+
+    __slots__ = ("counted", "details", "dirty", "index", "key", "labelled", "last_ts", "live", "newest", "segment",
+                 "sketches", "value_start", "values", "version", "windows")
+
+    def __init__(self, index: int, segment: dict[str, str], windows: Windows,
+                 rings: tuple[Windows | None, Windows | None]) -> None:
+        self.index = index
+        self.key = segment_key(segment)
+        self.segment = segment
+        self.windows = windows
+        self.labelled, self.live = rings
+        self.sketches: dict[tuple[int, float], LogHistogram] = {}
+        self.values: dict[int, float | None] = {}  # SLO index -> the newest judged slice's value
+        self.version: str | None = None
+        self.last_ts = -math.inf
+        self.newest: dict[float, tuple[float, str | None]] = {}  # interval start -> newest (ts, version) in it
+        self.dirty: set[float] = set()  # labelled ring buckets that got labels since the last re-judge
+        self.details: dict[int, Any] = {}  # SLO index -> what explains the newest judged slice
+        self.value_start: dict[int, float] = {}  # SLO index -> start of the slice `values` holds
+        self.counted: dict[int, tuple[float, float]] = {}  # SLO index -> (good, judged) slices judged this tick
+
+    def see(self, bucket: float, ts: float, version: str | None) -> None:
+        """Remember the newest event of an interval; it becomes `last_ts`/`version` at its tick."""
+        old = self.newest.get(bucket)
+        if old is None or (ts, version or "") > (old[0], old[1] or ""):
+            self.newest[bucket] = (ts, version)
+
+    def settle(self, t: float) -> None:
+        """Fold the newest events of intervals before tick `t` in: versions as of the tick, not of
+        whatever later data happened to arrive first."""
+        for bucket in sorted(b for b in self.newest if b < t):
+            ts, version = self.newest.pop(bucket)
+            if ts >= self.last_ts:
+                self.last_ts = ts
+                if version is not None:
+                    self.version = version
+
+
+@dataclass
+class JudgeState:
+    """Everything the judge keeps between batches (pickled for recovery)."""
+
+    keys: dict[str, KeyState] = field(default_factory=dict)
+    ordered: list[KeyState] = field(default_factory=list)  # by KeyState.index (creation order)
+    reported: list[tuple[tuple[int, str], KeyState]] = field(default_factory=list)  # keys in report order
+    values: dict[str, dict[str, KeyState]] = field(default_factory=dict)  # attr -> value -> key
+    groups: dict[str, list[KeyState]] = field(default_factory=dict)  # attr -> its keys, in creation order
+    frontiers: dict[int, SourceFrontier] = field(default_factory=dict)  # per shard
+    marks: dict[int, float] = field(default_factory=dict)  # per shard: event time its sources vouched for
+    shard_labels: dict[int, dict[str, Any]] = field(default_factory=dict)  # per shard: label store report
+    book: AlertBook = field(default_factory=AlertBook)
+    counters: dict[str, int] = field(default_factory=lambda: {"duplicates": 0, "late_slice_values": 0})
+    watermark: float = -math.inf
+    next_tick: float | None = None
+    first_ts: float = math.inf  # earliest inference event: silence counts only after it
+    pending_windows: list[Rows] = field(default_factory=list)  # keys are KeyState.index
+    pending_live: list[Rows] = field(default_factory=list)
+    pending_labelled: list[Rows] = field(default_factory=list)
+
+
+class Judge:
+    """The judging stage of one model (see the module docstring); deterministic, snapshot-able."""
+
+    def __init__(self, plan: ModelPlan, state: JudgeState | None = None, sources: Iterable[str] = ()) -> None:
+        self.plan = plan
+        self.config = plan.config
+        self.slos = plan.slos
+        self.sources = tuple(sources)
+        self.slice_log: dict[tuple[int, float], tuple[float, str]] | None = None  # set by baseline.py
+        self._drift_cache: dict[tuple[int, float], dict[str, list[FeatureDrift]]] = {}
+        self.report = Report(self)
+        if state is None:
+            state = JudgeState(frontiers={s: SourceFrontier(self.sources) for s in range(plan.shards)})
+            for attr in plan.attrs:
+                state.values[attr] = {}
+                state.groups[attr] = []
+        self.state = state
+        if not state.keys:
+            self._new_key({})
+
+    # ---- keys -----------------------------------------------------------------------------------
+
+    def _new_key(self, segment: dict[str, str]) -> KeyState:
+        st = self.state
+        key = KeyState(len(st.ordered), segment, Windows(self.plan.layout.window_layout, self.plan.layout.ncols),
+                       self.plan.slices.new_rings())
+        st.keys[key.key] = key
+        st.ordered.append(key)
+        # keys are judged and reported whole model first, then by attribute and value: an order that
+        # does not depend on which shard or batch showed a key first
+        rank = (-1, "") if not segment else next((self.plan.attrs.index(a), v) for a, v in segment.items())
+        bisect.insort(st.reported, (rank, key), key=lambda item: item[0])
+        return key
+
+    def key_of(self, attr: str, value: str) -> KeyState:
+        """The key of one segment value, created on first sight; past the cap, the attribute's "(other)"."""
+        st = self.state
+        if not attr:
+            return st.ordered[0]
+        known = st.values[attr].get(value)
+        if known is not None:
+            return known
+        groups = st.groups[attr]
+        if len(groups) >= MAX_VALUES_PER_ATTRIBUTE:
+            other = st.values[attr].get(OTHER)
+            if other is None:
+                other = st.values[attr][OTHER] = self._new_key({attr: OTHER})
+                groups.append(other)
+            if len(st.values[attr]) < 4 * MAX_VALUES_PER_ATTRIBUTE:  # remember a few overflow values, not all
+                st.values[attr][value] = other
+            return other
+        key = st.values[attr][value] = self._new_key({attr: value})
+        groups.append(key)
+        return key
+
+    # ---- merging summaries ----------------------------------------------------------------------
+
+    def merge(self, summary: Summary) -> list[Output]:
+        """Add one summary's rows to the pending buffers, then judge every tick event time has passed."""
+        st = self.state
+        keys = [self.key_of(a, v) for a, v in summary.keys]
+        index = np.array([k.index for k in keys], np.int64)
+        for rows, pending in ((summary.windows, st.pending_windows), (summary.live, st.pending_live),
+                              (summary.labelled, st.pending_labelled)):
+            for r in rows:
+                if r is not None and len(r):
+                    pending.append(Rows(index[r.key], r.start, r.rows, r.tick))
+        for part in summary.sketches:
+            width = self.slos[part.slo].budgeting.slice_s
+            if st.next_tick is not None and part.start + width < st.next_tick:
+                st.counters["late_slice_values"] += int(part.counts.sum())
+                continue
+            sketches = keys[part.key].sketches
+            sketch = sketches.get((part.slo, part.start))
+            if sketch is None:
+                sketch = sketches[(part.slo, part.start)] = LogHistogram()
+            sketch.add_counts(part.index, part.counts)
+        for k, bucket, ts, version in summary.newest:
+            keys[k].see(bucket, ts, version)
+        st.first_ts = min(st.first_ts, summary.first_ts)
+        for name, n in summary.counters.items():
+            st.counters[name] = st.counters.get(name, 0) + n
+        if summary.labels is not None:
+            st.shard_labels[summary.shard] = summary.labels
+        if summary.undated_rejections:
+            self._undated(summary.undated_rejections, summary)
+        out: list[Output] = []
+        p = summary.progress
+        if p is None:
+            return out
+        frontier = st.frontiers.setdefault(summary.shard, SourceFrontier(self.sources))
+        frontier.update(p.source, p.newest, p.caught_up)
+        mark = max(st.marks.get(summary.shard, -math.inf), p.watermark)
+        if p.clock is not None and frontier.all_caught_up():
+            mark = max(mark, p.clock)
+        st.marks[summary.shard] = mark
+        self._advance(self.watermark(), out, final=False)
+        return out
+
+    def watermark(self) -> float:
+        """Event time every shard has passed: the oldest of the shards' frontiers.
+
+        A shard's frontier moves only with that shard's own summaries, each sent after the data it
+        covers, so no tick is judged before every shard's data up to it has been merged.
+        """
+        st = self.state
+        return min((max(f.watermark(), st.marks.get(s, -math.inf)) for s, f in st.frontiers.items()),
+                   default=-math.inf)
+
+    def _undated(self, n: int, summary: Summary) -> None:
+        """Rejected messages without a readable time count at the current event time."""
+        st = self.state
+        now = st.watermark if math.isfinite(st.watermark) else max(
+            (f.newest() for f in st.frontiers.values()), default=-math.inf)
+        if summary.progress is not None and not math.isfinite(now):
+            now = summary.progress.newest
+        if not math.isfinite(now):  # no event time known at all yet: count them, they cannot be placed
+            st.counters["undated_rejections"] = st.counters.get("undated_rejections", 0) + n
+            return
+        row = self.plan.layout.message_vector(0, n)
+        st.pending_windows.append(Rows(np.zeros(1, np.int64), np.array([now]), row[None, :]))
+
+    def advance(self, now: float) -> list[Output]:
+        """Move event time to `now` (a live runner's clock) and evaluate the ticks it passes."""
+        out: list[Output] = []
+        self._advance(now, out, final=False)
+        return out
+
+    def finish(self) -> list[Output]:
+        """End of input (replay): evaluate every tick up to the last event time seen."""
+        out: list[Output] = []
+        newest = max((f.newest() for f in self.state.frontiers.values()), default=-math.inf)
+        self._advance(max(self.state.watermark, newest), out, final=True)
+        return out
+
+    # ---- ticks ----------------------------------------------------------------------------------
+
+    def _advance(self, watermark: float, out: list[Output], final: bool) -> None:
+        st, interval = self.state, self.plan.interval_s
+        if watermark > st.watermark:
+            st.watermark = watermark
+        limit = st.watermark - (0 if final else self.config.allowed_lateness_s)
+        if st.next_tick is None:
+            # the first tick follows the earliest event; it is fixed only once event time has passed
+            # it, when every shard has delivered what came before it
+            if not math.isfinite(st.first_ts) or self.plan.tick_after(st.first_ts) > limit:
+                return
+            st.next_tick = self.plan.tick_after(st.first_ts)
+        skip_to = limit - self.plan.retention_s - interval
+        if st.next_tick < skip_to:  # a long silence: ticks older than every window would be empty
+            st.next_tick = math.ceil(skip_to / interval) * interval
+        while st.next_tick <= limit:
+            t = float(st.next_tick)
+            self._flush(t)
+            self._evaluate(t, out)
+            st.next_tick += interval
+
+    def _flush(self, t: float) -> None:
+        """Fold the pending rows into the keys' windows and rings; labelled rows from their tick on."""
+        st, ordered = self.state, self.state.ordered
+        _add_grouped(st.pending_windows, ordered, "windows")
+        st.pending_windows = []
+        _add_grouped(st.pending_live, ordered, "live")
+        st.pending_live = []
+        if st.pending_labelled:
+            rows = Rows.concat(st.pending_labelled)
+            assert rows is not None and rows.tick is not None
+            due = rows.tick <= t
+            st.pending_labelled = [] if due.all() else [Rows(rows.key[~due], rows.start[~due], rows.rows[~due],
+                                                             rows.tick[~due])]
+            if due.any():
+                for key, start in _add_grouped([Rows(rows.key[due], rows.start[due], rows.rows[due])], ordered,
+                                               "labelled"):
+                    key.dirty.add(start)
+        for key in ordered:
+            if key.newest:
+                key.settle(t)
+
+    def _evaluate(self, t: float, out: list[Output]) -> None:
+        self._drift_cache = {}  # drift is judged once per slice for all keys together
+        plan = self.plan
+        self.report.tick(t)
+        for _, key in list(self.state.reported):
+            key.windows.release(t - plan.longest_slice_s)  # timeslice SLOs read windows up to a slice back
+            for ring in (key.labelled, key.live):
+                if ring is not None:
+                    ring.release(t)
+            key.counted = {}
+            self._judge_slices(key, t)
+            self._judge_sliced(key, t)
+            if key.key and t - key.last_ts > plan.retention_s:
+                continue  # a segment silent for longer than every window: nothing left to report
+            sums_at: dict[float, dict[int, list[float]]] = {}
+            prefix = key.windows.prefixes()
+            first = len(out)
+            for i, slo in enumerate(self.slos):
+                if key.key and whole_model_only(slo):
+                    continue
+                # Timeslice SLOs read their windows at the last slice boundary: between two judged
+                # slices nothing new is known, and a window ending mid-slice would drop a bad slice.
+                end = t if not plan.metric[i] else t - t % slo.budgeting.slice_s
+                if end not in sums_at:
+                    sums_at[end] = {w: v.tolist() for w, v in key.windows.sums(end, prefix).items()}
+                self.report.slo(key, i, slo, sums_at[end], t, out)
+            if not key.key:
+                self.report.health(out[first:])
+        self.report.no_data(self.state.ordered[0], t, out)
+
+    # ---- judging slices -------------------------------------------------------------------------
+
+    def _count(self, key: KeyState, i: int, verdict: str) -> None:
+        good, judged = key.counted.get(i, (0.0, 0.0))
+        key.counted[i] = (good + (verdict == "good"), judged + (verdict != "unjudged"))
+
+    def _judge_slices(self, key: KeyState, t: float) -> None:
+        """Judge the metric SLOs' slices that end at `t` (good, bad, or unjudged: too few samples)."""
+        for i, slo in enumerate(self.slos):
+            if not self.plan.metric[i] or t % slo.budgeting.slice_s or i in self.plan.slices.blocks:
+                continue
+            start = t - slo.budgeting.slice_s
+            if slo.sli.kind == "data_quality":
+                value, samples = self._data_quality(key, i, start, t)
+            else:
+                sketch = key.sketches.pop((i, start), None)
+                samples = sketch.count if sketch is not None else 0
+                value = sketch.quantile(slo.sli.params["quantile"]) if samples else math.nan
+            if samples == 0 and not math.isfinite(key.last_ts):
+                continue
+            if samples < slo.budgeting.min_samples:
+                verdict = "unjudged"
+            else:
+                good = value >= slo.objective if slo.sli.spec.direction == ">=" else value <= slo.objective
+                verdict = "good" if good else "bad"
+            if self.slice_log is not None and not key.key and samples:
+                self.slice_log[(i, start)] = (float(value), verdict)
+            key.values[i] = None if math.isnan(value) else round(float(value), 6)
+            if samples:
+                key.windows.add(start, self.plan.layout.slice_vector(i, verdict))
+                self._count(key, i, verdict)
+        for k in [k for k in key.sketches if k[1] + self.slos[k[0]].budgeting.slice_s <= t]:
+            del key.sketches[k]  # slices whose tick passed while the key was idle
+
+    def _judge_sliced(self, key: KeyState, t: float) -> None:
+        """Judge the slices of quality, fairness and drift SLOs ending at `t`, and re-judge older
+        slices that late labels have changed (their verdict in the windows is replaced).
+
+        Labels trickle into many old slices every minute; re-judging them every `rejudge_s`
+        (5 minutes, or the shortest labelled slice) keeps that cost flat at the price of a few
+        minutes' delay on a verdict that labels change.
+        """
+        rejudge = t % self.plan.rejudge_s == 0
+        for i, slo in self.plan.sliced:
+            w = slo.budgeting.slice_s
+            if slo.sli.spec.fairness and key.key:
+                continue  # fairness compares the groups of the whole model
+            starts = {t - w} if t % w == 0 else set()
+            if slo.sli.spec.labelled and rejudge:
+                starts |= {d - d % w for d in key.dirty if d - d % w + w <= t}
+            for start in sorted(starts):
+                self._judge_one(key, i, slo, start, first=start == t - w)
+        if rejudge:
+            key.dirty.clear()
+
+    def _judge_one(self, key: KeyState, i: int, slo: Any, start: float, first: bool) -> None:
+        plan = self.plan
+        labelled = slo.sli.spec.labelled
+        ring = key.labelled if labelled else key.live
+        if ring is None:
+            return
+        end = start + slo.budgeting.slice_s
+        groups = None
+        if slo.sli.spec.fairness:
+            attr = slo.sli.params["attribute"]
+            groups = {  # "(other)" pools unrelated values: not a group to compare
+                s.segment[attr]: (s.labelled if labelled else s.live).span(start, end)  # type: ignore[union-attr]
+                for s in self.state.groups[attr]
+                if s.segment[attr] != OTHER
+            }
+        drift = None
+        if slo.sli.spec.sliced == "drift":
+            drift = self._drift_family(i, slo, start).get(key.key)
+        j = judge_slice(slo, plan.slices.blocks[i], ring.span(start, end), groups, drift)
+        new = VERDICT_CODE[j.verdict] if j.samples else 0.0
+        if self.slice_log is not None and not key.key and j.samples:
+            self.slice_log[(i, start)] = (float(j.value), j.verdict)
+        if labelled:
+            col = plan.slices.verdict_col[i]
+            old = float(ring.span(start, start + plan.slices.labelled_base_s)[col])
+            if new != old:
+                mark = np.zeros(plan.slices.labelled_ncols)
+                mark[col] = new - old
+                ring.add(start, mark)
+                change = plan.layout.slice_vector(i, j.verdict) if new else np.zeros(plan.layout.ncols)
+                if old:
+                    change = change - plan.layout.slice_vector(i, VERDICT_NAME[old])
+                key.windows.add(start, change)
+                if not old:
+                    self._count(key, i, j.verdict)
+        elif new:
+            key.windows.add(start, plan.layout.slice_vector(i, j.verdict))
+            self._count(key, i, j.verdict)
+        if j.verdict != "unjudged" and start >= key.value_start.get(i, -math.inf):
+            key.value_start[i] = start
+            key.values[i] = None if math.isnan(j.value) else round(float(j.value), 6)
+            key.details[i] = j.details
+
+    def labelled_bad(self, key: KeyState, i: int) -> tuple[float, dict[int, int]] | None:
+        """Bad slices per burn window for a labelled SLO, read up to the newest slice labels judged.
+
+        The newest slices wait for their labels; read at the current tick, a short window would only
+        ever hold unjudged slices and no page could fire. So burn windows end where judgement has
+        reached (`burn_rates_to` in budget events) and are read from the slice ring's verdicts.
+        """
+        start = key.value_start.get(i)
+        ring = key.labelled
+        if start is None or ring is None:
+            return None
+        end = start + self.slos[i].budgeting.slice_s
+        span = ring.layout.tiers[0].span_s
+        index = ring.index[0]
+        verdicts = ring.counts[0][:, self.plan.slices.verdict_col[i]]
+        bad = index[(index >= 0) & (verdicts == BAD)] * self.plan.slices.labelled_base_s
+        return end, {w: int(((bad >= end - w) & (bad < end)).sum()) for w in self.plan.burn_windows[i] if w <= span}
+
+    def _drift_family(self, i: int, slo: Any, start: float) -> dict[str, list[FeatureDrift]]:
+        """Every key's drift results for one slice, judged as one family (cached for the tick)."""
+        cached = self._drift_cache.get((i, start))
+        if cached is None:
+            end = start + slo.budgeting.slice_s
+            counts = {k.key: k.live.span(start, end) for k in self.state.ordered if k.live is not None}
+            cached = drift_family(slo, self.plan.slices.blocks[i], counts, self.plan.references)
+            self._drift_cache[(i, start)] = cached
+        return cached
+
+    def _data_quality(self, key: KeyState, i: int, start: float, end: float) -> tuple[float, int]:
+        """The seed's data-quality score over [start, end): min(1 - missing rate, 1 - stale rate)."""
+        expected, missing, known, stale = self.plan.layout.columns[i].aux
+        v = key.windows.span(start, end)
+        samples = int(v[EVENTS])
+        if samples == 0:
+            return math.nan, 0
+        missing_rate = v[missing] / v[expected] if v[expected] else 0.0
+        stale_rate = v[stale] / v[known] if v[known] else 0.0
+        return min(1 - missing_rate, 1 - stale_rate), samples
+
+    # ---- reporting helpers ----------------------------------------------------------------------
+
+    def label_report(self) -> dict[str, Any]:
+        """The label stores' counters summed over shards, plus labels the judge could not place."""
+        total: dict[str, Any] = {}
+        for report in self.state.shard_labels.values():
+            for k, v in report.items():
+                total[k] = total.get(k, 0) + v
+        late = self.state.counters.get("late_labels", 0)
+        if late:
+            total["late_labels"] = late
+        return total
+
+
+def _add_grouped(pending: list[Rows], ordered: list[KeyState], ring: str) -> list[tuple[KeyState, float]]:
+    """Sum pending rows per (key, bucket) and add each sum to that key's windows or ring."""
+    rows = Rows.concat(pending)
+    if rows is None:
+        return []
+    starts, inverse = np.unique(rows.start, return_inverse=True)
+    gids, sums = group_sum(rows.key * len(starts) + inverse, rows.rows)
+    added = []
+    for gid, vec in zip(gids.tolist(), sums, strict=True):
+        k, s = divmod(gid, len(starts))
+        key = ordered[k]
+        start = float(starts[s])
+        target = getattr(key, ring)
+        if ring != "windows" and start // target.layout.base_s >= target.keep_from[0]:
+            added.append((key, start))
+        target.add(start, vec)
+    return added
+
+
+__all__ = ["MAX_VALUES_PER_ATTRIBUTE", "METRIC", "OTHER", "Judge", "JudgeState", "KeyState", "segment_key"]

@@ -1,0 +1,228 @@
+"""Budget events and alert transitions of one key and SLO at a tick: what the judge reports.
+
+For every key and SLO at each tick: bad and total over the SLO window and over every burn window
+(events for ratio SLOs, time slices for metric SLOs; labelled SLOs read their burn windows up to
+the newest slice labels have judged), the budget left, burn rates, the multiwindow rules through
+the `AlertBook`, and one `budget` event; an `alert` event for each rule that starts or stops
+holding. `no_data` fires when a model that has sent events sends none for `no_data_after`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sloguard.aggregate import EVENTS
+from sloguard.alerts import BUDGET_EXHAUSTED, NO_DATA, alert_id, rule_holds
+from sloguard.budget import budget_remaining, burn_rate, health_score
+from sloguard.config import Owner, Slo
+from sloguard.policy import AlertRule
+from sloguard.slices import explain
+from sloguard.timeutil import format_duration, to_rfc3339
+
+if TYPE_CHECKING:
+    from sloguard.judge import Judge, KeyState
+
+Output = tuple[str, dict[str, Any]]
+
+
+class Report:
+    """Builds the judge's output messages (see the module docstring)."""
+
+    def __init__(self, judge: Judge) -> None:
+        self.judge = judge
+        self.plan = judge.plan
+        self.model = judge.plan.name
+        self.ts_text = ""
+
+    def tick(self, t: float) -> None:
+        self.ts_text = to_rfc3339(t)
+
+    def slo(self, key: KeyState, i: int, slo: Slo, sums: dict[int, list[float]], t: float, out: list[Output]) -> None:
+        """The budget event of one key and SLO at tick `t`, and its alert transitions."""
+        plan, judge = self.plan, self.judge
+        c = plan.layout.columns[i]
+        eb = slo.error_budget
+        w = sums[slo.window_s]
+        if not any(w):
+            return
+        metric = plan.metric[i]
+        labelled = judge.labelled_bad(key, i) if slo.sli.spec.labelled else None
+
+        def counts(window_s: int) -> tuple[float, float]:
+            """(bad, total) over a window: bad slices of all slices, or bad events of all."""
+            if labelled is not None and window_s in labelled[1]:
+                return labelled[1][window_s], window_s / slo.budgeting.slice_s
+            v = sums[window_s]
+            if metric:
+                return v[c.total], window_s / slo.budgeting.slice_s
+            return v[c.total] - v[c.good], v[c.total]
+
+        bad, total = counts(slo.window_s)
+        remaining = budget_remaining(bad, total, eb)
+        windows = plan.burn_windows[i]
+        label = plan.window_label
+        burns = {ws: burn_rate(*counts(ws), eb) for ws in windows}
+        burn_labels = {label[ws]: round(burns[ws], 4) for ws in windows}
+        low_traffic = {}
+        # the guard counts events; completeness counts each event's expected feature values
+        per_event = max(1, len(plan.model.features)) if slo.sli.kind == "completeness" else 1
+        firing = []
+        for rule in slo.rules:
+            holds = rule_holds(rule, burns[rule.long_window_s], burns[rule.short_window_s])
+            if holds and not metric:
+                seen = sums[rule.long_window_s][c.total] / per_event
+                if seen < slo.min_events:
+                    holds = False
+                    low_traffic[rule.name] = {
+                        "window": format_duration(rule.long_window_s),
+                        "events": int(seen),
+                        "min_events": slo.min_events,
+                    }
+            if self._transition(key, slo, rule, rule.severity, holds, t, out, burn_labels, remaining):
+                firing.append(rule.name)
+        exhausted = remaining <= 0 and (metric or total / per_event >= slo.min_events)
+        if remaining <= 0 and not exhausted:
+            low_traffic[BUDGET_EXHAUSTED] = {
+                "window": slo.window,
+                "events": int(total / per_event),
+                "min_events": slo.min_events,
+            }
+        if self._transition(key, slo, None, judge.config.exhausted_severity, exhausted, t, out, burn_labels,
+                            remaining):
+            firing.append(BUDGET_EXHAUSTED)
+        good = w[c.good]
+        judged = w[c.good] + w[c.total] if metric else w[c.total]
+        if metric:
+            counted = key.counted.get(i, (0.0, 0.0))
+        else:
+            tick = key.windows.span(t - plan.interval_s, t)
+            counted = (float(tick[c.good]), float(tick[c.total]))
+        event: dict[str, Any] = {
+            "type": "budget",
+            "slo": slo.name,
+            "dimension": slo.dimension,
+            "model": self.model,
+            "version": key.version,
+            "segment": key.segment,
+            "ts": self.ts_text,
+            "sli": None if not judged else round(good / judged, 6),
+            "objective": slo.objective,
+            "target": slo.slo_target,
+            "window": slo.window,
+            "budgeting": slo.budgeting.method,
+            "good": good,
+            "total": judged,
+            "budget_remaining": round(remaining, 6),
+            "burn_rates": burn_labels,
+            "events": {label[ws]: int(sums[ws][EVENTS]) for ws in windows},
+            "counted": {"good": counted[0], "total": counted[1]},
+            "firing": firing,
+        }
+        if metric:
+            event["slices_unjudged"] = w[c.unjudged]
+            event["value"] = key.values.get(i)
+        if i in key.details and key.details[i] is not None:
+            event[slo.sli.spec.dimension if slo.sli.spec.dimension in ("drift", "fairness") else "details"] = (
+                key.details[i]
+            )
+        if labelled is not None:
+            event["burn_rates_to"] = to_rfc3339(labelled[0])
+        if slo.sli.spec.labelled and not key.key:
+            event["labels"] = judge.label_report()
+        if slo.baseline is not None:
+            event["baseline"] = slo.baseline
+        if low_traffic:
+            event["low_traffic"] = low_traffic
+        if key.windows.dropped:  # events that came after their windows were evaluated: never silent
+            event["late_dropped"] = int(key.windows.dropped)
+        out.append(("budget", event))
+
+    def health(self, outputs: list[Output]) -> None:
+        """The composite health score of the model, attached to its whole-model budget events."""
+        events = [m for kind, m in outputs if kind == "budget"]
+        if not events:
+            return
+        health = health_score([(e["dimension"], e["budget_remaining"]) for e in events],
+                              self.plan.model.health_weights)
+        for e in events:
+            e["health"] = health
+
+    def no_data(self, whole: KeyState, t: float, out: list[Output]) -> None:
+        """`no-data` fires when a model that has sent events sends none for `no_data_after`."""
+        st = self.judge.state
+        after = self.plan.model.no_data_after_s
+        silent = st.first_ts <= t - after and whole.windows.span(t - after, t)[EVENTS] == 0
+        transition, started = st.book.update((None, "", NO_DATA), silent, t)  # type: ignore[arg-type]
+        if transition is None:
+            return
+        config = self.judge.config
+        owner = config.owners.get("infrastructure") or config.owners.get("default")
+        summary = (
+            f"{self.model} has sent no inference events for {format_duration(after)} "
+            f"(since before {to_rfc3339(t - after)})"
+            if transition == "firing"
+            else f"{self.model} is sending inference events again"
+        )
+        alert = self._alert(whole, None, "infrastructure", NO_DATA, config.no_data_severity, transition, started,
+                            {}, None, summary, owner)
+        out.append(("alert", alert))
+
+    def _transition(self, key: KeyState, slo: Slo, rule: AlertRule | None, severity: str, holds: bool, t: float,
+                    out: list[Output], burns: dict[str, float], remaining: float) -> bool:
+        """Record whether a rule holds; emit its alert on a change. Returns whether it is firing now."""
+        name = rule.name if rule is not None else BUDGET_EXHAUSTED
+        transition, started = self.judge.state.book.update((slo.name, key.key, name), holds, t)
+        if transition is None:
+            return holds
+        where = f"{self.model}{', ' + key.key if key.key else ''}"
+        if rule is None:
+            summary = (
+                f"{slo.name} ({where}) has spent its {slo.window} error budget ({remaining:.0%} left)"
+                if transition == "firing"
+                else f"{slo.name} ({where}) has error budget again ({remaining:.0%} left)"
+            )
+        else:
+            long_w, short_w = rule.windows
+            summary = (
+                f"{slo.name} ({where}) burns its {slo.window} error budget "
+                f"{burns.get(long_w, 0):.1f}x over {long_w} and {burns.get(short_w, 0):.1f}x over "
+                f"{short_w} (threshold {rule.burn_rate:g}x); {remaining:.0%} of the budget left"
+                if transition == "firing"
+                else f"{slo.name} ({where}) no longer burns {rule.burn_rate:g}x over {long_w}/{short_w}"
+            )
+        i = self.plan.slos.index(slo)
+        if transition == "firing" and key.details.get(i) is not None:
+            summary += explain(slo, key.details[i], key.values.get(i))
+        alert = self._alert(key, slo.name, slo.dimension, name, severity, transition, started, burns, remaining,
+                            summary, self.judge.config.owner_of(slo))
+        if rule is not None:
+            alert["windows"] = {"long": rule.windows[0], "short": rule.windows[1]}
+            alert["threshold"] = rule.burn_rate
+        if key.details.get(i) is not None:
+            alert[slo.dimension if slo.dimension in ("drift", "fairness") else "details"] = key.details[i]
+        out.append(("alert", alert))
+        return holds
+
+    def _alert(self, key: KeyState, slo: str | None, dimension: str, rule: str, severity: str, state: str,
+               started: float, burns: dict[str, float], remaining: float | None, summary: str,
+               owner: Owner | None) -> dict[str, Any]:
+        return {
+            "type": "alert",
+            "id": alert_id(slo, self.model, key.key, rule),
+            "state": state,
+            "severity": severity,
+            "rule": rule,
+            "slo": slo,
+            "dimension": dimension,
+            "model": self.model,
+            "version": key.version,
+            "segment": key.segment,
+            "owner": owner.route if owner else None,
+            "burn_rates": burns,
+            "budget_remaining": None if remaining is None else round(float(remaining), 6),
+            "started_at": to_rfc3339(started),
+            "ts": self.ts_text,
+            "summary": summary,
+            "actions": list(owner.actions) if owner else [],
+            "runbook": owner.runbook if owner else None,
+        }

@@ -1,0 +1,244 @@
+"""The per-event stage of one (model, shard): dedupe, the label join, and pre-aggregation.
+
+A `Shard` takes the `Piece`s (pieces.py) of its hash range and turns each into one `Summary`
+(summary.py) for the judge, plus dead letters:
+
+1. **dedupe**: ids seen within `limits.dedupe_window` are dead-lettered as duplicates (they count
+   toward the schema SLI);
+2. **pre-aggregation**: counter rows per (segment key, interval), drift bins and selection counts
+   per (key, slice bucket), quantile sketch buckets per (key, SLO, slice), and the newest event
+   and version per (key, interval), all with numpy over the piece's columns;
+3. **the label join** (`labels.LabelStore`): predictions wait for their labels; each joined pair
+   becomes confusion counts or regression sums in its prediction's slice, tagged with the tick
+   from which it counts (the first tick after the later of the label's and the prediction's event
+   time), so verdicts depend on event time only, not on batching or on the number of shards;
+4. **time**: the shard's own frontier over the sources' progress expires remembered ids, waiting
+   predictions and held labels; the summary carries the progress on to the judge.
+
+The shard's state is numpy columns and small dicts; it pickles without walking per-event objects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sloguard.dedupe import RecentIds
+from sloguard.events import DeadLetter
+from sloguard.frontier import SourceFrontier
+from sloguard.labels import Joined, LabelRefs, LabelStore, Rejected
+from sloguard.pieces import InferencePiece, Piece, answered, fold_messages, sketch_parts, tick_of
+from sloguard.plan import ModelPlan
+from sloguard.sketch import LogHistogram
+from sloguard.summary import Summary, fold_cells, fold_rows, newest_per_key, segmentations
+from sloguard.timeutil import format_duration
+
+MAX_CODES = 32_767  # per attribute and shard: distinct segment values a waiting prediction can name
+OTHER = "(other)"
+
+Output = tuple[str, dict[str, Any]]
+
+
+@dataclass
+class ShardState:
+    """What one shard keeps between batches."""
+
+    recent: RecentIds
+    labels: LabelStore | None
+    frontier: SourceFrontier
+    watermark: float = -math.inf
+    codes: list[dict[str, int]] = field(default_factory=list)  # per attribute: value -> code of waiting predictions
+    values: list[list[str]] = field(default_factory=list)  # per attribute: code -> value
+
+
+class Shard:
+    """The per-event stage of one model's shard (see the module docstring)."""
+
+    def __init__(self, plan: ModelPlan, shard: int, state: ShardState | None = None, sources: tuple[str, ...] = ()
+                 ) -> None:
+        self.plan = plan
+        self.shard = shard
+        config = plan.config
+        if state is None:
+            store = None
+            if plan.labelled:
+                store = LabelStore(plan.model.label_delay_s, max(1, plan.model.max_pending_labels // plan.shards),
+                                   max(config.allowed_lateness_s, plan.interval_s))
+            state = ShardState(RecentIds(config.dedupe_window_s, max(1000, 2_000_000 // plan.shards)), store,
+                               SourceFrontier(sources), codes=[{} for _ in plan.attrs],
+                               values=[[] for _ in plan.attrs])
+        self.state = state
+
+    def ingest(self, piece: Piece) -> tuple[Summary, list[Output]]:
+        """One piece in; its summary for the judge and its dead letters out."""
+        summary = piece.pre or Summary(self.plan.name, self.shard)
+        summary.progress = piece.progress
+        dead: list[Output] = []
+        if piece.inference is not None and len(piece.inference):
+            self._inference(piece.inference, summary, dead)
+        if self.state.labels is not None:
+            self.state.labels.oldest = self._labelled_from()
+        if piece.labels is not None and len(piece.labels) and self.state.labels is not None:
+            lp = piece.labels
+            joined, rejected = self.state.labels.add_labels(
+                lp.hashes, lp.ts, lp.truth, LabelRefs(lp.ts, lp.payloads, lp.topic, lp.partition, lp.offsets))
+            self._pairs(joined, summary)
+            self._reject(rejected, dead)
+        self._advance(piece, dead)
+        if self.state.labels is not None:
+            summary.labels = self.state.labels.report()
+        return summary, dead
+
+    def finish(self) -> list[Output]:
+        """End of input: labels still held for a prediction that never came are dead-lettered."""
+        dead: list[Output] = []
+        st = self.state
+        if st.labels is not None:
+            end = max(st.watermark, st.frontier.newest())
+            if end > st.watermark:  # no more input: event time has reached the newest event seen
+                self._reject(st.labels.expire(end), dead)
+            self._reject(st.labels.release_held(), dead)
+        return dead
+
+    # ---- inference ------------------------------------------------------------------------------
+
+    def _inference(self, p: InferencePiece, summary: Summary, dead: list[Output]) -> None:
+        plan = self.plan
+        fresh = self.state.recent.first_seen(p.hashes, p.ts)
+        if fresh is not None:
+            self._duplicates(p, np.flatnonzero(~fresh), summary, dead)
+            p = p.take(np.flatnonzero(fresh))
+            if not len(p):
+                return
+        summary.first_ts = min(summary.first_ts, float(p.ts.min()))
+        segs = segmentations(p.codes, summary.key_offsets(p.tables, plan.attrs), len(p))
+        summary.windows.append(fold_rows(segs, p.ts, plan.layout.inference_matrix(p), plan.interval_s))
+        summary.newest += newest_per_key(segs, p.ts, plan.interval_s, p.version_codes, p.versions)
+        if plan.slices.live:
+            summary.live.append(fold_cells(segs, p.ts, p.live_cells, plan.slices.live_ncols, plan.slices.live_base_s))
+        for i, slo in plan.quantile_slos:
+            if slo.sli.params.get("source", "inference") != "inference":
+                continue
+            if slo.sli.kind == "latency_quantile":
+                mask = p.status != 1  # STATUS_CODE["error"]: a failed request has no latency to judge
+                values = p.latency_ms
+            else:
+                values = p.lag_s
+                mask = ~np.isnan(values)
+            summary.sketches += sketch_parts(i, slo.budgeting.slice_s, p.ts[mask], values[mask],
+                                             [(c[mask], o) for c, o in segs])
+        store = self.state.labels
+        if store is not None:
+            waiting = {"ts": p.ts, "answered": answered(p), **p.predicted}
+            for j, (codes, table) in enumerate(zip(p.codes, p.tables, strict=True)):
+                waiting[f"code{j}"] = self._shard_codes(j, codes, table)
+            joined, rejected = store.add_predictions(p.hashes, waiting)
+            self._pairs(joined, summary)
+            self._reject(rejected, dead)
+
+    def _duplicates(self, p: InferencePiece, rows: np.ndarray, summary: Summary, dead: list[Output]) -> None:
+        window = format_duration(int(self.state.recent.window_s))
+        for j in rows.tolist():
+            raw = p.payloads[j]
+            meta = DeadLetter(p.topic, p.partition, int(p.offsets[j]), "", raw, self.plan.name, float(p.ts[j]))
+            ident = _id_of(raw)
+            dead.append(("dead_letter", {**meta.to_dict(),
+                                         "error": f"duplicate: id {ident!r} was already seen within {window}"}))
+        summary.counters["duplicates"] = summary.counters.get("duplicates", 0) + len(rows)
+        fold_messages(self.plan, summary, p.ts[rows], valid=False)
+
+    def _shard_codes(self, j: int, codes: np.ndarray, table: list[str]) -> np.ndarray:
+        """The piece's codes of attribute j as this shard's stable codes (int16)."""
+        known, values = self.state.codes[j], self.state.values[j]
+        lookup = np.empty(len(table) + 1, np.int16)
+        lookup[-1] = -1
+        for k, value in enumerate(table):
+            code = known.get(value)
+            if code is None:
+                if len(values) >= MAX_CODES - 1:
+                    value = OTHER
+                    code = known.get(OTHER)
+                if code is None:
+                    code = known[value] = len(values)
+                    values.append(value)
+            lookup[k] = code
+        return lookup[codes]
+
+    # ---- labels ---------------------------------------------------------------------------------
+
+    def _pairs(self, joined: Joined | None, summary: Summary) -> None:
+        """Count joined pairs in their prediction's slice of every key, from the tick they are known.
+
+        A failed request (status error or timeout) gave no answer: its pair is counted as
+        `unanswered`, not as a negative prediction, so an outage burns availability, not quality.
+        """
+        if joined is None or not len(joined):
+            return
+        store, plan = self.state.labels, self.plan
+        assert store is not None
+        ok = joined.pred["answered"]
+        if not ok.all():
+            store.counters["unanswered"] = store.counters.get("unanswered", 0) + int((~ok).sum())
+            joined = joined.take(np.flatnonzero(ok))
+            if not len(joined):
+                return
+        codes, tables = [], []
+        for j in range(len(plan.attrs)):
+            shard_codes = joined.pred[f"code{j}"].astype(np.int64)
+            used = np.unique(shard_codes[shard_codes >= 0])
+            local = np.searchsorted(used, shard_codes)
+            codes.append(np.where(shard_codes >= 0, local, -1))
+            tables.append([self.state.values[j][u] for u in used.tolist()])
+        segs = segmentations(codes, summary.key_offsets(tables, plan.attrs), len(joined))
+        known = np.maximum(joined.label_ts, joined.pred["ts"])
+        summary.labelled.append(fold_cells(segs, joined.pred["ts"], plan.slices.labelled_cells(joined.pred,
+                                                                                            joined.truth),
+                                           plan.slices.labelled_ncols, plan.slices.labelled_base_s,
+                                           tick=tick_of(known, plan.interval_s), tick_s=plan.interval_s))
+
+    def _reject(self, rejected: Rejected, dead: list[Output]) -> None:
+        for meta, reason in rejected:
+            dead.append(("dead_letter", DeadLetter(meta.topic, meta.partition, meta.offset, reason, meta.raw,
+                                                   self.plan.name, meta.ts).to_dict()))
+
+    def _labelled_from(self) -> float:
+        """The oldest prediction time whose slice the judge's labelled ring surely still keeps.
+
+        The judge's ticks trail this shard's watermark by the allowed lateness at least, and its
+        ring keeps `span` before its tick: a pair older than that would be added to a released slice.
+        """
+        wm, layout = self.state.watermark, self.plan.slices.labelled_layout
+        if not math.isfinite(wm) or layout is None:
+            return -math.inf
+        base, span = layout.base_s, layout.tiers[0].span_s
+        return (math.floor((wm - self.plan.config.allowed_lateness_s - span) / base) + 1) * base
+
+    # ---- time -----------------------------------------------------------------------------------
+
+    def _advance(self, piece: Piece, dead: list[Output]) -> None:
+        st, p = self.state, piece.progress
+        st.frontier.update(p.source, p.newest, p.caught_up)
+        wm = max(p.watermark, st.frontier.watermark())
+        if p.clock is not None and st.frontier.all_caught_up():
+            wm = max(wm, p.clock)
+        if wm <= st.watermark:
+            return
+        st.watermark = wm
+        st.recent.expire(wm)
+        if st.labels is not None:
+            self._reject(st.labels.expire(wm), dead)
+
+
+def _id_of(raw: bytes) -> str:
+    import orjson
+
+    try:
+        return str(orjson.loads(raw).get("id"))
+    except (orjson.JSONDecodeError, AttributeError):
+        return "?"
+
+
+__all__ = ["LogHistogram", "Shard", "ShardState"]
