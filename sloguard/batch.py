@@ -223,21 +223,22 @@ def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> Par
 
 
 def _date_unreadable_rejections(out: ParsedBatch, raw: RawBatch, idx: list[int], events: list[Any]) -> None:
-    """A rejected message without a readable time counts at its nearest valid neighbour's time.
+    """A rejected message without a readable time counts at the newest valid event time its source
+    had reached when it was read: within the batch, the newest valid event before it (by offset).
 
-    That is where it sat in the stream, whatever order partitions are read in (the watermark at
-    the time it was read would depend on that order).
+    That depends on the source's order only, not on how it was cut into batches; one with no valid
+    event before it in its batch keeps NaN, and the shard dates it at its source's newest time.
     """
     if not any(math.isnan(t) for r in out.rejections.values() for t in r.ts):
         return
     offsets = np.asarray([raw.offsets[i] for i in idx])
-    stamps = np.array(list(map(_TS, events)), float)
-    by_offset = {d.offset: d for d in out.dead_letters}
+    newest = np.maximum.accumulate(np.array(list(map(_TS, events)), float))
     for rejections in out.rejections.values():
         for j, (t, offset) in enumerate(zip(rejections.ts, rejections.offsets, strict=True)):
-            if math.isnan(t) and offset in by_offset:
-                k = min(int(np.searchsorted(offsets, offset)), len(offsets) - 1)
-                rejections.ts[j] = float(stamps[k])
+            if math.isnan(t):
+                k = int(np.searchsorted(offsets, offset)) - 1  # the valid events before it
+                if k >= 0:
+                    rejections.ts[j] = float(newest[k])
 
 
 def _in_time(

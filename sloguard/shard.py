@@ -87,6 +87,8 @@ class Shard:
                 lp.hashes, lp.ts, lp.truth, LabelRefs(lp.ts, lp.payloads, lp.topic, lp.partition, lp.offsets))
             self._pairs(joined, summary)
             self._reject(rejected, dead)
+        if summary.undated_rejections:
+            self._date(summary, piece.progress.source)
         self._advance(piece, dead)
         if self.state.labels is not None:
             summary.labels = self.state.labels.report()
@@ -203,6 +205,14 @@ class Shard:
         for meta, reason in rejected:
             dead.append(("dead_letter", DeadLetter(meta.topic, meta.partition, meta.offset, reason, meta.raw,
                                                    self.plan.name, meta.ts).to_dict()))
+
+    def _date(self, summary: Summary, source: str) -> None:
+        """Rejected messages with no readable time and no valid event before them in their batch
+        count at the newest event time their source had reached before the batch."""
+        newest, _ = self.state.frontier.sources.get(source, (-math.inf, False))
+        if math.isfinite(newest):
+            fold_messages(self.plan, summary, np.full(summary.undated_rejections, newest), valid=False)
+            summary.undated_rejections = 0
 
     def _labelled_from(self) -> float:
         """The oldest prediction time whose slice the judge's labelled ring surely still keeps.

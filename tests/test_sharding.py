@@ -1,0 +1,210 @@
+"""Scale-out: id hashes, the hash index, summaries that merge, and outputs that do not depend on how
+the input was cut into batches, shards, workers or processes."""
+
+from __future__ import annotations
+
+import pickle
+import uuid
+
+import numpy as np
+import orjson
+import pytest
+from factories import T0, batches, of, spec_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from test_drift_slos import traffic as drift_traffic
+from test_quality_slos import quality_config, run_mixed, traffic
+
+from sloguard.batch import parse_batch
+from sloguard.config import parse_config
+from sloguard.evaluator import ModelEvaluator, split_by_model
+from sloguard.events import RawBatch
+from sloguard.idhash import HashIndex, id_hashes, shard_of
+from sloguard.summary import fold_cells, fold_rows, segmentations
+
+# ---- id hashes ------------------------------------------------------------------------------------
+
+
+def test_an_id_hashes_the_same_in_any_batch() -> None:
+    alone = id_hashes(["early"])
+    assert id_hashes(["nobody", "early", "x" * 200])[1] == alone[0]  # padding of longer ids is skipped
+    assert id_hashes(["a"])[0] != id_hashes(["a\x00"])[0]  # numpy strips trailing NULs; the length does not
+    assert id_hashes(["é"])[0] != id_hashes(["e"])[0]
+
+
+def test_the_hash_is_pinned() -> None:
+    """Shards and recovery state depend on these exact values across versions, processes and machines."""
+    assert [hex(int(h)) for h in id_hashes(["", "a", "fraud-000001"])] == [
+        "0x25fc6dd36ce04b20", "0xd377414ddfef00ca", "0x88f0ccfc38c4523c"]
+
+
+def test_two_million_realistic_ids_do_not_collide_and_spread_evenly_over_shards() -> None:
+    ids = [str(uuid.UUID(int=int(x))) for x in np.random.default_rng(1).integers(0, 2**63, 1_000_000)]
+    ids += [f"fraud-{i:09d}" for i in range(1_000_000)]
+    h = id_hashes(ids)
+    assert len(np.unique(h)) == len(ids)
+    counts = np.bincount(shard_of(h, 16), minlength=16)
+    assert stats.chisquare(counts).pvalue > 1e-3
+
+
+# ---- the hash index against a dict ----------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.lists(st.integers(0, 400), max_size=50)), max_size=30))
+def test_the_hash_index_answers_like_a_dict(ops: list[tuple[int, list[int]]]) -> None:
+    index, oracle = HashIndex(), {}
+    value = 0
+    for op, keys in ops:
+        k = np.array(keys, np.uint64)
+        if op <= 1:  # insert (a later value for a key wins)
+            vals = np.arange(value, value + len(keys), dtype=np.int64)
+            value += len(keys)
+            index.insert(k, vals, lambda _k, v: v >= 0)
+            oracle.update(zip(keys, vals.tolist(), strict=True))
+        elif op == 2:
+            index.merge()
+        got = index.lookup(k).tolist()
+        assert got == [oracle.get(x, -1) for x in keys]
+
+
+# ---- summaries merge by addition ------------------------------------------------------------------
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_summaries_of_parts_add_up_to_the_summary_of_the_whole(n: int, parts: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ts = T0 + rng.uniform(0, 600, n)
+    codes = [rng.integers(-1, 4, n), rng.integers(-1, 3, n)]
+    segs = segmentations(codes, [1, 5], n)
+    matrix = rng.integers(0, 3, (n, 4)).astype(float)
+    cells = [(rng.integers(-1, 6, n), None), (rng.integers(-1, 6, n), rng.uniform(0, 2, n))]
+    tick = (np.floor(ts / 60) + 1) * 60
+
+    def totals(rows) -> dict:
+        out: dict = {}
+        for r in [x for x in rows if x is not None]:
+            for j in range(len(r)):
+                key = (int(r.key[j]), float(r.start[j]), None if r.tick is None else float(r.tick[j]))
+                out[key] = out.get(key, 0) + r.rows[j]
+        return {k: np.round(v, 9).tolist() for k, v in out.items() if v.any()}
+
+    split = np.sort(rng.choice(np.arange(1, n), min(parts - 1, n - 1), replace=False)) if n > 1 else []
+    pieces = np.split(np.arange(n), split)
+    for fold, args in ((fold_rows, (matrix, 60)), (fold_cells, (cells, 6, 300, tick, 60))):
+        whole = fold(segs, ts, *args)
+
+        def part(rows: np.ndarray, fold=fold, args=args):
+            sub = [(c[rows], o) for c, o in segs]
+            a = [x if not isinstance(x, np.ndarray) else x[rows] for x in args]
+            if fold is fold_cells:
+                a[0] = [(c[rows], None if w is None else w[rows]) for c, w in args[0]]
+            return fold(sub, ts[rows], *a)
+
+        assert totals([part(p) for p in pieces]) == totals([whole])
+
+
+# ---- outputs do not depend on shards or batches ---------------------------------------------------
+
+
+def _outputs(config, streams, shards: int, size: int) -> list:
+    ev = ModelEvaluator(config, "m", sources=tuple(streams), shards=shards)
+    spec = spec_of(config)
+    merged = sorted(((e["ts"], kind, e) for kind, events in streams.items() for e in events), key=lambda x: x[:2])
+    out = []
+    for start in range(0, len(merged), size):
+        chunk = merged[start : start + size]
+        for kind in streams:
+            part = [e for _, k, e in chunk if k == kind]
+            if part:
+                rb = batches(part, len(part), kind)[0]
+                rb = type(rb)(rb.kind, rb.topic, rb.partition, rb.offsets, rb.values, source=kind)
+                for _, mb in split_by_model(parse_batch(rb, spec), ["m"]):
+                    out += ev.process(mb)
+    out += ev.finish()
+    # `labels` counts what has been read so far: it depends on arrival order by design
+    return [(k, {f: v for f, v in m.items() if f != "labels"}) for k, m in out if k != "dead_letter"]
+
+
+@pytest.mark.parametrize(("shards", "size"), [(3, 97), (16, 500), (7, 1500)])
+def test_quality_and_fairness_outputs_are_the_same_for_any_shards_and_batches(shards: int, size: int) -> None:
+    rng = np.random.default_rng(14)
+    preds, labels = traffic(T0, T0 + 3600, 1.0, rng, accuracy=0.7, label_delay=900, regions=("eu", "us", "apac"))
+    preds += [dict(preds[5]), dict(preds[700])]  # redelivered: duplicates go through whichever shard owns them
+    config = quality_config(
+        [
+            {"name": "q", "sli": {"precision": {"positive": 1}}, "objective": 0.9},
+            {"name": "fair", "dimension": "fairness", "sli": {"tpr_gap": {"positive": 1}}, "objective": 0.05},
+        ],
+        fairness={"attribute": "region"},
+    )
+    streams = {"inference": preds, "labels": labels}
+    one = _outputs(config, streams, 1, 250)
+    many = _outputs(config, streams, shards, size)
+    assert one == many
+    assert any(k == "alert" for k, _ in one)
+
+
+def test_drift_outputs_are_the_same_for_any_shards(tmp_path) -> None:
+    from test_drift_slos import drift_config
+
+    rng = np.random.default_rng(5)
+    config = drift_config(tmp_path, rng)
+    events = drift_traffic(rng, T0, T0 + 3600, 1.0) + drift_traffic(rng, T0 + 3600, T0 + 7200, 1.0, shift=1.0,
+                                                                    shift_region="us")
+    one = _outputs(config, {"inference": events}, 1, 300)
+    assert one == _outputs(config, {"inference": events}, 16, 77)
+    assert of(one, "alert", slo="drift")
+
+
+def test_quantile_outputs_are_the_same_for_any_shards() -> None:
+    from factories import event, make_config
+
+    p99 = {"latency_quantile": {"quantile": 0.99}}
+    config = make_config([{"name": "p99", "dimension": "infrastructure", "sli": p99, "objective": 100,
+                           "budgeting": {"timeslices": "5m", "min_samples": 10, "target": 0.99}}])
+    rng = np.random.default_rng(8)
+    events = [event(i, T0 + i * 0.5, latency_ms=float(rng.gamma(2, 30 if i < 4000 else 90)),
+                    region=("eu", "us", "apac")[i % 3]) for i in range(8000)]
+    one = _outputs(config, {"inference": events}, 1, 500)
+    assert one == _outputs(config, {"inference": events}, 5, 333)
+    assert of(one, "alert", slo="p99")
+
+
+def test_a_model_evaluator_snapshot_is_bytes_and_restores_every_shard() -> None:
+    rng = np.random.default_rng(3)
+    preds, labels = traffic(T0, T0 + 1200, 1.0, rng, label_delay=600)
+    config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.5}])
+    _, ev = run_mixed(config, preds, labels[: len(labels) // 2], finish=False)
+    snap = ev.snapshot()
+    assert isinstance(snap, bytes)
+    again = ModelEvaluator.from_snapshot(config, "m", pickle.loads(pickle.dumps(snap)))
+    assert again.label_report() == ev.label_report() and again.label_report()["pending"] > 0
+
+
+def test_an_invalid_message_without_a_time_counts_at_its_source_s_newest_time_whatever_the_batching() -> None:
+    config = parse_config({
+        "evaluation_interval": "1m", "allowed_lateness": "0s", "alerting": {"min_events": 0},
+        "models": {"m": {"segments": ["region"]}},
+        "slos": [{"name": "schema", "model": "m", "dimension": "data", "sli": "schema_violations",
+                  "objective": 0.99, "window": "1d"}],
+    })
+    good = [{"id": f"g{i}", "model": "m", "version": "v", "ts": T0 + i, "status": "ok", "latency_ms": 1.0}
+            for i in range(600)]
+    lines = [orjson.dumps(e) for e in good]
+    lines[300:300] = [b'{"model": "m", "oops": 1}'] * 5  # unreadable time, after t = T0 + 299
+    budgets = []
+    for size in (7, 300, 1000):
+        ev = ModelEvaluator(config, "m", sources=("inference",), shards=4)
+        out = []
+        for k in range(0, len(lines), size):
+            chunk = lines[k : k + size]
+            rb = RawBatch("inference", "ml.inference", 0, list(range(k, k + len(chunk))), chunk, source="inference")
+            for _, mb in split_by_model(parse_batch(rb, spec_of(config)), ["m"]):
+                out += ev.process(mb)
+        out += ev.finish()
+        budgets.append([(b["ts"], b["good"], b["total"]) for b in of(out, "budget")])
+    assert budgets[0] == budgets[1] == budgets[2]
+    assert budgets[0][-1][2] - budgets[0][-1][1] == 5  # all five counted as invalid
