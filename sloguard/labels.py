@@ -446,13 +446,15 @@ class LabelStore:
 
 @dataclass(frozen=True)
 class LabelRefs:
-    """Where a batch's labels came from: `refs[j]` is label j's `LabelMeta`."""
+    """Where a batch's labels came from: `refs[j]` is the `LabelMeta` of label `rows[j]`."""
 
     ts: np.ndarray
     payloads: Any  # RaggedBytes: payload j
     topic: str
     partition: int
     offsets: np.ndarray
+    rows: np.ndarray | None = None
 
     def __getitem__(self, j: int) -> LabelMeta:
-        return LabelMeta(float(self.ts[j]), self.payloads[j], self.topic, self.partition, int(self.offsets[j]))
+        k = j if self.rows is None else int(self.rows[j])
+        return LabelMeta(float(self.ts[k]), self.payloads[k], self.topic, self.partition, int(self.offsets[k]))

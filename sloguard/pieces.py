@@ -31,7 +31,7 @@ from sloguard.plan import ModelPlan
 from sloguard.quality import label_positive
 from sloguard.sketch import LogHistogram
 from sloguard.slices import as_numbers
-from sloguard.summary import Progress, SketchPart, Summary, fold_rows, newest_per_key, segmentations
+from sloguard.summary import Progress, SketchPart, Summary, fold_cells, fold_rows, newest_per_key, segmentations
 
 
 @dataclass(frozen=True)
@@ -138,14 +138,35 @@ class LabelPiece:
 
 
 @dataclass
+class Rows:
+    """Some rows of a batch's columns, without copying them: a shard's share of the batch.
+
+    In one process a piece points into the batch's columns; pickled to another worker it carries
+    only its own rows (`__reduce__` takes them), so nothing is copied unless it must travel.
+    """
+
+    whole: Any  # InferencePiece | LabelPiece
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __reduce__(self) -> tuple:
+        return Rows, (self.whole.take(self.rows), np.arange(len(self.rows)))
+
+    def col(self, name: str) -> np.ndarray:
+        return getattr(self.whole, name)[self.rows]
+
+
+@dataclass
 class Piece:
     """Everything one batch holds for one (model, shard)."""
 
     model: str
     shard: int
     progress: Progress
-    inference: InferencePiece | None = None
-    labels: LabelPiece | None = None
+    inference: Rows | None = None  # rows of an InferencePiece
+    labels: Rows | None = None  # rows of a LabelPiece
     pre: Summary | None = None  # folded in the parse step: feature events, label messages, rejections
 
 
@@ -230,47 +251,71 @@ def sketch_parts(slo: int, width_s: int, ts: np.ndarray, values: np.ndarray, seg
     return out
 
 
+def fold_inference(plan: ModelPlan, summary: Summary, p: InferencePiece, sign: float = 1.0) -> None:
+    """Predictions' counters per key and interval, drift and selection cells, latency and lag
+    sketches, newest event per key. `sign=-1` takes back what duplicates added."""
+    segs = segmentations(p.codes, summary.key_offsets(p.tables, plan.attrs), len(p))
+    matrix = plan.layout.inference_matrix(p)
+    summary.windows.append(fold_rows(segs, p.ts, matrix if sign > 0 else -matrix, plan.interval_s))
+    if sign > 0:
+        summary.first_ts = min(summary.first_ts, float(p.ts.min()))
+        summary.newest += newest_per_key(segs, p.ts, plan.interval_s, p.version_codes, p.versions)
+    if plan.slices.live:
+        cells = p.live_cells if sign > 0 else [(c, -np.ones(len(c)) if w is None else -w) for c, w in p.live_cells]
+        summary.live.append(fold_cells(segs, p.ts, cells, plan.slices.live_ncols, plan.slices.live_base_s))
+    for i, slo in plan.quantile_slos:
+        if slo.sli.params.get("source", "inference") != "inference":
+            continue
+        if slo.sli.kind == "latency_quantile":
+            mask = p.status != STATUS_CODE["error"]  # a failed request has no latency to judge
+            values = p.latency_ms
+        else:
+            values = p.lag_s
+            mask = ~np.isnan(values)
+        parts = sketch_parts(i, slo.budgeting.slice_s, p.ts[mask], values[mask], [(c[mask], o) for c, o in segs])
+        summary.sketches += parts if sign > 0 else [replace(x, counts=-x.counts) for x in parts]
+
+
 def route(plan: ModelPlan, progress: Progress, inference: InferenceColumns | None, labels: LabelColumns | None,
           features: FeatureColumns | None, rejected_ts: np.ndarray | None) -> list[Piece]:
-    """Cut one batch's events of `plan`'s model into a `Piece` per shard (see the module docstring)."""
+    """Cut one batch's events of `plan`'s model into a `Piece` per shard (see the module docstring).
+
+    What needs no shard state is folded here, once per batch, into a `Summary` that rides with one
+    shard's piece: the predictions' counters (a shard later takes back those of duplicates, which
+    are rare), feature-pipeline events, label and rejected messages.
+    """
     shards = plan.shards
     pieces = [Piece(plan.name, s, progress) for s in range(shards)]
+    # no id to route the batch's own summary by: one shard per batch, spread by where it came from
+    s0 = (zlib.crc32(progress.source.encode()) + int(progress.newest if math.isfinite(progress.newest) else 0)
+          ) % shards
+    pre = Summary(plan.name, s0)
     if inference is not None and len(inference):
         whole = inference_piece(plan, inference)
+        fold_inference(plan, pre, whole)
         _split(pieces, shard_of(whole.hashes, shards), whole, "inference")
-    has_labels = labels is not None and len(labels)
-    if has_labels and plan.labelled:
-        lp = label_piece(plan, labels)  # type: ignore[arg-type]
-        _split(pieces, shard_of(lp.hashes, shards), lp, "labels")
-    has_features = features is not None and len(features)
-    has_rejections = rejected_ts is not None and len(rejected_ts)
-    if has_features or has_rejections or has_labels:
-        # no id to route by: one shard per batch, spread by where the batch came from
-        s = (zlib.crc32(progress.source.encode()) + int(progress.newest if math.isfinite(progress.newest) else 0)
-             ) % shards
-        pre = pieces[s].pre = Summary(plan.name, s)
-        if has_features:
-            fold_features(plan, pre, features)  # type: ignore[arg-type]
-        if has_labels:
-            fold_messages(plan, pre, labels.ts, valid=True)  # type: ignore[union-attr]
-        if has_rejections:
-            fold_rejections(plan, pre, np.asarray(rejected_ts, np.float64))
+    if labels is not None and len(labels):
+        if plan.labelled:
+            lp = label_piece(plan, labels)
+            _split(pieces, shard_of(lp.hashes, shards), lp, "labels")
+        fold_messages(plan, pre, labels.ts, valid=True)
+    if features is not None and len(features):
+        fold_features(plan, pre, features)
+    if rejected_ts is not None and len(rejected_ts):
+        fold_rejections(plan, pre, np.asarray(rejected_ts, np.float64))
+    pieces[s0].pre = pre
     return pieces
 
 
 def _split(pieces: list[Piece], shard: np.ndarray, whole: InferencePiece | LabelPiece, kind: str) -> None:
     if len(pieces) == 1:
-        setattr(pieces[0], kind, whole)
+        setattr(pieces[0], kind, Rows(whole, np.arange(len(whole))))
         return
     order = np.argsort(shard, kind="stable")
     bounds = np.searchsorted(shard[order], np.arange(len(pieces) + 1))
     for s, piece in enumerate(pieces):
         if bounds[s + 1] > bounds[s]:
-            setattr(piece, kind, whole.take(order[bounds[s] : bounds[s + 1]]))
-
-
-def answered(piece: InferencePiece) -> np.ndarray:
-    return piece.status == STATUS_CODE["ok"]
+            setattr(piece, kind, Rows(whole, order[bounds[s] : bounds[s + 1]]))
 
 
 def tick_of(known: np.ndarray, interval_s: int) -> np.ndarray:
@@ -278,4 +323,4 @@ def tick_of(known: np.ndarray, interval_s: int) -> np.ndarray:
     return (np.floor(known / interval_s) + 1) * interval_s
 
 
-__all__ = ["Piece", "RaggedBytes", "answered", "intern", "math", "route", "tick_of"]
+__all__ = ["Piece", "RaggedBytes", "Rows", "fold_inference", "intern", "route", "tick_of"]

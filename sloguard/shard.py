@@ -27,13 +27,12 @@ from typing import Any
 import numpy as np
 
 from sloguard.dedupe import RecentIds
-from sloguard.events import DeadLetter
+from sloguard.events import STATUS_CODE, DeadLetter
 from sloguard.frontier import SourceFrontier
 from sloguard.labels import Joined, LabelRefs, LabelStore, Rejected
-from sloguard.pieces import InferencePiece, Piece, answered, fold_messages, sketch_parts, tick_of
+from sloguard.pieces import InferencePiece, Piece, Rows, fold_inference, fold_messages, tick_of
 from sloguard.plan import ModelPlan
-from sloguard.sketch import LogHistogram
-from sloguard.summary import Summary, fold_cells, fold_rows, newest_per_key, segmentations
+from sloguard.summary import Summary, fold_cells, segmentations
 from sloguard.timeutil import format_duration
 
 MAX_CODES = 32_767  # per attribute and shard: distinct segment values a waiting prediction can name
@@ -82,9 +81,10 @@ class Shard:
         if self.state.labels is not None:
             self.state.labels.oldest = self._labelled_from()
         if piece.labels is not None and len(piece.labels) and self.state.labels is not None:
-            lp = piece.labels
+            lp, rows = piece.labels.whole, piece.labels.rows
+            refs = LabelRefs(lp.ts, lp.payloads, lp.topic, lp.partition, lp.offsets, rows)
             joined, rejected = self.state.labels.add_labels(
-                lp.hashes, lp.ts, lp.truth, LabelRefs(lp.ts, lp.payloads, lp.topic, lp.partition, lp.offsets))
+                lp.hashes[rows], lp.ts[rows], {k: v[rows] for k, v in lp.truth.items()}, refs)
             self._pairs(joined, summary)
             self._reject(rejected, dead)
         if summary.undated_rejections:
@@ -107,50 +107,36 @@ class Shard:
 
     # ---- inference ------------------------------------------------------------------------------
 
-    def _inference(self, p: InferencePiece, summary: Summary, dead: list[Output]) -> None:
-        plan = self.plan
-        fresh = self.state.recent.first_seen(p.hashes, p.ts)
+    def _inference(self, view: Rows, summary: Summary, dead: list[Output]) -> None:
+        """Dedupe the piece's predictions (taking back duplicates' counters), then let them wait."""
+        p, rows = view.whole, view.rows
+        fresh = self.state.recent.first_seen(p.hashes[rows], p.ts[rows])
         if fresh is not None:
-            self._duplicates(p, np.flatnonzero(~fresh), summary, dead)
-            p = p.take(np.flatnonzero(fresh))
-            if not len(p):
+            self._duplicates(p.take(rows[~fresh]), summary, dead)
+            rows = rows[fresh]
+            if not len(rows):
                 return
-        summary.first_ts = min(summary.first_ts, float(p.ts.min()))
-        segs = segmentations(p.codes, summary.key_offsets(p.tables, plan.attrs), len(p))
-        summary.windows.append(fold_rows(segs, p.ts, plan.layout.inference_matrix(p), plan.interval_s))
-        summary.newest += newest_per_key(segs, p.ts, plan.interval_s, p.version_codes, p.versions)
-        if plan.slices.live:
-            summary.live.append(fold_cells(segs, p.ts, p.live_cells, plan.slices.live_ncols, plan.slices.live_base_s))
-        for i, slo in plan.quantile_slos:
-            if slo.sli.params.get("source", "inference") != "inference":
-                continue
-            if slo.sli.kind == "latency_quantile":
-                mask = p.status != 1  # STATUS_CODE["error"]: a failed request has no latency to judge
-                values = p.latency_ms
-            else:
-                values = p.lag_s
-                mask = ~np.isnan(values)
-            summary.sketches += sketch_parts(i, slo.budgeting.slice_s, p.ts[mask], values[mask],
-                                             [(c[mask], o) for c, o in segs])
         store = self.state.labels
         if store is not None:
-            waiting = {"ts": p.ts, "answered": answered(p), **p.predicted}
+            waiting = {"ts": p.ts[rows], "answered": p.status[rows] == STATUS_CODE["ok"],
+                       **{k: v[rows] for k, v in p.predicted.items()}}
             for j, (codes, table) in enumerate(zip(p.codes, p.tables, strict=True)):
-                waiting[f"code{j}"] = self._shard_codes(j, codes, table)
-            joined, rejected = store.add_predictions(p.hashes, waiting)
+                waiting[f"code{j}"] = self._shard_codes(j, codes[rows], table)
+            joined, rejected = store.add_predictions(p.hashes[rows], waiting)
             self._pairs(joined, summary)
             self._reject(rejected, dead)
 
-    def _duplicates(self, p: InferencePiece, rows: np.ndarray, summary: Summary, dead: list[Output]) -> None:
+    def _duplicates(self, p: InferencePiece, summary: Summary, dead: list[Output]) -> None:
+        """Dead-letter repeated ids; their counters were added with the batch: take them back."""
         window = format_duration(int(self.state.recent.window_s))
-        for j in rows.tolist():
+        for j in range(len(p)):
             raw = p.payloads[j]
             meta = DeadLetter(p.topic, p.partition, int(p.offsets[j]), "", raw, self.plan.name, float(p.ts[j]))
-            ident = _id_of(raw)
             dead.append(("dead_letter", {**meta.to_dict(),
-                                         "error": f"duplicate: id {ident!r} was already seen within {window}"}))
-        summary.counters["duplicates"] = summary.counters.get("duplicates", 0) + len(rows)
-        fold_messages(self.plan, summary, p.ts[rows], valid=False)
+                                         "error": f"duplicate: id {_id_of(raw)!r} was already seen within {window}"}))
+        summary.counters["duplicates"] = summary.counters.get("duplicates", 0) + len(p)
+        fold_inference(self.plan, summary, p, sign=-1.0)
+        fold_messages(self.plan, summary, p.ts, valid=False)
 
     def _shard_codes(self, j: int, codes: np.ndarray, table: list[str]) -> np.ndarray:
         """The piece's codes of attribute j as this shard's stable codes (int16)."""
@@ -251,4 +237,4 @@ def _id_of(raw: bytes) -> str:
         return "?"
 
 
-__all__ = ["LogHistogram", "Shard", "ShardState"]
+__all__ = ["Shard", "ShardState"]
