@@ -121,6 +121,8 @@ class Judge:
         self.sources = tuple(sources)
         self.slice_log: dict[tuple[int, float], tuple[float, str]] | None = None  # set by baseline.py
         self._drift_cache: dict[tuple[int, float], dict[str, list[FeatureDrift]]] = {}
+        self._bad_cache = {}
+        self._label_report: dict[str, Any] | None = None
         self.report = Report(self)
         if state is None:
             state = JudgeState(frontiers={s: SourceFrontier(self.sources) for s in range(plan.shards)})
@@ -291,6 +293,8 @@ class Judge:
 
     def _evaluate(self, t: float, out: list[Output]) -> None:
         self._drift_cache = {}  # drift is judged once per slice for all keys together
+        self._bad_cache: dict[int, dict[int, np.ndarray]] = {}
+        self._label_report = None
         plan = self.plan
         self.report.tick(t)
         for _, key in list(self.state.reported):
@@ -303,18 +307,17 @@ class Judge:
             self._judge_sliced(key, t)
             if key.key and t - key.last_ts > plan.retention_s:
                 continue  # a segment silent for longer than every window: nothing left to report
-            sums_at: dict[float, dict[int, list[float]]] = {}
-            prefix = key.windows.prefixes()
+            # Timeslice SLOs read their windows at the last slice boundary: between two judged
+            # slices nothing new is known, and a window ending mid-slice would drop a bad slice.
+            ends = plan.window_ends(t)
+            sums_at = {end: {w: v.tolist() for w, v in sums.items()}
+                       for end, sums in key.windows.sums_at(sorted(set(ends))).items()}
             first = len(out)
+            tick = key.windows.span(t - plan.interval_s, t).tolist()  # what this tick added
             for i, slo in enumerate(self.slos):
                 if key.key and whole_model_only(slo):
                     continue
-                # Timeslice SLOs read their windows at the last slice boundary: between two judged
-                # slices nothing new is known, and a window ending mid-slice would drop a bad slice.
-                end = t if not plan.metric[i] else t - t % slo.budgeting.slice_s
-                if end not in sums_at:
-                    sums_at[end] = {w: v.tolist() for w, v in key.windows.sums(end, prefix).items()}
-                self.report.slo(key, i, slo, sums_at[end], t, out)
+                self.report.slo(key, i, slo, sums_at[ends[i]], tick, t, out)
             if not key.key:
                 self.report.health(out[first:])
         self.report.no_data(self.state.ordered[0], t, out)
@@ -430,10 +433,22 @@ class Judge:
             return None
         end = start + self.slos[i].budgeting.slice_s
         span = ring.layout.tiers[0].span_s
-        index = ring.index[0]
-        verdicts = ring.counts[0][:, self.plan.slices.verdict_col[i]]
-        bad = index[(index >= 0) & (verdicts == BAD)] * self.plan.slices.labelled_base_s
-        return end, {w: int(((bad >= end - w) & (bad < end)).sum()) for w in self.plan.burn_windows[i] if w <= span}
+        bad = self._bad_slices(key, ring)[i]
+        edges = np.searchsorted(bad, [end - w for w in self.plan.burn_windows[i] if w <= span] + [end])
+        return end, {w: int(edges[-1] - e) for w, e in zip([w for w in self.plan.burn_windows[i] if w <= span],
+                                                            edges[:-1].tolist(), strict=True)}
+
+    def _bad_slices(self, key: KeyState, ring: Windows) -> dict[int, np.ndarray]:
+        """Per labelled SLO, the sorted starts of its bad slices in the key's ring (once per tick)."""
+        cached = self._bad_cache.get(key.index)
+        if cached is None:
+            index = ring.index[0]
+            cols = self.plan.slices.verdict_col
+            bad = (ring.counts[0][:, list(cols.values())] == BAD) & (index >= 0)[:, None]
+            base = self.plan.slices.labelled_base_s
+            cached = {i: np.sort(index[bad[:, j]]) * base for j, i in enumerate(cols)}
+            self._bad_cache[key.index] = cached
+        return cached
 
     def _drift_family(self, i: int, slo: Any, start: float) -> dict[str, list[FeatureDrift]]:
         """Every key's drift results for one slice, judged as one family (cached for the tick)."""
@@ -460,6 +475,8 @@ class Judge:
 
     def label_report(self) -> dict[str, Any]:
         """The label stores' counters summed over shards, plus labels the judge could not place."""
+        if self._label_report is not None:
+            return dict(self._label_report)
         total: dict[str, Any] = {}
         for report in self.state.shard_labels.values():
             for k, v in report.items():
@@ -467,7 +484,8 @@ class Judge:
         late = self.state.counters.get("late_labels", 0)
         if late:
             total["late_labels"] = late
-        return total
+        self._label_report = total
+        return dict(total)
 
 
 def _add_grouped(pending: list[Rows], ordered: list[KeyState], ring: str) -> list[tuple[KeyState, float]]:

@@ -51,6 +51,11 @@ class ModelPlan:
         """The first tick strictly after `ts`: from then on an event known at `ts` counts."""
         return (math.floor(ts / self.interval_s) + 1) * self.interval_s
 
+    def window_ends(self, t: float) -> list[float]:
+        """Per SLO, where its windows end at tick t: the tick, or for timeslice SLOs the last slice
+        boundary (between two judged slices nothing new is known)."""
+        return [t - t % s.budgeting.slice_s if m else t for s, m in zip(self.slos, self.metric, strict=True)]
+
     @cached_property
     def metric(self) -> list[bool]:
         return [s.sli.family == METRIC for s in self.slos]

@@ -37,7 +37,8 @@ class Report:
     def tick(self, t: float) -> None:
         self.ts_text = to_rfc3339(t)
 
-    def slo(self, key: KeyState, i: int, slo: Slo, sums: dict[int, list[float]], t: float, out: list[Output]) -> None:
+    def slo(self, key: KeyState, i: int, slo: Slo, sums: dict[int, list[float]], tick: list[float], t: float,
+            out: list[Output]) -> None:
         """The budget event of one key and SLO at tick `t`, and its alert transitions."""
         plan, judge = self.plan, self.judge
         c = plan.layout.columns[i]
@@ -95,8 +96,7 @@ class Report:
         if metric:
             counted = key.counted.get(i, (0.0, 0.0))
         else:
-            tick = key.windows.span(t - plan.interval_s, t)
-            counted = (float(tick[c.good]), float(tick[c.total]))
+            counted = (tick[c.good], tick[c.total])
         event: dict[str, Any] = {
             "type": "budget",
             "slo": slo.name,
