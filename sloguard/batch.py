@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import attrgetter
+from operator import attrgetter, is_
 from typing import Any
 
 import msgspec
@@ -75,9 +75,15 @@ class InferenceColumns:
     offsets: list[int]
     topic: str = ""
     partition: int = 0
+    feature_values: dict[str, list] = field(default_factory=dict)  # expected feature -> value per event
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def feature(self, name: str) -> list:
+        """Every event's value of feature `name` (None when absent)."""
+        column = self.feature_values.get(name)
+        return column if column is not None else list(map(dict.get, self.features, repeat(name)))
 
     def take(self, idx: np.ndarray) -> InferenceColumns:
         """The rows at positions `idx`."""
@@ -175,42 +181,11 @@ def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> Par
     median (or after `now`) and events older than `spec.max_age_s` are rejected like malformed ones.
     """
     out = ParsedBatch()
-    models = spec.models
-    idx: list[int] = []
-    events: list[Any] = []
-    decode, second_ts = fast_decoder(raw.kind)
-    limit = spec.max_message_bytes
-    failed = (msgspec.ValidationError, msgspec.DecodeError)
-    for i, payload in enumerate(raw.values):
-        try:
-            event = None
-            if len(payload) <= limit and payload.isascii():  # the common case, inlined
-                try:
-                    event = decode(payload)
-                except failed:
-                    pass
-                else:  # RFC 3339 strings become epoch seconds here; a bad one goes the slow way
-                    ts = event.ts
-                    if type(ts) is str:
-                        event.ts = ts = parse_rfc3339(ts)
-                    other = getattr(event, second_ts)
-                    if type(other) is str:
-                        other = parse_rfc3339(other)
-                        setattr(event, second_ts, other)
-                        if other is None:
-                            event = None
-                    if ts is None:
-                        event = None
-            if event is None:
-                event = decode_event(raw.kind, payload, limit)
-        except Rejected as e:
-            _reject(out, raw, i, str(e), guess_model(payload, models), readable_ts(payload))
-            continue
-        if event.model not in models:
-            _reject(out, raw, i, unknown_model(event.model, models), None, math.nan)
-            continue
-        idx.append(i)
-        events.append(event)
+    events = _decode_clean(raw.kind, raw.values, spec)
+    if events is not None:
+        idx = list(range(len(events)))
+    else:
+        idx, events = _decode_each(out, raw, spec)
     if events:
         _date_unreadable_rejections(out, raw, idx, events)
         idx, events = _in_time(out, raw, idx, events, spec, now)
@@ -220,6 +195,66 @@ def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> Par
     out.source = raw.source or f"{raw.topic}#{raw.partition}"
     out.caught_up, out.clock = raw.caught_up, raw.clock
     return out
+
+
+def _decode_clean(kind: str, values: list[bytes], spec: ParseSpec) -> list[Any] | None:
+    """Every message of the batch decoded in one C-level pass, or None when any needs a closer look.
+
+    The common batch is all valid: sizes, ASCII and models are checked for the whole batch at once
+    and the msgspec decoder is mapped over it, with no per-message Python.
+    """
+    if not values or max(map(len, values)) > spec.max_message_bytes or not all(map(bytes.isascii, values)):
+        return None
+    decode, second_ts = fast_decoder(kind)
+    try:
+        events = list(map(decode, values))
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+    if not set(map(_MODEL, events)) <= spec.models:
+        return None
+    if str in set(map(type, map(_TS, events))) or str in set(map(type, map(attrgetter(second_ts), events))):
+        # RFC 3339 strings become epoch seconds; one that does not parse sends the batch the slow way
+        for e in events:
+            if type(e.ts) is str:
+                e.ts = parse_rfc3339(e.ts)
+                if e.ts is None:
+                    return None
+            other = getattr(e, second_ts)
+            if type(other) is str:
+                other = parse_rfc3339(other)
+                if other is None:
+                    return None
+                setattr(e, second_ts, other)
+    return events
+
+
+def _decode_each(out: ParsedBatch, raw: RawBatch, spec: ParseSpec) -> tuple[list[int], list[Any]]:
+    """Decode message by message; each rejection becomes a dead letter with its reason."""
+    models = spec.models
+    idx: list[int] = []
+    events: list[Any] = []
+    limit = spec.max_message_bytes
+    for i, payload in enumerate(raw.values):
+        try:
+            event = decode_event(raw.kind, payload, limit)
+        except Rejected as e:
+            _reject(out, raw, i, str(e), guess_model(payload, models), readable_ts(payload))
+            continue
+        except Exception as e:  # any failure to read one message is that message's dead letter, never a crash
+            _reject(out, raw, i, f"unreadable message: {type(e).__name__} while decoding ({_brief(e)})", None,
+                    math.nan)
+            continue
+        if event.model not in models:
+            _reject(out, raw, i, unknown_model(event.model, models), None, math.nan)
+            continue
+        idx.append(i)
+        events.append(event)
+    return idx, events
+
+
+def _brief(e: Exception) -> str:
+    text = str(e)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _date_unreadable_rejections(out: ParsedBatch, raw: RawBatch, idx: list[int], events: list[Any]) -> None:
@@ -311,6 +346,7 @@ def _by_model(idx: list[int], events: list[Any]) -> dict[str, tuple[list[int], l
 
 
 _TS = attrgetter("ts")
+_MODEL = attrgetter("model")
 
 
 def _column(events: list[Any], name: str, dtype: Any = float) -> np.ndarray:
@@ -321,18 +357,19 @@ def _column(events: list[Any], name: str, dtype: Any = float) -> np.ndarray:
     return np.array(values, dtype)
 
 
-def _missing(features: list[dict], expected: tuple[str, ...]) -> np.ndarray:
-    """Per event: how many expected feature names are absent or null (set operations, in C)."""
-    if not expected:
-        return np.zeros(len(features), np.int32)
-    names = frozenset(expected)
-    return np.array(
-        [0 if f.keys() == names and None not in f.values() else _count_missing(f, names) for f in features], np.int32
-    )
+def _missing(features: list[dict], expected: tuple[str, ...], values: dict[str, list] | None = None) -> np.ndarray:
+    """Per event: how many expected feature names are absent or null (C-level maps, one per name).
 
-
-def _count_missing(features: dict, names: frozenset[str]) -> int:
-    return sum(1 for k in names if features.get(k) is None)
+    `values`, when given, receives each expected feature's value per event (drift bins reuse them).
+    """
+    n = len(features)
+    missing = np.zeros(n, np.int32)
+    for name in expected:
+        column = list(map(dict.get, features, repeat(name)))
+        missing += np.fromiter(map(is_, column, repeat(None)), bool, n)
+        if values is not None:
+            values[name] = column
+    return missing
 
 
 #: Segment attributes taken from an inference event's own fields rather than from its `segment`:
@@ -355,14 +392,14 @@ def _inference_columns(
     segments = list(map(_SEGMENT, events))
     values = raw.values
     offsets = raw.offsets
-    status = np.array(list(map(_STATUS, events)))
+    feature_values: dict[str, list] = {}
     out.inference[model] = InferenceColumns(
         model=model,
         ts=ts,
-        status=np.select([status == s for s in STATUS_CODE], list(STATUS_CODE.values())).astype(np.int8),
+        status=np.fromiter(map(STATUS_CODE.__getitem__, map(_STATUS, events)), np.int8, len(events)),
         latency_ms=_column(events, "latency_ms"),
         lag_s=ts - _column(events, "feature_ts"),
-        n_missing=_missing(features, spec.features[model]),
+        n_missing=_missing(features, spec.features[model], feature_values),
         score=_column(events, "score"),
         ids=list(map(_ID, events)),
         versions=list(map(_VERSION, events)),
@@ -374,6 +411,7 @@ def _inference_columns(
         offsets=offsets if len(rows) == len(offsets) else [offsets[i] for i in rows],
         topic=raw.topic,
         partition=raw.partition,
+        feature_values=feature_values,
     )
     out.max_ts = max(out.max_ts, float(ts.max()))
 

@@ -93,10 +93,8 @@ class Report:
             firing.append(BUDGET_EXHAUSTED)
         good = w[c.good]
         judged = w[c.good] + w[c.total] if metric else w[c.total]
-        if metric:
-            counted = key.counted.get(i, (0.0, 0.0))
-        else:
-            counted = (tick[c.good], tick[c.total])
+        # what this tick added: the interval's events, or the slices judged for the first time
+        counted = key.counted.get(i, (0.0, 0.0)) if metric else (tick[c.good], tick[c.total])
         event: dict[str, Any] = {
             "type": "budget",
             "slo": slo.name,

@@ -181,7 +181,7 @@ class SliceLayout:
                 cells.append((np.where(cols.status == STATUS_CODE["ok"], cell, -1), None))
             elif b.kind == "drift":
                 ref = self.references[b.feature]
-                values = [f.get(b.feature) for f in cols.features]
+                values = cols.feature(b.feature)
                 index = ref.bin_index(as_numbers(values) if ref.kind == "numeric" else values)
                 cells.append((np.where(index >= 0, b.start + index, -1), None))
         return cells

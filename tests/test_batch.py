@@ -203,3 +203,16 @@ def test_recent_ids_memory_is_bounded_by_max_ids():
         _seen(recent, [f"{b}-{i}" for i in range(100)], float(b * 10**8))
         recent.expire(float(b * 10**8))
     assert len(recent) <= 1100 and recent.evicted >= 3900
+
+
+def test_a_deeply_nested_unknown_field_is_a_dead_letter_and_the_rest_of_the_batch_is_read():
+    """One 2.4 KB message with 1,000 nested arrays used to raise RecursionError and stop the flow."""
+    good = [orjson.dumps(event(i, T0 + i)) for i in range(5)]
+    deep = orjson.dumps(event(99, T0 + 2))[:-1] + b',"junk":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    nested_obj = b'{"model":"m","x":' + b'{"a":' * 2000 + b"1" + b"}" * 2000 + b"}"
+    spec = ParseSpec({"m": ("region",)}, {"m": ("a", "b")})
+    batch = raw([good[0], deep, good[1], nested_obj, *good[2:]])
+    parsed = parse_batch(batch, spec)
+    assert len(parsed.inference["m"]) == 5
+    assert {d.offset for d in parsed.dead_letters} == {batch.offsets[1], batch.offsets[3]}
+    assert all("oversized" not in d.error and d.error for d in parsed.dead_letters)

@@ -1,0 +1,571 @@
+"""Live latency: does `sloguard run --recovery-dir` keep up with a steady stream, and how soon does a page come?
+
+    python benchmarks/live_latency.py [--rate 20000] [--duration 600] [--outage-at S] [--outage-seconds 180]
+                                      [--features-ratio 0.5] [--partitions 1] [--run-args "-w 2"] [--keep]
+    python benchmarks/live_latency.py --duration 90 --rate 2000          # a short smoke run
+
+Starts the embedded broker, creates the topics, writes `examples/fraud.yaml` (all its SLOs, its baseline)
+with a `kafka:` section pointing at the broker, and starts `sloguard run --config C --recovery-dir D` as a
+subprocess. A producer process (its own process, so it does not share a GIL with the measurement) then
+writes healthy fraud traffic stamped with the wall clock (`ts = time.time()` when produced), paced by a
+token bucket refilled every 10 ms:
+  * `--rate` inference events/s, drawn from a healthy `sloguard generate --scenario fraud` pool (the
+    distributions the example baseline was made from; ids made unique, timestamps re-stamped);
+  * a label for each labelled prediction of the pool (~90 %), 2 s to 5 min later (lognormal, median 30 s),
+    stamped when produced;
+  * `--features-ratio` ml.features events per inference event (the scenario's 0.5).
+At `--outage-at` seconds (default half the duration) every request fails (`status: error`) for
+`--outage-seconds`. The wall time of the first error event produced is recorded.
+
+The main process reads slo.budget and slo.alerts as they are written and measures, in wall-clock seconds:
+  * budget lag = (wall time a budget event is read) - (its tick `ts` + allowed_lateness): how long after
+    its tick could first be judged the flow delivered it. Keeping up means seconds, not minutes; p50, p95
+    and max over the run, per minute on a progress line, and the ticks that came due but never came out;
+  * page latency = (wall time the first `fast-burn` page on `fraud-availability` for the whole model after
+    the outage is read) - (its tick `ts` + allowed_lateness), the issue's "<= 2 s after the tick that makes
+    it true"; and the same page's time after the first error event was produced (bounded below by the
+    tick interval + allowed lateness: up to ~2 min with the example's 1m/1m).
+If the page has not come when `--duration` ends, production goes on (so event time keeps moving with the
+wall clock) for up to `--page-wait` more seconds.
+
+Also printed: the producer's achieved rates, CPU seconds and peak RSS (VmHWM) of the run process, the
+broker and the producer, every alert that fired, and error lines from the run's log. The last line is a
+JSON object with the numbers. Logs, the config and (with --keep) the recovery directory stay under --workdir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import queue
+import resource
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LABEL_DELAY_S = (30.0, 1.0, 2.0, 300.0)  # lognormal median, sigma, min, max
+POOL_EVENTS = 32_768  # distinct healthy events cycled through (about 50 MB of dicts in the producer)
+TICK_S = 0.01  # token-bucket refill period
+LABEL_BIN_S = 0.1  # labels are released in bins of this width
+LOG_PROBLEMS = ("Traceback", "ERROR", "Error", "error:", "panicked", "Exception")
+
+
+# --- producer process ----------------------------------------------------------------------------
+
+
+def _pool(seed: int) -> dict[str, Any]:
+    """Healthy fraud events from the scenario generator, as dicts to re-stamp, with their lags and labels."""
+    import numpy as np
+    import orjson
+
+    from sloguard.scenarios import plan
+
+    # a long timeline so almost no label falls past its end: ~90 % of predictions get one, as in the scenario
+    p = plan("fraud", events=POOL_EVENTS, seed=seed, duration_s=1000 * 3600.0, healthy=True)
+    inference = [orjson.loads(line) for _, lines in p.chunks("inference") for line in lines]
+    features = [orjson.loads(line) for _, lines in p.chunks("features") for line in lines]
+    label = np.full(POOL_EVENTS, -1, np.int64)  # -1: this prediction never gets a label
+    label[p.lab_idx] = p.y[p.lab_idx]
+    return {
+        "inference": inference,
+        "serving_lag_s": np.round(p.t - p.feature_ts, 3).tolist(),  # ts - feature_ts of each event
+        "label": label,
+        "features": features,
+        "pipeline_lag_s": np.round(p.f_ts - p.f_event_ts, 3).tolist(),  # ts - event_ts of each feature event
+    }
+
+
+def _produce(spec: dict[str, Any], progress: Any, stop: Any) -> None:
+    """Produce until `stop` is set; report counts every second and totals at the end (spawned process)."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import orjson
+    from confluent_kafka import Producer
+
+    pool = _pool(spec["seed"])
+    inf, serving_lag, features, pipeline_lag = (pool[k] for k in ("inference", "serving_lag_s", "features",
+                                                                  "pipeline_lag_s"))
+    label_of = pool["label"]
+    label_list = label_of.tolist()
+    n_pool, n_feat = len(inf), len(features)
+    rng = np.random.default_rng(spec["seed"])
+    failed: list[str] = []
+
+    def report(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    producer = Producer({"bootstrap.servers": spec["bootstrap"], "linger.ms": 5, "batch.num.messages": 10_000,
+                         "queue.buffering.max.messages": 2_000_000, "delivery.report.only.error": True,
+                         "on_delivery": report})
+    t_inf, t_lab, t_feat = (spec["topics"][k] for k in ("inference", "labels", "features"))
+    dumps, produce, poll = orjson.dumps, producer.produce, producer.poll
+
+    def send(topic: str, value: bytes) -> None:
+        while True:
+            try:
+                produce(topic, value)
+                return
+            except BufferError:  # local queue full: let deliveries drain
+                poll(0.05)
+
+    rate, f_rate = spec["rate"], spec["rate"] * spec["features_ratio"]
+    mdn, sigma, lo, hi = LABEL_DELAY_S
+    start = time.time()
+    outage_a = start + spec["outage_at"]
+    outage_b = outage_a + spec["outage_seconds"]
+    progress.put({"kind": "start", "t": start})
+    n = n_lab = n_feat_sent = n_err = 0
+    tokens = f_tokens = 0.0
+    bins: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # due bin -> (event numbers, pool rows)
+    new_ids: list[np.ndarray] = []  # labelled events produced since the last binning
+    released = int(start / LABEL_BIN_S)
+    last = next_tick = last_bin = last_report = start
+    first_error: float | None = None
+    while not stop.is_set():
+        now = time.time()
+        # token bucket: at most 100 ms of burst, so a stalled loop shows as a lower achieved rate
+        tokens = min(tokens + rate * (now - last), rate * 0.1)
+        f_tokens = min(f_tokens + f_rate * (now - last), f_rate * 0.1 + 1)
+        last = now
+        ts = round(now, 3)
+        k = int(tokens)
+        tokens -= k
+        outage = outage_a <= now < outage_b
+        n0 = n
+        if outage:
+            if first_error is None and k:
+                first_error = ts
+                progress.put({"kind": "first_error", "t": first_error})
+            for _ in range(k):
+                j = n % n_pool
+                d = {**inf[j], "id": f"lv-{n:x}", "ts": ts, "feature_ts": round(ts - serving_lag[j], 3),
+                     "status": "error", "prediction": None, "score": None, "latency_ms": 2.0}
+                send(t_inf, dumps(d))
+                n += 1
+            n_err += k
+        else:
+            for _ in range(k):
+                j = n % n_pool
+                d = inf[j]
+                d["id"] = f"lv-{n:x}"
+                d["ts"] = ts
+                d["feature_ts"] = round(ts - serving_lag[j], 3)
+                send(t_inf, dumps(d))
+                n += 1
+            if k:  # failed requests get no label, as in the scenario
+                ids = np.arange(n0, n)
+                keep = label_of[ids % n_pool] >= 0
+                new_ids.append(ids[keep])
+        kf = int(f_tokens)
+        f_tokens -= kf
+        for _ in range(kf):
+            j = n_feat_sent % n_feat
+            d = features[j]
+            d["ts"] = ts
+            d["event_ts"] = round(ts - pipeline_lag[j], 3)
+            send(t_feat, dumps(d))
+            n_feat_sent += 1
+        if now - last_bin >= 0.25 and new_ids:  # bin the new labels by due time (min delay 2 s > 0.25 s)
+            ids = np.concatenate(new_ids)
+            new_ids = []
+            last_bin = now
+            due = np.clip(rng.lognormal(np.log(mdn), sigma, ids.size), lo, hi)
+            b = ((now + due) / LABEL_BIN_S).astype(np.int64)
+            order = np.argsort(b, kind="stable")
+            b, ids = b[order], ids[order]
+            keys, first = np.unique(b, return_index=True)
+            for key, part in zip(keys.tolist(), np.split(ids, first[1:]), strict=True):
+                bins.setdefault(key, []).append((part, part % n_pool))
+        due_bin = int(now / LABEL_BIN_S)
+        while released < due_bin:
+            released += 1
+            for ids_part, rows in bins.pop(released, ()):
+                for i, j in zip(ids_part.tolist(), rows.tolist(), strict=True):
+                    send(t_lab, dumps({"id": f"lv-{i:x}", "model": "fraud", "label": label_list[j], "ts": ts}))
+                n_lab += ids_part.size
+        poll(0)
+        if now - last_report >= 1.0:
+            last_report = now
+            progress.put({"kind": "progress", "t": now, "inference": n, "labels": n_lab, "features": n_feat_sent,
+                          "errors": n_err, "pending_labels": sum(p.size for v in bins.values() for p, _ in v)})
+        next_tick += TICK_S
+        pause = next_tick - time.time()
+        if pause > 0:
+            time.sleep(pause)
+        elif pause < -0.1:  # far behind: do not try to make it up in one burst
+            next_tick = time.time()
+    end = time.time()
+    left = producer.flush(30)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    progress.put({"kind": "done", "t": end, "seconds": end - start, "inference": n, "labels": n_lab,
+                  "features": n_feat_sent, "errors": n_err, "first_error": first_error, "unflushed": left,
+                  "delivery_errors": len(failed), "delivery_error_sample": failed[:3],
+                  "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": _vm_hwm_mib("self")})
+
+
+# --- /proc readings ------------------------------------------------------------------------------
+
+
+def _vm_hwm_mib(pid: int | str) -> float | None:
+    """Peak RSS of a process (VmHWM in /proc/<pid>/status), or None once it is gone."""
+    return _status_mib(pid, "VmHWM:")
+
+
+def _status_mib(pid: int | str, field: str) -> float | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process and all its threads (/proc/<pid>/stat fields 14, 15)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
+# --- measurement -------------------------------------------------------------------------------
+
+
+def _epoch(value: Any) -> float:
+    from sloguard.timeutil import parse_rfc3339
+
+    if isinstance(value, int | float):
+        return float(value)
+    parsed = parse_rfc3339(str(value))
+    if parsed is None:
+        raise ValueError(f"unreadable ts {value!r}")
+    return parsed
+
+
+def _quantiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "max": None}
+    import numpy as np
+
+    a = np.asarray(values)
+    return {"p50": float(np.quantile(a, 0.5)), "p95": float(np.quantile(a, 0.95)), "max": float(a.max())}
+
+
+def _fmt(x: float | None, unit: str = " s") -> str:
+    return "-" if x is None else f"{x:.2f}{unit}"
+
+
+def _hhmmss(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(t))
+
+
+def _wait_for_run(run: subprocess.Popen, log: Path, timeout_s: float = 120.0) -> None:
+    """Until the run has printed its start line (Kafka clients being made) or died."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if run.poll() is not None:
+            raise RuntimeError(f"sloguard run exited with status {run.returncode} at start; log {log}:\n"
+                               + log.read_text(errors="replace")[-3000:])
+        if "sloguard run:" in log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"sloguard run did not start within {timeout_s:.0f} s; log {log}")
+
+
+def _stop_run(run: subprocess.Popen) -> str:
+    """SIGINT (Ctrl-C), then SIGTERM, then SIGKILL; how it ended."""
+    for sig, grace in ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        if run.poll() is not None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, sig)
+        try:
+            run.wait(timeout=grace)
+            return f"stopped by {sig.name}, status {run.returncode}"
+        except subprocess.TimeoutExpired:
+            continue
+    return f"exited by itself, status {run.returncode}"
+
+
+class _Reader:
+    """Budget and alert messages as they arrive, with the wall time each was read."""
+
+    def __init__(self, lateness_s: float, interval_s: float) -> None:
+        self.lateness_s, self.interval_s = lateness_s, interval_s
+        self.lags: list[float] = []  # per budget event
+        self.tick_last: dict[float, float] = {}  # tick -> lag of its last budget event read
+        self.minute_lags: list[float] = []
+        self.firing: dict[tuple[str, str, str, str], int] = {}
+        self.page: dict[str, Any] | None = None
+
+    def budget(self, msg: dict[str, Any], wall: float) -> None:
+        tick = _epoch(msg["ts"])
+        lag = wall - (tick + self.lateness_s)
+        self.lags.append(lag)
+        self.minute_lags.append(lag)
+        self.tick_last[tick] = lag
+
+    def alert(self, msg: dict[str, Any], wall: float, outage_from: float | None) -> None:
+        if msg.get("state") != "firing":
+            return
+        seg = ",".join(f"{k}={v}" for k, v in sorted((msg.get("segment") or {}).items())) or "(whole model)"
+        key = (str(msg.get("slo")), str(msg.get("rule")), str(msg.get("severity")), seg)
+        self.firing[key] = self.firing.get(key, 0) + 1
+        tick = _epoch(msg["ts"])
+        if (self.page is None and outage_from is not None and tick > outage_from and msg.get("severity") == "page"
+                and msg.get("rule") == "fast-burn" and msg.get("slo") == "fraud-availability"
+                and not msg.get("segment")):
+            self.page = {"tick": tick, "read": wall, "after_tick_s": wall - (tick + self.lateness_s),
+                         "started_at": msg.get("started_at"), "summary": msg.get("summary")}
+
+    def missing_ticks(self, since: float, until: float) -> list[float]:
+        """Ticks in (since, until] that were due (tick + lateness <= until) but have no budget event."""
+        step = self.interval_s
+        t = (since // step + 1) * step
+        out = []
+        while t + self.lateness_s <= until:
+            if t not in self.tick_last:
+                out.append(t)
+            t += step
+        return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=20_000, help="inference events/s produced (default 20000)")
+    parser.add_argument("--duration", type=float, default=600, help="seconds of production (default 600)")
+    parser.add_argument("--outage-at", type=float, default=None,
+                        help="seconds after production starts when every request fails (default duration/2)")
+    parser.add_argument("--outage-seconds", type=float, default=180, help="seconds the outage lasts (default 180)")
+    parser.add_argument("--features-ratio", type=float, default=0.5,
+                        help="ml.features events per inference event (default 0.5)")
+    parser.add_argument("--page-wait", type=float, default=180,
+                        help="seconds production goes on after --duration while no page has come (default 180)")
+    parser.add_argument("--partitions", type=int, default=1, help="partitions of each topic (default 1)")
+    parser.add_argument("--progress", type=float, default=60, help="seconds between progress lines (default 60)")
+    parser.add_argument("--run-args", default="", help="extra arguments for `sloguard run`, e.g. \"-w 2 "
+                        "--snapshot-interval 10\" (default none: 1 worker, its 10 s snapshots, 30 s heartbeat)")
+    parser.add_argument("--seed", type=int, default=11, help="seed of the event pool and label delays (default 11)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="config, logs and recovery dir (default out/bench/live-<id>)")
+    parser.add_argument("--keep", action="store_true", help="keep the recovery directory (default: removed)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import shutil
+
+    import yaml
+    from confluent_kafka import Consumer, TopicPartition
+
+    from connectors.broker import EmbeddedBroker
+    from connectors.kafka_config import KafkaSettings
+    from connectors.runner import ensure_topics
+    from sloguard.config import parse_config
+    from sloguard.live_demo import example_config
+
+    outage_at = args.duration / 2 if args.outage_at is None else args.outage_at
+    run_id = uuid.uuid4().hex[:8]
+    work = (args.workdir or ROOT / "out" / "bench" / f"live-{run_id}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    recovery = work / "recovery"
+    shutil.rmtree(recovery, ignore_errors=True)
+
+    broker = EmbeddedBroker(log_dir=work / "broker").start()
+    run = producer = None
+    stop = mp.get_context("spawn").Event()
+    try:
+        kafka = {"bootstrap_servers": broker.bootstrap_servers}
+        settings = KafkaSettings.from_mapping(kafka, env={})
+        ensure_topics(settings, args.partitions)
+        data = {**example_config("fraud"), "kafka": kafka}
+        config_path = work / "fraud.yaml"
+        config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        config = parse_config(data, base_dir=work)
+        lateness_s, interval_s = float(config.allowed_lateness_s), float(config.evaluation_interval_s)
+
+        log = work / "run.log"
+        cmd = [sys.executable, "-c", "import sys; from sloguard.cli import main; sys.exit(main())", "run",
+               "--config", str(config_path), "--recovery-dir", str(recovery), *shlex.split(args.run_args)]
+        with log.open("wb") as fh:
+            run = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+        _wait_for_run(run, log)
+        time.sleep(2.0)  # its Kafka consumers assign their partitions
+        cpu0 = _cpu_s(run.pid) or 0.0
+        broker_cpu0 = _cpu_s(broker.pid) or 0.0
+
+        consumer = Consumer(settings.consumer_config("live-latency", extra={"fetch.wait.max.ms": 20}))
+        meta = consumer.list_topics(timeout=10)
+        topics = {settings.topic("budget"): "budget", settings.topic("alerts"): "alerts"}
+        consumer.assign([TopicPartition(t, p, 0) for t in topics for p in sorted(meta.topics[t].partitions)])
+
+        ctx = mp.get_context("spawn")
+        progress = ctx.Queue()
+        spec = {"bootstrap": broker.bootstrap_servers, "seed": args.seed, "rate": args.rate,
+                "features_ratio": args.features_ratio, "outage_at": outage_at, "outage_seconds": args.outage_seconds,
+                "topics": {k: settings.topic(k) for k in ("inference", "labels", "features")}}
+        producer = ctx.Process(target=_produce, args=(spec, progress, stop), name="live-producer")
+        producer.start()
+        print(f"live latency: fraud.yaml ({len(config.slos)} SLOs, tick {interval_s:.0f} s, allowed lateness "
+              f"{lateness_s:.0f} s), target {args.rate:,.0f} inference/s + labels + {args.features_ratio:g} "
+              f"features per inference, {args.duration:.0f} s, outage at {outage_at:.0f} s for "
+              f"{args.outage_seconds:.0f} s; sloguard run pid {run.pid}, --recovery-dir {recovery}; "
+              f"work dir {work}", flush=True)
+
+        reader = _Reader(lateness_s, interval_s)
+        start: float | None = None
+        first_error: float | None = None
+        done: dict[str, Any] | None = None
+        last: dict[str, Any] = {"t": time.time(), "inference": 0, "labels": 0, "features": 0}
+        prev_line = {"t": time.time(), "inference": 0, "labels": 0, "features": 0, "cpu": cpu0}
+        ended = None
+        while True:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    m = progress.get_nowait()
+                    if m["kind"] == "start":
+                        start = m["t"]
+                    elif m["kind"] == "first_error":
+                        first_error = m["t"]
+                    elif m["kind"] == "progress":
+                        last = m
+            outage_from = first_error if first_error is not None else (
+                start + outage_at if start is not None else None)
+            for msg in consumer.consume(1000, 0.1):
+                wall = time.time()
+                if msg.error() is not None:
+                    print(f"  consumer: {msg.error()}", flush=True)
+                    continue
+                value = json.loads(msg.value())
+                if topics[msg.topic()] == "budget":
+                    reader.budget(value, wall)
+                else:
+                    reader.alert(value, wall, outage_from)
+            now = time.time()
+            if start is not None and now - prev_line["t"] >= args.progress:
+                dt = now - prev_line["t"]
+                cpu = _cpu_s(run.pid) or prev_line["cpu"]
+                q = _quantiles(reader.minute_lags)
+                newest = max(reader.tick_last, default=None)
+                behind = len(reader.missing_ticks(max(start, (newest or start)), now - 5.0))
+                print(f"[{now - start:5.0f} s] produced {(last['inference'] - prev_line['inference']) / dt:8,.0f} "
+                      f"inf/s {(last['labels'] - prev_line['labels']) / dt:7,.0f} labels/s "
+                      f"{(last['features'] - prev_line['features']) / dt:7,.0f} features/s | "
+                      f"{len(reader.minute_lags):4d} budget events, lag p50 {_fmt(q['p50'])} max {_fmt(q['max'])}, "
+                      f"newest tick {_hhmmss(newest) if newest else '-'}, {behind} due tick(s) not out | "
+                      f"run cpu {100 * (cpu - prev_line['cpu']) / dt:3.0f} % rss "
+                      f"{_status_mib(run.pid, 'VmRSS:') or 0:6.0f} MiB", flush=True)
+                reader.minute_lags = []
+                prev_line = {"t": now, "inference": last["inference"], "labels": last["labels"],
+                             "features": last["features"], "cpu": cpu}
+            if run.poll() is not None:
+                ended = f"sloguard run exited by itself with status {run.returncode} during the run"
+                print(f"  {ended}", flush=True)
+                break
+            if not producer.is_alive():
+                ended = f"the producer died (exit code {producer.exitcode})"
+                print(f"  {ended}", flush=True)
+                break
+            if start is not None and now >= start + args.duration:
+                outage_due = outage_at < args.duration
+                if reader.page is not None or not outage_due or now >= start + args.duration + args.page_wait:
+                    break
+        prod_end = time.time()
+        # read before stopping anything: the run's totals while it is still alive
+        run_cpu = (_cpu_s(run.pid) or cpu0) - cpu0
+        run_hwm = _vm_hwm_mib(run.pid)
+        broker_cpu = (_cpu_s(broker.pid) or broker_cpu0) - broker_cpu0
+        broker_hwm = _vm_hwm_mib(broker.pid)
+        stop.set()
+        deadline = time.time() + 60
+        while done is None and time.time() < deadline:
+            with contextlib.suppress(queue.Empty):
+                m = progress.get(timeout=1.0)
+                if m["kind"] == "done":
+                    done = m
+        producer.join(timeout=10)
+        consumer.close()
+        how_stopped = _stop_run(run)
+    finally:
+        stop.set()
+        if producer is not None and producer.is_alive():
+            producer.terminate()
+        if run is not None and run.poll() is None:
+            _stop_run(run)
+        broker.stop()
+        if not args.keep:
+            shutil.rmtree(recovery, ignore_errors=True)
+
+    problems = [line for line in log.read_text(errors="replace").splitlines()
+                if any(p in line for p in LOG_PROBLEMS)]
+    assert start is not None
+    wall_s = prod_end - start
+    lag = _quantiles(reader.lags)
+    tick_lag = _quantiles(list(reader.tick_last.values()))
+    missing = reader.missing_ticks(start, prod_end - 5.0)
+    page = reader.page
+    produced = done or {}
+    seconds = produced.get("seconds") or wall_s
+    rates = {k: produced.get(k, 0) / seconds for k in ("inference", "labels", "features")}
+    result = {
+        "rate_target": args.rate, "duration_s": round(seconds, 1), "workers_args": args.run_args,
+        "achieved_per_s": {k: round(v) for k, v in rates.items()},
+        "messages": sum(produced.get(k, 0) for k in ("inference", "labels", "features")),
+        "error_events": produced.get("errors"), "delivery_errors": produced.get("delivery_errors"),
+        "budget_events": len(reader.lags), "ticks": len(reader.tick_last), "ticks_due_missing": len(missing),
+        "budget_lag_s": {k: None if v is None else round(v, 3) for k, v in lag.items()},
+        "tick_lag_s": {k: None if v is None else round(v, 3) for k, v in tick_lag.items()},
+        "page_after_tick_s": None if page is None else round(page["after_tick_s"], 3),
+        "page_after_first_error_s": None if page is None or first_error is None else round(
+            page["read"] - first_error, 3),
+        "run_cpu_s": round(run_cpu, 1), "run_cpu_share": round(run_cpu / wall_s, 3),
+        "run_peak_rss_mib": None if run_hwm is None else round(run_hwm, 1),
+        "broker_cpu_s": round(broker_cpu, 1), "broker_peak_rss_mib": None if broker_hwm is None else round(
+            broker_hwm, 1),
+        "producer_cpu_s": None if not produced else round(produced["cpu_s"], 1),
+        "producer_peak_rss_mib": produced.get("peak_rss_mib"),
+        "run_log_problem_lines": len(problems), "ended": ended or "completed", "run_stop": how_stopped,
+    }
+
+    print()
+    print(f"live latency, fraud.yaml, {seconds:.0f} s of production ({ended or 'completed'}); run {how_stopped}")
+    print(f"  produced            : {rates['inference']:9,.0f} inference/s (target {args.rate:,.0f}), "
+          f"{rates['labels']:,.0f} labels/s, {rates['features']:,.0f} features/s; {result['messages']:,} messages,"
+          f" {produced.get('errors', 0):,} in the outage, {produced.get('delivery_errors', 0)} delivery errors")
+    print(f"  budget events       : {len(reader.lags):,} over {len(reader.tick_last)} ticks; "
+          f"{len(missing)} tick(s) due before the end never came out"
+          + (f" (first {_hhmmss(missing[0])})" if missing else ""))
+    print(f"  budget lag after tick + lateness : p50 {_fmt(lag['p50'])}   p95 {_fmt(lag['p95'])}   "
+          f"max {_fmt(lag['max'])}   (per tick, its last event: p50 {_fmt(tick_lag['p50'])} "
+          f"max {_fmt(tick_lag['max'])}; aim: seconds)")
+    if page is not None:
+        print(f"  first page           : fast-burn fraud-availability (whole model), tick {_hhmmss(page['tick'])}; "
+              f"read {page['after_tick_s']:.2f} s after tick + lateness (aim <= 2 s), "
+              f"{_fmt(result['page_after_first_error_s'])} after the first error event was produced")
+    else:
+        print("  first page           : none read (no fast-burn page on fraud-availability, whole model, after the"
+              " outage)")
+    print(f"  sloguard run        : cpu {run_cpu:.1f} s ({100 * run_cpu / wall_s:.0f} % of one core), "
+          f"peak RSS {_fmt(run_hwm, ' MiB')}")
+    print(f"  embedded broker     : cpu {broker_cpu:.1f} s, peak RSS {_fmt(broker_hwm, ' MiB')};   producer: cpu "
+          f"{_fmt(produced.get('cpu_s'))}, peak RSS {_fmt(produced.get('peak_rss_mib'), ' MiB')}")
+    print("  alerts fired        : " + ("none" if not reader.firing else ""))
+    for (slo, rule, severity, seg), count in sorted(reader.firing.items()):
+        print(f"      {count:3d} x {severity:6s} {rule:10s} {slo:28s} {seg}")
+    print(f"  run log ({log}): {len(problems)} line(s) with errors" + (":" if problems else ""))
+    for line in problems[:10]:
+        print(f"      {line[:200]}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
