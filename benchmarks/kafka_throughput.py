@@ -1,7 +1,7 @@
 """Kafka flow throughput as a ratio to a plain consume-and-parse of the same topics, and its memory.
 
     python benchmarks/kafka_throughput.py [--events 1000000] [--scenario fraud] [--repeat 1] [--partitions 1]
-                                          [--client KEY=VALUE ...]
+                                          [--processes 2] [--client KEY=VALUE ...]
 
 Generates the scenario once (cached under out/bench/, as benchmarks/replay_throughput.py does), starts
 the embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS), creates fresh input topics and produces every
@@ -12,6 +12,8 @@ line of inference + labels + features to them (timed). Then in fresh subprocesse
   * flow: the sloguard dataflow on one worker (`build_kafka_flow(..., RunOptions(tail=False))` under
     `bytewax.testing.run_main`) over the same topics until drained, into fresh budget/alerts/
     dead-letter topics.
+  * with `--processes N` (and `--partitions` >= N), also the flow as N Bytewax processes of one worker
+    each (`-i/-a`), started together, timed from the first start to the last exit, in the same run.
 Prints messages/s of each, the ratio flow / plain (the figure to watch: wall times vary by machine and
 broker, the ratio much less), the CPU time of each and the flow's peak RSS. `--client` passes librdkafka
 options (kafka.client) to the clients of both runs. CPU seconds close to wall seconds mean the run is bound
@@ -127,7 +129,13 @@ def _flow(spec: dict) -> dict:
     yaml_path = ROOT / "examples" / f"{spec['scenario']}.yaml"
     config = parse_config({**yaml.safe_load(yaml_path.read_text()), "kafka": kafka}, base_dir=yaml_path.parent)
     start, cpu = time.perf_counter(), _cpu_s()
-    run_main(build_kafka_flow(config, settings, RunOptions(tail=False)))
+    flow = build_kafka_flow(config, settings, RunOptions(tail=False))
+    if "process_id" in spec:  # one of several processes of one cluster
+        from bytewax.run import cli_main
+
+        cli_main(flow, workers_per_process=1, process_id=spec["process_id"], addresses=spec["addresses"])
+        return {"seconds": time.perf_counter() - start, "cpu_s": _cpu_s() - cpu, "peak_rss_mib": _peak_rss_mib()}
+    run_main(flow)
     seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu
     peak_mib = _peak_rss_mib()
 
@@ -139,6 +147,28 @@ def _child(mode: str, spec: dict) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", mode, json.dumps(spec)], check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _cluster(spec: dict, processes: int) -> dict:
+    """The flow as `processes` single-worker processes of one cluster, timed from outside."""
+    from connectors.broker import free_port
+
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
+    start = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "--child", "flow",
+                               json.dumps({**spec, "process_id": i, "addresses": addresses})],
+                              stdout=subprocess.PIPE, text=True) for i in range(processes)]
+    results = []
+    for p in procs:
+        out, _ = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(f"flow process exited {p.returncode}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    seconds = time.perf_counter() - start
+    _, settings = _settings(spec)
+    outputs = {k: _drain(settings, _partitions(settings, [settings.topic(k)]), "bench-count") for k in OUTPUTS}
+    return {"seconds": seconds, "cpu_s": sum(r["cpu_s"] for r in results), "outputs": outputs,
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in results)}
 
 
 def _produce(settings, topics: dict[str, str], files: dict[str, Path]) -> dict:
@@ -180,6 +210,8 @@ def main() -> int:
     parser.add_argument("--scenario", default="fraud", choices=("fraud", "recsys"))
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs for each rate")
     parser.add_argument("--partitions", type=int, default=1, help="partitions of each topic")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="also run the flow as N one-worker processes (needs --partitions >= N)")
     parser.add_argument("--client", action="append", default=[], metavar="KEY=VALUE",
                         help="librdkafka option for the clients of both runs (kafka.client); repeatable")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -232,6 +264,10 @@ def main() -> int:
 
         plain = min((_child("plain", spec(None)) for _ in range(args.repeat)), key=lambda r: r["seconds"])
         flow = min((_child("flow", spec(i)) for i in range(args.repeat)), key=lambda r: r["seconds"])
+        cluster = None
+        if args.processes:
+            cluster = min((_cluster(spec(100 + i), args.processes) for i in range(args.repeat)),
+                          key=lambda r: r["seconds"])
         broker_rss = _vm_hwm_mib(broker.pid) if broker else None
     finally:
         if broker is not None:
@@ -255,6 +291,11 @@ def main() -> int:
     print(f"    sloguard flow, 1 worker   : {f_rate:12,.0f} messages/s   ({flow['seconds']:.1f} s, "
           f"cpu {flow['cpu_s']:.1f} s)   outputs {flow['outputs']}")
     print(f"    ratio flow / plain        : {f_rate / p_rate:12.2f}   (aim >= 0.50)")
+    if cluster is not None:
+        c_rate = n / cluster["seconds"]
+        print(f"    sloguard flow, {args.processes} processes: {c_rate:12,.0f} messages/s   "
+              f"({cluster['seconds']:.1f} s, cpu {cluster['cpu_s']:.1f} s)   outputs {cluster['outputs']}")
+        print(f"    speed-up {args.processes} processes / 1  : {c_rate / f_rate:12.2f}   (aim >= 1.6 for 2)")
     print(f"  peak RSS, flow over {n:>10,} messages: {flow['peak_rss_mib']:7.1f} MiB"
           f"   (plain consumer {plain['peak_rss_mib']:.1f} MiB)")
     if broker_rss is not None:

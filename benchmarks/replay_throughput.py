@@ -67,8 +67,17 @@ def _replay(data: Path, config: Path, out: Path, limit: int | None, kinds: list[
     start = time.perf_counter()
     counts = replay(load_config(config), inputs, out / "run")
     seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"lines": n, "seconds": seconds, "peak_rss_mib": peak_kib / 1024, "outputs": dict(counts)}
+    return {"lines": n, "seconds": seconds, "peak_rss_mib": _peak_rss_mib(), "outputs": dict(counts)}
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS: VmHWM on Linux (ru_maxrss would carry the parent's peak over fork +
+    exec, and the parent may just have generated the scenario)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _child(mode: str, *args: str) -> dict:

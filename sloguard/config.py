@@ -157,7 +157,7 @@ class Config:
     max_future_skew_s: int = 3600
     exhausted_severity: str = "ticket"
     no_data_severity: str = "page"
-    shards: int = 16  # per model: the per-event stage is keyed by (model, hash of id % shards)
+    shards: int = 8  # per model: the per-event stage is keyed by (model, hash of id % shards)
     source: str = "config"
 
     baseline_pending: bool = False  # parsed for `sloguard baseline`: relative objectives not resolved yet
@@ -297,7 +297,7 @@ def parse_config(
     skew = c.duration(limits.get("max_future_skew"), "limits.max_future_skew", 3600)
     dedupe = c.duration(limits.get("dedupe_window"), "limits.dedupe_window", 600)
     scale = c.mapping(top.get("scale"), "scale", {"shards"})
-    shards = int(c.number(scale.get("shards"), "scale.shards", 1, 4096, default=16) or 16)
+    shards = int(c.number(scale.get("shards"), "scale.shards", 1, 4096, default=8) or 8)
 
     alerting = c.mapping(
         top.get("alerting"), "alerting", {"policy", "rules", "slo_window", "min_events", "budget_exhausted", "no_data"}
