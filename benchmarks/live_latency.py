@@ -41,7 +41,6 @@ import json
 import multiprocessing as mp
 import os
 import queue
-import resource
 import shlex
 import signal
 import subprocess
