@@ -297,6 +297,8 @@ class Judge:
         self._label_report = None
         plan = self.plan
         self.report.tick(t)
+        ends = plan.window_ends(t)
+        sum_plan = plan.layout.window_layout.sum_plan(sorted(set(ends)))  # the same for every key
         for _, key in list(self.state.reported):
             key.windows.release(t - plan.longest_slice_s)  # timeslice SLOs read windows up to a slice back
             for ring in (key.labelled, key.live):
@@ -309,9 +311,8 @@ class Judge:
                 continue  # a segment silent for longer than every window: nothing left to report
             # Timeslice SLOs read their windows at the last slice boundary: between two judged
             # slices nothing new is known, and a window ending mid-slice would drop a bad slice.
-            ends = plan.window_ends(t)
             sums_at = {end: {w: v.tolist() for w, v in sums.items()}
-                       for end, sums in key.windows.sums_at(sorted(set(ends))).items()}
+                       for end, sums in key.windows.sums_at([], sum_plan).items()}
             first = len(out)
             tick = key.windows.span(t - plan.interval_s, t).tolist()  # what this tick added
             for i, slo in enumerate(self.slos):

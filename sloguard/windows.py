@@ -70,6 +70,42 @@ class WindowLayout:
     def window_bucket_s(self, window_s: int) -> int:
         return self.tiers[self.tier_of[window_s]].bucket_s
 
+    def sum_plan(self, ends: list[float]) -> SumPlan:
+        """Which bucket ranges of which tier make up every window ending at each of `ends`.
+
+        A window of tier t starts at ceil((end - w) / b_t) * b_t and takes whole buckets of ever
+        finer tiers up to `end` (see `Windows.window_sum`).
+        """
+        ranges: list[list[tuple[int, int, int]]] = [[] for _ in self.tiers]
+        slots: list[tuple[float, int]] = []
+        for end in ends:
+            for w, t in self.tier_of.items():
+                slot = len(slots)
+                slots.append((end, w))
+                b = self.tiers[t].bucket_s
+                lo = math.ceil((end - w) / b) * b
+                for k in range(t, -1, -1):
+                    b = self.tiers[k].bucket_s
+                    cut = math.floor(end / b) * b
+                    if cut > lo:
+                        ranges[k].append((slot, lo // b, cut // b))
+                        lo = cut
+                    if lo >= end:
+                        break
+        arrays = []
+        for rs in ranges:
+            r = np.array(rs, np.int64).reshape(-1, 3)
+            arrays.append((r[:, 0], r[:, 1], r[:, 2]))
+        return SumPlan(slots, arrays)
+
+
+@dataclass(frozen=True)
+class SumPlan:
+    """`WindowLayout.sum_plan`: per tier (window slots, first bucket, end bucket); the slots' (end, w)."""
+
+    slots: list[tuple[float, int]]
+    ranges: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
 
 class Windows:
     """The counters of one key: per tier a ring of bucket vectors with `ncols` columns.
@@ -149,36 +185,21 @@ class Windows:
         prefix = prefix or self.prefixes()
         return {w: self._window_sum(w, end_s, prefix) for w in self.layout.tier_of}
 
-    def sums_at(self, ends: list[float]) -> dict[float, dict[int, np.ndarray]]:
+    def sums_at(self, ends: list[float], plan: SumPlan | None = None) -> dict[float, dict[int, np.ndarray]]:
         """`sums(end)` for several ends at once: every window's bucket ranges, per tier, become one
-        0/1 matrix times the tier's counts (a matrix product instead of a Python loop per window)."""
-        layout = self.layout
-        ranges: list[list[tuple[int, int, int]]] = [[] for _ in layout.tiers]  # per tier: (slot, lo, hi)
-        slots: list[tuple[float, int]] = []
-        for end in ends:
-            for w, t in layout.tier_of.items():
-                slot = len(slots)
-                slots.append((end, w))
-                b = layout.tiers[t].bucket_s
-                lo = math.ceil((end - w) / b) * b
-                for k in range(t, -1, -1):
-                    b = layout.tiers[k].bucket_s
-                    cut = math.floor(end / b) * b
-                    if cut > lo:
-                        ranges[k].append((slot, lo // b, cut // b))
-                        lo = cut
-                    if lo >= end:
-                        break
-        total = np.zeros((len(slots), self.counts[0].shape[1]))
-        for k, rs in enumerate(ranges):
-            if not rs:
-                continue
-            r = np.array(rs, np.int64)
-            index = self.index[k]
-            member = (index[None, :] >= r[:, 1:2]) & (index[None, :] < r[:, 2:3])
-            np.add.at(total, r[:, 0], member.astype(np.float64) @ self.counts[k])
+        0/1 matrix times the tier's counts (a matrix product instead of a Python loop per window).
+
+        `plan` (`self.layout.sum_plan(ends)`) may be passed to share the ranges between keys.
+        """
+        plan = plan or self.layout.sum_plan(ends)
+        total = np.zeros((len(plan.slots), self.counts[0].shape[1]))
+        for k, (slots, lo, hi) in enumerate(plan.ranges):
+            if len(slots):
+                index = self.index[k]
+                member = (index[None, :] >= lo[:, None]) & (index[None, :] < hi[:, None])
+                total[slots] += member.astype(np.float64) @ self.counts[k]  # a tier has one range per window
         out: dict[float, dict[int, np.ndarray]] = {}
-        for (end, w), row in zip(slots, total, strict=True):
+        for (end, w), row in zip(plan.slots, total, strict=True):
             out.setdefault(end, {})[w] = row
         return out
 
