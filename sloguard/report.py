@@ -68,6 +68,7 @@ class Report:
         # the guard counts events; completeness counts each event's expected feature values
         per_event = max(1, len(plan.model.features)) if slo.sli.kind == "completeness" else 1
         firing = []
+        book = judge.state.book.firing  # a rule whose state does not change needs no transition
         for rule in slo.rules:
             holds = rule_holds(rule, burns[rule.long_window_s], burns[rule.short_window_s])
             if holds and not metric:
@@ -79,7 +80,9 @@ class Report:
                         "events": int(seen),
                         "min_events": slo.min_events,
                     }
-            if self._transition(key, slo, rule, rule.severity, holds, t, out, burn_labels, remaining):
+            if holds != ((slo.name, key.key, rule.name) in book):
+                self._transition(key, slo, rule, rule.severity, holds, t, out, burn_labels, remaining)
+            if holds:
                 firing.append(rule.name)
         exhausted = remaining <= 0 and (metric or total / per_event >= slo.min_events)
         if remaining <= 0 and not exhausted:
@@ -88,8 +91,10 @@ class Report:
                 "events": int(total / per_event),
                 "min_events": slo.min_events,
             }
-        if self._transition(key, slo, None, judge.config.exhausted_severity, exhausted, t, out, burn_labels,
-                            remaining):
+        if exhausted != ((slo.name, key.key, BUDGET_EXHAUSTED) in book):
+            self._transition(key, slo, None, judge.config.exhausted_severity, exhausted, t, out, burn_labels,
+                             remaining)
+        if exhausted:
             firing.append(BUDGET_EXHAUSTED)
         good = w[c.good]
         judged = w[c.good] + w[c.total] if metric else w[c.total]
