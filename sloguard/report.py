@@ -140,6 +140,18 @@ class Report:
             event["late_dropped"] = int(key.windows.dropped)
         out.append(("budget", event))
 
+    def again(self, key: KeyState, events: list[dict[str, Any]]) -> list[Output]:
+        """Last tick's budget events of a key at which nothing changed, stamped with this tick: same
+        windows, so the same budget, burn rates and firing rules; nothing counted this tick."""
+        out: list[Output] = []
+        labels = self.judge.label_report() if not key.key and any("labels" in e for e in events) else None
+        for e in events:
+            e = {**e, "ts": self.ts_text, "counted": {"good": 0.0, "total": 0.0}}
+            if labels is not None and "labels" in e:
+                e["labels"] = labels
+            out.append(("budget", e))
+        return out
+
     def health(self, outputs: list[Output]) -> None:
         """The composite health score of the model, attached to its whole-model budget events."""
         events = [m for kind, m in outputs if kind == "budget"]

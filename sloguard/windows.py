@@ -192,16 +192,21 @@ class Windows:
         `plan` (`self.layout.sum_plan(ends)`) may be passed to share the ranges between keys.
         """
         plan = plan or self.layout.sum_plan(ends)
+        total = self.sums_matrix(plan)
+        out: dict[float, dict[int, np.ndarray]] = {}
+        for (end, w), row in zip(plan.slots, total, strict=True):
+            out.setdefault(end, {})[w] = row
+        return out
+
+    def sums_matrix(self, plan: SumPlan) -> np.ndarray:
+        """The window sums of `plan`, one row per (end, window) slot."""
         total = np.zeros((len(plan.slots), self.counts[0].shape[1]))
         for k, (slots, lo, hi) in enumerate(plan.ranges):
             if len(slots):
                 index = self.index[k]
                 member = (index[None, :] >= lo[:, None]) & (index[None, :] < hi[:, None])
                 total[slots] += member.astype(np.float64) @ self.counts[k]  # a tier has one range per window
-        out: dict[float, dict[int, np.ndarray]] = {}
-        for (end, w), row in zip(plan.slots, total, strict=True):
-            out.setdefault(end, {})[w] = row
-        return out
+        return total
 
     def prefixes(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per tier: bucket indices in ascending order and prefix sums of their vectors."""

@@ -240,3 +240,33 @@ def test_the_replay_flow_on_two_workers_writes_the_same_messages_as_on_one(tmp_p
     two = run(tmp_path / "two", lambda flow: cluster_main(flow, [], 0, worker_count_per_proc=2))
     assert one == two
     assert one[0] and one[1]
+
+
+# ---- quiet periods ---------------------------------------------------------------------------------
+
+
+def test_ticks_over_a_quiet_period_reuse_the_last_events_and_write_what_judging_afresh_would() -> None:
+    from factories import event, make_config, run
+
+    config = make_config([
+        {"name": "avail", "dimension": "infrastructure", "sli": "availability", "objective": 0.99},
+        {"name": "p99", "dimension": "infrastructure", "sli": {"latency_quantile": {"quantile": 0.99}},
+         "objective": 100, "budgeting": {"timeslices": "5m", "min_samples": 10, "target": 0.99}},
+    ], models={"m": {"segments": ["region"], "features": ["a", "b"], "no_data_after": "1d"}})
+    busy = [event(i, T0 + i, status="error" if i % 50 == 0 else "ok", region=("eu", "us")[i % 2])
+            for i in range(3600)]
+    later = [event(10**6 + i, T0 + 6 * 3600 + i, region="eu") for i in range(600)]  # after 5 h of silence
+    outputs = []
+    calls = []
+    for reuse in (True, False):
+        ev = ModelEvaluator(config, "m")
+        ev.judge.reuse = reuse
+        slo = ev.judge.report.slo
+        ev.judge.report.slo = lambda *a, slo=slo, **k: (calls.append(reuse), slo(*a, **k))[1]
+        out, _ = run(config, busy + later, evaluator=ev)
+        outputs.append(out)
+    assert outputs[0] == outputs[1]
+    # 2 SLOs x 3 keys x 300 quiet ticks; the busy hour still moves the 1 h window for an hour and the
+    # 6 h window every 5 minutes, so not every quiet tick can be reused
+    quiet_calls = 2 * 3 * 5 * 60
+    assert calls.count(True) <= calls.count(False) - 0.4 * quiet_calls
