@@ -111,7 +111,7 @@ class JudgeState:
     first_ts: float = math.inf  # earliest inference event: silence counts only after it
     pending_windows: list[Rows] = field(default_factory=list)  # keys are KeyState.index
     pending_live: list[Rows] = field(default_factory=list)
-    pending_labelled: list[Rows] = field(default_factory=list)
+    pending_labelled: dict[float, list[Rows]] = field(default_factory=dict)  # by the tick they count from
 
 
 class Judge:
@@ -179,11 +179,17 @@ class Judge:
         st = self.state
         keys = [self.key_of(a, v) for a, v in summary.keys]
         index = np.array([k.index for k in keys], np.int64)
-        for rows, pending in ((summary.windows, st.pending_windows), (summary.live, st.pending_live),
-                              (summary.labelled, st.pending_labelled)):
+        for rows, pending in ((summary.windows, st.pending_windows), (summary.live, st.pending_live)):
             for r in rows:
                 if r is not None and len(r):
-                    pending.append(Rows(index[r.key], r.start, r.rows, r.tick))
+                    pending.append(Rows(index[r.key], r.start, r.rows))
+        for r in summary.labelled:
+            if r is not None and len(r):
+                assert r.tick is not None
+                for tick in np.unique(r.tick).tolist():  # pairs wait, indexed by the tick they count from
+                    sel = r.tick == tick
+                    st.pending_labelled.setdefault(tick, []).append(Rows(index[r.key[sel]], r.start[sel],
+                                                                         r.rows[sel]))
         for part in summary.sketches:
             width = self.slos[part.slo].budgeting.slice_s
             if st.next_tick is not None and part.start + width < st.next_tick:
@@ -281,16 +287,11 @@ class Judge:
         st.pending_windows = []
         _add_grouped(st.pending_live, ordered, "live")
         st.pending_live = []
-        if st.pending_labelled:
-            rows = Rows.concat(st.pending_labelled)
-            assert rows is not None and rows.tick is not None
-            due = rows.tick <= t
-            st.pending_labelled = [] if due.all() else [Rows(rows.key[~due], rows.start[~due], rows.rows[~due],
-                                                             rows.tick[~due])]
-            if due.any():
-                for key, start in _add_grouped([Rows(rows.key[due], rows.start[due], rows.rows[due])], ordered,
-                                               "labelled"):
-                    key.dirty.add(start)
+        due = [tick for tick in st.pending_labelled if tick <= t]
+        if due:
+            rows = [r for tick in sorted(due) for r in st.pending_labelled.pop(tick)]
+            for key, start in _add_grouped(rows, ordered, "labelled"):
+                key.dirty.add(start)
         for key in ordered:
             if key.newest:
                 key.settle(t)
