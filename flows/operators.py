@@ -39,51 +39,36 @@ def _snapshot(state: Any, recovery: bool) -> bytes | None:
 
 
 class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
-    """Bytewax state of one (model, shard): dedupe, label join, pre-aggregation (sloguard/shard.py)."""
+    """Bytewax state of one (model, shard): dedupe, label join (sloguard/shard.py).
 
-    def __init__(self, shard: Shard, recovery: bool) -> None:
-        self.shard = shard
-        self.recovery = recovery
+    Bytewax builds a logic before it sees the key, so the shard is made from the first piece (which
+    names its model and shard) or from the resume state (which records them).
+    """
+
+    def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
+                 state: dict | None) -> None:
+        self.plans, self.sources, self.recovery = plans, sources, recovery
+        self.shard = None if state is None else Shard(plans[state["model"]], state["shard"], state["state"], sources)
 
     @classmethod
     def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
               resume: bytes | None) -> ShardLogic:
-        state = None if resume is None else pickle.loads(resume)
-        return _Lazy(cls, plans, sources, recovery, state)  # type: ignore[return-value]
+        return cls(plans, sources, recovery, None if resume is None else pickle.loads(resume))
 
     def on_item(self, value: Piece) -> tuple[Iterable[tuple[str, Any]], bool]:
+        if self.shard is None:
+            self.shard = Shard(self.plans[value.model], value.shard, None, self.sources)
         summary, dead = self.shard.ingest(value)
         return [("summary", summary), *dead], StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[tuple[str, Any]], bool]:
-        return self.shard.finish(), StatefulLogic.RETAIN
+        return ((), StatefulLogic.RETAIN) if self.shard is None else (self.shard.finish(), StatefulLogic.RETAIN)
 
     def snapshot(self) -> bytes | None:
+        if self.shard is None:
+            return None
         return _snapshot({"model": self.shard.plan.name, "shard": self.shard.shard, "state": self.shard.state},
                          self.recovery)
-
-
-class _Lazy(StatefulLogic):
-    """Bytewax builds a logic before it sees the key: the shard is made from the first piece (which
-    names its model and shard) or from the resume state (which records them)."""
-
-    def __init__(self, cls: type, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
-                 state: dict | None) -> None:
-        self.plans, self.sources, self.recovery = plans, sources, recovery
-        self.inner = None
-        if state is not None:
-            self.inner = ShardLogic(Shard(plans[state["model"]], state["shard"], state["state"], sources), recovery)
-
-    def on_item(self, value: Piece) -> tuple[Iterable[tuple[str, Any]], bool]:
-        if self.inner is None:
-            self.inner = ShardLogic(Shard(self.plans[value.model], value.shard, None, self.sources), self.recovery)
-        return self.inner.on_item(value)
-
-    def on_eof(self) -> tuple[Iterable[tuple[str, Any]], bool]:
-        return ((), StatefulLogic.RETAIN) if self.inner is None else self.inner.on_eof()
-
-    def snapshot(self) -> bytes | None:
-        return None if self.inner is None else self.inner.snapshot()
 
 
 class JudgeLogic(StatefulLogic[Summary, Output, bytes | None]):
