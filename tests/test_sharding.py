@@ -262,7 +262,7 @@ def test_ticks_over_a_quiet_period_reuse_the_last_events_and_write_what_judging_
         ev = ModelEvaluator(config, "m")
         ev.judge.reuse = reuse
         slo = ev.judge.report.slo
-        ev.judge.report.slo = lambda *a, slo=slo, **k: (calls.append(reuse), slo(*a, **k))[1]
+        ev.judge.report.slo = lambda *a, slo=slo, reuse=reuse, **k: (calls.append(reuse), slo(*a, **k))[1]
         out, _ = run(config, busy + later, evaluator=ev)
         outputs.append(out)
     assert outputs[0] == outputs[1]
