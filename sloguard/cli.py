@@ -42,6 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        if _interrupted(e):  # Ctrl-C inside Bytewax comes back wrapped in its runtime error
+            return 130
+        raise
+
+
+def _interrupted(e: BaseException | None) -> bool:
+    seen = 0
+    while e is not None and seen < 20:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def build_parser() -> argparse.ArgumentParser:
