@@ -16,6 +16,7 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
 from sloguard.batch import ParsedBatch
+from sloguard.config import StateMismatch
 from sloguard.evaluator import Output, pieces_of, split_by_model
 from sloguard.judge import Judge, segment_key
 from sloguard.pieces import Piece
@@ -48,7 +49,10 @@ class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
     def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
                  state: dict | None) -> None:
         self.plans, self.sources, self.recovery = plans, sources, recovery
-        self.shard = None if state is None else Shard(plans[state["model"]], state["shard"], state["state"], sources)
+        self.shard = None
+        if state is not None:
+            plan = _plan_of(plans, state)
+            self.shard = Shard(plan, state["shard"], state["state"], sources)
 
     @classmethod
     def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
@@ -67,8 +71,9 @@ class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
     def snapshot(self) -> bytes | None:
         if self.shard is None:
             return None
-        return _snapshot({"model": self.shard.plan.name, "shard": self.shard.shard, "state": self.shard.state},
-                         self.recovery)
+        plan = self.shard.plan
+        return _snapshot({"model": plan.name, "shard": self.shard.shard, "state": self.shard.state,
+                          "layout": plan.layout_names}, self.recovery)
 
 
 class JudgeLogic(StatefulLogic[Summary, Output, bytes | None]):
@@ -78,7 +83,7 @@ class JudgeLogic(StatefulLogic[Summary, Output, bytes | None]):
                  state: dict | None) -> None:
         self.plans, self.sources = plans, sources
         self.finish_at_eof, self.recovery = finish_at_eof, recovery
-        self.judge = None if state is None else Judge(plans[state["model"]], state["state"], sources)
+        self.judge = None if state is None else Judge(_plan_of(plans, state), state["state"], sources)
 
     @classmethod
     def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool, recovery: bool,
@@ -98,7 +103,18 @@ class JudgeLogic(StatefulLogic[Summary, Output, bytes | None]):
     def snapshot(self) -> bytes | None:
         if self.judge is None:
             return None
-        return _snapshot({"model": self.judge.plan.name, "state": self.judge.state}, self.recovery)
+        plan = self.judge.plan
+        return _snapshot({"model": plan.name, "state": self.judge.state, "layout": plan.layout_names}, self.recovery)
+
+
+def _plan_of(plans: dict[str, ModelPlan], state: dict) -> ModelPlan:
+    """The plan a resumed state belongs to, refusing state written for another layout."""
+    plan = plans.get(state["model"])
+    if plan is None:
+        raise StateMismatch(f"the recovery state holds model {state['model']!r}, which the config no longer has; "
+                            "start with a new --recovery-dir")
+    plan.check_state(state.get("layout"))
+    return plan
 
 
 def only(kind: str, item: tuple, by_model: bool = False) -> tuple | None:

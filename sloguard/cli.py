@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sloguard.config import Config, ConfigError, load_config
+from sloguard.config import Config, ConfigError, StateMismatch, load_config
 from sloguard.timeutil import format_duration, to_rfc3339
 
 if TYPE_CHECKING:
@@ -45,16 +45,25 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if _interrupted(e):  # Ctrl-C inside Bytewax comes back wrapped in its runtime error
             return 130
+        mismatch = _cause(e, StateMismatch)
+        if mismatch is not None:
+            print(f"error: {mismatch}", file=sys.stderr)
+            return 2
         raise
 
 
-def _interrupted(e: BaseException | None) -> bool:
+def _cause(e: BaseException | None, kind: type) -> BaseException | None:
+    """The first exception of `kind` in e's chain of causes (Bytewax wraps what a step raised)."""
     seen = 0
     while e is not None and seen < 20:
-        if isinstance(e, KeyboardInterrupt):
-            return True
+        if isinstance(e, kind):
+            return e
         e, seen = e.__cause__ or e.__context__, seen + 1
-    return False
+    return None
+
+
+def _interrupted(e: BaseException | None) -> bool:
+    return _cause(e, KeyboardInterrupt) is not None
 
 
 def build_parser() -> argparse.ArgumentParser:

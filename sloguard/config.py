@@ -35,6 +35,10 @@ DEFAULT_TOPICS = {
 SEVERITIES = ("page", "ticket")
 
 
+class StateMismatch(ValueError):
+    """Recovery state that does not fit the config it is resumed with (sloguard/plan.py)."""
+
+
 class ConfigError(ValueError):
     """A config that cannot work; `problems` holds one `path: message` line each."""
 

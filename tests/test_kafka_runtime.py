@@ -156,6 +156,24 @@ def test_kill_9_mid_run_and_restart_from_the_recovery_dir_gives_the_same_final_b
     assert set(budgets) == set(reference[1])
 
 
+def test_resuming_with_the_slos_reordered_is_refused_with_a_clear_message(scenario, kafka_bootstrap,
+                                                                         module_topic_factory, tmp_path):
+    """State is kept by SLO position: swapping two SLOs used to corrupt every budget of both, silently."""
+    _, path, _ = setup_topics(module_topic_factory, kafka_bootstrap, scenario, tmp_path)
+    recovery = tmp_path / "recovery"
+    first = sloguard("run", "--config", str(path), "--drain", "--recovery-dir", str(recovery))
+    out, _ = first.communicate(timeout=240)
+    assert first.returncode == 0, out[-2000:]
+    raw = yaml.safe_load(path.read_text())
+    raw["slos"][0], raw["slos"][1] = raw["slos"][1], raw["slos"][0]
+    path.write_text(yaml.safe_dump(raw))
+    second = sloguard("run", "--config", str(path), "--drain", "--recovery-dir", str(recovery))
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 2, out[-2000:]
+    assert "error: the recovery state of model 'fraud' was written for a different config" in out
+    assert "reordered" in out and "Traceback" not in out
+
+
 def test_a_paused_broker_delays_but_loses_nothing(scenario, kafka_bootstrap, module_topic_factory, reference,
                                                   tmp_path, request):
     from connectors.broker import EmbeddedBroker
