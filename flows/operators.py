@@ -15,6 +15,7 @@ from typing import Any
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
+from flows.routing import shard_key
 from sloguard.batch import ParsedBatch
 from sloguard.config import StateMismatch
 from sloguard.evaluator import Output, pieces_of, split_by_model
@@ -31,7 +32,7 @@ def route_batch(plans: dict[str, ModelPlan], parsed: ParsedBatch) -> list[tuple[
     """Every model's pieces of a parsed batch, keyed `model#shard` (silent models get progress too)."""
     out = []
     for model, batch in split_by_model(parsed, list(plans)):
-        out += [(f"{model}#{p.shard}", p) for p in pieces_of(plans[model], batch)]
+        out += [(shard_key(model, p.shard), p) for p in pieces_of(plans[model], batch)]
     return out
 
 

@@ -300,3 +300,42 @@ def test_recovery_state_written_for_another_slo_layout_is_refused_with_what_chan
             JudgeLogic.build(new, (), True, True, snapshots[0])
         with pytest.raises(StateMismatch, match="new --recovery-dir"):
             ShardLogic.build(new, (), True, snapshots[1])
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_shard_keys_spread_evenly_over_bytewax_workers(workers: int) -> None:
+    """flows/routing.py replays Bytewax's key hash; a real cluster must put each model's shards evenly."""
+    import threading
+
+    import bytewax.operators as bop
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import TestingSource, cluster_main
+
+    from flows.routing import shard_key, worker_of
+
+    class Keep(bop.StatefulLogic):
+        def __init__(self, _resume) -> None:
+            pass
+
+        def on_item(self, value):
+            return [value], bop.StatefulLogic.RETAIN
+
+        def snapshot(self) -> None:
+            return None
+
+    keys = [shard_key(m, s) for m in ("fraud", "recsys", "a-model-with-a-long-name") for s in range(8)]
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def note(_step, item, _epoch, worker) -> None:
+        with lock:
+            seen[item[0]] = worker
+
+    flow = Dataflow("spread")
+    kept = bop.stateful("keep", bop.input("in", flow, TestingSource([(k, 1) for k in keys])), Keep)
+    bop.inspect_debug("where", kept, note)
+    cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    assert seen == {k: worker_of(k, workers) for k in keys}
+    for m in ("fraud", "recsys"):
+        counts = [sum(1 for s in range(8) if seen[shard_key(m, s)] == w) for w in range(workers)]
+        assert counts == [8 // workers] * workers
