@@ -1,7 +1,8 @@
 """How good a config's alerting was on history: the scoring behind `sloguard backtest` (pure, no I/O).
 
 Inputs are the flow's own outputs (slo.alerts and slo.budget messages, as dicts) and a list of
-known incidents (manifest.json, see README "Backtest"). Per SLO key (model, SLO, version, segment):
+known incidents (manifest.json, see README "Backtest"). Per SLO key (model, SLO, segment; a key's
+`version` field is only the newest version it saw, so it is not part of the key):
 
     pages, tickets        firing transitions of that severity
     firing_s              length of the union of the key's firing spans (any rule), clipped to the run
@@ -28,7 +29,7 @@ from typing import Any
 
 from sloguard.timeutil import parse_rfc3339
 
-Key = tuple[str, str, str, str]  # (model, slo, version, segment as canonical JSON)
+Key = tuple[str, str, str]  # (model, slo, segment as canonical JSON)
 
 
 def key_of(message: dict[str, Any]) -> Key:
@@ -36,19 +37,21 @@ def key_of(message: dict[str, Any]) -> Key:
     return (
         message["model"],
         message.get("slo") or "no-data",
-        message.get("version") or "",
         json.dumps(message.get("segment") or {}, sort_keys=True),
     )
 
 
 def key_label(key: Key) -> str:
-    """`slo segment=value @version`, `(whole model)` for the empty segment."""
-    seg = json.loads(key[3])
-    where = ",".join(f"{k}={v}" for k, v in seg.items()) or "(whole model)"
-    return f"{key[1]} {where}" + (f" @{key[2]}" if key[2] else "")
+    """`slo segment=value`, `(whole model)` for the empty segment."""
+    return f"{key[1]} {segment_label(key)}"
 
 
-def _ts(text: Any) -> float:
+def segment_label(key: Key) -> str:
+    return ",".join(f"{k}={v}" for k, v in json.loads(key[2]).items()) or "(whole model)"
+
+
+def parse_ts(text: Any) -> float:
+    """Epoch seconds of an RFC 3339 `ts`; ValueError otherwise."""
     value = parse_rfc3339(text) if isinstance(text, str) else None
     if value is None:
         raise ValueError(f"not an RFC 3339 time: {text!r}")
@@ -78,8 +81,8 @@ def firing_spans(alerts: Iterable[dict[str, Any]]) -> list[Span]:
             open_.setdefault(a["id"], a)
         elif a["id"] in open_:
             f = open_.pop(a["id"])
-            spans.append(Span(key_of(f), f["rule"], f["severity"], _ts(f["ts"]), _ts(a["ts"])))
-    spans += [Span(key_of(f), f["rule"], f["severity"], _ts(f["ts"]), None) for f in open_.values()]
+            spans.append(Span(key_of(f), f["rule"], f["severity"], parse_ts(f["ts"]), parse_ts(a["ts"])))
+    spans += [Span(key_of(f), f["rule"], f["severity"], parse_ts(f["ts"]), None) for f in open_.values()]
     spans.sort(key=lambda s: (s.start, s.key, s.rule))
     return spans
 
@@ -117,7 +120,7 @@ class BudgetSummary:
         self.last_ts: float | None = None
 
     def add(self, event: dict[str, Any]) -> None:
-        t = _ts(event["ts"])
+        t = parse_ts(event["ts"])
         self.first_ts = t if self.first_ts is None else min(self.first_ts, t)
         self.last_ts = t if self.last_ts is None else max(self.last_ts, t)
         key = key_of(event)
@@ -125,9 +128,7 @@ class BudgetSummary:
         kb = self.keys.get(key)
         if kb is None:
             kb = self.keys[key] = KeyBudget(t, t, remaining)
-            self.meta.setdefault(
-                key[:2], {k: event.get(k) for k in ("dimension", "objective", "window", "budgeting")}
-            )
+            self.meta.setdefault(key[:2], {k: event.get(k) for k in ("dimension", "objective", "window", "budgeting")})
         kb.last_ts = max(kb.last_ts, t)
         kb.budget_end = remaining
         if remaining is not None and remaining <= 0 and kb.exhausted_at is None:
@@ -144,14 +145,18 @@ class KeyStats:
     exhausted_after_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        model, slo, version, seg = self.key
+        model, slo, seg = self.key
         return {
-            "model": model, "slo": slo, "version": version or None, "segment": json.loads(seg),
-            "pages": self.pages, "tickets": self.tickets, "firing_s": round(self.firing_s, 3),
+            "model": model,
+            "slo": slo,
+            "segment": json.loads(seg),
+            "pages": self.pages,
+            "tickets": self.tickets,
+            "firing_s": round(self.firing_s, 3),
             "budget_remaining_end": self.budget_end,
             "budget_consumed_end": None if self.budget_end is None else round(1 - self.budget_end, 6),
             "exhausted_after_s": self.exhausted_after_s,
-        }  # fmt: skip
+        }
 
 
 def key_stats(spans: list[Span], budget: BudgetSummary, run_end: float) -> list[KeyStats]:
@@ -207,10 +212,14 @@ class IncidentResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "incident": self.incident.name, "model": self.incident.model, "pages": self.pages,
-            "detected": self.pages > 0, "detection_s": self.detection_s, "reset_s": self.reset_s,
+            "incident": self.incident.name,
+            "model": self.incident.model,
+            "pages": self.pages,
+            "detected": self.pages > 0,
+            "detection_s": self.detection_s,
+            "reset_s": self.reset_s,
             "still_firing": self.still_firing,
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -227,10 +236,14 @@ class Score:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "pages": self.pages, "tickets": self.tickets, "precision": self.precision, "recall": self.recall,
-            "detection_s": self.detection_s, "reset_s": self.reset_s,
+            "pages": self.pages,
+            "tickets": self.tickets,
+            "precision": self.precision,
+            "recall": self.recall,
+            "detection_s": self.detection_s,
+            "reset_s": self.reset_s,
             "incidents": [i.to_json() for i in self.incidents],
-        }  # fmt: skip
+        }
 
 
 def _meets(s: Span, inc: Incident, run_end: float) -> bool:

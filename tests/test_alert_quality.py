@@ -24,16 +24,42 @@ def at(minutes: float) -> str:
     return to_rfc3339(T0 + 60 * minutes)
 
 
-def alert(id_: str, state: str, minute: float, severity: str = "page", slo: str | None = "avail",
-          segment: dict | None = None, model: str = "fraud", rule: str = "fast-burn") -> dict:
-    return {"id": id_, "state": state, "ts": at(minute), "severity": severity, "rule": rule, "slo": slo,
-            "model": model, "version": None, "segment": segment or {}}  # fmt: skip
+def alert(
+    id_: str,
+    state: str,
+    minute: float,
+    severity: str = "page",
+    slo: str | None = "avail",
+    segment: dict | None = None,
+    model: str = "fraud",
+    rule: str = "fast-burn",
+) -> dict:
+    return {
+        "id": id_,
+        "state": state,
+        "ts": at(minute),
+        "severity": severity,
+        "rule": rule,
+        "slo": slo,
+        "model": model,
+        "version": None,
+        "segment": segment or {},
+    }
 
 
 def budget(minute: float, remaining: float | None, slo: str = "avail", segment: dict | None = None) -> dict:
-    return {"type": "budget", "slo": slo, "dimension": "infrastructure", "model": "fraud", "version": None,
-            "segment": segment or {}, "ts": at(minute), "objective": 0.99, "window": "30d",
-            "budget_remaining": remaining}  # fmt: skip
+    return {
+        "type": "budget",
+        "slo": slo,
+        "dimension": "infrastructure",
+        "model": "fraud",
+        "version": None,
+        "segment": segment or {},
+        "ts": at(minute),
+        "objective": 0.99,
+        "window": "30d",
+        "budget_remaining": remaining,
+    }
 
 
 @pytest.mark.parametrize(
@@ -51,11 +77,15 @@ def test_union_length(intervals, length):
 
 
 def test_spans_pair_firing_with_resolved_by_id_and_leave_the_rest_open():
-    spans = firing_spans([
-        alert("a", "firing", 10), alert("b", "firing", 12, severity="ticket", rule="slow-burn"),
-        alert("a", "firing", 11),  # a repeat of a firing alert does not restart it
-        alert("a", "resolved", 30), alert("c", "resolved", 31),  # resolved without firing: ignored
-    ])  # fmt: skip
+    spans = firing_spans(
+        [
+            alert("a", "firing", 10),
+            alert("b", "firing", 12, severity="ticket", rule="slow-burn"),
+            alert("a", "firing", 11),  # a repeat of a firing alert does not restart it
+            alert("a", "resolved", 30),
+            alert("c", "resolved", 31),  # resolved without firing: ignored
+        ]
+    )
     assert [(s.rule, s.start - T0, None if s.end is None else s.end - T0) for s in spans] == [
         ("fast-burn", 600.0, 1800.0),
         ("slow-burn", 720.0, None),
@@ -65,11 +95,13 @@ def test_spans_pair_firing_with_resolved_by_id_and_leave_the_rest_open():
 def test_key_stats_counts_union_firing_time_budget_end_and_exhaustion():
     eu = {"region": "eu"}
     alerts = [
-        alert("p1", "firing", 10, segment=eu), alert("t1", "firing", 20, severity="ticket", segment=eu),
-        alert("p1", "resolved", 30, segment=eu), alert("t1", "resolved", 40, segment=eu),
+        alert("p1", "firing", 10, segment=eu),
+        alert("t1", "firing", 20, severity="ticket", segment=eu),
+        alert("p1", "resolved", 30, segment=eu),
+        alert("t1", "resolved", 40, segment=eu),
         alert("p2", "firing", 50, segment=eu),  # still firing at the run's end (minute 60)
         alert("n", "firing", 5, slo=None),  # no-data: its own key
-    ]  # fmt: skip
+    ]
     summary = BudgetSummary()
     for m, r in [(0, 1.0), (10, 0.5), (20, 0.0), (30, -0.2), (60, 0.1)]:
         summary.add(budget(m, r, segment=eu))
@@ -126,17 +158,23 @@ def test_score_table(pages, precision, recall, detection_s, reset_s):
 
 def test_score_only_pages_of_the_incidents_model_count_and_tickets_never_do():
     alerts = [
-        alert("r", "firing", 12, model="recsys"), alert("t", "firing", 12, severity="ticket"),
+        alert("r", "firing", 12, model="recsys"),
+        alert("t", "firing", 12, severity="ticket"),
         alert("p", "firing", 55),  # still firing at the end: detected, reset unknown
-    ]  # fmt: skip
+    ]
     s = score(firing_spans(alerts), INCIDENTS, T0 + 6000)
     assert (s.pages, s.tickets, s.precision, s.recall) == (2, 1, 0.5, 0.5)
     y = s.incidents[1]
     assert (y.detection_s, y.reset_s, y.still_firing) == (300.0, None, True)
     assert s.to_json()["incidents"][0] == {
-        "incident": "X", "model": "fraud", "pages": 0, "detected": False, "detection_s": None,
-        "reset_s": None, "still_firing": False,
-    }  # fmt: skip
+        "incident": "X",
+        "model": "fraud",
+        "pages": 0,
+        "detected": False,
+        "detection_s": None,
+        "reset_s": None,
+        "still_firing": False,
+    }
 
 
 def test_without_incidents_precision_and_recall_are_undefined_and_the_quietest_config_ranks_first():
@@ -158,4 +196,5 @@ def test_incident_from_manifest_entry_and_key_label():
     inc = Incident.from_manifest({"name": "n", "start": 10, "end": 20}, model="fraud")
     assert inc == Incident("n", "fraud", 10.0, 20.0, 0.0)
     key = key_of({"model": "fraud", "slo": "avail", "version": "v2", "segment": {"region": "eu"}})
-    assert key_label(key) == "avail region=eu @v2"
+    assert key == key_of({"model": "fraud", "slo": "avail", "version": "v3", "segment": {"region": "eu"}})
+    assert key_label(key) == "avail region=eu"
