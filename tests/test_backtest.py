@@ -159,3 +159,11 @@ def test_help_does_not_import_plotly():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
+
+
+def test_replay_demo_ends_with_its_report(tmp_path, capsys):
+    assert main(["demo", "--replay", "--events", "6000", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"report: {tmp_path}/report.html" in out
+    text = (tmp_path / "report.html").read_text()
+    assert "model fraud" in text and "model recsys" in text and "canary-regression" in text
