@@ -324,6 +324,7 @@ def run_live_demo(
     show_notifications(view.alerts, stream)
     from sloguard.demo import write_demo_report
 
+    producer = None  # a live client would log the stopped broker's refusals while the report is written
     write_demo_report([("live", out / "live")], list(SCENARIOS), [manifests[s] for s in SCENARIOS],
                       out / "report.html", stream)
     return 0 if not missed else 1
