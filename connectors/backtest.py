@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -104,36 +104,46 @@ def _init_worker(shared: Any) -> None:
     _SHARED = shared
 
 
-def _run_in_worker(i: int, config_path: Path, inputs: dict[str, Path], out: Path) -> dict[str, int]:
+def _run_in_worker(
+    i: int, config_path: Path, inputs: dict[str, Path], out: Path, incidents: list[Incident]
+) -> dict[str, Any]:
     def progress(done: int, total: int, _lines: int) -> None:
         _SHARED[i] = done / total if total else 1.0
 
-    return run_config(config_path, inputs, out, progress if _SHARED is not None else None)
+    run_config(config_path, inputs, out, progress if _SHARED is not None else None)
+    return summarize(out, incidents)  # here too, so that configs are also scored in parallel
 
 
-def run_all(configs: list[tuple[str, Path]], inputs: dict[str, Path], out: Path, stream: Any = None) -> None:
-    """Every config into out/<label>/, in parallel worker processes; progress to `stream` if given."""
+def run_all(
+    configs: list[tuple[str, Path]],
+    inputs: dict[str, Path],
+    out: Path,
+    incidents: list[Incident],
+    stream: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """Every config into out/<label>/ and its `summarize`, in parallel worker processes (one per
+    config, at most one per core); progress to `stream` if given."""
     import multiprocessing as mp
 
     if len(configs) == 1:
         label, path = configs[0]
         run_config(path, inputs, out / label, progress=stream is not None)
-        return
+        return {label: summarize(out / label, incidents)}
     ctx = mp.get_context("spawn")  # a fresh interpreter: forking a process that may hold threads is unsafe
     shared = ctx.Array("d", len(configs), lock=False)
     workers = min(len(configs), os.cpu_count() or 1)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(shared,)) as pool:
-        futures = [pool.submit(_run_in_worker, i, p, inputs, out / label) for i, (label, p) in enumerate(configs)]
-        while not all(f.done() for f in futures):
+        futures = [
+            pool.submit(_run_in_worker, i, p, inputs, out / label, incidents) for i, (label, p) in enumerate(configs)
+        ]
+        while wait(futures, timeout=0.5).not_done:
             if stream is not None:
                 done = "  ".join(f"{label} {100 * shared[i]:5.1f}%" for i, (label, _) in enumerate(configs))
                 stream.write(f"\rbacktest: {done} ")
                 stream.flush()
-            time.sleep(0.5)
-        for f in futures:
-            f.result()  # re-raises a worker's error
     if stream is not None:
         stream.write("\n")
+    return {label: f.result() for (label, _), f in zip(configs, futures, strict=True)}  # re-raises a worker's error
 
 
 def read_jsonl(path: Path) -> Any:
@@ -263,8 +273,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     incidents = load_incidents(args.incidents)
     progress = sys.stderr if sys.stderr.isatty() else None
     began = time.monotonic()
-    run_all(configs, inputs, args.out, progress)
-    results = {label: summarize(args.out / label, incidents) for label, _ in configs}
+    results = run_all(configs, inputs, args.out, incidents, progress)
     report = to_json(results)
     (args.out / "backtest.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if not args.no_report:

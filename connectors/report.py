@@ -92,11 +92,12 @@ class _Page:
             self._ranking(),
         ]
         for model in models:
-            body += [f"<h2>model {html.escape(model)}</h2>", self._overview(model)]
+            labels = [lb for lb in self.labels if model in self.series[lb].models()]  # runs of other models: none
+            body += [f"<h2>model {html.escape(model)}</h2>", self._overview(model, labels)]
             slos = sorted({s for r in self.series.values() for s in r.slos(model)})
             for slo in slos:
-                body.append(f"<h3>{html.escape(slo)}</h3><div class=row style='--n:{len(self.labels)}'>")
-                for label in self.labels:
+                body.append(f"<h3>{html.escape(slo)}</h3><div class=row style='--n:{len(labels)}'>")
+                for label in labels:
                     rs = self.series[label]
                     if slo in rs.slos(model):
                         body.append(
@@ -131,13 +132,16 @@ class _Page:
         if self.incidents:
             head = "".join(f"<th>{html.escape(lb)}: detected after / reset</th>" for lb in self.labels)
             rows = [f"<tr><th>incident</th><th>model</th><th>from</th><th>to</th>{head}</tr>"]
-            for i, inc in enumerate(self.incidents):
+            scored = {lb: {r.incident: r for r in self.results[lb]["score"].incidents} for lb in self.labels}
+            for inc in self.incidents:
                 cells = ""
                 for lb in self.labels:
-                    r = self.results[lb]["score"].incidents[i] if i < len(self.results[lb]["score"].incidents) else None
+                    r = scored[lb].get(inc)  # None: the run has no such model
                     cells += (
-                        "<td class=bad>missed</td>"
-                        if r is None or not r.pages
+                        "<td>-</td>"
+                        if r is None
+                        else "<td class=bad>missed</td>"
+                        if not r.pages
                         else f"<td>{_mins(r.detection_s)} / {'still firing' if r.still_firing else _mins(r.reset_s)}"
                         f" ({r.pages} pages)</td>"
                     )
@@ -148,11 +152,11 @@ class _Page:
             out += "<table>" + "".join(rows) + "</table>"
         return out
 
-    def _overview(self, model: str) -> str:
-        head = "".join(f"<th>{html.escape(lb)}</th>" for lb in self.labels)
+    def _overview(self, model: str, labels: list[str]) -> str:
+        head = "".join(f"<th>{html.escape(lb)}</th>" for lb in labels)
         rows = [f"<tr><th>dimension / SLO</th>{head}</tr>"]
         health: dict[str, dict[str, Any]] = {}
-        for lb in self.labels:
+        for lb in labels:
             rs = self.series[lb]
             whole = {k: rs.final_budget(k) for k in rs.keys if k[0] == model and not is_segment(k)}
             health[lb] = rs.health.get(model) or health_score(
@@ -160,20 +164,20 @@ class _Page:
             )
         rows.append(
             "<tr><td><b>health score</b></td>"
-            + "".join(f"<td>{_budget_cell(health[lb].get('score'))}</td>" for lb in self.labels)
+            + "".join(f"<td>{_budget_cell(health[lb].get('score'))}</td>" for lb in labels)
             + "</tr>"
         )
         dims = sorted({d for h in health.values() for d in h.get("dimensions", {})})
         for dim in dims:
             rows.append(
                 f"<tr><td><b>{html.escape(dim)}</b></td>"
-                + "".join(f"<td>{_budget_cell(health[lb].get('dimensions', {}).get(dim))}</td>" for lb in self.labels)
+                + "".join(f"<td>{_budget_cell(health[lb].get('dimensions', {}).get(dim))}</td>" for lb in labels)
                 + "</tr>"
             )
             slos = sorted({s for rs in self.series.values() for s in rs.slos(model) if rs.dimension[(model, s)] == dim})
             for slo in slos:
                 cells = ""
-                for lb in self.labels:
+                for lb in labels:
                     rs = self.series[lb]
                     keys = rs.keys_of(model, slo)
                     if not keys:

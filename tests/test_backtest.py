@@ -3,6 +3,7 @@ opened in real headless Chromium (skipped, with the reason, when Chromium is not
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -161,9 +162,11 @@ def test_help_does_not_import_plotly():
     assert out.stdout.strip() == "False"
 
 
-def test_replay_demo_ends_with_its_report(tmp_path, capsys):
-    assert main(["demo", "--replay", "--events", "6000", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert f"report: {tmp_path}/report.html" in out
+def test_replay_demo_ends_with_its_report(tmp_path):
+    from sloguard.demo import run_replay_demo
+
+    stream = io.StringIO()
+    assert run_replay_demo(tmp_path, events=6000, stream=stream) == 0
+    assert f"report: {tmp_path}/report.html" in stream.getvalue()
     text = (tmp_path / "report.html").read_text()
     assert "model fraud" in text and "model recsys" in text and "canary-regression" in text
