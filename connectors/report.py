@@ -249,14 +249,19 @@ class _Page:
                     col=1,
                 )
             burn_traces.append(mine)
+        ends = [_date(grid.t0), _date(grid.t0 + grid.step_s * (grid.n - 1))]
         for rule in ((self.metas.get(label) or {}).get("slos", {}).get(slo) or {}).get("rules", []):
-            fig.add_hline(
-                y=rule["burn_rate"],
+            # a trace, not add_hline: its label would be placed at 10^y on a log axis
+            fig.add_trace(
+                go.Scatter(
+                    x=ends,
+                    y=[rule["burn_rate"]] * 2,
+                    mode="lines",
+                    name=f"{rule['name']} >= {rule['burn_rate']:g} ({' & '.join(rule['windows'])})",
+                    line={"dash": "dash", "width": 1, "color": SEVERITY_COLOURS.get(rule["severity"], "#555")},
+                ),
                 row=2,
                 col=1,
-                line={"dash": "dash", "width": 1, "color": SEVERITY_COLOURS.get(rule["severity"], "#555")},
-                annotation_text=f"{rule['name']} {rule['burn_rate']:g} ({' & '.join(rule['windows'])})",
-                annotation_font_size=9,
             )
         self._timeline(fig, label, model, slo)
         if with_value:
@@ -345,7 +350,7 @@ class _Page:
             fig.update_yaxes(range=[-105, 105], title_text="budget left % (clipped)", row=1, col=1)
         peak = max((rs.keys[k].peak_burn for k in keys), default=1.0)
         # log scale: thresholds of 1, 6 and 14.4 stay readable under spikes of several hundred
-        fig.update_yaxes(type="log", range=[-1, math.log10(max(peak, 20.0) * 1.5)], row=2, col=1)
+        fig.update_yaxes(type="log", dtick=1, range=[-1, math.log10(max(peak, 20.0) * 1.5)], row=2, col=1)
         fig.update_yaxes(tickfont_size=8, automargin=True, row=3, col=1)
         fig.update_xaxes(range=[_date(grid.t0), _date(grid.t0 + grid.step_s * (grid.n - 1))])
         self.figures += 1

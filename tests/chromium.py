@@ -171,14 +171,14 @@ class Chromium:
     def requests(self) -> list[str]:
         return [e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
 
-    def screenshot(self, path: Path, height: int) -> Path:
-        """A PNG of the page's top `height` CSS pixels at the window's width."""
+    def screenshot(self, path: Path, height: int, top: float = 0) -> Path:
+        """A PNG of `height` CSS pixels of the page from `top` down, at the window's width."""
         data = self.send(
             "Page.captureScreenshot",
             {
                 "format": "png",
                 "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": self.width, "height": height, "scale": 1},
+                "clip": {"x": 0, "y": top, "width": self.width, "height": height, "scale": 1},
             },
         )["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
