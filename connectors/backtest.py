@@ -45,7 +45,7 @@ def add_parser(sub: Any) -> None:
         type=Path,
         action="append",
         default=[],
-        help="manifest.json of known incidents (the format `sloguard generate` writes); repeatable",
+        help="manifest.json of known incidents (the format `sloguard generate` writes); repeatable (default: none)",
     )
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--json", action="store_true", help="print backtest.json to stdout instead of the table")
@@ -61,7 +61,13 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("out_dir", type=Path, help="a `sloguard replay` (or backtest config) output directory")
     p.add_argument("--config", type=Path, help="the config replayed, for the alert thresholds (default: none drawn)")
-    p.add_argument("--incidents", type=Path, action="append", default=[], help="manifest.json of known incidents")
+    p.add_argument(
+        "--incidents",
+        type=Path,
+        action="append",
+        default=[],
+        help="manifest.json of known incidents; repeatable (default: none)",
+    )
     p.add_argument("--html", type=Path, help="where to write (default OUT_DIR/report.html)")
     p.set_defaults(func=cmd_report)
 
