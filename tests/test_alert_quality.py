@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sloguard.alert_quality import (
     BudgetSummary,
@@ -198,3 +200,11 @@ def test_incident_from_manifest_entry_and_key_label():
     key = key_of({"model": "fraud", "slo": "avail", "version": "v2", "segment": {"region": "eu"}})
     assert key == key_of({"model": "fraud", "slo": "avail", "version": "v3", "segment": {"region": "eu"}})
     assert key_label(key) == "avail region=eu"
+
+
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 20)), max_size=12))
+def test_union_length_is_the_number_of_unit_cells_covered(pairs):
+    """Oracle: on integer intervals the union's length is the count of covered unit cells."""
+    intervals = [(a, a + n) for a, n in pairs]
+    cells = {c for a, b in intervals for c in range(a, b)}
+    assert union_length(intervals) == len(cells)
