@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.baseline_cli import add_parser as add_baseline_parser
 
     add_baseline_parser(sub)
+    from connectors.backtest import add_parser as add_backtest_parser
+
+    add_backtest_parser(sub)
 
     p = sub.add_parser(
         "demo",
@@ -369,9 +372,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def replay(
-    config: Config, inputs: dict[str, Path], out: Path, *, progress: bool = False, on_alert: Any = None
+    config: Config, inputs: dict[str, Path], out: Path, *, progress: Any = False, on_alert: Any = None
 ) -> Counter:
-    """Run the dataflow over JSONL inputs into out/{budget,alerts,dead_letter}.jsonl; returns counts."""
+    """Run the dataflow over JSONL inputs into out/{budget,alerts,dead_letter}.jsonl; returns counts.
+
+    `progress`: True prints progress to stderr; a callable gets `(bytes read, bytes total, lines)`.
+    """
     from bytewax.testing import run_main
 
     from connectors.files import JsonlReplaySource, JsonlSink, ProgressPrinter
@@ -381,8 +387,8 @@ def replay(
     for name in ("budget", "alerts", "dead_letter"):  # an output with nothing in it is an empty file
         (out / f"{name}.jsonl").write_bytes(b"")
     topics = {k: config.topics[k] for k in ("inference", "labels", "features")}
-    printer = ProgressPrinter(sys.stderr) if progress else None
-    source = JsonlReplaySource(inputs, topics, progress=printer)
+    printer = ProgressPrinter(sys.stderr) if progress is True else None
+    source = JsonlReplaySource(inputs, topics, progress=printer or (progress if callable(progress) else None))
     alerts_sink: Any = JsonlSink(out / "alerts.jsonl")
     if on_alert is not None:
         from connectors.files import TeeSink

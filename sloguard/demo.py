@@ -134,6 +134,7 @@ def run_replay_demo(out: Path, events: int = 250_000, seed: int = 7, stream: Tex
     from sloguard.scenarios import plan, write_scenario
 
     colour = stream.isatty()
+    manifests: list[dict[str, Any]] = []
     for scenario in ("fraud", "recsys"):
         config = load_config(EXAMPLES_DIR / f"{scenario}.yaml")
         data = out / scenario
@@ -166,7 +167,26 @@ def run_replay_demo(out: Path, events: int = 250_000, seed: int = 7, stream: Tex
         print("\n    rollout controller (the same policy over these budgets and alerts):", file=stream)
         print("      " + "\n      ".join(lines), file=stream)
         show_notifications(seen, stream)
+        manifests.append(manifest)
+    scenarios = ["fraud", "recsys"]
+    write_demo_report([(f"{s}-run", out / f"{s}-run") for s in scenarios], scenarios, manifests,
+                      out / "report.html", stream)
     return 0
+
+
+def write_demo_report(runs: list[tuple[str, Path]], scenarios: list[str], manifests: list[dict[str, Any]],
+                      html: Path, stream: TextIO) -> None:
+    """The HTML report (connectors/report.py) of the demo's outputs, incidents shaded; prints its path."""
+    from connectors.backtest import slo_meta
+    from connectors.report import write_report
+    from sloguard.alert_quality import Incident
+
+    incidents = [Incident.from_manifest(i, m["scenario"]) for m in manifests for i in m["incidents"]]
+    metas = [slo_meta(load_config(EXAMPLES_DIR / f"{s}.yaml")) for s in scenarios]
+    meta = {"evaluation_interval_s": min(m["evaluation_interval_s"] for m in metas),
+            "slos": {k: v for m in metas for k, v in m["slos"].items()}}
+    write_report(runs, incidents, html, metas={label: meta for label, _ in runs})
+    print(f"\nreport: {html} (open it in a browser; it needs no network)", file=stream)
 
 
 def show_notifications(alerts: list[dict[str, Any]], stream: TextIO, shown: int = 4) -> None:

@@ -229,12 +229,16 @@ def run_live_demo(
         kind_of = {_topics(s)[k]: k for s in SCENARIOS for k in kinds}
 
         printed: dict[tuple[str, str], str] = {}  # (model, version) -> last decision printed
+        (out / "live").mkdir(exist_ok=True)  # every output message, for the report at the end
+        files = {k: (out / "live" / f"{k}.jsonl").open("wb") for k in OUTPUTS}
 
         def watch() -> None:
             while not stop.is_set():
                 for msg in consumer.consume(500, 0.2):
                     if msg.error() is None:
                         message = orjson.loads(msg.value())
+                        if kind_of[msg.topic()] in files:
+                            files[kind_of[msg.topic()]].write(msg.value() + b"\n")
                         view.add(kind_of[msg.topic()], message)
                         if not tty and kind_of[msg.topic()] == "alerts" and message["severity"] == "page":
                             print("  " + format_alert(message, False), file=stream, flush=True)
@@ -289,6 +293,8 @@ def run_live_demo(
             stop.set()
             watcher.join(5)
             consumer.close()
+            for f in files.values():
+                f.close()
             for p in procs:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGTERM)
@@ -316,4 +322,9 @@ def run_live_demo(
     from sloguard.demo import show_notifications
 
     show_notifications(view.alerts, stream)
+    from sloguard.demo import write_demo_report
+
+    producer = None  # a live client would log the stopped broker's refusals while the report is written
+    write_demo_report([("live", out / "live")], list(SCENARIOS), [manifests[s] for s in SCENARIOS],
+                      out / "report.html", stream)
     return 0 if not missed else 1
