@@ -137,8 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         default=None,
-        help="serve Prometheus metrics on this port (events in/out, dead letters by reason, SLIs, "
-        "budgets, burn rates, firing alerts, consumer lag)",
+        help="serve Prometheus metrics on this TCP port (events in/out, dead letters by reason, SLIs, "
+        "budgets, burn rates, good/events counters, firing alerts, consumer lag; default: not served)",
+    )
+    p.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        help="address the metrics server binds (default 127.0.0.1, loopback; 0.0.0.0 for every interface)",
+    )
+    p.add_argument(
+        "--metrics-retire-ticks",
+        type=int,
+        default=10,
+        help="evaluation ticks a segment key may be silent before its gauges are removed (default 10)",
     )
     p.set_defaults(func=cmd_run)
 
@@ -398,6 +409,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         heartbeat_s=args.heartbeat or None,
         partitions=args.partitions,
         metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
+        metrics_retire_ticks=args.metrics_retire_ticks,
     )
     return run(load_config(args.config), options)
 
