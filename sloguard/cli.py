@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.baseline_cli import add_parser as add_baseline_parser
 
     add_baseline_parser(sub)
+    from connectors.interop_cli import add_parsers as add_interop_parsers
+
+    add_interop_parsers(sub)
 
     p = sub.add_parser(
         "demo",
