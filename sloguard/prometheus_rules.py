@@ -7,15 +7,16 @@ slo, dimension and segment (timeslice SLOs count good and judged slices). Per SL
 (github.com/slok/sloth, `internal/plugin/slo/core/{sli,metadata,alert}_rules_v1`):
 
 - `slo:sli_error:ratio_rate<w>` for every window the SLO's alert rules use and its SLO window:
-  `1 - rate(good[w]) / rate(events[w])`, per segment key; the SLO window is computed from the
-  counters directly, not averaged from 5-minute ratios as Sloth does, so it is the ratio of sums
-  sloguard itself computes;
+  `1 - rate(good[w]) / rate(events[w])` per segment key, and for metric SLIs, as the evaluator
+  burns them, bad slices over all the window's slices `(increase(judged) - increase(good)) /
+  (w / slice)`; the SLO window is computed from the counters directly, not averaged from
+  5-minute ratios as Sloth does, so it is the ratio of sums sloguard itself computes;
 - `slo:objective:ratio`, `slo:error_budget:ratio`, `slo:time_period:days`,
   `slo:current_burn_rate:ratio`, `slo:period_burn_rate:ratio`,
   `slo:period_error_budget_remaining:ratio`;
 - one alert per sloguard rule of the SLO (the same scaled policy `sloguard validate` shows): it
   fires while the error ratio is >= burn_rate x (1 - target) over both its long and its short
-  window and, for occurrence SLOs, the long window holds at least `min_events` events (sloguard's
+  window and, for ratio SLIs, the long window holds at least `min_events` events (sloguard's
   low-traffic guard); plus the budget-exhausted alert.
 
 Not expressible, so skipped with the reason: SLIs judged on ground truth (`labelled`): their
@@ -30,6 +31,7 @@ from typing import Any
 
 from sloguard.alerts import BUDGET_EXHAUSTED
 from sloguard.config import Config, Slo
+from sloguard.sli import METRIC
 from sloguard.timeutil import format_duration
 
 GOOD = "sloguard_slo_good_total"
@@ -80,13 +82,13 @@ def _slo_groups(slo: Slo, config: Config) -> list[dict[str, Any]]:
     sli = []
     for w in windows:
         d = format_duration(w)
-        rate_good = f"sum by ({KEY}) (rate({GOOD}{{{counters}}}[{d}]))"
-        rate_events = f"sum by ({KEY}) (rate({EVENTS}{{{counters}}}[{d}]))"
-        sli.append({
-            "record": f"slo:sli_error:ratio_rate{d}",
-            "expr": f"1 - (\n  {rate_good}\n  /\n  {rate_events}\n)\n",
-            "labels": {**ids, "sloth_window": d},
-        })
+        if slo.sli.family == METRIC:  # bad slices of all the window's slices, unjudged ones counting as good
+            expr = (f"(\n  sum by ({KEY}) (increase({EVENTS}{{{counters}}}[{d}]))\n  -\n"
+                    f"  sum by ({KEY}) (increase({GOOD}{{{counters}}}[{d}]))\n) / {w / slo.budgeting.slice_s!r}\n")
+        else:
+            expr = (f"1 - (\n  sum by ({KEY}) (rate({GOOD}{{{counters}}}[{d}]))\n  /\n"
+                    f"  sum by ({KEY}) (rate({EVENTS}{{{counters}}}[{d}]))\n)\n")
+        sli.append({"record": f"slo:sli_error:ratio_rate{d}", "expr": expr, "labels": {**ids, "sloth_window": d}})
     budget = round(1 - slo.slo_target, 12)  # 1 - 0.9995 is 0.0004999999999999449 in floats
     period = format_duration(slo.window_s)
     on = "on (sloth_id, sloth_slo, sloth_service) group_left"
@@ -103,6 +105,16 @@ def _slo_groups(slo: Slo, config: Config) -> list[dict[str, Any]]:
          "expr": f"1 - slo:period_burn_rate:ratio{{{sel}}}"},
     ]
     owner = config.owner_of(slo)
+    # completeness counts each event's expected feature values; the guard counts events
+    per_event = max(1, len(config.models[slo.model].features)) if slo.sli.kind == "completeness" else 1
+
+    def guard(window_s: int) -> str:
+        """sloguard's low-traffic guard: ratio SLIs alert only on >= min_events events in the window."""
+        if slo.sli.family == METRIC or slo.min_events <= 0:
+            return "\n"
+        return (f"\nand on ({KEY})\n(sum by ({KEY}) (increase({EVENTS}{{{counters}}}[{format_duration(window_s)}]))"
+                f" >= {slo.min_events * per_event})\n")
+
     alerts = []
     for rule in slo.rules:
         threshold = f"({rule.burn_rate!r} * {budget!r})"
@@ -110,15 +122,10 @@ def _slo_groups(slo: Slo, config: Config) -> list[dict[str, Any]]:
             f"max without (sloth_window) (slo:sli_error:ratio_rate{format_duration(w)}{{{sel}}} >= {threshold})"
             for w in (rule.short_window_s, rule.long_window_s)
         ]
-        expr = "(\n    " + "\n  and\n    ".join(parts) + "\n)"
-        if slo.budgeting.method == "occurrences" and slo.min_events > 0:  # sloguard's low-traffic guard
-            expr += (
-                f"\nand on ({KEY})\n(sum by ({KEY}) (increase({EVENTS}{{{counters}}}"
-                f"[{format_duration(rule.long_window_s)}])) >= {slo.min_events})"
-            )
+        expr = "(\n    " + "\n  and\n    ".join(parts) + "\n)" + guard(rule.long_window_s)
         alerts.append({
             "alert": ALERT_NAME,
-            "expr": expr + "\n",
+            "expr": expr,
             "labels": {"slo": slo.name, "rule": rule.name, "severity": rule.severity, "sloth_severity": rule.severity,
                        "dimension": slo.dimension, **({"owner": owner.route} if owner else {})},
             "annotations": {
@@ -130,7 +137,7 @@ def _slo_groups(slo: Slo, config: Config) -> list[dict[str, Any]]:
         })
     alerts.append({
         "alert": EXHAUSTED_ALERT_NAME,
-        "expr": f"slo:period_error_budget_remaining:ratio{{{sel}}} <= 0\n",
+        "expr": f"slo:period_error_budget_remaining:ratio{{{sel}}} <= 0" + guard(slo.window_s),
         "labels": {"slo": slo.name, "rule": BUDGET_EXHAUSTED, "severity": config.exhausted_severity,
                    "sloth_severity": config.exhausted_severity, "dimension": slo.dimension},
         "annotations": {"summary": f"{slo.name} ({{{{ $labels.segment }}}}) has spent its {period} error budget"},
