@@ -45,6 +45,7 @@ class _KeyGauges:
     """The gauge label sets one (slo, model, segment) key has set, so they can be removed."""
 
     last_tick: int
+    reports: bool = False  # budget events report this key (so their silence retires it)
     dimension: str | None = None
     windows: set[str] = field(default_factory=set)
     firing: dict[str, str] = field(default_factory=dict)  # rule -> severity, currently 1
@@ -117,7 +118,7 @@ class FlowMetrics:
     def _observe_budget(self, message: dict[str, Any], slo: str, model: str, segment: str) -> None:
         self._advance_tick(model, message["ts"])
         key = self._key(slo, model, segment)
-        key.last_tick = self._ticks[model][1]
+        key.last_tick, key.reports = self._ticks[model][1], True
         dimension = message["dimension"]
         counted = message.get("counted")
         if counted:
@@ -153,7 +154,8 @@ class FlowMetrics:
             return
         self._ticks[model] = (ts, count + 1)
         for labels, key in list(self._keys.items()):
-            if labels[1] == model and count + 1 - key.last_tick > self.retire_after_ticks:
+            # keys no budget event reports (a model's no-data alert) follow their alert transitions only
+            if labels[1] == model and key.reports and count + 1 - key.last_tick > self.retire_after_ticks:
                 self._retire(labels, key)
 
     def _retire(self, labels: tuple[str, str, str], key: _KeyGauges) -> None:

@@ -151,6 +151,20 @@ def test_gauges_of_silent_keys_are_retired_and_counters_kept():
     assert registry.get_sample_value("sloguard_sli", eu) == 0.99
 
 
+def test_an_alert_no_budget_event_reports_is_not_retired():
+    registry = CollectorRegistry()
+    metrics = FlowMetrics(registry, retire_after_ticks=2)
+    no_data = {"type": "alert", "id": "x", "state": "firing", "severity": "page", "rule": "no-data", "slo": None,
+               "model": "fraud", "segment": {}}
+    labels = {"slo": "", "model": "fraud", "segment": "all", "rule": "no-data", "severity": "page"}
+    metrics.observe_output("alert", no_data)
+    for minute in range(5):
+        metrics.observe_output("budget", budget_event("fraud-availability", {}, minute))
+    assert registry.get_sample_value("sloguard_alerts_firing", labels) == 1.0
+    metrics.observe_output("alert", {**no_data, "state": "resolved"})
+    assert registry.get_sample_value("sloguard_alerts_firing", labels) == 0.0
+
+
 def test_metrics_bind_loopback_by_default():
     import inspect
 

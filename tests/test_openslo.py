@@ -155,3 +155,17 @@ def test_a_published_example_with_a_sloguard_metric_source_imports(tmp_path):
     [rule] = got.rules
     assert (rule.name, rule.severity, rule.burn_rate, rule.long_window_s, rule.short_window_s) == (
         "alert-condition", "page", 24, 900, 60)
+
+
+def test_what_openslo_cannot_name_or_sloguard_cannot_read_is_an_error_with_its_path(tmp_path, capsys):
+    raw = yaml.safe_load((ROOT / "examples" / "fraud.yaml").read_text())
+    raw["slos"][0]["name"] = "Fraud_Availability"
+    raw["models"]["fraud"]["baseline"] = str(ROOT / "examples" / "baselines" / "fraud.json")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["export", "openslo", "--config", str(config)]) == 2
+    assert "slos[0].name: 'Fraud_Availability' is not an OpenSLO name" in capsys.readouterr().err
+    with pytest.raises(OpenSloError) as e:
+        import_openslo([{"apiVersion": "openslo/v1", "kind": "BudgetAdjustment", "metadata": {"name": "x"},
+                         "spec": {}}])
+    assert "[0].kind: 'BudgetAdjustment' is not supported" in str(e.value)
