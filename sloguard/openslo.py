@@ -76,10 +76,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _check_name(name: str, path: str) -> None:
+    if not _NAME.match(name) or len(name) > 255:
+        raise OpenSloError([f"{path}: {name!r} is not an OpenSLO name (lower-case letters, digits, '-', '.')"])
+
+
 def _obj(kind: str, name: str, spec: dict[str, Any], annotations: dict[str, str] | None = None,
          path: str = "") -> dict[str, Any]:
-    if not _NAME.match(name) or len(name) > 255:
-        raise OpenSloError([f"{path or kind}: {name!r} is not an OpenSLO name (lower-case letters, digits, '-', '.')"])
+    _check_name(name, path or kind)
     meta: dict[str, Any] = {"name": name}
     if annotations:
         meta["annotations"] = annotations
@@ -143,6 +147,7 @@ def _target(config: Config, slo: Slo) -> str | None:
 
 
 def _export_slo(config: Config, slo: Slo, path: str) -> list[dict[str, Any]]:
+    _check_name(slo.name, f"{path}.name")
     sli = {slo.sli.kind: _plain(slo.sli.params)}
     step_s = slo.budgeting.slice_s if slo.budgeting.method == "timeslices" else config.evaluation_interval_s
     if slo.sli.family == RATIO:
