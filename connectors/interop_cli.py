@@ -20,6 +20,7 @@ from sloguard.config import ConfigError, load_config
 def add_parsers(subparsers: Any) -> None:
     """Add `export` and `import` to the `sloguard` subparsers."""
     p = subparsers.add_parser("export", help="write a config as Prometheus rules or OpenSLO objects")
+    p.set_defaults(func=_usage(p))
     sub = p.add_subparsers(title="formats", metavar="FORMAT")
     e = sub.add_parser(
         "prometheus",
@@ -45,6 +46,7 @@ def add_parsers(subparsers: Any) -> None:
     e.set_defaults(func=cmd_export_openslo)
 
     p = subparsers.add_parser("import", help="read SLOs written in another format into a sloguard config")
+    p.set_defaults(func=_usage(p))
     sub = p.add_subparsers(title="formats", metavar="FORMAT")
     i = sub.add_parser(
         "openslo",
@@ -56,6 +58,16 @@ def add_parsers(subparsers: Any) -> None:
     i.add_argument("file", type=Path, help="OpenSLO YAML (one or more documents)")
     i.add_argument("--out", type=Path, default=None, help="sloguard config to write (default: standard output)")
     i.set_defaults(func=cmd_import_openslo)
+
+
+def _usage(parser: argparse.ArgumentParser) -> Any:
+    """A command without its format: its own help, exit status 2."""
+
+    def run(_args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    return run
 
 
 def _write(text: str, out: Path | None) -> None:
