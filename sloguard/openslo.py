@@ -16,7 +16,8 @@ sloguard -> OpenSLO (`export_openslo(config)`):
 Every SLI carries its kind and parameters in the annotation `sloguard.io/sli` (quality, drift and
 fairness SLIs have no OpenSLO equivalent), and what OpenSLO has no field for (a rule's short
 window, `min_samples`, `min_events`, a relative objective, an explicit owner) travels in
-annotations too, so export then import gives back an equal `Config`.
+annotations too, so export then import gives back an equal `Config` (except Kafka connection
+settings, which are the deployment's and may hold secrets: only topic names are exported).
 
 OpenSLO -> sloguard (`import_openslo(objects)`) returns a config mapping for `parse_config`. It
 reads the annotations when present and otherwise the spec fields: an SLI is named by the
@@ -134,7 +135,8 @@ def _global_settings(config: Config) -> dict[str, Any]:
                    "dedupe_window": format_duration(config.dedupe_window_s)},
         "alerting": {"budget_exhausted": {"severity": config.exhausted_severity},
                      "no_data": {"severity": config.no_data_severity}},
-        **({"kafka": config.kafka} if config.kafka else {}),
+        # topic names only: connection settings and secrets belong to the deployment, not to SLOs
+        **({"kafka": {"topics": config.kafka["topics"]}} if config.kafka.get("topics") else {}),
     }
 
 
@@ -322,7 +324,10 @@ def _import_slo(d: _Doc, obj: dict[str, Any], name: str, warnings: list[str]) ->
         ipath = "spec.indicator"
     sli = _import_sli(d, obj, indicator, ipath)
     kind = next(iter(sli)) if isinstance(sli, dict) else sli
-    slo: dict[str, Any] = {"name": name, "model": spec.get("service"), "sli": sli}
+    if not isinstance(spec.get("service"), str):
+        d.fail(d.at(obj, "spec.service"), "required: the model (a Service name)")
+        return None
+    slo: dict[str, Any] = {"name": name, "model": spec["service"], "sli": sli}
     slo["dimension"] = ann.get(f"{A}dimension") or (CATALOGUE[kind].dimension if kind in CATALOGUE else None)
     if spec.get("description"):
         slo["description"] = spec["description"]

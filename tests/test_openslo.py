@@ -169,3 +169,16 @@ def test_what_openslo_cannot_name_or_sloguard_cannot_read_is_an_error_with_its_p
         import_openslo([{"apiVersion": "openslo/v1", "kind": "BudgetAdjustment", "metadata": {"name": "x"},
                          "spec": {}}])
     assert "[0].kind: 'BudgetAdjustment' is not supported" in str(e.value)
+
+
+def test_kafka_secrets_stay_out_of_the_export_and_topic_names_travel(tmp_path):
+    raw = yaml.safe_load((ROOT / "examples" / "recsys.yaml").read_text())
+    raw["models"]["recsys"]["baseline"] = str(ROOT / "examples" / "baselines" / "recsys.json")
+    raw["kafka"] = {"bootstrap_servers": "kafka:9092", "client": {"sasl.password": "hunter2"},
+                    "topics": {"alerts": "team.alerts"}}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    text = yaml.safe_dump_all(export_openslo(load_config(config)))
+    assert "hunter2" not in text and "kafka:9092" not in text
+    back, _ = import_openslo(list(yaml.safe_load_all(text)))
+    assert back["kafka"] == {"topics": {"alerts": "team.alerts"}}
