@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench clean prometheus
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,15 @@ demo: $(STAMP)  ## generated fraud + recommender traffic with incidents, the dat
 	$(BIN)/sloguard demo
 
 test: $(STAMP)  ## the whole suite (unit, property, replay end to end, Kafka on the embedded broker)
+	@command -v promtool >/dev/null 2>&1 || $(MAKE) --no-print-directory prometheus
 	$(BIN)/pytest -q
+
+prometheus:  ## Debian's prometheus (promtool) for the rules tests, where apt can install it; they skip otherwise
+	-@if command -v apt-get >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+		$$SUDO apt-get install -y -q prometheus >/dev/null 2>&1 \
+			|| echo "could not install prometheus: the Prometheus rules tests will be skipped"; \
+	fi
 
 test-fast: $(STAMP)  ## skip the tests marked slow
 	$(BIN)/pytest -q -m "not slow"

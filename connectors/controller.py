@@ -654,6 +654,7 @@ class Controller:
         self._config_mtime = config_path.stat().st_mtime if config_path else None
         self.published: dict[tuple[str, str], tuple] = {}
         self.counters = {"events": 0, "invalid": 0, "decisions": 0, "commits": 0}
+        self.decision_kinds: dict[str, int] = {}  # published decisions by kind (metrics)
         self.stop_event = threading.Event()
         self.assigned = 0
         self.catching_up = False
@@ -814,6 +815,7 @@ class Controller:
         for d in changed:
             producer.produce(self.topics["decisions"], key=d.model.encode(), value=orjson.dumps(d.to_message()))
             self.counters["decisions"] += 1
+            self.decision_kinds[d.decision] = self.decision_kinds.get(d.decision, 0) + 1
             log.info(
                 "%s %s: %s%s",
                 d.model,
@@ -886,6 +888,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--state", type=Path, help="snapshot file for restarts")
     p.add_argument("--clock", choices=("wall", "event"), help="judge at wall-clock time or newest event time")
     p.add_argument("-v", "--verbose", action="store_true")
+    from connectors.service_metrics import add_metrics_args
+
+    add_metrics_args(p)
     p.set_defaults(func=cmd_controller)
     return p
 
@@ -929,6 +934,10 @@ def cmd_controller(args: argparse.Namespace) -> int:
         return 2
     _ensure_topics(kafka, [config.topics["decisions"], config.topics["dead_letter"]])
     controller = Controller(config, spec, settings, kafka, config_path=args.config)
+    from connectors.service_metrics import register_controller, serve_from_args
+
+    if (registry := serve_from_args(args)) is not None:
+        register_controller(registry, controller)
     audit = AuditLog(settings.audit_log)
     gate = Gate(controller.shared, settings.tokens, audit, settings.auth)
     server = GateServer(gate, settings.host, settings.port).start()

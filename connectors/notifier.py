@@ -551,7 +551,7 @@ def run_notifier(config_path: str | os.PathLike[str] | None = None, *,
                  env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, session_timeout_ms: int | None = None,
                  on_commit: Callable[[dict[Hashable, int]], None] | None = None,
-                 out: TextIO | None = None, poll_s: float = 0.5) -> NotifierStats:
+                 out: TextIO | None = None, poll_s: float = 0.5, registry: Any = None) -> NotifierStats:
     """Run the notifier until `stop` is set, `stop_after` seconds pass, or SIGTERM (via `cmd`).
 
     `bootstrap` overrides the configured Kafka servers. `dry_run` prints what would be posted
@@ -591,6 +591,10 @@ def run_notifier(config_path: str | os.PathLike[str] | None = None, *,
                         alerts_topic=cfg.alerts_topic, dead_letter_topic=cfg.dead_letter_topic,
                         owner_routes=cfg.owner_routes, state=state, clock=clock, commit=not dry_run,
                         on_commit=on_commit, redactor=redactor)
+    if registry is not None:  # a prometheus_client CollectorRegistry: posts, retries, failures
+        from connectors.service_metrics import register_notifier
+
+        register_notifier(registry, notifier.stats)
     log.info("notifier: group %s, %s -> %s", group, cfg.alerts_topic,
              ", ".join(f"{t.name} ({t.kind}, {t.source})" for t in settings.targets()) or "preview")
     try:
@@ -662,6 +666,8 @@ def cmd(args: argparse.Namespace) -> int:
                 print(f"route {t.name}: {t.kind} via {t.source} (ok)")
             print(f"alerts topic {cfg.alerts_topic}, dead letters to {cfg.dead_letter_topic}")
             return 0
+        from connectors.service_metrics import serve_from_args
+
         if not logging.getLogger().handlers:  # a long-running command: say what it does
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         stop = threading.Event()
@@ -670,7 +676,8 @@ def cmd(args: argparse.Namespace) -> int:
                 signal.signal(sig, lambda *_: stop.set())
         stats = run_notifier(args.config, notifier_config=args.notifier_config, bootstrap=args.bootstrap,
                              stop_after=args.stop_after, stop=stop, group_id=args.group_id,
-                             state_file=args.state_file, dry_run=args.dry_run)
+                             state_file=args.state_file, dry_run=args.dry_run,
+                             registry=serve_from_args(args))
         print(f"notifier stopped: {stats.as_dict()}", file=sys.stderr)
         return 0
     except (NotifierConfigError, ConfigError) as e:

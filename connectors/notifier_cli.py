@@ -33,6 +33,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="check the config and that every route's secret "
                    "is readable, then exit")
     p.add_argument("--stop-after", type=float, metavar="SECONDS", help="stop after this long")
+    from connectors.service_metrics import add_metrics_args
+
+    add_metrics_args(p)
     p.set_defaults(func=_cmd)
     return p
 

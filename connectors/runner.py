@@ -45,6 +45,8 @@ class RunOptions:
     heartbeat_s: float | None = 30.0
     partitions: int = 1
     metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+    metrics_retire_ticks: int = 10
 
 
 def kafka_settings(config: Config) -> KafkaSettings:
@@ -97,11 +99,11 @@ def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
     if options.metrics_port is not None:
         from prometheus_client import CollectorRegistry
 
-        from flows.metrics import serve
+        from flows.metrics import rule_severities, serve
 
-        metrics = FlowMetrics(CollectorRegistry())
-        serve(metrics, options.metrics_port)
-        print(f"metrics on http://0.0.0.0:{options.metrics_port}/metrics", file=out)
+        metrics = FlowMetrics(CollectorRegistry(), rule_severities(config), options.metrics_retire_ticks)
+        serve(metrics, options.metrics_port, options.metrics_address)
+        print(f"metrics on http://{options.metrics_address}:{options.metrics_port}/metrics", file=out)
     print(f"sloguard run: {settings!r}, {options.workers} worker(s) per process", file=out)
     try:
         cli_main(

@@ -5,17 +5,30 @@ import), and `build_flow(..., metrics=...)` adds `inspect` steps that feed it: m
 topic, outputs per kind, dead letters per model and reason (the field or kind of fault, so label
 values stay few), and per SLO and segment the SLI, budget remaining, burn rates and firing alerts.
 The whole-model segment is labelled `all` so dashboards can select it.
+
+`sloguard_slo_good_total` / `sloguard_slo_events_total` are monotonic counters of what each tick
+added (a budget event's `counted`: events for occurrences SLOs, good and newly judged slices for
+timeslice SLOs), so Prometheus can recompute error ratios and burn rates itself
+(`sloguard export prometheus`). `sloguard_alerts_firing` follows each budget event's `firing`
+list, so it is right again after a restart even when no transition is repeated. The gauges of a
+key that has not reported for `retire_after_ticks` ticks of its model are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from sloguard.alerts import BUDGET_EXHAUSTED
 from sloguard.batch import ParsedBatch
+from sloguard.config import Config
 
 WHOLE_MODEL = "all"
+UNKNOWN_SEVERITY = "unknown"
 
 
 def _segment(segment: dict[str, str]) -> str:
@@ -27,11 +40,34 @@ def reason_class(error: str) -> str:
     return error.split(":", 1)[0][:40]
 
 
-class FlowMetrics:
-    """The flow's Prometheus metrics on `registry`."""
+@dataclass
+class _KeyGauges:
+    """The gauge label sets one (slo, model, segment) key has set, so they can be removed."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    last_tick: int
+    reports: bool = False  # budget events report this key (so their silence retires it)
+    dimension: str | None = None
+    windows: set[str] = field(default_factory=set)
+    firing: dict[str, str] = field(default_factory=dict)  # rule -> severity, currently 1
+    resolved: dict[str, str] = field(default_factory=dict)  # rule -> severity, currently 0
+
+
+class FlowMetrics:
+    """The flow's Prometheus metrics on `registry`.
+
+    `severities` maps (slo, rule) to severities (`rule_severities(config)`), for alerts known to be
+    firing only from a budget event's `firing` list; `retire_after_ticks` is how many ticks of its
+    model a key may be silent before its gauges are removed.
+    """
+
+    def __init__(self, registry: CollectorRegistry, severities: dict[tuple[str, str], str] | None = None,
+                 retire_after_ticks: int = 10) -> None:
         self.registry = registry
+        self.severities = dict(severities or {})
+        self.retire_after_ticks = retire_after_ticks
+        self._lock = threading.Lock()  # inspect steps of several workers share this object
+        self._keys: dict[tuple[str, str, str], _KeyGauges] = {}
+        self._ticks: dict[str, tuple[str, int]] = {}  # model -> (newest tick ts, tick count)
         self.events_in = Counter("sloguard_events_in", "Input messages read, valid or not", ["topic"],
                                  registry=registry)
         self.outputs = Counter("sloguard_outputs", "Messages written, by kind", ["kind"], registry=registry)
@@ -46,6 +82,11 @@ class FlowMetrics:
                                    ["slo", "model", "segment", "rule", "severity"], registry=registry)
         self.consumer_lag = Gauge("sloguard_consumer_lag", "Messages not yet read per input partition",
                                   ["topic", "partition"], registry=registry)
+        counter_labels = ["model", "slo", "dimension", "segment"]
+        self.slo_good = Counter("sloguard_slo_good", "Good events (timeslice SLOs: good slices) counted per tick",
+                                counter_labels, registry=registry)
+        self.slo_events = Counter("sloguard_slo_events", "Events (timeslice SLOs: judged slices) counted per tick",
+                                  counter_labels, registry=registry)
 
     def observe_parsed(self, parsed: ParsedBatch, topic: str, n_messages: int) -> None:
         if n_messages:
@@ -59,20 +100,94 @@ class FlowMetrics:
             self.dead_letters.labels(message.get("model") or "", reason_class(message["error"])).inc()
             return
         slo, model, segment = message.get("slo") or "", message["model"], _segment(message["segment"])
-        if kind == "budget":
-            if message["sli"] is not None:
-                self.sli.labels(slo, model, segment).set(message["sli"])
-            self.budget_remaining.labels(slo, model, segment, message["dimension"]).set(message["budget_remaining"])
-            for window, rate in message["burn_rates"].items():
-                self.burn_rate.labels(slo, model, segment, window).set(rate)
-        elif kind == "alert":
-            firing = 1.0 if message["state"] == "firing" else 0.0
-            self.alerts_firing.labels(slo, model, segment, message["rule"], message["severity"]).set(firing)
+        with self._lock:
+            if kind == "budget":
+                self._observe_budget(message, slo, model, segment)
+            elif kind == "alert":
+                self.severities.setdefault((slo, message["rule"]), message["severity"])
+                key = self._key(slo, model, segment)
+                self._set_alert(key, (slo, model, segment), message["rule"], message["severity"],
+                                message["state"] == "firing")
+
+    def _key(self, slo: str, model: str, segment: str) -> _KeyGauges:
+        key = self._keys.get((slo, model, segment))
+        if key is None:
+            key = self._keys[(slo, model, segment)] = _KeyGauges(self._ticks.get(model, ("", 0))[1])
+        return key
+
+    def _observe_budget(self, message: dict[str, Any], slo: str, model: str, segment: str) -> None:
+        self._advance_tick(model, message["ts"])
+        key = self._key(slo, model, segment)
+        key.last_tick, key.reports = self._ticks[model][1], True
+        dimension = message["dimension"]
+        counted = message.get("counted")
+        if counted:
+            labels = (model, slo, dimension, segment)
+            self.slo_good.labels(*labels).inc(counted["good"])
+            self.slo_events.labels(*labels).inc(counted["total"])
+        if message["sli"] is not None:
+            self.sli.labels(slo, model, segment).set(message["sli"])
+        if message["budget_remaining"] is not None:
+            key.dimension = dimension
+            self.budget_remaining.labels(slo, model, segment, dimension).set(message["budget_remaining"])
+        for window, rate in message["burn_rates"].items():
+            key.windows.add(window)
+            self.burn_rate.labels(slo, model, segment, window).set(rate)
+        firing = message.get("firing")
+        if firing is not None:  # the evaluator's own view: repairs the gauge after a restart
+            for rule in set(key.firing) - set(firing):
+                self._set_alert(key, (slo, model, segment), rule, key.firing[rule], False)
+            for rule in firing:
+                self._set_alert(key, (slo, model, segment), rule,
+                                self.severities.get((slo, rule), UNKNOWN_SEVERITY), True)
+
+    def _set_alert(self, key: _KeyGauges, labels: tuple[str, str, str], rule: str, severity: str,
+                   firing: bool) -> None:
+        self.alerts_firing.labels(*labels, rule, severity).set(1.0 if firing else 0.0)
+        (key.firing if firing else key.resolved)[rule] = severity
+        (key.resolved if firing else key.firing).pop(rule, None)
+
+    def _advance_tick(self, model: str, ts: str) -> None:
+        """Count the model's ticks (RFC 3339 texts of one format order as times) and retire silent keys."""
+        newest, count = self._ticks.get(model, ("", 0))
+        if ts <= newest:
+            return
+        self._ticks[model] = (ts, count + 1)
+        for labels, key in list(self._keys.items()):
+            # keys no budget event reports (a model's no-data alert) follow their alert transitions only
+            if labels[1] == model and key.reports and count + 1 - key.last_tick > self.retire_after_ticks:
+                self._retire(labels, key)
+
+    def _retire(self, labels: tuple[str, str, str], key: _KeyGauges) -> None:
+        del self._keys[labels]
+        for gauge, values in (
+            (self.sli, [labels]),
+            (self.budget_remaining, [(*labels, key.dimension)] if key.dimension else []),
+            (self.burn_rate, [(*labels, w) for w in key.windows]),
+            (self.alerts_firing, [(*labels, r, s) for r, s in (*key.firing.items(), *key.resolved.items())]),
+        ):
+            for v in values:
+                with contextlib.suppress(KeyError):  # never set (e.g. an SLI that was always None)
+                    gauge.remove(*v)
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         self.consumer_lag.labels(topic, str(partition)).set(lag)
 
 
-def serve(metrics: FlowMetrics, port: int, host: str = "0.0.0.0") -> None:
-    """Expose `metrics` for Prometheus on http://host:port/metrics (a background thread)."""
+def rule_severities(config: Config) -> dict[tuple[str, str], str]:
+    """(slo, rule) -> severity for every alert rule of a config (for `FlowMetrics(severities=...)`)."""
+    out = {}
+    for slo in config.slos:
+        out[(slo.name, BUDGET_EXHAUSTED)] = config.exhausted_severity
+        for rule in slo.rules:
+            out[(slo.name, rule.name)] = rule.severity
+    return out
+
+
+def serve(metrics: FlowMetrics, port: int, host: str = "127.0.0.1") -> None:
+    """Expose `metrics` for Prometheus on http://host:port/metrics (a background thread).
+
+    Loopback by default: the page names models, SLOs and segments, so binding every interface
+    (`0.0.0.0`) is a choice the operator makes with `--metrics-address`.
+    """
     start_http_server(port, addr=host, registry=metrics.registry)

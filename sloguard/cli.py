@@ -159,8 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         default=None,
-        help="serve Prometheus metrics on this port (events in/out, dead letters by reason, SLIs, "
-        "budgets, burn rates, firing alerts, consumer lag)",
+        help="serve Prometheus metrics on this TCP port (events in/out, dead letters by reason, SLIs, "
+        "budgets, burn rates, good/events counters, firing alerts, consumer lag; default: not served)",
+    )
+    p.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        help="address the metrics server binds (default 127.0.0.1, loopback; 0.0.0.0 for every interface)",
+    )
+    p.add_argument(
+        "--metrics-retire-ticks",
+        type=int,
+        default=10,
+        help="evaluation ticks a segment key may be silent before its gauges are removed (default 10)",
     )
     p.set_defaults(func=cmd_run)
 
@@ -195,8 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_baseline_parser(sub)
     from connectors.backtest import add_parser as add_backtest_parser
+    from connectors.interop_cli import add_parsers as add_interop_parsers
 
     add_backtest_parser(sub)
+    add_interop_parsers(sub)
 
     p = sub.add_parser(
         "demo",
@@ -426,6 +439,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         heartbeat_s=args.heartbeat or None,
         partitions=args.partitions,
         metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
+        metrics_retire_ticks=args.metrics_retire_ticks,
     )
     return run(load_config(args.config), options)
 

@@ -363,6 +363,7 @@ def test_service_command_is_accepted_by_the_cli(services, name):
 
 def test_metrics_port_is_the_prometheus_target(services):
     port = int(_option(_command(services["sloguard"]), "--metrics-port"))
+    assert _option(_command(services["sloguard"]), "--metrics-address") == "0.0.0.0"  # reachable from prometheus
     prometheus = services["prometheus"]
     config_path = _option(_command(prometheus), "--config.file")
     mounted = _bind_targets(prometheus)
