@@ -76,8 +76,14 @@ class _Block:
         self.alive = self.alive[: self.n].copy()
 
     def rows(self, seqs: np.ndarray) -> np.ndarray:
+        """Positions of `seqs` in the columns; -1 for one compaction dropped (it was joined)."""
         offsets = seqs - self.base
-        return offsets if self.kept is None else np.searchsorted(self.kept, offsets)
+        if self.kept is None:
+            return offsets
+        if not len(self.kept):
+            return np.full(len(offsets), -1, np.int64)
+        pos = np.minimum(np.searchsorted(self.kept, offsets), len(self.kept) - 1)
+        return np.where(self.kept[pos] == offsets, pos, -1)
 
     def compact(self) -> None:
         """Keep only the predictions still waiting, so joined ones free their memory."""
@@ -271,7 +277,7 @@ class LabelStore:
                 block = self.blocks[k]
                 sel = np.flatnonzero(ok & (which == k))
                 rows = block.rows(seqs[sel])
-                live = block.alive[rows]
+                live = (rows >= 0) & block.alive[np.maximum(rows, 0)]
                 ok[sel[~live]] = False  # already joined: not waiting any more
                 sel, rows = sel[live], rows[live]
                 if not len(sel):

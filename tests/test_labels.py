@@ -144,3 +144,17 @@ def test_every_label_either_joins_its_own_prediction_once_or_is_explained(
     assert sorted(seen_pairs) == expected_pairs
     assert len(rejected_ids) == len(order) - len(expected_pairs)  # every other label is explained
     assert join.pending == 0  # the rest expired
+
+
+def test_a_second_label_for_a_joined_id_never_joins_another_prediction() -> None:
+    """Found by the property above: once a block was compacted, a repeated label's stale sequence number
+    landed on a neighbour's row and joined the wrong prediction."""
+    join = LabelJoin(delay_s=10**6, cap=10**6, hold_s=0)
+    predict(join, [f"p{i}" for i in range(5)], [float(i) for i in range(5)])
+    for i in (0, 2, 3, 1):
+        joined, _ = join.add_labels(labels([f"p{i}"], [1e5], [f"p{i}"]))
+        assert joined.truth["v"].tolist() == [f"p{i}"] and joined.pred["ts"].tolist() == [float(i)]
+    again, _ = join.add_labels(labels(["p1"], [1e5], ["p1"]))
+    assert len(again) == 0 and join.pending == 1
+    last, _ = join.add_labels(labels(["p4"], [1e5], ["p4"]))
+    assert last.pred["ts"].tolist() == [4.0]
