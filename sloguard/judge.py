@@ -252,10 +252,12 @@ class Judge:
         return out
 
     def finish(self) -> list[Output]:
-        """End of input (replay): evaluate every tick up to the last event time seen."""
+        """End of input (replay, drain): evaluate every tick up to and including the one after the
+        last event time seen, so the last partial interval is reported too (nothing more can come)."""
         out: list[Output] = []
         newest = max((f.newest() for f in self.state.frontiers.values()), default=-math.inf)
-        self._advance(max(self.state.watermark, newest), out, final=True)
+        end = max(self.state.watermark, newest)
+        self._advance(self.plan.tick_after(end) if math.isfinite(end) else end, out, final=True)
         return out
 
     # ---- ticks ----------------------------------------------------------------------------------
