@@ -13,7 +13,6 @@ bounds how far the flow can later be rescaled: keep it >= the number of workers 
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -65,8 +64,7 @@ def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOption
         KafkaJsonSink(settings, settings.topic("dead_letter"), headers=dead_letter_headers),
     )
     return build_flow(config, source, sinks, finish_at_eof=not options.tail, sources=tuple(source.list_parts()),
-                      metrics=metrics, clock=time.time if options.tail else None,
-                      recovery=options.recovery_dir is not None)
+                      metrics=metrics, recovery=options.recovery_dir is not None)
 
 
 def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1) -> dict[str, str]:

@@ -8,7 +8,6 @@ worker; the per-model judge only merges summaries and judges ticks (sloguard/eva
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -54,7 +53,6 @@ def build_flow(
     flow_id: str = "sloguard",
     sources: tuple[str, ...] = (),
     metrics: FlowMetrics | None = None,
-    clock: Callable[[], float] | None = None,
     recovery: bool = False,
 ) -> Dataflow:
     """The dataflow over `source` (batches of raw messages) into `sinks`.
@@ -62,15 +60,15 @@ def build_flow(
     `finish_at_eof` evaluates the ticks still pending when the input ends (replay); a live run
     leaves them to the next events or clock ticks. `sources` names every input source (topic
     partitions, files) so that event time waits for each of them (sloguard/frontier.py);
-    `metrics`, when given, is fed by `inspect` steps at the flow's edges. `clock` (a live run's
-    wall clock) rejects events stamped more than `limits.max_future_skew` ahead of it, which a
-    small live batch cannot judge from its own timestamps. `recovery` makes the keyed steps hand
+    `metrics`, when given, is fed by `inspect` steps at the flow's edges. Events stamped more than
+    `limits.max_future_skew` after the time their batch was read (`RawBatch.not_after`, set by the
+    source: the flow itself reads no clock) are dead letters. `recovery` makes the keyed steps hand
     Bytewax their state at each epoch (pickled bytes, no deep copies); without it they hand nothing.
     """
     plans = {m: ModelPlan(config, m) for m in config.models}
     flow = Dataflow(flow_id)
     raw = op.input("input", flow, source)  # RawBatch
-    parsed = op.map("parse", raw, partial(_parse, spec=parse_spec(config), metrics=metrics, clock=clock))
+    parsed = op.map("parse", raw, partial(_parse, spec=parse_spec(config), metrics=metrics))
     # ParsedBatch
     rejected = op.flat_map("dead_letters", parsed, dead_letters)  # (key, dead letter)
     pieces = op.flat_map("route", parsed, partial(route_batch, plans))  # ("model#shard", Piece)
@@ -93,9 +91,8 @@ def build_flow(
     return flow
 
 
-def _parse(raw: RawBatch, spec: ParseSpec, metrics: FlowMetrics | None,
-           clock: Callable[[], float] | None) -> ParsedBatch:
-    parsed = parse_batch(raw, spec, now=clock() if clock is not None else None)
+def _parse(raw: RawBatch, spec: ParseSpec, metrics: FlowMetrics | None) -> ParsedBatch:
+    parsed = parse_batch(raw, spec)
     if metrics is not None:
         metrics.observe_parsed(parsed, raw.topic, len(raw.values))
     return parsed

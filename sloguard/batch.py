@@ -38,9 +38,9 @@ from sloguard.timeutil import parse_rfc3339, to_rfc3339
 class ParseSpec:
     """What the parser needs to know of the config: models, their segment attributes and features.
 
-    `max_future_skew_s` rejects events stamped further in the future than the median of their batch
-    (or than `now`, when a live runner passes the wall clock); `max_age_s` rejects events older than
-    every window that could use them.
+    `max_future_skew_s` rejects events stamped further in the future than the edge's clock when the
+    batch was read (`RawBatch.not_after`); `max_age_s` rejects events older than every window that
+    could use them.
     """
 
     segments: dict[str, tuple[str, ...]]
@@ -177,18 +177,23 @@ class ParsedBatch:
 def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> ParsedBatch:
     """Parse and validate a whole batch; group the good events per model as columns.
 
-    Events of unknown models, events stamped more than `spec.max_future_skew_s` after the batch
-    median (or after `now`) and events older than `spec.max_age_s` are rejected like malformed ones.
+    Events of unknown models, events stamped more than `spec.max_future_skew_s` after the time the
+    batch was read (`now`, else `raw.not_after`) and events older than `spec.max_age_s` are rejected
+    like malformed ones.
     """
     out = ParsedBatch()
+    now = raw.not_after if now is None else now
     events = _decode_clean(raw.kind, raw.values, spec)
     if events is not None:
         idx = list(range(len(events)))
     else:
         idx, events = _decode_each(out, raw, spec)
+        if now is not None:
+            _undate_future_rejections(out, now + spec.max_future_skew_s)
+    if events:
+        idx, events = _in_time(out, raw, idx, events, spec, now)
     if events:
         _date_unreadable_rejections(out, raw, idx, events)
-        idx, events = _in_time(out, raw, idx, events, spec, now)
     for model, (rows, group) in _by_model(idx, events).items():
         _COLUMNS[raw.kind](out, raw, model, rows, group, spec)
     out.watermark = -math.inf if raw.watermark is None else raw.watermark
@@ -252,6 +257,13 @@ def _decode_each(out: ParsedBatch, raw: RawBatch, spec: ParseSpec) -> tuple[list
     return idx, events
 
 
+def _undate_future_rejections(out: ParsedBatch, latest: float) -> None:
+    """A rejected message stamped after `latest` counts at its source's time, not at its own: a
+    far-future time must not place counters (or event time) where no tick will reach for years."""
+    for rejections in out.rejections.values():
+        rejections.ts = [math.nan if t > latest else t for t in rejections.ts]
+
+
 def _brief(e: Exception) -> str:
     text = str(e)
     return text if len(text) <= 120 else text[:117] + "..."
@@ -281,53 +293,43 @@ def _in_time(
 ) -> tuple[list[int], list[Any]]:
     """Drop (as dead letters) events stamped far in the future or older than every window.
 
-    "Far" is measured from the batch's 90th (10th) percentile, not its median: a backlog batch of
-    sparse traffic may span hours, and a gap in traffic puts most of a batch after it; a lone
-    absurd timestamp is still an outlier. A live runner's wall clock (`now`) bounds the future.
+    The future is bounded by `now`, the edge's clock when the batch was read, never by the batch's
+    own timestamps: a burst of far-future events, however large a share of its batch, cannot move
+    the bound (without a clock, as in the core's own tests, there is no future bound). "Older than
+    every window" is measured from the batch's 10th percentile: a backlog batch of sparse traffic
+    may span hours, and a lone absurd timestamp is still an outlier; old events move nothing.
     """
     stamps = np.array(list(map(_TS, events)), float)
-    upper, lower = (float(q) for q in np.quantile(stamps, (0.9, 0.1), method="nearest"))
-    ref = float(np.median(stamps))
-    hi = (upper if now is None else min(upper, now)) + spec.max_future_skew_s
+    lower = float(np.quantile(stamps, 0.1, method="nearest"))
+    hi = math.inf if now is None else now + spec.max_future_skew_s
     lo = lower - spec.max_age_s
     if stamps.max() <= hi and stamps.min() >= lo:
         return idx, events
     keep_idx, keep = [], []
     for i, e, t in zip(idx, events, stamps.tolist(), strict=True):
         if t > hi:
-            _reject(
-                out,
-                raw,
-                i,
-                f"ts: {to_rfc3339(t)} is {t - ref:.0f} s ahead of the other events "
-                f"(limit {spec.max_future_skew_s:.0f} s)",
-                e.model,
-                t,
-            )
+            _reject(out, raw, i, f"ts: {to_rfc3339(t)} is {t - now:.0f} s after it was read ({to_rfc3339(now)}); "
+                                 f"limits.max_future_skew allows {spec.max_future_skew_s:.0f} s", e.model, t, math.nan)
         elif t < lo:
-            _reject(
-                out,
-                raw,
-                i,
-                f"ts: {to_rfc3339(t)} is older than every window "
-                f"({spec.max_age_s:.0f} s before the other events)",
-                e.model,
-                t,
-            )
+            _reject(out, raw, i, f"ts: {to_rfc3339(t)} is older than every window "
+                                 f"({spec.max_age_s:.0f} s before the other events)", e.model, t)
         else:
             keep_idx.append(i)
             keep.append(e)
     return keep_idx, keep
 
 
-def _reject(out: ParsedBatch, raw: RawBatch, i: int, error: str, model: str | None, ts: float) -> None:
+def _reject(out: ParsedBatch, raw: RawBatch, i: int, error: str, model: str | None, ts: float,
+            count_at: float | None = None) -> None:
+    """Dead-letter message i; a known model's rejection counts toward its schema SLI at `count_at`
+    (default: the message's own time `ts`; NaN: at its source's time, see `_date_unreadable_rejections`)."""
     ok_ts = None if math.isnan(ts) else ts
     out.dead_letters.append(
         DeadLetter(raw.topic, raw.partition, raw.offsets[i], error, raw.values[i], model, ok_ts)
     )
     if model is not None:
         rejections = out.rejections.setdefault(model, Rejections(model))
-        rejections.ts.append(ts)
+        rejections.ts.append(ts if count_at is None else count_at)
         rejections.offsets.append(raw.offsets[i])
 
 

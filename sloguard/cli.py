@@ -385,12 +385,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def replay(
-    config: Config, inputs: dict[str, Path], out: Path, *, progress: Any = False, on_alert: Any = None
+    config: Config, inputs: dict[str, Path], out: Path, *, progress: Any = False, on_alert: Any = None,
+    now: float | None = None,
 ) -> Counter:
     """Run the dataflow over JSONL inputs into out/{budget,alerts,dead_letter}.jsonl; returns counts.
 
     `progress`: True prints progress to stderr; a callable gets `(bytes read, bytes total, lines)`.
+    `now` (default: the wall clock, read once here at the edge) bounds how far in the future an
+    event may be stamped (`limits.max_future_skew`).
     """
+    import time
+
     from bytewax.testing import run_main
 
     from connectors.files import JsonlReplaySource, JsonlSink, ProgressPrinter
@@ -401,7 +406,9 @@ def replay(
         (out / f"{name}.jsonl").write_bytes(b"")
     topics = {k: config.topics[k] for k in ("inference", "labels", "features")}
     printer = ProgressPrinter(sys.stderr) if progress is True else None
-    source = JsonlReplaySource(inputs, topics, progress=printer or (progress if callable(progress) else None))
+    source = JsonlReplaySource(inputs, topics, progress=printer or (progress if callable(progress) else None),
+                               not_after=time.time() if now is None else now,
+                               max_future_skew_s=config.max_future_skew_s)
     alerts_sink: Any = JsonlSink(out / "alerts.jsonl")
     if on_alert is not None:
         from connectors.files import TeeSink
