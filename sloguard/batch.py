@@ -167,11 +167,12 @@ class ParsedBatch:
     features: dict[str, FeatureColumns] = field(default_factory=dict)
     rejections: dict[str, Rejections] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    max_ts: float = -math.inf  # newest valid event time in the batch
+    max_ts: float = -math.inf  # newest event time in the batch: valid events and readable rejections
     watermark: float = -math.inf  # event time that all inputs have passed, if the source knows it
     source: str = ""
     caught_up: bool = False
     clock: float | None = None
+    arrival: float | None = None  # the newest broker timestamp of the batch (RawBatch.arrival)
 
 
 def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> ParsedBatch:
@@ -196,9 +197,13 @@ def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> Par
         _date_unreadable_rejections(out, raw, idx, events)
     for model, (rows, group) in _by_model(idx, events).items():
         _COLUMNS[raw.kind](out, raw, model, rows, group, spec)
+    # invalid messages still tell how far their source has got: a model sending only invalid
+    # events must not stop its event time (its schema SLI is what should page)
+    for rejections in out.rejections.values():
+        out.max_ts = max(out.max_ts, max((t for t in rejections.ts if t == t), default=-math.inf))
     out.watermark = -math.inf if raw.watermark is None else raw.watermark
     out.source = raw.source or f"{raw.topic}#{raw.partition}"
-    out.caught_up, out.clock = raw.caught_up, raw.clock
+    out.caught_up, out.clock, out.arrival = raw.caught_up, raw.clock, raw.arrival
     return out
 
 

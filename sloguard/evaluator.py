@@ -50,17 +50,19 @@ class ModelBatch:
     newest: float = -math.inf
     caught_up: bool = False
     clock: float | None = None
+    arrival: float | None = None
 
     @property
     def progress(self) -> Progress:
-        return Progress(self.source, self.newest, self.caught_up, self.watermark, self.clock)
+        return Progress(self.source, self.newest, self.caught_up, self.watermark, self.clock, self.arrival)
 
 
 def split_by_model(parsed: ParsedBatch, models: list[str]) -> list[tuple[str, ModelBatch]]:
     """One `ModelBatch` per configured model: silent models still get the watermark."""
     return [
         (m, ModelBatch(m, parsed.watermark, parsed.inference.get(m), parsed.labels.get(m), parsed.features.get(m),
-                       parsed.rejections.get(m), parsed.source, parsed.max_ts, parsed.caught_up, parsed.clock))
+                       parsed.rejections.get(m), parsed.source, parsed.max_ts, parsed.caught_up, parsed.clock,
+                       parsed.arrival))
         for m in models
     ]
 

@@ -214,7 +214,7 @@ class Judge:
         if p is None:
             return out
         frontier = st.frontiers.setdefault(summary.shard, SourceFrontier(self.sources))
-        frontier.update(p.source, p.newest, p.caught_up)
+        frontier.update(p.source, p.newest, p.caught_up, p.arrival, self.config.max_future_skew_s)
         mark = max(st.marks.get(summary.shard, -math.inf), p.watermark)
         if p.clock is not None and frontier.all_caught_up():
             mark = max(mark, p.clock)

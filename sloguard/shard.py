@@ -216,7 +216,7 @@ class Shard:
 
     def _advance(self, piece: Piece, dead: list[Output]) -> None:
         st, p = self.state, piece.progress
-        st.frontier.update(p.source, p.newest, p.caught_up)
+        st.frontier.update(p.source, p.newest, p.caught_up, p.arrival, self.plan.config.max_future_skew_s)
         wm = max(p.watermark, st.frontier.watermark())
         if p.clock is not None and st.frontier.all_caught_up():
             wm = max(wm, p.clock)

@@ -15,7 +15,7 @@ from sloguard.timeutil import parse_rfc3339
 FAR_FUTURE = 3_786_912_000.0  # 2090-01-01
 SLOS = [
     {"name": "avail", "dimension": "infrastructure", "sli": "availability", "objective": 0.99},
-    {"name": "schema", "dimension": "data", "sli": "schema_violations", "objective": 0.99},
+    {"name": "schema", "dimension": "data", "sli": "schema_violations", "objective": 0.999},
     {"name": "fresh", "dimension": "data", "sli": {"freshness": {"max_age": "5m", "source": "features"}},
      "objective": 0.99},
 ]
@@ -71,3 +71,71 @@ def test_a_burst_of_far_future_timestamps_is_dead_lettered_and_changes_nothing_e
     last = [b for b in got["budget"] if b["slo"] == "schema"][-1]
     assert last["total"] - last["good"] == burst and last["total"] == 4000 + len(features)
     assert parse_rfc3339(last["ts"]) < T0 + 3 * 3600
+
+
+def invalid_inference(i: int, ts: float) -> dict:
+    """An inference event after a deploy renamed `latency_ms`: its time reads, the event does not."""
+    e = event(i, ts)
+    e["latency"] = e.pop("latency_ms")
+    return e
+
+
+def workbook_detection_bound_s(objective: float, error_rate: float, interval_s: int = 60, lateness_s: int = 0
+                               ) -> float:
+    """When the workbook's fast-burn page (14.4x over 1 h and 5 m) must fire once `error_rate` of the
+    messages fail: the hour's bad fraction reaches 14.4 x (1 - objective) after
+    3600 x 14.4 x (1 - objective) / error_rate seconds, plus one tick interval and the lateness."""
+    return 3600 * 14.4 * (1 - objective) / error_rate + interval_s + lateness_s
+
+
+def test_invalid_only_inference_traffic_still_advances_event_time_and_pages_on_time(tmp_path):
+    """Issue 15, item 4: while a model sent only invalid events its event time stopped, so the
+    schema SLI never burned until valid events came back. 50 minutes of valid traffic, then 10 of
+    invalid only (labels and features keep flowing): the schema page comes within the workbook bound."""
+    config = make_config(SLOS, alerting={"min_events": 0})
+    valid_end = T0 + 3000
+    inference = [event(i, T0 + i) for i in range(3000)]
+    inference += [invalid_inference(10_000 + i, valid_end + i) for i in range(600)]
+    features = feature_events(T0, valid_end + 600)
+    inputs = {"inference": write(tmp_path / "inference.jsonl", inference),
+              "features": write(tmp_path / "features.jsonl", features)}
+    replay(config, inputs, tmp_path / "out", now=T0 + 86_400)
+    alerts = read(tmp_path / "out" / "alerts.jsonl")
+    pages = [a for a in alerts if a["slo"] == "schema" and a["state"] == "firing" and a["severity"] == "page"]
+    assert pages, "no schema page while the model sent only invalid events"
+    first = parse_rfc3339(pages[0]["ts"])
+    # one invalid inference event a second against one valid feature event every 2 s: 2/3 fail
+    assert valid_end < first <= valid_end + workbook_detection_bound_s(0.999, error_rate=2 / 3)
+    assert len(read(tmp_path / "out" / "dead_letter.jsonl")) == 600
+    budgets = [b for b in read(tmp_path / "out" / "budget.jsonl") if b["slo"] == "schema"]
+    assert parse_rfc3339(budgets[-1]["ts"]) >= valid_end + 540  # budgets kept coming through the break
+
+
+def test_a_batch_of_only_invalid_events_reports_their_readable_times_as_its_progress():
+    from factories import spec_of
+
+    from sloguard.batch import parse_batch
+    from sloguard.events import RawBatch
+
+    config = make_config(SLOS)
+    lines = [orjson.dumps(invalid_inference(i, T0 + i)) for i in range(10)]
+    lines.append(orjson.dumps(invalid_inference(99, FAR_FUTURE)))  # stamped in 2090: no progress
+    lines.append(b"{not json")  # no readable time at all
+    batch = RawBatch("inference", "ml.inference", 0, list(range(len(lines))), lines, not_after=T0 + 3600)
+    parsed = parse_batch(batch, spec_of(config))
+    assert len(parsed.dead_letters) == 12 and parsed.max_ts == T0 + 9
+
+
+def test_undatable_messages_move_their_source_to_their_arrival_only_when_it_is_near_its_event_time():
+    from sloguard.frontier import SourceFrontier
+
+    f = SourceFrontier(["p#0"])
+    f.update("p#0", float("-inf"), False, arrival=T0)  # nothing dated yet: an arrival alone means nothing
+    assert f.newest() == float("-inf")
+    f.update("p#0", T0, False)
+    f.update("p#0", float("-inf"), False, arrival=T0 + 30, arrival_within_s=3600)  # live: follows arrival
+    assert f.newest() == T0 + 30
+    f.update("p#0", float("-inf"), False, arrival=T0 + 86_400 * 300, arrival_within_s=3600)  # history: ignored
+    assert f.newest() == T0 + 30
+    f.update("p#0", T0 + 20, False, arrival=T0 + 90)  # a dated batch moves by its own times only
+    assert f.newest() == T0 + 30
