@@ -358,14 +358,28 @@ def _params(params: dict[str, Any]) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from sloguard.scenarios import plan, write_scenario
+    from sloguard.scenarios import min_duration_s, plan, write_scenario
+    from sloguard.timeutil import parse_duration
 
     kwargs: dict[str, Any] = {}
+    healthy = args.healthy
     if args.duration:
-        from sloguard.timeutil import parse_duration
-
-        kwargs["duration_s"] = float(parse_duration(args.duration))
-    scenario = plan(args.scenario, events=args.events, seed=args.seed, healthy=args.healthy, **kwargs)
+        try:
+            kwargs["duration_s"] = float(parse_duration(args.duration))
+        except ValueError as e:
+            print(f"error: --duration: {e}", file=sys.stderr)
+            return 2
+        need = min_duration_s(args.scenario)
+        if not healthy and kwargs["duration_s"] < need:  # too short for any incident: healthy traffic
+            print(f"note: --duration {args.duration} is too short for the {args.scenario} scenario's incidents "
+                  f"(with their clean gaps they need {format_duration(int(need))}): writing healthy traffic "
+                  f"without incidents; give --duration {format_duration(int(need))} or more for them",
+                  file=sys.stderr)
+            healthy = True
+    if args.events < 1:
+        print(f"error: --events must be at least 1, got {args.events}", file=sys.stderr)
+        return 2
+    scenario = plan(args.scenario, events=args.events, seed=args.seed, healthy=healthy, **kwargs)
     paths = write_scenario(scenario, args.out)
     for name, path in paths.items():
         print(f"wrote {path} ({name})")
