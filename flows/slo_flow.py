@@ -54,6 +54,7 @@ def build_flow(
     sources: tuple[str, ...] = (),
     metrics: FlowMetrics | None = None,
     recovery: bool = False,
+    reset_state: frozenset[str] = frozenset(),
 ) -> Dataflow:
     """The dataflow over `source` (batches of raw messages) into `sinks`.
 
@@ -64,6 +65,8 @@ def build_flow(
     `limits.max_future_skew` after the time their batch was read (`RawBatch.not_after`, set by the
     source: the flow itself reads no clock) are dead letters. `recovery` makes the keyed steps hand
     Bytewax their state at each epoch (pickled bytes, no deep copies); without it they hand nothing.
+    A resumed state written for another SLO list is carried over by SLO name (sloguard/state.py);
+    the SLOs named in `reset_state` start afresh.
     """
     plans = {m: ModelPlan(config, m) for m in config.models}
     flow = Dataflow(flow_id)
@@ -72,11 +75,12 @@ def build_flow(
     # ParsedBatch
     rejected = op.flat_map("dead_letters", parsed, dead_letters)  # (key, dead letter)
     pieces = op.flat_map("route", parsed, partial(route_batch, plans))  # ("model#shard", Piece)
-    ingested = op.stateful("ingest", pieces, partial(ShardLogic.build, plans, sources, recovery))
+    ingested = op.stateful("ingest", pieces, partial(ShardLogic.build, plans, sources, recovery, reset=reset_state))
     # ("model#shard", ("summary", Summary) | ("dead_letter", message))
     summaries = op.filter_map("summaries", ingested, partial(only, "summary", by_model=True))  # (model, Summary)
     duplicates = op.filter_map("shard_dead_letters", ingested, partial(only, "dead_letter"))  # (key, message)
-    judged = op.stateful("judge", summaries, partial(JudgeLogic.build, plans, sources, finish_at_eof, recovery))
+    judged = op.stateful("judge", summaries, partial(JudgeLogic.build, plans, sources, finish_at_eof, recovery,
+                                                        reset=reset_state))
     # (model, ("budget" | "alert", message))
     keyed = op.map("key_outputs", judged, lambda kv: (message_key(kv[1]), kv[1]))
     # (message key, (kind, message))
