@@ -145,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--snapshot-interval", type=float, default=10.0, help="seconds between snapshots (default 10)")
     p.add_argument(
+        "--reset-state",
+        action="append",
+        default=[],
+        metavar="SLO",
+        help="resuming from --recovery-dir, start this SLO's budget afresh (repeatable): for an SLO whose "
+        "definition changed under the same name; reordered, added and removed SLOs need nothing",
+    )
+    p.add_argument(
         "--drain", action="store_true", help="stop at the end of the input topics instead of tailing them (backfills)"
     )
     p.add_argument(
@@ -463,7 +471,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics_address=args.metrics_address,
         metrics_retire_ticks=args.metrics_retire_ticks,
     )
-    return run(load_config(args.config), options)
+    config = load_config(args.config)
+    unknown = sorted(set(args.reset_state) - {s.name for s in config.slos})
+    if unknown:
+        print(f"error: --reset-state {', '.join(unknown)}: no such SLO in {args.config}", file=sys.stderr)
+        return 2
+    options.reset_state = frozenset(args.reset_state)
+    return run(config, options)
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
