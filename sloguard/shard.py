@@ -29,13 +29,18 @@ import numpy as np
 from sloguard.dedupe import RecentIds
 from sloguard.events import STATUS_CODE, DeadLetter
 from sloguard.frontier import SourceFrontier
+from sloguard.judge import MAX_VALUES_PER_ATTRIBUTE
 from sloguard.labels import Joined, LabelRefs, LabelStore, Rejected
 from sloguard.pieces import InferencePiece, Piece, Rows, fold_inference, fold_messages, tick_of
 from sloguard.plan import ModelPlan
 from sloguard.summary import Summary, fold_cells, segmentations
 from sloguard.timeutil import format_duration
 
-MAX_CODES = 32_767  # per attribute and shard: distinct segment values a waiting prediction can name
+#: Per attribute and shard: distinct segment values a waiting prediction can name. The judge keeps a
+#: key for the first MAX_VALUES_PER_ATTRIBUTE values and remembers 4x as many (judge.py); a shard
+#: has no use for more (it used to keep 32,767 per shard: 100k distinct values cost every shard
+#: a dict of all of them while the judge pooled them into "(other)").
+MAX_CODES = 4 * MAX_VALUES_PER_ATTRIBUTE + 1
 OTHER = "(other)"
 
 Output = tuple[str, dict[str, Any]]

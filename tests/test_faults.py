@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 from factories import T0, event, make_config
@@ -139,3 +140,25 @@ def test_undatable_messages_move_their_source_to_their_arrival_only_when_it_is_n
     assert f.newest() == T0 + 30
     f.update("p#0", T0 + 20, False, arrival=T0 + 90)  # a dated batch moves by its own times only
     assert f.newest() == T0 + 30
+
+
+def test_a_segment_with_tens_of_thousands_of_values_costs_the_capped_keys_only():
+    """Issue 15, item 6: 100k distinct segment values were capped at 405 keys but took 1.8 GB: past
+    the judge's cap every shard still kept a code for each value (up to 32,767 per shard)."""
+    import pickle
+
+    from test_quality_slos import quality_config, run_mixed, traffic
+
+    from sloguard.judge import MAX_VALUES_PER_ATTRIBUTE
+
+    config = quality_config([{"name": "q", "sli": {"precision": {"positive": 1}}, "objective": 0.5}])
+    sizes = []
+    for distinct in (False, True):
+        preds, labels = traffic(T0, T0 + 4000, 5.0, np.random.default_rng(3), label_delay=3600, label_share=0.5)
+        for k, p in enumerate(preds):  # 20,000 predictions over 300 region values, or over 20,000
+            p["segment"] = {"region": f"r{k if distinct else k % 300}"}
+        _, ev = run_mixed(config, preds, labels, size=2000, finish=False)
+        assert len(ev.state.groups["region"]) == MAX_VALUES_PER_ATTRIBUTE + 1
+        assert all(len(s.state.values[0]) <= 4 * MAX_VALUES_PER_ATTRIBUTE + 1 for s in ev.shards)
+        sizes.append(len(pickle.dumps(ev.snapshot())))
+    assert sizes[1] - sizes[0] < 100_000, sizes
