@@ -41,7 +41,7 @@ from sloguard.windows import Windows
 MAX_VALUES_PER_ATTRIBUTE = 200
 OTHER = "(other)"
 
-Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter", message)
+Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter" | "label_store", message)
 
 
 def segment_key(segment: dict[str, str]) -> str:
@@ -340,6 +340,9 @@ class Judge:
             key.cache = (np.vstack([total, tick]), [m for kind, m in out[first:] if kind == "budget"])
             key.changed = False
         self.report.no_data(self.state.ordered[0], t, out)
+        if self.plan.labelled:  # how far the label join has read: for metrics, never in budget events (issue 15)
+            out.append(("label_store", {"model": self.plan.name, "segment": {}, "ts": self.report.ts_text,
+                                        **self.label_report()}))
 
     # ---- judging slices -------------------------------------------------------------------------
 

@@ -56,13 +56,10 @@ def read_topic(bootstrap: str, topic: str) -> list[dict]:
 
 
 def outcome(bootstrap: str, settings: KafkaSettings) -> tuple[list, list]:
-    """Every alert and every budget message, sorted: the whole output must not depend on workers.
-
-    Only a budget event's `labels` counters are left out: they count what has been read so far.
-    """
+    """Every alert and every budget message, whole and sorted: the output must not depend on workers."""
     alerts = sorted(orjson.dumps(a, option=orjson.OPT_SORT_KEYS)
                     for a in read_topic(bootstrap, settings.topic("alerts")))
-    budgets = sorted(orjson.dumps({k: v for k, v in b.items() if k != "labels"}, option=orjson.OPT_SORT_KEYS)
+    budgets = sorted(orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
                      for b in read_topic(bootstrap, settings.topic("budget")))
     return alerts, budgets
 
