@@ -193,8 +193,7 @@ def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> Par
             _undate_future_rejections(out, now + spec.max_future_skew_s)
     if events:
         idx, events = _in_time(out, raw, idx, events, spec, now)
-    if events:
-        _date_unreadable_rejections(out, raw, idx, events)
+    _date_unreadable_rejections(out, raw, idx, events)
     for model, (rows, group) in _by_model(idx, events).items():
         _COLUMNS[raw.kind](out, raw, model, rows, group, spec)
     # invalid messages still tell how far their source has got: a model sending only invalid
@@ -275,20 +274,26 @@ def _brief(e: Exception) -> str:
 
 
 def _date_unreadable_rejections(out: ParsedBatch, raw: RawBatch, idx: list[int], events: list[Any]) -> None:
-    """A rejected message without a readable time counts at the newest valid event time its source
-    had reached when it was read: within the batch, the newest valid event before it (by offset).
+    """A rejected message without a readable time counts at the newest event time its source had
+    reached when it was read: within the batch, the newest time before it (by offset) of a valid
+    event or of a rejected message whose time could be read, as the batch's progress counts both.
 
-    That depends on the source's order only, not on how it was cut into batches; one with no valid
-    event before it in its batch keeps NaN, and the shard dates it at its source's newest time.
+    That depends on the source's order only, not on how it was cut into batches; one with nothing
+    dated before it in its batch keeps NaN, and the shard dates it at its source's newest time.
     """
     if not any(math.isnan(t) for r in out.rejections.values() for t in r.ts):
         return
-    offsets = np.asarray([raw.offsets[i] for i in idx])
-    newest = np.maximum.accumulate(np.array(list(map(_TS, events)), float))
+    dated = [(raw.offsets[i], e.ts) for i, e in zip(idx, events, strict=True)]
+    dated += [(o, t) for r in out.rejections.values() for o, t in zip(r.offsets, r.ts, strict=True) if t == t]
+    if not dated:
+        return
+    dated.sort()
+    offsets = np.array([o for o, _ in dated])
+    newest = np.maximum.accumulate(np.array([t for _, t in dated], float))
     for rejections in out.rejections.values():
         for j, (t, offset) in enumerate(zip(rejections.ts, rejections.offsets, strict=True)):
             if math.isnan(t):
-                k = int(np.searchsorted(offsets, offset)) - 1  # the valid events before it
+                k = int(np.searchsorted(offsets, offset)) - 1  # what was dated before it
                 if k >= 0:
                     rejections.ts[j] = float(newest[k])
 

@@ -244,3 +244,32 @@ def test_a_deeply_nested_unknown_field_is_a_dead_letter_and_the_rest_of_the_batc
     assert len(parsed.inference["m"]) == 5
     assert {d.offset for d in parsed.dead_letters} == {batch.offsets[1], batch.offsets[3]}
     assert all("oversized" not in d.error and d.error for d in parsed.dead_letters)
+
+
+def test_messages_without_a_time_are_dated_the_same_however_the_source_is_cut_into_batches():
+    """A message whose time cannot be read counts at the newest time read before it in its source:
+    valid events and invalid ones whose time reads alike, whatever the batch boundaries (a resumed
+    Kafka run cuts batches differently from the run it resumes)."""
+    lines = []
+    for i in range(12):
+        lines.append(orjson.dumps(event(i, T0 + 10 * i)))
+        bad = event(100 + i, T0 + 10 * i + 5)
+        del bad["latency_ms"]  # invalid, but its time reads
+        lines.append(orjson.dumps(bad))
+        lines.append(b'{"model":"m","ts":' if i % 2 else b"not json")  # nothing to read at all
+    offsets = list(range(len(lines)))
+
+    def dates(cuts: list[int]) -> list[float]:
+        out, newest = [], float("-inf")
+        for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True):
+            batch = RawBatch("inference", "ml.inference", 0, offsets[a:b], lines[a:b])
+            parsed = parse_batch(batch, SPEC)
+            rej = parsed.rejections.get("m")
+            out += [newest if t != t else t for t in (rej.ts if rej else [])]  # the shard's rule for NaN
+            newest = max(newest, parsed.max_ts)
+        return out
+
+    whole = dates([])
+    for cut in range(1, len(lines)):
+        assert dates([cut]) == whole, cut
+    assert dates(list(range(1, len(lines)))) == whole
