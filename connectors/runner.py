@@ -71,23 +71,30 @@ def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOption
                       metrics=metrics, recovery=options.recovery_dir is not None, reset_state=options.reset_state)
 
 
-def wait_for_kafka(settings: KafkaSettings, out: Any, max_delay_s: float = 30.0,
+def wait_for_kafka(settings: KafkaSettings, topics: list[str], out: Any, max_delay_s: float = 30.0,
                    sleep: Callable[[float], None] = time.sleep) -> Any:
-    """The cluster's metadata, once Kafka answers: until then say so and retry, backing off to
-    `max_delay_s` (a broker that is down when `run` starts is waited for, not a traceback)."""
+    """The cluster's metadata once Kafka answers and has every topic of `topics`: until then say
+    what is missing and retry, backing off to `max_delay_s` (a broker that is down when `run`
+    starts, or whose topics are still being created, is waited for: no traceback, no exit)."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
     delay = 1.0
     while True:
         try:
-            return AdminClient(settings.admin_config()).list_topics(timeout=5)
+            meta = AdminClient(settings.admin_config()).list_topics(timeout=5)
         except KafkaException as e:
             reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
-            print(f"sloguard run: Kafka at {settings.bootstrap_servers} does not answer ({reason}); "
-                  f"retrying in {delay:.0f} s (Ctrl-C stops)", file=out, flush=True)
-            sleep(delay)
-            delay = min(max_delay_s, delay * 2)
+            problem = f"Kafka at {settings.bootstrap_servers} does not answer ({reason})"
+        else:
+            missing = [t for t in topics if t not in meta.topics or meta.topics[t].error is not None]
+            if not missing:
+                return meta
+            problem = (f"input topic {', '.join(missing)} does not exist on {settings.bootstrap_servers} "
+                       "(create the topics with `sloguard topics create --config <config>`)")
+        print(f"sloguard run: {problem}; retrying in {delay:.0f} s (Ctrl-C stops)", file=out, flush=True)
+        sleep(delay)
+        delay = min(max_delay_s, delay * 2)
 
 
 def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1) -> dict[str, str]:
@@ -99,9 +106,9 @@ def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1
 def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
     """Run the flow until interrupted (or, with `tail=False`, until the topics are drained).
 
-    Exits 2 with a message (never a traceback) for what the user can fix: missing input topics,
-    a recovery directory that is another flow's or writable by others; waits for a Kafka that
-    does not answer yet.
+    Exits 2 with a message (never a traceback) for what the user can fix: a recovery directory that
+    is another flow's or writable by others; waits, saying so, for a Kafka that does not answer yet
+    and for input topics that do not exist yet.
     """
     from bytewax.recovery import RecoveryConfig
     from bytewax.run import cli_main
@@ -118,13 +125,8 @@ def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
         print(f"no Kafka configured: embedded broker on {broker.bootstrap_servers}", file=out)
         ensure_topics(settings, options.partitions)
     try:
-        meta = wait_for_kafka(settings, out, options.kafka_retry_max_s)
         inputs = [settings.topic(k) for k in INPUTS]
-        missing = [t for t in inputs if t not in meta.topics or meta.topics[t].error is not None]
-        if missing:
-            print(f"error: input topic {', '.join(missing)} does not exist on {settings.bootstrap_servers}: "
-                  "create the topics with `sloguard topics create --config <config>`", file=out)
-            return 2
+        meta = wait_for_kafka(settings, inputs, out, options.kafka_retry_max_s)
         parts = [f"{t}#{p}" for t in inputs for p in sorted(meta.topics[t].partitions)]
         recovery = None
         if options.recovery_dir is not None:
