@@ -162,3 +162,10 @@ def test_a_segment_with_tens_of_thousands_of_values_costs_the_capped_keys_only()
         assert all(len(s.state.values[0]) <= 4 * MAX_VALUES_PER_ATTRIBUTE + 1 for s in ev.shards)
         sizes.append(len(pickle.dumps(ev.snapshot())))
     assert sizes[1] - sizes[0] < 100_000, sizes
+
+
+def test_replay_reports_the_last_partial_minute(tmp_path):
+    """Issue 15, item 6: the events after the last whole minute of a replay were never reported."""
+    got = run_replay(tmp_path, "partial", [event(i, T0 + i * 0.5) for i in range(250)], [])  # ends at 2:04.5
+    last = [b for b in got["budget"] if b["slo"] == "avail" and b["segment"] == {}][-1]
+    assert last["ts"] == "2026-01-01T00:03:00.000Z" and last["total"] == 250
