@@ -143,15 +143,36 @@ def test_kill_9_mid_run_and_restart_from_the_recovery_dir_gives_the_same_final_b
     assert oct(recovery.stat().st_mode & 0o777) == "0o700"  # Bytewax unpickles what it finds there
 
 
-def kill_mid_run(args: tuple[str, ...], settings: KafkaSettings, bootstrap: str, budgets: int = 3000) -> None:
-    """Start `sloguard run`, let it write about `budgets` budget events, kill -9 it."""
+def judge_snapshot_committed(recovery: Path) -> bool:
+    """Whether Bytewax has committed an epoch holding a snapshot of the judge step (its sqlite files)."""
+    import sqlite3
+
+    commits, judged = [], []
+    for part in recovery.glob("part-*.sqlite3"):
+        try:
+            db = sqlite3.connect(f"file:{part}?mode=ro", uri=True, timeout=1)
+            try:
+                commits += [e for (e,) in db.execute("select commit_epoch from commits")]
+                judged += [e for (e,) in db.execute("select snap_epoch from snaps where step_id like '%judge%'")]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return False
+    return bool(commits and judged) and min(judged) <= min(commits)
+
+
+def kill_mid_run(args: tuple[str, ...], settings: KafkaSettings, bootstrap: str, budgets: int = 3000,
+                 recovery: Path | None = None) -> None:
+    """Start `sloguard run`, let it write about `budgets` budget events (and, given `recovery`,
+    commit a snapshot of the judge), kill -9 it."""
     first = sloguard(*args, start_new_session=True)
     deadline = time.time() + 120
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watch"})
     consumer.assign([TopicPartition(settings.topic("budget"), 0, 0)])
     seen = 0
-    while seen < budgets and time.time() < deadline:
-        seen += len(consumer.consume(1000, 1.0))
+    while (seen < budgets or (recovery is not None and not judge_snapshot_committed(recovery))) \
+            and time.time() < deadline:
+        seen += len(consumer.consume(1000, 0.5))
     consumer.close()
     assert first.poll() is None, "the flow finished before it could be killed"
     os.killpg(first.pid, signal.SIGKILL)
@@ -167,7 +188,7 @@ def test_a_resume_with_the_slos_reordered_and_one_added_carries_the_state_over_b
     _, path, settings = setup_topics(module_topic_factory, kafka_bootstrap, scenario, tmp_path)
     recovery = tmp_path / "recovery"
     args = ("run", "--config", str(path), "--drain", "--recovery-dir", str(recovery), "--snapshot-interval", "0.5")
-    kill_mid_run(args, settings, kafka_bootstrap, budgets=20_000)  # well past the first snapshots
+    kill_mid_run(args, settings, kafka_bootstrap, recovery=recovery)
     raw = yaml.safe_load(path.read_text())
     original = [s["name"] for s in raw["slos"]]
     raw["slos"] = [*raw["slos"][::-1], {**raw["slos"][0], "name": "fraud-availability-strict", "objective": 0.9999}]
@@ -194,7 +215,7 @@ def test_a_resume_with_an_slo_changed_under_its_name_is_refused_until_reset(scen
     _, path, settings = setup_topics(module_topic_factory, kafka_bootstrap, scenario, tmp_path)
     recovery = tmp_path / "recovery"
     args = ("run", "--config", str(path), "--drain", "--recovery-dir", str(recovery), "--snapshot-interval", "0.5")
-    kill_mid_run(args, settings, kafka_bootstrap, budgets=20_000)
+    kill_mid_run(args, settings, kafka_bootstrap, recovery=recovery)
     raw = yaml.safe_load(path.read_text())
     latency = next(s for s in raw["slos"] if s["name"] == "fraud-latency")
     latency["sli"] = {"latency": {"threshold_ms": 123}}
