@@ -103,6 +103,7 @@ class Slo:
     raw_objective: Objective
     baseline: float | None = None
     description: str = ""
+    resolve_hold_s: int = 0  # alerts.py hysteresis: a rule false this long resolves
 
     @property
     def slo_target(self) -> float:
@@ -163,6 +164,7 @@ class Config:
     no_data_severity: str = "page"
     shards: int = 8  # per model: the per-event stage is keyed by (model, hash of id % shards)
     source: str = "config"
+    resolve_hold_s: int = 0  # alerting.resolve_hold: no-data's (SLOs carry their own)
 
     baseline_pending: bool = False  # parsed for `sloguard baseline`: relative objectives not resolved yet
 
@@ -304,12 +306,14 @@ def parse_config(
     shards = int(c.number(scale.get("shards"), "scale.shards", 1, 4096, default=8) or 8)
 
     alerting = c.mapping(
-        top.get("alerting"), "alerting", {"policy", "rules", "slo_window", "min_events", "budget_exhausted", "no_data"}
+        top.get("alerting"), "alerting",
+        {"policy", "rules", "slo_window", "min_events", "budget_exhausted", "no_data", "resolve_hold"}
     )
     default_rules, policy_window = _rules(c, alerting, "alerting", base_dir, None, None)
     min_events = int(c.number(alerting.get("min_events"), "alerting.min_events", 0, 1e9, default=100) or 0)
     exhausted = _severity(c, alerting.get("budget_exhausted"), "alerting.budget_exhausted", "ticket")
     no_data = _severity(c, alerting.get("no_data"), "alerting.no_data", "page")
+    resolve_hold = _hold(c, alerting.get("resolve_hold"), "alerting.resolve_hold", DEFAULT_HOLD_TICKS * interval)
 
     models = {}
     raw_models = c.mapping(top.get("models"), "models")
@@ -337,7 +341,7 @@ def parse_config(
     slos = []
     seen: set[str] = set()
     for i, s in enumerate(raw_slos):
-        slo = _slo(c, i, s, models, default_rules, policy_window, min_events, interval, base_dir)
+        slo = _slo(c, i, s, models, default_rules, policy_window, min_events, interval, base_dir, resolve_hold)
         if slo is not None:
             if slo.name in seen:
                 c.fail(f"slos[{i}].name", f"duplicate SLO name {slo.name!r}")
@@ -361,7 +365,19 @@ def parse_config(
         shards=shards,
         source=source,
         baseline_pending=baseline_pending,
+        resolve_hold_s=resolve_hold,
     )
+
+
+DEFAULT_HOLD_TICKS = 5  # alerting.resolve_hold default, in evaluation intervals
+
+
+def _hold(c: _Checker, value: Any, path: str, default: int) -> int:
+    """A resolve hold: a duration, or 0 to resolve as soon as the rule stops holding."""
+    if value in (0, "0", "0s"):
+        return 0
+    held = c.duration(value, path, default)
+    return default if held is None else held
 
 
 def _severity(c: _Checker, value: Any, path: str, default: str) -> str:
@@ -668,6 +684,7 @@ def _slo(
     min_events: int,
     interval: int,
     base_dir: Path,
+    resolve_hold: int = DEFAULT_HOLD_TICKS * 60,
 ) -> Slo | None:
     path = f"slos[{i}]"
     s = c.mapping(s, path, _SLO_KEYS)
@@ -710,7 +727,9 @@ def _slo(
             f"{path}.objective",
             f"a ratio SLI's objective must be in (0, 1), got {objective:g} (write 0.999, not 99.9)",
         )
-    alerting = c.mapping(s.get("alerting"), f"{path}.alerting", {"policy", "rules", "slo_window", "min_events"})
+    alerting = c.mapping(s.get("alerting"), f"{path}.alerting",
+                         {"policy", "rules", "slo_window", "min_events", "resolve_hold"})
+    hold = _hold(c, alerting.get("resolve_hold"), f"{path}.alerting.resolve_hold", resolve_hold)
     rules, rules_window = _rules(c, alerting, f"{path}.alerting", base_dir, default_rules, policy_window)
     slo_min_events = int(
         c.number(alerting.get("min_events"), f"{path}.alerting.min_events", 0, 1e9, default=min_events) or 0
@@ -760,6 +779,8 @@ def _slo(
         raw_objective=raw_obj,
         baseline=baseline,
         description=str(s.get("description", "")),
+        # a timeslice SLO's rules change only when a slice is judged: a shorter hold holds nothing
+        resolve_hold_s=max(hold, budgeting.slice_s) if hold else 0,
     )
 
 

@@ -320,7 +320,7 @@ class Judge:
             tick = key.windows.span(t - plan.interval_s, t)  # what this tick added
             cached = key.cache
             if (self.reuse and not key.changed and cached is not None and np.array_equal(cached[0][:-1], total)
-                    and np.array_equal(cached[0][-1], tick)):
+                    and np.array_equal(cached[0][-1], tick) and not self.state.book.holding(key.key)):
                 # nothing new reached this key and its windows did not move: last tick's events, retimed
                 out += self.report.again(key, cached[1])
                 continue

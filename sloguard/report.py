@@ -68,7 +68,7 @@ class Report:
         # the guard counts events; completeness counts each event's expected feature values
         per_event = max(1, len(plan.model.features)) if slo.sli.kind == "completeness" else 1
         firing = []
-        book = judge.state.book.firing  # a rule whose state does not change needs no transition
+        book = judge.state.book  # a rule whose state does not change needs no transition
         for rule in slo.rules:
             holds = rule_holds(rule, burns[rule.long_window_s], burns[rule.short_window_s])
             if holds and not metric:
@@ -80,9 +80,10 @@ class Report:
                         "events": int(seen),
                         "min_events": slo.min_events,
                     }
-            if holds != ((slo.name, key.key, rule.name) in book):
+            k = (slo.name, key.key, rule.name)
+            if holds != (k in book.firing) or k in book.clearing:
                 self._transition(key, slo, rule, rule.severity, holds, t, out, burn_labels, remaining)
-            if holds:
+            if k in book.firing:  # holding, or waiting out its resolve hold
                 firing.append(rule.name)
         exhausted = remaining <= 0 and (metric or total / per_event >= slo.min_events)
         if remaining <= 0 and not exhausted:
@@ -91,10 +92,11 @@ class Report:
                 "events": int(total / per_event),
                 "min_events": slo.min_events,
             }
-        if exhausted != ((slo.name, key.key, BUDGET_EXHAUSTED) in book):
+        k = (slo.name, key.key, BUDGET_EXHAUSTED)
+        if exhausted != (k in book.firing) or k in book.clearing:
             self._transition(key, slo, None, judge.config.exhausted_severity, exhausted, t, out, burn_labels,
                              remaining)
-        if exhausted:
+        if k in book.firing:
             firing.append(BUDGET_EXHAUSTED)
         good = w[c.good]
         judged = w[c.good] + w[c.total] if metric else w[c.total]
@@ -136,6 +138,10 @@ class Report:
             event["baseline"] = slo.baseline
         if low_traffic:
             event["low_traffic"] = low_traffic
+        resolving = {r: to_rfc3339(book.clearing[(slo.name, key.key, r)]) for r in firing
+                     if (slo.name, key.key, r) in book.clearing}
+        if resolving:  # firing rules that stopped holding, waiting out the resolve hold since then
+            event["resolving"] = resolving
         if key.windows.dropped:  # events that came after their windows were evaluated: never silent
             event["late_dropped"] = int(key.windows.dropped)
         out.append(("budget", event))
@@ -167,7 +173,8 @@ class Report:
         st = self.judge.state
         after = self.plan.model.no_data_after_s
         silent = st.first_ts <= t - after and whole.windows.span(t - after, t)[EVENTS] == 0
-        transition, started = st.book.update((None, "", NO_DATA), silent, t)  # type: ignore[arg-type]
+        transition, started = st.book.update((None, "", NO_DATA), silent, t,  # type: ignore[arg-type]
+                                             self.judge.config.resolve_hold_s)
         if transition is None:
             return
         config = self.judge.config
@@ -186,7 +193,9 @@ class Report:
                     out: list[Output], burns: dict[str, float], remaining: float) -> bool:
         """Record whether a rule holds; emit its alert on a change. Returns whether it is firing now."""
         name = rule.name if rule is not None else BUDGET_EXHAUSTED
-        transition, started = self.judge.state.book.update((slo.name, key.key, name), holds, t)
+        book = self.judge.state.book
+        cleared = book.clearing.get((slo.name, key.key, name), t)
+        transition, started = book.update((slo.name, key.key, name), holds, t, slo.resolve_hold_s)
         if transition is None:
             return holds
         where = f"{self.model}{', ' + key.key if key.key else ''}"
@@ -213,6 +222,8 @@ class Report:
         if rule is not None:
             alert["windows"] = {"long": rule.windows[0], "short": rule.windows[1]}
             alert["threshold"] = rule.burn_rate
+        if transition == "resolved":  # the rule stopped holding then; resolved after the hold
+            alert["cleared_at"] = to_rfc3339(cleared)
         if key.details.get(i) is not None:
             alert[slo.dimension if slo.dimension in ("drift", "fairness") else "details"] = key.details[i]
         out.append(("alert", alert))
