@@ -71,6 +71,10 @@ class Budgeting:
     slice_s: int = 0
     min_samples: int = 1
     target: float = 0.0  # timeslices: the fraction of slices that must be good
+    # labelled SLOs (label_coverage.py): a slice is judged once this share of its answered
+    # predictions has labels, or `label_wait_s` after it ended; 0 judges on whatever labels came
+    min_label_share: float = 0.0
+    label_wait_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,10 +135,15 @@ class Model:
     baseline: Path | None = None
     baseline_metrics: dict[str, float] = field(default_factory=dict)
     reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # feature -> drift.py reference dict
+    segment_reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> feature -> segment_refs.py
+    slice_values: dict[str, list[float]] = field(default_factory=dict)  # SLO -> baseline per-slice values
+    added_segments: tuple[str, ...] = ()  # attributes added to `segments` that the config did not list
     fairness_attribute: str | None = None
     min_support: int = 30  # fairness: groups with fewer samples are reported, not judged
     max_pending_labels: int = 1_000_000  # label join: predictions waiting for a label, oldest evicted
     health_weights: dict[str, float] = field(default_factory=dict)  # dimension -> weight of the health score
+    min_label_share: float = 0.5  # label_coverage.min_share: labelled slices wait for this share of labels
+    label_wait_s: int = 7 * 86_400  # label_coverage.wait: ... or this long after the slice (default label_delay)
 
 
 @dataclass(frozen=True)
@@ -429,17 +438,23 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
             "max_pending_labels",
             "health",
             "description",
+            "label_coverage",
         },
     )
     baseline = None
     metrics: dict[str, float] = {}
     reference: dict[str, dict[str, Any]] = {}
+    by_segment: dict[str, dict[str, Any]] = {}
+    slice_values: dict[str, list[float]] = {}
     if m.get("baseline") is not None:
         baseline = (base_dir / str(m["baseline"])).resolve()
         try:
             doc = orjson.loads(baseline.read_bytes())
             metrics = {k: float(v) for k, v in (doc.get("metrics") or {}).items() if v is not None}
             reference = _references(c, doc.get("reference") or {}, f"{path}.baseline", baseline)
+            by_segment = _segment_refs(c, doc.get("segment_references") or {}, reference, f"{path}.baseline",
+                                       baseline)
+            slice_values = {k: [float(x) for x in v] for k, v in (doc.get("slice_values") or {}).items()}
         except FileNotFoundError:
             if not pending:
                 c.fail(f"{path}.baseline", f"file {baseline} not found (make one with `sloguard baseline`)")
@@ -451,18 +466,30 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
     if attribute is not None and (not isinstance(attribute, str) or not attribute):
         c.fail(f"{path}.fairness.attribute", "must be a segment attribute name (e.g. merchant_type)")
         attribute = None
+    added: tuple[str, ...] = ()
     if attribute and attribute not in segments:
-        segments = (*segments, attribute)  # fairness compares the groups that segment keys already count
+        # fairness compares the groups that segment keys count: the attribute becomes a segmentation,
+        # so every SLO gets a budget per group; `sloguard validate` says so
+        segments, added = (*segments, attribute), (attribute,)
     health = c.mapping(m.get("health"), f"{path}.health", {"weights"})
+    label_delay = c.duration(m.get("label_delay"), f"{path}.label_delay", 7 * 86_400) or 0
+    coverage = c.mapping(m.get("label_coverage"), f"{path}.label_coverage", {"min_share", "wait"})
+    min_share, wait = _coverage(c, coverage, f"{path}.label_coverage", DEFAULT_LABEL_SHARE, label_delay)
+    if wait > label_delay:
+        c.fail(f"{path}.label_coverage.wait", f"{format_duration(wait)} is longer than the label_delay "
+               f"({_or_zero(label_delay)}): no label can come after it")
     return Model(
         name=name,
         segments=segments,
         features=c.names(m.get("features"), f"{path}.features"),
         no_data_after_s=c.duration(m.get("no_data_after"), f"{path}.no_data_after", 600) or 600,
-        label_delay_s=c.duration(m.get("label_delay"), f"{path}.label_delay", 7 * 86_400) or 0,
+        label_delay_s=label_delay,
         baseline=baseline,
         baseline_metrics=metrics,
         reference=reference,
+        segment_reference=by_segment,
+        slice_values=slice_values,
+        added_segments=added,
         fairness_attribute=attribute,
         min_support=int(
             c.number(fairness.get("min_support"), f"{path}.fairness.min_support", 1, 1e9, default=30) or 30
@@ -471,7 +498,23 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
             c.number(m.get("max_pending_labels"), f"{path}.max_pending_labels", 1, 1e9, default=1_000_000) or 1_000_000
         ),
         health_weights=_weights(c, health.get("weights"), f"{path}.health.weights"),
+        min_label_share=min_share,
+        label_wait_s=wait,
     )
+
+
+DEFAULT_LABEL_SHARE = 0.5  # models.<m>.label_coverage.min_share
+
+
+def _or_zero(seconds: int) -> str:
+    return format_duration(seconds) if seconds else "0s"
+
+
+def _coverage(c: _Checker, raw: dict, path: str, share: float, wait: int) -> tuple[float, int]:
+    """A label-coverage rule: min_share in [0, 1] (0: off) and a wait no longer than the label delay."""
+    min_share = c.number(raw.get("min_share"), f"{path}.min_share", 0, 1, default=share)
+    waited = c.duration(raw.get("wait"), f"{path}.wait", wait)
+    return (share if min_share is None else min_share), (wait if waited is None else waited)
 
 
 def _count(c: _Checker, value: Any, path: str, default: int) -> int:
@@ -507,6 +550,26 @@ def _references(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dict[
                 f"{file}: reference of feature {feature!r} is broken ({type(e).__name__}: {e}); "
                 "re-run sloguard baseline",
             )
+    return raw
+
+
+def _segment_refs(c: _Checker, raw: Any, reference: dict[str, dict[str, Any]], path: str, file: Path
+                  ) -> dict[str, dict[str, Any]]:
+    """A baseline's per-segment drift references: "attr=value" -> feature -> shares on the model's bins."""
+    from sloguard.segment_refs import segment_reference
+
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        c.fail(path, f"{file}: 'segment_references' must map segment keys to feature references")
+        return {}
+    for key, features in raw.items():
+        for feature, d in features.items():
+            if feature not in reference:
+                continue
+            try:
+                segment_reference(reference_from_dict(reference[feature]), d)
+            except (KeyError, TypeError, ValueError) as e:
+                c.fail(path, f"{file}: segment reference {key} of feature {feature!r} does not fit the model's "
+                             f"({type(e).__name__}: {e}); re-run sloguard baseline")
     return raw
 
 
@@ -707,7 +770,7 @@ def _slo(
         c.fail(f"{path}.window", "required (e.g. 30d)")
     elif window % interval:
         c.fail(f"{path}.window", f"must be a multiple of evaluation_interval ({format_duration(interval)})")
-    budgeting = _budgeting(c, s.get("budgeting"), f"{path}.budgeting", sli, interval, window)
+    budgeting = _budgeting(c, s.get("budgeting"), f"{path}.budgeting", sli, interval, window, model)
     raw_obj = (
         _objective(c, s.get("objective"), f"{path}.objective")
         if s.get("objective") is not None or sli is None or sli.kind != "drift"
@@ -784,8 +847,9 @@ def _slo(
     )
 
 
-def _budgeting(c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int, window: int | None) -> Budgeting:
-    raw = c.mapping(raw, path, {"method", "timeslices", "min_samples", "target"})
+def _budgeting(c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int, window: int | None,
+               model: Model | None = None) -> Budgeting:
+    raw = c.mapping(raw, path, {"method", "timeslices", "min_samples", "target", "label_coverage"})
     metric = sli is not None and sli.family == METRIC
     method = raw.get("method", "timeslices" if ("timeslices" in raw or metric) else "occurrences")
     if method not in ("occurrences", "timeslices"):
@@ -806,4 +870,13 @@ def _budgeting(c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int,
         c.fail(f"{path}.timeslices", f"the SLO window {format_duration(window)} is not a whole number of slices")
     min_samples = int(c.number(raw.get("min_samples"), f"{path}.min_samples", 1, 1e9, default=1) or 1)
     target = c.number(raw.get("target"), f"{path}.target", 0, 1, open_lo=True, open_hi=True, default=0.99)
-    return Budgeting("timeslices", slice_s, min_samples, target or 0.99)
+    share, wait = 0.0, 0
+    if sli is not None and sli.spec.labelled and model is not None:
+        coverage = c.mapping(raw.get("label_coverage"), f"{path}.label_coverage", {"min_share", "wait"})
+        share, wait = _coverage(c, coverage, f"{path}.label_coverage", model.min_label_share, model.label_wait_s)
+        if wait > model.label_delay_s:
+            c.fail(f"{path}.label_coverage.wait", f"{format_duration(wait)} is longer than models.{model.name}."
+                   f"label_delay ({_or_zero(model.label_delay_s)}): no label can come after it")
+    elif raw.get("label_coverage") is not None:
+        c.fail(f"{path}.label_coverage", "only SLIs judged on labels wait for label coverage")
+    return Budgeting("timeslices", slice_s, min_samples, target or 0.99, share, wait)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from sloguard.aggregate import EVENTS, group_sum, whole_model_only
 from sloguard.alerts import AlertBook
 from sloguard.drift import FeatureDrift
 from sloguard.frontier import SourceFrontier
+from sloguard.label_coverage import LabelWaits
 from sloguard.plan import ModelPlan
 from sloguard.report import Report
 from sloguard.sketch import LogHistogram
@@ -112,6 +113,14 @@ class JudgeState:
     pending_windows: list[Rows] = field(default_factory=list)  # keys are KeyState.index
     pending_live: list[Rows] = field(default_factory=list)
     pending_labelled: dict[float, list[Rows]] = field(default_factory=dict)  # by the tick they count from
+    label_waits: LabelWaits = field(default_factory=LabelWaits)  # labelled slices waiting for their labels
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Recovery state pickled before a field existed gets that field's default."""
+        for f in fields(self):
+            if f.name not in state:
+                state[f.name] = f.default_factory() if f.default_factory is not MISSING else f.default
+        self.__dict__.update(state)
 
 
 class Judge:
@@ -390,6 +399,7 @@ class Judge:
             starts = {t - w} if t % w == 0 else set()
             if slo.sli.spec.labelled and rejudge:
                 starts |= {d - d % w for d in key.dirty if d - d % w + w <= t}
+                starts |= self.state.label_waits.due(key.index, i, t)  # judged without all their labels
             for start in sorted(starts):
                 self._judge_one(key, i, slo, start, first=start == t - w)
         if rejudge:
@@ -413,7 +423,11 @@ class Judge:
         drift = None
         if slo.sli.spec.sliced == "drift":
             drift = self._drift_family(i, slo, start).get(key.key)
-        j = judge_slice(slo, plan.slices.blocks[i], ring.span(start, end), groups, drift)
+        counts = ring.span(start, end)
+        j = judge_slice(slo, plan.slices.blocks[i], counts, groups, drift)
+        if labelled and j.verdict != "unjudged" and slo.budgeting.min_label_share:
+            j = self.state.label_waits.gate(key.index, i, slo, plan.slices.blocks[i][0], plan.slices.predictions_col,
+                                            counts, start, float(self.state.next_tick or 0.0), j)
         key.changed = True
         new = VERDICT_CODE[j.verdict] if j.samples else 0.0
         if self.slice_log is not None and not key.key and j.samples:
@@ -475,7 +489,8 @@ class Judge:
         if cached is None:
             end = start + slo.budgeting.slice_s
             counts = {k.key: k.live.span(start, end) for k in self.state.ordered if k.live is not None}
-            cached = drift_family(slo, self.plan.slices.blocks[i], counts, self.plan.references)
+            cached = drift_family(slo, self.plan.slices.blocks[i], counts, self.plan.references,
+                                  self.plan.segment_references)
             self._drift_cache[(i, start)] = cached
         return cached
 

@@ -14,6 +14,7 @@ from functools import cached_property
 from sloguard.aggregate import ModelLayout
 from sloguard.config import Config, Slo, StateMismatch
 from sloguard.drift import reference_from_dict
+from sloguard.segment_refs import segment_references
 from sloguard.sli import METRIC
 from sloguard.slices import SliceLayout
 from sloguard.timeutil import format_duration
@@ -32,6 +33,8 @@ class ModelPlan:
         self.interval_s = config.evaluation_interval_s
         self.shards = config.shards
         self.references = {f: reference_from_dict(d) for f, d in self.model.reference.items()}
+        # segment key -> feature -> its own reference on the model's bins (where the baseline had data)
+        self.segment_references = segment_references(self.references, self.model.segment_reference)
         self.slices = SliceLayout(self.model, self.slos, config.allowed_lateness_s, self.references)
         self.quantile_slos = [
             (i, s) for i, s in enumerate(self.slos) if s.sli.kind in ("latency_quantile", "freshness_quantile")

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from sloguard.aggregate import EVENTS
 from sloguard.alerts import BUDGET_EXHAUSTED, NO_DATA, alert_id, rule_holds
-from sloguard.budget import budget_remaining, burn_rate, health_score
+from sloguard.budget import budget_remaining, budget_text, burn_rate, health_score
 from sloguard.config import Owner, Slo
+from sloguard.label_coverage import describe as describe_coverage
 from sloguard.policy import AlertRule
 from sloguard.slices import explain
 from sloguard.timeutil import format_duration, to_rfc3339
@@ -132,6 +133,8 @@ class Report:
             )
         if labelled is not None:
             event["burn_rates_to"] = to_rfc3339(labelled[0])
+        if slo.sli.spec.labelled and slo.budgeting.min_label_share:
+            event["label_coverage"] = describe_coverage(slo, judge.state.label_waits.count(key.index, i))
         if slo.sli.spec.labelled and not key.key:
             event["labels"] = judge.label_report()
         if slo.baseline is not None:
@@ -201,16 +204,16 @@ class Report:
         where = f"{self.model}{', ' + key.key if key.key else ''}"
         if rule is None:
             summary = (
-                f"{slo.name} ({where}) has spent its {slo.window} error budget ({remaining:.0%} left)"
+                f"{slo.name} ({where}) has spent its {slo.window} error budget ({budget_text(remaining)})"
                 if transition == "firing"
-                else f"{slo.name} ({where}) has error budget again ({remaining:.0%} left)"
+                else f"{slo.name} ({where}) has error budget again ({budget_text(remaining)})"
             )
         else:
             long_w, short_w = rule.windows
             summary = (
                 f"{slo.name} ({where}) burns its {slo.window} error budget "
                 f"{burns.get(long_w, 0):.1f}x over {long_w} and {burns.get(short_w, 0):.1f}x over "
-                f"{short_w} (threshold {rule.burn_rate:g}x); {remaining:.0%} of the budget left"
+                f"{short_w} (threshold {rule.burn_rate:g}x); budget {budget_text(remaining)}"
                 if transition == "firing"
                 else f"{slo.name} ({where}) no longer burns {rule.burn_rate:g}x over {long_w}/{short_w}"
             )
