@@ -45,9 +45,10 @@ class AlertBook:
 
     firing: dict[AlertKey, float] = field(default_factory=dict)
     clearing: dict[AlertKey, float] = field(default_factory=dict)  # firing, but the rule false since
+    silenced: dict[AlertKey, str] = field(default_factory=dict)  # fired during a silence (adjustment id)
 
-    def __setstate__(self, state: dict) -> None:  # recovery state written before `clearing` existed
-        self.__dict__.update({"clearing": {}, **state})
+    def __setstate__(self, state: dict) -> None:  # recovery state written before these fields existed
+        self.__dict__.update({"clearing": {}, "silenced": {}, **state})
 
     def update(self, key: AlertKey, holds: bool, now: float, hold_s: float = 0.0) -> tuple[str | None, float]:
         """Record whether the rule holds at `now`; returns (transition or None, started_at).
@@ -71,6 +72,6 @@ class AlertBook:
         return None, started
 
     def holding(self, segment_key: str) -> bool:
-        """Whether an alert of this segment key waits out its resolve hold (it must be judged at
-        every tick, even when nothing new reached the key)."""
-        return any(k[1] == segment_key for k in self.clearing)
+        """Whether an alert of this segment key waits out its resolve hold or fired silenced (it
+        must be judged at every tick, even when nothing new reached the key)."""
+        return any(k[1] == segment_key for k in self.clearing) or any(k[1] == segment_key for k in self.silenced)

@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_backtest_parser(sub)
     add_interop_parsers(sub)
+    from connectors.adjust_cli import add_parser as add_adjust_parser
+
+    add_adjust_parser(sub)
 
     p = sub.add_parser(
         "demo",
@@ -356,6 +359,10 @@ def describe(config: Config) -> str:
                 lines.append(
                     f"      {r.severity:6} {r.name:12} burn >= {r.burn_rate:g} over {r.windows[0]} and {r.windows[1]}"
                 )
+    if config.adjustments:
+        from sloguard.adjustments import describe as describe_adjustments
+
+        lines += ["\nadjustments (event time):", *describe_adjustments(config.adjustments)]
     return "\n".join(lines)
 
 

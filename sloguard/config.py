@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import yaml
 
+from sloguard.adjustments import Adjustment, parse_adjustments
 from sloguard.drift import reference_from_dict
 from sloguard.policy import AlertRule, PolicyError, load_policy, scale_rules
 from sloguard.quality import canonical
@@ -174,6 +175,7 @@ class Config:
     shards: int = 8  # per model: the per-event stage is keyed by (model, hash of id % shards)
     source: str = "config"
     resolve_hold_s: int = 0  # alerting.resolve_hold: no-data's (SLOs carry their own)
+    adjustments: tuple[Adjustment, ...] = ()  # silences and budget adjustments, every model's
 
     baseline_pending: bool = False  # parsed for `sloguard baseline`: relative objectives not resolved yet
 
@@ -279,6 +281,7 @@ _TOP = {
     "limits",
     "health",
     "scale",
+    "adjustments",  # silences and budget adjustments (sloguard/adjustments.py)
 }
 
 
@@ -356,6 +359,8 @@ def parse_config(
                 c.fail(f"slos[{i}].name", f"duplicate SLO name {slo.name!r}")
             seen.add(slo.name)
             slos.append(slo)
+    adjustments = parse_adjustments(top.get("adjustments"), {n: m.segments for n, m in models.items()},
+                                    {s.name: s.model for s in slos}, c.fail)
     if c.problems:
         raise ConfigError(c.problems, source)
     return Config(
@@ -375,6 +380,7 @@ def parse_config(
         source=source,
         baseline_pending=baseline_pending,
         resolve_hold_s=resolve_hold,
+        adjustments=adjustments,
     )
 
 

@@ -292,6 +292,11 @@ class Judge:
     def _flush(self, t: float) -> None:
         """Fold the pending rows into the keys' windows and rings; labelled rows from their tick on."""
         st, ordered = self.state, self.state.ordered
+        adjust = self.plan.adjustments
+        if adjust:  # excluded and scaled periods of occurrence SLOs, before the rows reach the windows
+            names = [k.key for k in ordered]
+            st.pending_windows = [Rows(r.key, r.start, adjust.rows(r.key, r.start, r.rows, names))
+                                  for r in st.pending_windows]
         _add_grouped(st.pending_windows, ordered, "windows")
         st.pending_windows = []
         _add_grouped(st.pending_live, ordered, "live")
@@ -329,7 +334,8 @@ class Judge:
             tick = key.windows.span(t - plan.interval_s, t)  # what this tick added
             cached = key.cache
             if (self.reuse and not key.changed and cached is not None and np.array_equal(cached[0][:-1], total)
-                    and np.array_equal(cached[0][-1], tick) and not self.state.book.holding(key.key)):
+                    and np.array_equal(cached[0][-1], tick) and not self.state.book.holding(key.key)
+                    and not (plan.adjustments and plan.adjustments.changing(key.key, t))):
                 # nothing new reached this key and its windows did not move: last tick's events, retimed
                 out += self.report.again(key, cached[1])
                 continue
@@ -378,7 +384,7 @@ class Judge:
             key.values[i] = None if math.isnan(value) else round(float(value), 6)
             key.changed = True
             if samples:
-                key.windows.add(start, self.plan.layout.slice_vector(i, verdict))
+                key.windows.add(start, self._slice_vector(key, i, start, verdict))
                 self._count(key, i, verdict)
         for k in [k for k in key.sketches if k[1] + self.slos[k[0]].budgeting.slice_s <= t]:
             del key.sketches[k]  # slices whose tick passed while the key was idle
@@ -439,21 +445,27 @@ class Judge:
                 mark = np.zeros(plan.slices.labelled_ncols)
                 mark[col] = new - old
                 ring.add(start, mark)
-                change = plan.layout.slice_vector(i, j.verdict) if new else np.zeros(plan.layout.ncols)
+                change = self._slice_vector(key, i, start, j.verdict) if new else np.zeros(plan.layout.ncols)
                 if old:
-                    change = change - plan.layout.slice_vector(i, VERDICT_NAME[old])
+                    change = change - self._slice_vector(key, i, start, VERDICT_NAME[old])
                 key.windows.add(start, change)
                 if not old:
                     self._count(key, i, j.verdict)
         elif new:
-            key.windows.add(start, plan.layout.slice_vector(i, j.verdict))
+            key.windows.add(start, self._slice_vector(key, i, start, j.verdict))
             self._count(key, i, j.verdict)
         if j.verdict != "unjudged" and start >= key.value_start.get(i, -math.inf):
             key.value_start[i] = start
             key.values[i] = None if math.isnan(j.value) else round(float(j.value), 6)
             key.details[i] = j.details
 
-    def labelled_bad(self, key: KeyState, i: int) -> tuple[float, dict[int, int]] | None:
+    def _slice_vector(self, key: KeyState, i: int, start: float, verdict: str) -> np.ndarray:
+        """A judged slice's counters, weighted by an excluded or scaled period (adjustments.py)."""
+        vector = self.plan.layout.slice_vector(i, verdict)
+        adjust = self.plan.adjustments
+        return adjust.slice_vector(key.key, i, start, vector) if adjust else vector
+
+    def labelled_bad(self, key: KeyState, i: int) -> tuple[float, dict[int, float]] | None:
         """Bad slices per burn window for a labelled SLO, read up to the newest slice labels judged.
 
         The newest slices wait for their labels; read at the current tick, a short window would only
@@ -468,6 +480,11 @@ class Judge:
         span = ring.layout.tiers[0].span_s
         bad = self._bad_slices(key, ring)[i]
         edges = np.searchsorted(bad, [end - w for w in self.plan.burn_windows[i] if w <= span] + [end])
+        weights = self.plan.adjustments.weights(key.key, i, bad) if self.plan.adjustments else None
+        if weights is not None:  # excluded or scaled periods: bad slices there cost less, or nothing
+            cum = np.concatenate(([0.0], np.cumsum(weights)))
+            return end, {w: float(cum[edges[-1]] - cum[e]) for w, e in
+                         zip([w for w in self.plan.burn_windows[i] if w <= span], edges[:-1].tolist(), strict=True)}
         return end, {w: int(edges[-1] - e) for w, e in zip([w for w in self.plan.burn_windows[i] if w <= span],
                                                             edges[:-1].tolist(), strict=True)}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from functools import cached_property
 
+from sloguard.adjustments import ModelAdjustments
 from sloguard.aggregate import ModelLayout
 from sloguard.config import Config, Slo, StateMismatch
 from sloguard.drift import reference_from_dict
@@ -49,6 +50,12 @@ class ModelPlan:
         self.rejudge_s = max(self.interval_s, min([300, *labelled_slices]) // self.interval_s * self.interval_s)
         self.retention_s = max(config.longest_window_s, self.model.no_data_after_s)
         self.labelled = bool(self.slices.labelled)
+
+    @cached_property
+    def adjustments(self) -> ModelAdjustments:
+        """This model's silences and budget adjustments (adjustments.py); falsy when there are none."""
+        return ModelAdjustments([a for a in self.config.adjustments if a.model == self.name], self.slos,
+                                self.layout.columns, self.metric, self.interval_s)
 
     @cached_property
     def layout_names(self) -> dict[str, tuple[str, ...]]:

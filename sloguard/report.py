@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sloguard.adjustments import Adjustment
 from sloguard.aggregate import EVENTS
 from sloguard.alerts import BUDGET_EXHAUSTED, NO_DATA, alert_id, rule_holds
 from sloguard.budget import budget_remaining, budget_text, burn_rate, health_score
@@ -86,6 +87,8 @@ class Report:
                 self._transition(key, slo, rule, rule.severity, holds, t, out, burn_labels, remaining)
             if k in book.firing:  # holding, or waiting out its resolve hold
                 firing.append(rule.name)
+            if k in book.silenced:
+                self._silence_over(key, slo, rule.name, rule.severity, t, out, burn_labels, remaining)
         exhausted = remaining <= 0 and (metric or total / per_event >= slo.min_events)
         if remaining <= 0 and not exhausted:
             low_traffic[BUDGET_EXHAUSTED] = {
@@ -99,6 +102,9 @@ class Report:
                              remaining)
         if k in book.firing:
             firing.append(BUDGET_EXHAUSTED)
+        if k in book.silenced:
+            self._silence_over(key, slo, BUDGET_EXHAUSTED, judge.config.exhausted_severity, t, out, burn_labels,
+                               remaining)
         good = w[c.good]
         judged = w[c.good] + w[c.total] if metric else w[c.total]
         # what this tick added: the interval's events, or the slices judged for the first time
@@ -145,6 +151,10 @@ class Report:
                      if (slo.name, key.key, r) in book.clearing}
         if resolving:  # firing rules that stopped holding, waiting out the resolve hold since then
             event["resolving"] = resolving
+        if plan.adjustments:
+            adjusted = plan.adjustments.active(key.key, slo.name, t)
+            if adjusted:  # silences and budget adjustments in effect at this tick
+                event["adjustments"] = [a.to_dict() for a in adjusted]
         if key.windows.dropped:  # events that came after their windows were evaluated: never silent
             event["late_dropped"] = int(key.windows.dropped)
         out.append(("budget", event))
@@ -176,8 +186,12 @@ class Report:
         st = self.judge.state
         after = self.plan.model.no_data_after_s
         silent = st.first_ts <= t - after and whole.windows.span(t - after, t)[EVENTS] == 0
-        transition, started = st.book.update((None, "", NO_DATA), silent, t,  # type: ignore[arg-type]
-                                             self.judge.config.resolve_hold_s)
+        k = (None, "", NO_DATA)
+        transition, started = st.book.update(k, silent, t, self.judge.config.resolve_hold_s)  # type: ignore[arg-type]
+        silence = self.plan.adjustments.silence("", None, t) if self.plan.adjustments else None
+        if transition is None and k in st.book.silenced and silence is None and k in st.book.firing:
+            transition = "firing"  # its silence ended while it still fires: tell people now
+            del st.book.silenced[k]  # type: ignore[arg-type]
         if transition is None:
             return
         config = self.judge.config
@@ -190,6 +204,7 @@ class Report:
         )
         alert = self._alert(whole, None, "infrastructure", NO_DATA, config.no_data_severity, transition, started,
                             {}, None, summary, owner)
+        self._silenced(k, alert, transition, silence)  # type: ignore[arg-type]
         out.append(("alert", alert))
 
     def _transition(self, key: KeyState, slo: Slo, rule: AlertRule | None, severity: str, holds: bool, t: float,
@@ -227,10 +242,47 @@ class Report:
             alert["threshold"] = rule.burn_rate
         if transition == "resolved":  # the rule stopped holding then; resolved after the hold
             alert["cleared_at"] = to_rfc3339(cleared)
+        adjust = self.plan.adjustments
+        if adjust:
+            adjusted = adjust.active(key.key, slo.name, t)
+            if adjusted:
+                alert["adjustments"] = [a.to_dict() for a in adjusted]
+            self._silenced((slo.name, key.key, name), alert, transition, adjust.silence(key.key, slo.name, t))
         if key.details.get(i) is not None:
             alert[slo.dimension if slo.dimension in ("drift", "fairness") else "details"] = key.details[i]
         out.append(("alert", alert))
         return holds
+
+    def _silenced(self, k: tuple[str, str, str], alert: dict[str, Any], transition: str,
+                  silence: Adjustment | None) -> None:
+        """Mark an alert sent during a silence (the notifier posts nothing for it); remember which
+        firing alerts were silenced, so they are sent when the silence ends if they still fire."""
+        book = self.judge.state.book
+        if transition == "firing":
+            if silence is not None:
+                book.silenced[k] = silence.id
+                alert["silenced"] = silence.to_dict()
+            return
+        ended = book.silenced.pop(k, None)
+        if ended is not None:  # its firing was never sent: neither is its resolution
+            known = next((a for a in self.plan.adjustments.all if a.id == ended), None)
+            alert["silenced"] = known.to_dict() if known is not None else {"id": ended}
+
+    def _silence_over(self, key: KeyState, slo: Slo, rule: str, severity: str, t: float, out: list[Output],
+                      burns: dict[str, float], remaining: float) -> None:
+        """A firing alert whose silence has ended is sent again, unsilenced, so someone hears of it."""
+        k = (slo.name, key.key, rule)
+        if self.plan.adjustments.silence(key.key, slo.name, t) is not None or k not in self.judge.state.book.firing:
+            return
+        ended = self.judge.state.book.silenced.pop(k)
+        where = f"{self.model}{', ' + key.key if key.key else ''}"
+        summary = (f"{slo.name} ({where}) still fires {rule} after silence {ended} ended; "
+                   f"budget {budget_text(remaining)}")
+        alert = self._alert(key, slo.name, slo.dimension, rule, severity, "firing",
+                            self.judge.state.book.firing[k], burns, remaining, summary,
+                            self.judge.config.owner_of(slo))
+        alert["silence_ended"] = ended
+        out.append(("alert", alert))
 
     def _alert(self, key: KeyState, slo: str | None, dimension: str, rule: str, severity: str, state: str,
                started: float, burns: dict[str, float], remaining: float | None, summary: str,
