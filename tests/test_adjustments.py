@@ -178,3 +178,27 @@ def test_labelled_slices_in_an_excluded_period_do_not_burn() -> None:
     assert not of(out, "alert", slo="q", severity="page")
     end = of(out, "budget", slo="q", segment={})[-1]
     assert end["burn_rates"]["1h"] == 0 and end["total"] - end["good"] == 0
+
+
+def test_messages_with_adjustments_holds_and_label_coverage_follow_their_schemas() -> None:
+    import json
+
+    jsonschema = pytest.importorskip("jsonschema")
+    schemas = Path(__file__).resolve().parent.parent / "schemas"
+    config = make_config([AVAILABILITY], adjustments=[_adjust("silence", end=OUT_A + 600),
+                                                      _adjust("scale", start=OUT_A + 600, budget_factor=2)])
+    out, _ = run(config, _events())
+    rng = np.random.default_rng(3)
+    preds, labels = traffic(T0, T0 + 1800, 2.0, rng, label_delay=600)
+    quality, _ = run_mixed(quality_config([{"name": "q", "sli": {"recall": {"positive": 1}}, "objective": 0.9}]),
+                           preds, labels)
+    messages = out + quality
+    seen: set[str] = set()
+    for kind, file in (("budget", "budget"), ("alert", "alert")):
+        validator = jsonschema.Draft202012Validator(json.loads((schemas / f"{file}.schema.json").read_text()))
+        for _, m in [x for x in messages if x[0] == kind]:
+            errors = sorted(validator.iter_errors(m), key=str)
+            assert not errors, f"{kind}: {errors[0].message} in {m}"
+            seen |= {f for f in ("adjustments", "resolving", "label_coverage", "silenced", "silence_ended",
+                                 "cleared_at") if f in m}
+    assert seen == {"adjustments", "resolving", "label_coverage", "silenced", "silence_ended", "cleared_at"}
