@@ -37,7 +37,6 @@ in a replay of that history (`sloguard replay`), not in the windows a running fl
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import math
 from collections.abc import Callable, Iterable
@@ -46,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from sloguard.timeutil import parse_rfc3339, to_rfc3339
+from sloguard.timeutil import epoch_of, to_rfc3339
 
 EFFECTS = ("exclude", "scale", "silence")
 KEYS = {"name", "model", "slo", "segment", "effect", "budget_factor", "start", "end", "reason", "by"}
@@ -82,19 +81,6 @@ class Adjustment:
         if self.effect == "scale":
             d["budget_factor"] = self.budget_factor
         return d
-
-
-def epoch_of(v: Any) -> float | None:
-    """Epoch seconds of an RFC 3339 string (with a zone), a YAML timestamp, or epoch seconds."""
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, int | float):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, _dt.datetime):
-        return v.timestamp() if v.tzinfo is not None else None
-    if isinstance(v, str):
-        return parse_rfc3339(v.strip())
-    return None
 
 
 def parse_adjustments(raw: Any, segments: dict[str, tuple[str, ...]], slo_models: dict[str, str],
