@@ -143,7 +143,7 @@ class Model:
     min_support: int = 30  # fairness: groups with fewer samples are reported, not judged
     max_pending_labels: int = 1_000_000  # label join: predictions waiting for a label, oldest evicted
     health_weights: dict[str, float] = field(default_factory=dict)  # dimension -> weight of the health score
-    min_label_share: float = 0.5  # label_coverage.min_share: labelled slices wait for this share of labels
+    min_label_share: float = 0.4  # label_coverage.min_share: labelled slices wait for this share of labels
     label_wait_s: int = 7 * 86_400  # label_coverage.wait: ... or this long after the slice (default label_delay)
 
 
@@ -509,7 +509,7 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
     )
 
 
-DEFAULT_LABEL_SHARE = 0.5  # models.<m>.label_coverage.min_share
+DEFAULT_LABEL_SHARE = 0.4  # models.<m>.label_coverage.min_share
 
 
 def _or_zero(seconds: int) -> str:

@@ -7,7 +7,7 @@ slice is judged only when
     labelled answered predictions / answered predictions of the slice >= min_share
     or the tick is at least `wait` after the slice ended (by then the labels that will come, came)
 
-(`models.<m>.label_coverage: {min_share: 0.5, wait: <label_delay>}`, per SLO
+(`models.<m>.label_coverage: {min_share: 0.4, wait: <label_delay>}`, per SLO
 `budgeting.label_coverage`). Until then the slice counts neither good nor bad and the SLO's burn
 windows end before it (`burn_rates_to`); budget events state the rule and how many slices wait
 (`label_coverage`). The answered predictions are counted per slice in the labelled ring at

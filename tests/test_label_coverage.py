@@ -41,14 +41,14 @@ def _run(**model: object) -> list:
     return out
 
 
-def test_first_labels_do_not_page_when_the_slice_waits_for_half_of_them() -> None:
+def test_first_labels_do_not_page_when_the_slice_waits_for_enough_of_them() -> None:
     judged_early = _run(label_coverage={"min_share": 0})
     pages = of(judged_early, "alert", slo="recall", segment={}, severity="page")
     assert pages, "judged on its first labels, a good slice reads bad and pages"
-    waited = _run()  # default: half of a slice's answered predictions labelled, or the label delay
+    waited = _run()  # default: 40 % of a slice's answered predictions labelled, or the label delay
     assert of(waited, "alert", slo="recall", severity="page") == []
     end = of(waited, "budget", slo="recall", segment={})[-1]
-    assert end["label_coverage"] == {"min_share": 0.5, "wait": "6h", "waiting_slices": 0}
+    assert end["label_coverage"] == {"min_share": 0.4, "wait": "6h", "waiting_slices": 0}
     assert end["total"] - end["good"] == 0  # every slice was judged good on its labels in the end
 
 
@@ -77,7 +77,7 @@ def test_coverage_config_is_checked() -> None:
     config = quality_config([RECALL, {**RECALL, "name": "r2", "budgeting": {
         "timeslices": "5m", "min_samples": 20, "target": 0.99, "label_coverage": {"min_share": 0.8, "wait": "1h"}}}])
     a, b = config.slos
-    assert (a.budgeting.min_label_share, a.budgeting.label_wait_s) == (0.5, 6 * 3600)  # wait: the label delay
+    assert (a.budgeting.min_label_share, a.budgeting.label_wait_s) == (0.4, 6 * 3600)  # wait: the label delay
     assert (b.budgeting.min_label_share, b.budgeting.label_wait_s) == (0.8, 3600)
     with pytest.raises(ConfigError, match=r"models\.m\.label_coverage\.wait: 1d is longer than the label_delay"):
         quality_config([RECALL], label_coverage={"wait": "1d"})
