@@ -7,6 +7,7 @@ core package never imports Bytewax or Kafka.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
@@ -396,6 +397,9 @@ def replay(
     from connectors.files import JsonlReplaySource, JsonlSink, ProgressPrinter
     from flows.slo_flow import Sinks, build_flow
 
+    # Replay runs one worker without recovery: shards only spread keyed state over workers and keep a
+    # recovery dir's layout, so one shard per model gives the same outputs for less per-batch work.
+    config = dataclasses.replace(config, shards=1)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("budget", "alerts", "dead_letter"):  # an output with nothing in it is an empty file
         (out / f"{name}.jsonl").write_bytes(b"")
