@@ -62,6 +62,7 @@ takes ~0.4 ms on the 2-core development machine, ~35 us per feature, mostly nump
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import operator
 from dataclasses import dataclass
@@ -394,9 +395,11 @@ def reference_from_dict(d: dict[str, Any]) -> Reference:
 # --------------------------------------------------------------------------------------------- statistics
 
 
+@functools.cache
 def _special() -> Any:
     """scipy.special, imported when a statistic is first computed: importing scipy costs ~0.3-1 s,
-    which every command (`--help` included) would otherwise pay at start."""
+    which every command (`--help` included) would otherwise pay at start. Cached: a `from` import
+    in a hot function costs a trip through importlib per call."""
     from scipy import special
 
     return special
