@@ -254,12 +254,11 @@ def check_rollout(path: Path, config: Config) -> tuple[RolloutSpec | None, list[
     Returns the parsed spec (None when the file has no ``rollout:`` section) and warnings about
     what will not work as intended; raises `ConfigError` naming every bad field.
     """
-    import yaml
-
     from connectors.controller import controller_settings
     from sloguard.rollout import parse_rollout
+    from sloguard.yamlfile import load_yaml
 
-    data = yaml.safe_load(Path(path).read_text())
+    data = load_yaml(Path(path).read_text())
     raw = data.get("rollout") if isinstance(data, dict) else None
     if raw is None:
         return None, []

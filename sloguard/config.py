@@ -22,6 +22,7 @@ from sloguard.policy import AlertRule, PolicyError, load_policy, scale_rules
 from sloguard.quality import canonical
 from sloguard.sli import CATALOGUE, DIMENSIONS, METRIC, RATIO, SliKind
 from sloguard.timeutil import format_duration, parse_duration
+from sloguard.yamlfile import load_yaml
 
 DEFAULT_TOPICS = {
     "inference": "ml.inference",
@@ -183,7 +184,7 @@ def load_config(path: str | Path, baseline_pending: bool = False) -> Config:
     """Read, validate and resolve a YAML config file (paths inside are relative to it)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"], str(path)) from None
     except yaml.YAMLError as e:
