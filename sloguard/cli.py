@@ -236,7 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from connectors.kafka_config import KafkaConfigError, KafkaSettings
+
     config = load_config(args.config)
+    try:  # the `kafka:` section as `run` will read it (environment overrides come at run time)
+        KafkaSettings.from_file(args.config, env={})
+    except KafkaConfigError as e:
+        raise ConfigError([str(e)], str(args.config)) from None
     spec, warnings = check_rollout(args.config, config)
     print(describe(config))
     if spec is not None:

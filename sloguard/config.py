@@ -10,6 +10,7 @@ README.md; `examples/` has a fraud and a recommender config.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,9 +268,9 @@ _TOP = {
     "owners",
     "slos",
     "limits",
-    "health",
     "scale",
 }
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 def parse_config(
@@ -282,6 +283,9 @@ def parse_config(
     """
     c = _Checker(baseline_pending)
     base_dir = base_dir or Path.cwd()
+    if isinstance(data, dict) and "health" in data:  # weights belong to a model: say where they go
+        c.fail("health", "health weights are per model: move them to models.<name>.health.weights")
+        data = {k: v for k, v in data.items() if k != "health"}
     top = c.mapping(data, "(top level)", _TOP)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(c.problems, source)
@@ -292,8 +296,8 @@ def parse_config(
     kafka = c.mapping(top.get("kafka"), "kafka")
     topics = dict(DEFAULT_TOPICS)
     for k, v in c.mapping(kafka.get("topics"), "kafka.topics", set(DEFAULT_TOPICS)).items():
-        if not isinstance(v, str) or not v:
-            c.fail(f"kafka.topics.{k}", "must be a topic name")
+        if not isinstance(v, str) or not _TOPIC_NAME.fullmatch(v) or v in (".", ".."):
+            c.fail(f"kafka.topics.{k}", f"{v!r} is not a legal Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)")
         else:
             topics[k] = v
 

@@ -100,3 +100,17 @@ def test_help_does_not_load_scipy() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    ("kafka: {bootstrap_servers: 5}", "kafka.bootstrap_servers: must be a string"),
+    ("kafka: {topics: {inference: 'bad topic!'}}", "kafka.topics.inference: 'bad topic!' is not a legal Kafka topic"),
+    ("health: {weights: {quality: 1}}", "health: health weights are per model"),
+])
+def test_validate_refuses_what_the_commands_would_refuse(tmp_path, capsys, extra: str, problem: str) -> None:
+    """`validate` reads the kafka section as `run` does, so it never says OK to a config a command rejects."""
+    path = tmp_path / "c.yaml"
+    path.write_text((ROOT / "examples" / "fraud.yaml").read_text() + "\n" + extra + "\n")
+    (tmp_path / "baselines").symlink_to(ROOT / "examples" / "baselines")
+    assert main(["validate", str(path)]) == 2
+    assert problem in capsys.readouterr().err
