@@ -10,6 +10,7 @@ README.md; `examples/` has a fraud and a recommender config.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from sloguard.policy import AlertRule, PolicyError, load_policy, scale_rules
 from sloguard.quality import canonical
 from sloguard.sli import CATALOGUE, DIMENSIONS, METRIC, RATIO, SliKind
 from sloguard.timeutil import format_duration, parse_duration
+from sloguard.yamlfile import load_yaml
 
 DEFAULT_TOPICS = {
     "inference": "ml.inference",
@@ -196,7 +198,7 @@ def load_config(path: str | Path, baseline_pending: bool = False) -> Config:
     """Read, validate and resolve a YAML config file (paths inside are relative to it)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"], str(path)) from None
     except yaml.YAMLError as e:
@@ -279,10 +281,10 @@ _TOP = {
     "owners",
     "slos",
     "limits",
-    "health",
     "scale",
     "adjustments",  # silences and budget adjustments (sloguard/adjustments.py)
 }
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 def parse_config(
@@ -295,6 +297,9 @@ def parse_config(
     """
     c = _Checker(baseline_pending)
     base_dir = base_dir or Path.cwd()
+    if isinstance(data, dict) and "health" in data:  # weights belong to a model: say where they go
+        c.fail("health", "health weights are per model: move them to models.<name>.health.weights")
+        data = {k: v for k, v in data.items() if k != "health"}
     top = c.mapping(data, "(top level)", _TOP)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(c.problems, source)
@@ -305,8 +310,8 @@ def parse_config(
     kafka = c.mapping(top.get("kafka"), "kafka")
     topics = dict(DEFAULT_TOPICS)
     for k, v in c.mapping(kafka.get("topics"), "kafka.topics", set(DEFAULT_TOPICS)).items():
-        if not isinstance(v, str) or not v:
-            c.fail(f"kafka.topics.{k}", "must be a topic name")
+        if not isinstance(v, str) or not _TOPIC_NAME.fullmatch(v) or v in (".", ".."):
+            c.fail(f"kafka.topics.{k}", f"{v!r} is not a legal Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)")
         else:
             topics[k] = v
 
