@@ -190,10 +190,10 @@ class KafkaSettings:
         cls, path: str | os.PathLike[str], env: Mapping[str, str] | None = None
     ) -> KafkaSettings:
         """Build from a YAML config file path."""
-        import yaml
+        from sloguard.yamlfile import load_yaml
 
         with Path(path).open(encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = load_yaml(fh)
         if data is not None and not isinstance(data, Mapping):
             raise KafkaConfigError(f"{path}: top level must be a mapping")
         return cls.from_config(data, env)

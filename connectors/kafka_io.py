@@ -182,8 +182,21 @@ class _JsonSinkPartition(StatelessSinkPartition[tuple[str, dict[str, Any]]]):
         for attempt in range(self._sink.retries + 1):
             failed: list[tuple[bytes, bytes, Any]] = []
             errors: list[str] = []
+
+            def report(err: Any, msg: Any, failed: list = failed, errors: list = errors) -> None:
+                # one callback for the batch: a closure per message costs more than its produce call
+                if err is not None:
+                    failed.append((msg.key(), msg.value(), msg.headers()))
+                    errors.append(str(err))
+
+            produce, topic = self._producer.produce, self._sink.topic
             for key, value, headers in pending:
-                self._produce(key, value, headers, failed, errors)
+                while True:
+                    try:
+                        produce(topic, value, key, headers=headers, on_delivery=report)
+                        break
+                    except BufferError:  # the local queue is full: let deliveries drain, then retry
+                        self._producer.poll(0.5)
             left = self._producer.flush(self._sink.flush_timeout_s)
             if left:
                 errors.append(f"{left} messages still queued after {self._sink.flush_timeout_s} s")
@@ -192,19 +205,6 @@ class _JsonSinkPartition(StatelessSinkPartition[tuple[str, dict[str, Any]]]):
             pending = failed if not left else pending  # unknown fate: resend all (idempotent producer)
             time.sleep(min(2.0, 0.1 * 2**attempt))
         raise RuntimeError(f"could not deliver {len(pending)} messages to {self._sink.topic!r}: {errors[:3]}")
-
-    def _produce(self, key: bytes, value: bytes, headers: Any, failed: list, errors: list) -> None:
-        def report(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failed.append((key, value, headers))
-                errors.append(str(err))
-
-        while True:
-            try:
-                self._producer.produce(self._sink.topic, value, key, headers=headers, on_delivery=report)
-                return
-            except BufferError:  # the local queue is full: let deliveries drain, then retry
-                self._producer.poll(0.5)
 
     def close(self) -> None:
         self._producer.flush(self._sink.flush_timeout_s)

@@ -62,6 +62,7 @@ takes ~0.4 ms on the 2-core development machine, ~35 us per feature, mostly nump
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import operator
 from dataclasses import dataclass
@@ -70,7 +71,6 @@ from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import special, stats
 
 __all__ = [
     "CategoricalReference",
@@ -395,6 +395,16 @@ def reference_from_dict(d: dict[str, Any]) -> Reference:
 # --------------------------------------------------------------------------------------------- statistics
 
 
+@functools.cache
+def _special() -> Any:
+    """scipy.special, imported when a statistic is first computed: importing scipy costs ~0.3-1 s,
+    which every command (`--help` included) would otherwise pay at start. Cached: a `from` import
+    in a hot function costs a trip through importlib per call."""
+    from scipy import special
+
+    return special
+
+
 def ks_p_value(d: float, n: int, m: int, exact: bool = False) -> float:
     """Two-sided two-sample KS p-value of statistic `d` for sample sizes n and m.
 
@@ -405,9 +415,11 @@ def ks_p_value(d: float, n: int, m: int, exact: bool = False) -> float:
     """
     en = max(1, round(n * m / (n + m)))
     if exact:
+        from scipy import stats
+
         return min(1.0, max(0.0, float(stats.kstwo.sf(d, en))))
     s = math.sqrt(en)
-    return min(1.0, max(0.0, float(special.kolmogorov((s + 0.12 + 0.11 / s) * d))))
+    return min(1.0, max(0.0, float(_special().kolmogorov((s + 0.12 + 0.11 / s) * d))))
 
 
 def _gap(ref: NumericReference, c: np.ndarray, m: float) -> np.ndarray:
@@ -487,7 +499,7 @@ def chi_square_from_counts(
     if dof < 1:
         return 0.0, 1.0
     stat = float((((c[keep] - expected) ** 2) / expected).sum())
-    return stat, float(special.chdtrc(dof, stat))
+    return stat, float(_special().chdtrc(dof, stat))
 
 
 def psi(ref_probs: np.ndarray, counts: np.ndarray, eps: float = SHARE_FLOOR) -> float:
@@ -572,6 +584,7 @@ def jensen_shannon(ref_probs: np.ndarray, counts: np.ndarray) -> float:
     p = p / p.sum()
     q = q / m
     a = (p + q) * 0.5
+    special = _special()
     js = float(special.rel_entr(p, a).sum() + special.rel_entr(q, a).sum()) / _LN2
     return math.sqrt(max(js, 0.0) / 2.0)
 

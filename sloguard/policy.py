@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sloguard.timeutil import format_duration, parse_duration
+from sloguard.yamlfile import load_yaml
 
 POLICY_DIR = Path(__file__).parent / "policies"
 NAMED_POLICIES = {"sre-workbook": POLICY_DIR / "sre_workbook.yaml"}
@@ -66,7 +65,7 @@ def load_policy(
                     "",
                     f"unknown policy {spec!r}: neither a named policy ({', '.join(NAMED_POLICIES)}) nor a file",
                 )
-        spec = yaml.safe_load(file.read_text())
+        spec = load_yaml(file.read_text())
     if not isinstance(spec, dict):
         raise PolicyError("", "a policy must be a mapping with slo_window and rules")
     try:

@@ -241,9 +241,12 @@ def migrate_judge(state: JudgeState, mig: Migration) -> JudgeState:
     state.pending_windows = _rows(state.pending_windows, mig.columns)
     state.pending_live = _rows(state.pending_live, mig.live)
     state.pending_labelled = {t: _rows(rows, mig.labelled) for t, rows in state.pending_labelled.items()}
-    names = {s.name for s in plan.slos}
-    state.book.firing = {k: v for k, v in state.book.firing.items()
-                         if k[0] is None or (k[0] in names and k[0] not in mig.dropped)}
+    names = {s.name for s in plan.slos} - mig.dropped
+    book = state.book  # alerts of a dropped SLO go; its removed rules never resolve (README)
+    for part in ("firing", "clearing", "silenced"):
+        setattr(book, part, {k: v for k, v in getattr(book, part).items() if k[0] is None or k[0] in names})
+    state.label_waits.waiting = {(key, index[i]): slices for (key, i), slices in state.label_waits.waiting.items()
+                                 if i in index}
     return state
 
 
@@ -262,7 +265,7 @@ def migrate_shard(state: ShardState, mig: Migration) -> ShardState:
         return state
     added = sorted(set(new["predicted"]) - set(mig.old["predicted"]))
     added_truth = sorted(set(new["truth"]) - set(mig.old["truth"]))
-    waiting, held = store.pending, len(store.held)
+    waiting, held = store.pending, len(store.held)  # predictions waiting for labels, labels for predictions
     if (added and waiting) or (added_truth and held):
         readers = sorted(s.name for s in mig.plan.slos if s.name not in mig.old["slos"] or s.name in mig.dropped)
         raise StateMismatch(
@@ -272,12 +275,9 @@ def migrate_shard(state: ShardState, mig: Migration) -> ShardState:
     keep = {"ts", "answered", *(f"code{j}" for j in range(len(mig.plan.attrs))), *new["predicted"]}
     for block in store.blocks:
         block.cols = {name: col for name, col in block.cols.items() if name in keep}
-    if store.truth_names:
-        position = {name: i for i, name in enumerate(store.truth_names)}
-        order = [position[n] for n in new["truth"] if n in position]
-        for h in store.held.values():
-            h.truth = tuple(h.truth[i] for i in order)
-        store.truth_names = tuple(n for n in new["truth"] if n in position)
+    for chunk in store.held.chunks:  # held labels: only the label columns the new SLOs read
+        chunk.truth = {name: col for name, col in chunk.truth.items() if name in new["truth"]}
+    store.truth_names = tuple(n for n in new["truth"] if n in store.truth_names)
     return state
 
 

@@ -163,8 +163,31 @@ def fold_cells(segs: list[Segmentation], start: np.ndarray, cells: list[Cells], 
     cols = np.concatenate([c for c, _ in cells])
     weights = np.concatenate([np.ones(len(c)) if w is None else w for c, w in cells])
     reps = len(cells)
-    offs = np.tile(off, reps)
     keep = (cols >= 0) & ~np.isnan(weights)
+    if not keep.any():
+        return None
+    # Count once per distinct (slot, every segmentation's code, column): a few hundred cells per batch,
+    # then fold those cells per segmentation (one sort of the batch instead of one per segmentation).
+    parts = [off] + [c + 1 for c, _ in segs[1:]]
+    dims = (*(int(p.max()) + 1 for p in parts), ncols)
+    if math.prod(dims) >= 2**62:  # too many combinations to number densely: count per segmentation
+        return _cells_each(segs, off, cols, weights, keep, reps, ncols, (nb, nt, b0, t0), width_s, tick_s,
+                           tick is not None)
+    combo = np.ravel_multi_index([np.tile(p, reps)[keep] for p in parts] + [cols[keep]], dims)
+    cells_at, inverse = np.unique(combo, return_inverse=True)
+    weight = np.bincount(inverse, weights[keep], minlength=len(cells_at))
+    coords = np.unravel_index(cells_at, dims)
+    codes_at = [np.zeros(len(cells_at), np.int64)] + [c - 1 for c in coords[1:-1]]
+    return _cells_each(list(zip(codes_at, [o for _, o in segs], strict=True)), coords[0], coords[-1], weight,
+                       np.ones(len(cells_at), bool), 1, ncols, (nb, nt, b0, t0), width_s, tick_s, tick is not None)
+
+
+def _cells_each(segs: list[Segmentation], off: np.ndarray, cols: np.ndarray, weights: np.ndarray, keep: np.ndarray,
+                reps: int, ncols: int, frame: tuple[int, int, int, int], width_s: int, tick_s: int, ticked: bool
+                ) -> Rows | None:
+    """Per segmentation, weighted column counts per (key, slot); `off` numbers (bucket, tick) slots."""
+    nb, nt, b0, t0 = frame
+    offs = np.tile(off, reps)
     keys, starts, rows, ticks = [], [], [], []
     for codes, offset in segs:
         k = np.tile(codes, reps)
@@ -185,7 +208,7 @@ def fold_cells(segs: list[Segmentation], start: np.ndarray, cells: list[Cells], 
     if not keys:
         return None
     return Rows(np.concatenate(keys), np.concatenate(starts), np.concatenate(rows),
-                np.concatenate(ticks) if tick is not None else None)
+                np.concatenate(ticks) if ticked else None)
 
 
 def newest_per_key(segs: list[Segmentation], ts: np.ndarray, bucket_s: int, version_codes: np.ndarray | None,

@@ -102,3 +102,29 @@ def test_generate_with_a_duration_too_short_for_the_incidents_writes_healthy_tra
     assert len(ts) == 2000
     assert main(["generate", "--scenario", "fraud", "--duration", "20 minutes", "--out", str(tmp_path)]) == 2
     assert "error: --duration: not a duration" in capsys.readouterr().err
+
+
+def test_help_does_not_load_scipy() -> None:
+    """`sloguard --help` and config validation answer fast: scipy (~1 s to import) loads only when a
+    statistic is computed."""
+    code = ("import sys, contextlib, io\nfrom sloguard import cli\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "    cli.main(['--help'])\n"
+            "from sloguard.config import load_config\nload_config(__import__('pathlib').Path('examples/fraud.yaml'))\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    ("kafka: {bootstrap_servers: 5}", "kafka.bootstrap_servers: must be a string"),
+    ("kafka: {topics: {inference: 'bad topic!'}}", "kafka.topics.inference: 'bad topic!' is not a legal Kafka topic"),
+    ("health: {weights: {quality: 1}}", "health: health weights are per model"),
+])
+def test_validate_refuses_what_the_commands_would_refuse(tmp_path, capsys, extra: str, problem: str) -> None:
+    """`validate` reads the kafka section as `run` does, so it never says OK to a config a command rejects."""
+    path = tmp_path / "c.yaml"
+    path.write_text((ROOT / "examples" / "fraud.yaml").read_text() + "\n" + extra + "\n")
+    (tmp_path / "baselines").symlink_to(ROOT / "examples" / "baselines")
+    assert main(["validate", str(path)]) == 2
+    assert problem in capsys.readouterr().err

@@ -456,3 +456,17 @@ def test_cli_validate_rejects_a_bad_file_naming_the_path(tmp_path: Path) -> None
     assert run.returncode == 2
     assert "slos[0].sli.latency.threshold_ms" in run.stderr
     assert "slos[1].objective" in run.stderr
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path) -> None:
+    """YAML keeps the last of two equal keys: a second `slos:` would silently drop the first's SLOs."""
+    from sloguard.config import ConfigError, load_config
+
+    text = (ROOT / "examples" / "fraud.yaml").read_text()
+    path = tmp_path / "twice.yaml"
+    path.write_text(text + "\nslos: []\n")
+    (tmp_path / "baselines").symlink_to(ROOT / "examples" / "baselines")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert "key 'slos' appears twice" in str(e.value)
+    assert "first on line" in str(e.value)

@@ -106,6 +106,39 @@ def test_summaries_of_parts_add_up_to_the_summary_of_the_whole(n: int, parts: in
         assert totals([part(p) for p in pieces]) == totals([whole])
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 200), st.integers(0, 2), st.booleans(), st.integers(0, 2**32 - 1))
+def test_fold_cells_counts_what_an_event_by_event_loop_counts(n: int, nattrs: int, ticked: bool, seed: int) -> None:
+    """The batch-wide fold (one count per distinct slot, codes and column) against a plain loop."""
+    rng = np.random.default_rng(seed)
+    ts = T0 + rng.uniform(0, 3 * 3600, n)
+    sizes = [int(k) for k in rng.integers(1, 6, nattrs)]  # each attribute's key table, laid out after the last
+    segs = segmentations([rng.integers(-1, k, n) for k in sizes], [1 + sum(sizes[:j]) for j in range(nattrs)], n)
+    ncols = int(rng.integers(1, 7))
+    cells = [(rng.integers(-1, ncols, n), None),
+             (rng.integers(-1, ncols, n), np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0, 2, n)))]
+    tick = np.floor(rng.uniform(T0, T0 + 900, n) / 60) * 60 if ticked else None
+    expected: dict = {}
+    for codes, offset in segs:
+        for e in range(n):
+            for cols, weights in cells:
+                w = 1.0 if weights is None else weights[e]
+                if codes[e] < 0 or cols[e] < 0 or np.isnan(w):
+                    continue
+                cell = (int(codes[e]) + offset, float(np.floor(ts[e] / 300) * 300), None if tick is None else tick[e])
+                expected.setdefault(cell, np.zeros(ncols))[cols[e]] += w
+    got: dict = {}
+    rows = fold_cells(segs, ts, cells, ncols, 300, tick, 60)
+    for j in range(0 if rows is None else len(rows)):
+        cell = (int(rows.key[j]), float(rows.start[j]), None if rows.tick is None else float(rows.tick[j]))
+        assert cell not in got
+        got[cell] = rows.rows[j]
+    expected = {k: v for k, v in expected.items() if v.any()}
+    assert got.keys() == expected.keys()
+    for cell, row in expected.items():
+        np.testing.assert_allclose(got[cell], row, rtol=1e-12, atol=1e-12)
+
+
 # ---- outputs do not depend on shards or batches ---------------------------------------------------
 
 
