@@ -99,6 +99,8 @@ class FlowMetrics:
         if kind == "dead_letter":
             self.dead_letters.labels(message.get("model") or "", reason_class(message["error"])).inc()
             return
+        if kind not in ("budget", "alert"):  # incidents: counted above, no gauges of their own
+            return
         slo, model, segment = message.get("slo") or "", message["model"], _segment(message["segment"])
         with self._lock:
             if kind == "budget":

@@ -19,6 +19,7 @@ import orjson
 import yaml
 
 from sloguard.drift import reference_from_dict
+from sloguard.incident_policy import IncidentPolicy, parse_incident_policy
 from sloguard.policy import AlertRule, PolicyError, load_policy, scale_rules
 from sloguard.quality import canonical
 from sloguard.sli import CATALOGUE, DIMENSIONS, METRIC, RATIO, SliKind
@@ -33,6 +34,7 @@ DEFAULT_TOPICS = {
     "alerts": "slo.alerts",
     "dead_letter": "slo.dead-letter",
     "decisions": "rollout.decisions",
+    "incidents": "slo.incidents",
 }
 SEVERITIES = ("page", "ticket")
 
@@ -164,6 +166,7 @@ class Config:
     exhausted_severity: str = "ticket"
     no_data_severity: str = "page"
     shards: int = 8  # per model: the per-event stage is keyed by (model, hash of id % shards)
+    incidents: IncidentPolicy = field(default_factory=IncidentPolicy)  # sloguard/incident_policy.py
     source: str = "config"
 
     baseline_pending: bool = False  # parsed for `sloguard baseline`: relative objectives not resolved yet
@@ -260,6 +263,7 @@ class _Checker:
 _TOP = {
     "rollout",  # read by connectors/controller.py (sloguard.rollout.parse_rollout)
     "notifier",  # read by connectors/notifier_config.py
+    "incidents",  # sloguard/incident_policy.py
     "kafka",
     "evaluation_interval",
     "allowed_lateness",
@@ -348,6 +352,7 @@ def parse_config(
                 c.fail(f"slos[{i}].name", f"duplicate SLO name {slo.name!r}")
             seen.add(slo.name)
             slos.append(slo)
+    incidents = parse_incident_policy(top.get("incidents"), c.fail)
     if c.problems:
         raise ConfigError(c.problems, source)
     return Config(
@@ -364,6 +369,7 @@ def parse_config(
         exhausted_severity=exhausted,
         no_data_severity=no_data,
         shards=shards,
+        incidents=incidents,
         source=source,
         baseline_pending=baseline_pending,
     )
