@@ -185,7 +185,8 @@ class IncidentBook:
             if m is None or m.state != "firing" or m.started_at != alert.get("started_at"):
                 inc.members[aid] = _member(alert)
                 st.member_of[aid] = inc.id
-                changed.setdefault(inc.id, (inc, "joined"))
+                if changed.get(inc.id, (inc, ""))[1] != "opened":  # opened > joined > left
+                    changed[inc.id] = (inc, "joined")
             if alert.get("actions") and not inc.actions:
                 inc.actions, inc.runbook = list(alert["actions"]), alert.get("runbook")
         firing_keys = [(str(a.get("slo")), labels[aid]["segment"]) for aid, a in st.firing.items()]

@@ -40,6 +40,7 @@ def replayed(request, tmp_path_factory):
         "alerts": _read(out / "alerts.jsonl"),
         "budget": _read(out / "budget.jsonl"),
         "dead": _read(out / "dead_letter.jsonl"),
+        "incidents": _read(out / "incidents.jsonl"),
     }
 
 
@@ -128,13 +129,13 @@ def test_bad_input_lands_in_dead_letters_with_reasons_and_counts_toward_the_sche
 
 def test_replay_is_deterministic_to_the_byte(replayed, tmp_path):
     replay(replayed["config"], replayed["inputs"], tmp_path)
-    for name in ("budget.jsonl", "alerts.jsonl", "dead_letter.jsonl"):
+    for name in ("budget.jsonl", "alerts.jsonl", "dead_letter.jsonl", "incidents.jsonl"):
         assert (tmp_path / name).read_bytes() == (replayed["out"] / name).read_bytes(), name
 
 
 def test_outputs_follow_their_json_schemas(replayed):
     jsonschema = pytest.importorskip("jsonschema")
-    for kind, file in (("budget", "budget"), ("alerts", "alert"), ("dead", "dead_letter")):
+    for kind, file in (("budget", "budget"), ("alerts", "alert"), ("dead", "dead_letter"), ("incidents", "incident")):
         schema = json.loads((ROOT / "schemas" / f"{file}.schema.json").read_text())
         validator = jsonschema.Draft202012Validator(schema)
         for message in replayed[kind][:: max(1, len(replayed[kind]) // 500)]:
