@@ -38,7 +38,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.webhook import WebhookClient
 
-from connectors.webhooks import Redactor, Secret, SendResult, classify_http, retry_after_seconds
+from connectors.webhooks import Redactor, Secret, SendResult, classify_http, pace_key_of, retry_after_seconds
 from sloguard.notify_policy import REMINDER, RESOLVED, Batch, alert_epoch
 from sloguard.timeutil import parse_duration
 
@@ -482,6 +482,10 @@ class SlackWebhookSender:
     @property
     def secrets(self) -> list[Secret]:
         return [self._url]
+
+    @property
+    def pace_key(self) -> str:
+        return pace_key_of(self._url)
 
     def _post(self, body: dict[str, Any]) -> SendResult:
         where = f"route {self.name} (Slack)"

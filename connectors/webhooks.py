@@ -15,6 +15,7 @@ Not for: Slack Block Kit (``connectors/slack.py``) or deciding where alerts go (
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ __all__ = [
     "Secret",
     "SendResult",
     "classify_http",
+    "pace_key_of",
 ]
 
 REDACTED = "<redacted>"
@@ -162,6 +164,7 @@ class SendResult:
     reason: str = ""
     http_status: int | None = None
     retry_after_s: float | None = None
+    ref: dict[str, Any] | None = None  # what the receiver called the message (Slack API: channel, ts)
 
     @property
     def ok(self) -> bool:
@@ -170,6 +173,11 @@ class SendResult:
     @property
     def permanent(self) -> bool:
         return self.status == "permanent"
+
+
+def pace_key_of(url: Secret) -> str:
+    """A receiver's name for pacing (sloguard/pacing.py): a fingerprint of its URL, not the URL."""
+    return "hook:" + hashlib.sha256(url.reveal().encode()).hexdigest()[:16]
 
 
 def retry_after_seconds(headers: Mapping[str, Any] | None) -> float | None:
@@ -241,6 +249,10 @@ class GenericWebhookSender:
     @property
     def secrets(self) -> list[Secret]:
         return [self._url, *self._headers.values()]
+
+    @property
+    def pace_key(self) -> str:
+        return pace_key_of(self._url)
 
     def send(self, alerts: list[Mapping[str, Any]]) -> SendResult:
         headers = {"Content-Type": "application/json", "User-Agent": "sloguard-notifier"}
