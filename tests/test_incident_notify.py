@@ -1,0 +1,169 @@
+"""The notifier's pure decisions for incidents (sloguard/incident_notify.py) and the pacing and
+ordering rules shared with alerts (sloguard/pacing.py, sloguard/notify_policy.py), on an injected
+clock: one Slack message per incident, opens before resolves, one message a second per receiver,
+Retry-After holding the whole receiver, every episode in the ledger."""
+
+from __future__ import annotations
+
+import doctest
+import itertools
+import json
+from typing import Any
+
+import sloguard.pacing
+from sloguard.incident_notify import IncidentNotifications, Notified
+from sloguard.notify_policy import Notifications, NotifyPolicy
+
+POLICY = NotifyPolicy(group_window_s=0, min_interval_s=1.0, retry_initial_s=5, retry_max_s=60)
+
+
+def msg(inc: str, seq: int, state: str = "firing") -> dict[str, Any]:
+    return {"type": "incident", "id": inc, "seq": seq, "state": state, "model": "fraud", "owner": "sre",
+            "opened_at": "2026-01-01T00:00:00Z", "ts": "2026-01-01T00:00:00Z", "members": [{}]}
+
+
+def run(core: Any, until: float, step: float = 0.25, fail: Any = None) -> list[tuple[float, str, str, str, int]]:
+    """Deliver whatever is due every `step` seconds until `until`; (t, target, kind, incident, seq)."""
+    out = []
+    t = 0.0
+    while t <= until:
+        for s in core.due(t):
+            wait = fail(s, t) if fail is not None else None
+            if wait is not None:
+                core.retry_later(s, t, wait)
+                continue
+            out.append((t, s.target, s.kind, s.incident, s.message["seq"]))
+            core.delivered(s, t, ref={"channel": "C", "ts": s.incident} if s.kind == "post" else None)
+        t = round(t + step, 6)
+    return out
+
+
+def test_the_api_target_posts_once_then_edits_with_the_newest_state():
+    core = IncidentNotifications(POLICY, updates={"sre": True})
+    for seq in (1, 2, 3):
+        assert core.offer("sre", msg("a", seq), ("t", seq), 0.0) == "queued"
+    sent = run(core, 0.0)
+    assert sent == [(0.0, "sre", "post", "a", 3)]  # three messages waiting: one post with the newest
+    core.offer("sre", msg("a", 4), ("t", 4), 0.5)
+    core.offer("sre", msg("a", 5, "resolved"), ("t", 5), 0.5)
+    assert run(core, 3.0)[0][1:] == ("sre", "update", "a", 5)
+    assert core.offer("sre", msg("a", 4), ("t", 4), 4.0) == "duplicate"  # consumed again after a restart
+    assert core.ledger[("sre", "a")].ref == {"channel": "C", "ts": "a"} and core.ledger[("sre", "a")].resolved
+
+
+def test_webhooks_get_the_open_and_the_resolve_only_in_that_order_even_when_the_open_is_retried():
+    core = IncidentNotifications(POLICY)
+    core.offer("hook", msg("a", 1), 1, 0.0)
+    core.offer("hook", msg("a", 2), 2, 0.0)
+    core.offer("hook", msg("a", 3, "resolved"), 3, 0.0)
+    refused = {"n": 0}
+
+    def fail(send: Any, t: float) -> float | None:  # the open is refused twice (429, Retry-After 3)
+        if send.kind == "open" and refused["n"] < 2:
+            refused["n"] += 1
+            return 3.0
+        return None
+
+    sent = run(core, 10.0, fail=fail)
+    assert [(k, seq) for _t, _h, k, _i, seq in sent] == [("open", 2), ("resolve", 3)]
+    assert sent[0][0] == 6.0 and sent[1][0] >= 7.0  # after two Retry-Afters; then one second apart
+    assert core.offer("hook", msg("a", 2), 2, 11.0) == "duplicate"
+    assert core.offer("hook", msg("a", 3, "resolved"), 3, 11.0) == "duplicate"
+
+
+def test_one_message_a_second_per_receiver_and_retry_after_holds_every_message_for_it():
+    core = IncidentNotifications(POLICY, pace_keys={"sre": "hook1", "sre-copy": "hook1", "data": "hook2"})
+    for i in range(4):
+        core.offer("sre", msg(f"s{i}", 1), i, 0.0)
+        core.offer("data", msg(f"d{i}", 1), i, 0.0)
+    core.offer("sre-copy", msg("c0", 1), 9, 0.0)
+    held = {"done": False}
+
+    def fail(send: Any, t: float) -> float | None:
+        if send.target == "data" and not held["done"]:
+            held["done"] = True
+            return 5.0
+        return None
+
+    sent = run(core, 20.0, fail=fail)
+    hook1 = [t for t, target, *_ in sent if target in ("sre", "sre-copy")]
+    hook2 = [t for t, target, *_ in sent if target == "data"]
+    assert len(hook1) == 5 and len(hook2) == 4
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(hook1))  # two routes, one webhook: one pace
+    assert hook2[0] == 5.0 and all(b - a >= 1.0 for a, b in itertools.pairwise(hook2))
+
+
+def test_the_ledger_survives_a_restart_through_its_journal_entries():
+    core = IncidentNotifications(POLICY, updates={"api": True})
+    core.offer("api", msg("a", 1), 1, 0.0)
+    core.offer("hook", msg("a", 1), 1, 0.0)
+    run(core, 2.0)
+    entries = [json.loads(json.dumps(e)) for e in core.take_changes()]
+    again = IncidentNotifications.from_snapshot(POLICY, {"version": 1, "episodes": entries}, updates={"api": True})
+    assert again.offer("api", msg("a", 1), 1, 3.0) == "duplicate"
+    assert again.offer("hook", msg("a", 2), 2, 3.0) == "duplicate"  # webhooks: no updates
+    assert again.offer("api", msg("a", 2), 2, 3.0) == "queued"
+    [send] = again.due(3.0)
+    assert send.kind == "update" and send.ref == {"channel": "C", "ts": "a"}
+    again.delivered(send, 3.0)
+    again.ledger[("hook", "a")].resolved = True
+    assert again.prune(3.0 + POLICY.forget_after_s + 1) == 1 and list(again.ledger) == [("api", "a")]
+    assert Notified.from_json(entries[0]).incident == "a"
+
+
+def test_a_message_arriving_while_its_post_is_in_flight_is_sent_after_it():
+    core = IncidentNotifications(NotifyPolicy(group_window_s=0, min_interval_s=0), updates={"api": True})
+    core.offer("api", msg("a", 1), 1, 0.0)
+    [post] = core.due(0.0)
+    core.offer("api", msg("a", 2), 2, 0.0)  # while the post is on the wire
+    assert core.due(0.0) == []
+    core.delivered(post, 0.0, ref={"channel": "C", "ts": "1.0"})
+    [update] = core.due(0.0)
+    assert (update.kind, update.message["seq"], update.ref["ts"], update.tokens) == ("update", 2, "1.0", [2])
+
+
+# -- alerts: the same pacing and order ------------------------------------------------------------------
+
+
+def alert(aid: str, state: str = "firing", started: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    return {"id": aid, "state": state, "severity": "page", "model": "fraud", "started_at": started,
+            "ts": started}
+
+
+def test_alerts_are_paced_per_receiver_and_a_resolve_never_precedes_its_firing():
+    n = Notifications(POLICY)
+    n.offer("sre", alert("a"), 1, 0.0)
+    n.offer("sre", alert("b"), 2, 0.0)
+    n.offer("sre", alert("a", "resolved"), 3, 0.0)
+    first = n.due(0.0)
+    assert [(b.kind, b.items[0].alert["id"]) for b in first] == [("firing", "a")]
+    n.retry_later(first[0], 0.0, 4.0)  # 429, Retry-After 4: nothing goes to sre before t = 4
+    assert n.due(3.9) == [] and n.next_due_at() == 4.0
+    order = []
+    t = 4.0
+    while t < 10:
+        for b in n.due(t):
+            order.append((t, b.kind, b.items[0].alert["id"]))
+            n.delivered(b, t)
+        t += 0.5
+    assert [o[1:] for o in order] == [("firing", "a"), ("firing", "b"), ("resolved", "a")]
+    assert [o[0] for o in order] == [4.0, 5.0, 6.0]
+
+
+def test_every_episode_of_an_alert_is_in_the_ledger():
+    n = Notifications(NotifyPolicy(group_window_s=0, min_interval_s=0))
+    first, second = "2026-01-01T00:00:00Z", "2026-01-01T02:00:00Z"
+    for a in (alert("a", started=first), alert("a", "resolved", first), alert("a", started=second)):
+        n.offer("sre", a, None, 0.0)
+        for b in n.due(0.0):
+            n.delivered(b, 0.0)
+        for b in n.due(0.0):
+            n.delivered(b, 0.0)
+    # a restart re-reads the first episode: each notice of it is a duplicate, not a re-post
+    assert n.offer("sre", alert("a", started=first), None, 1.0) == "duplicate"
+    assert n.offer("sre", alert("a", "resolved", first), None, 1.0) == "duplicate"
+    assert len(n.episodes) == 2
+
+
+def test_the_pacing_doctest_runs():
+    assert doctest.testmod(sloguard.pacing).failed == 0
