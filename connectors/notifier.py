@@ -50,7 +50,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -69,8 +69,9 @@ from connectors.notifier_config import (
     load_notifier_config,
     parse_notifier_section,
 )
-from connectors.slack import SlackWebhookSender, render_batch_preview, render_preview
-from connectors.webhooks import Redactor, Secret, SendResult
+from connectors.notifier_preview import iter_jsonl, preview_alerts, preview_incidents
+from connectors.slack import render_preview
+from connectors.webhooks import Redactor
 from sloguard.config import ConfigError
 from sloguard.incident_notify import IncidentNotifications
 from sloguard.notify_policy import (
@@ -651,48 +652,6 @@ def run_notifier(config_path: str | os.PathLike[str] | None = None, *,
             redactor.uninstall()
 
 
-def preview_alerts(alerts: Iterable[Mapping[str, Any]], policy: NotifyPolicy | None = None,
-                   out: TextIO | None = None, *, webhook: Secret | str | None = None) -> list[Batch]:
-    """Print the messages the notifier would post for `alerts`, grouped as it would group them,
-    using each alert's event time as the clock (no Kafka). With `webhook` (a Slack incoming
-    webhook, e.g. for the demo), every message is also posted there. Returns the batches."""
-    core = Notifications(policy or NotifyPolicy())
-    sender = None
-    if webhook is not None:
-        secret = webhook if isinstance(webhook, Secret) else Secret(webhook, "the demo webhook")
-        sender = SlackWebhookSender("demo", secret)
-    stream = out or sys.stdout
-    batches: list[Batch] = []
-
-    def emit(found: list[Batch], now: float) -> None:
-        for b in found:
-            print(render_batch_preview(b, now=now), file=stream)
-            result = sender.send(b, now=now) if sender is not None else SendResult("ok")
-            if sender is not None and not result.ok:
-                print(f"    (not posted: {result.reason})", file=stream)
-            core.delivered(b, now)
-            batches.append(b)
-
-    now = 0.0
-    for i, alert in enumerate(alerts):
-        now = alert_epoch(alert, "ts") or now
-        emit(core.due(now), now)
-        core.offer(str(alert.get("owner") or "default"), alert, i, now)
-    emit(core.flush_all(now), now)
-    return batches
-
-
-def _iter_jsonl(path: str) -> Iterator[dict[str, Any]]:
-    with open(path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                alert, error = parse_alert(line)
-                if alert is not None:
-                    yield alert
-                else:
-                    print(f"skipped a line of {path}: {error}", file=sys.stderr)
-
-
 def cmd(args: argparse.Namespace) -> int:
     """Run the ``notifier`` subcommand; exit status 0, or 2 for a config problem."""
     try:
@@ -700,7 +659,14 @@ def cmd(args: argparse.Namespace) -> int:
             policy = NotifyPolicy()
             if args.config or args.notifier_config:
                 policy = load_notifier_config(args.config, notifier_path=args.notifier_config).settings.policy
-            batches = preview_alerts(_iter_jsonl(args.alerts), policy)
+            messages = list(iter_jsonl(args.alerts))
+            if messages and all(m.get("type") == "incident" for m in messages):
+                p = preview_incidents(messages, policy, sys.stdout)
+                print(f"{p.incidents} incidents -> {p.webhook_messages} webhook messages (opens and resolves); "
+                      f"Slack API: {p.api_posts} messages, edited {p.api_edits} times")
+                return 0
+            alerts = [a for m in messages if (a := parse_alert(orjson.dumps(m))[0]) is not None]
+            batches = preview_alerts(alerts, policy)
             print(f"{sum(len(b.items) for b in batches)} alerts -> {len(batches)} messages")
             return 0
         if args.check:
