@@ -20,9 +20,10 @@ Alertmanager does (https://prometheus.io/docs/alerting/latest/configuration/):
   within it (or still fire), the one whose burn started first is named as the incident's likely
   cause. A key burns while any of its SLO's page rules burns over its short window at least at the
   rule's rate; for labelled SLOs at the event time their burn windows end (`burn_rates_to`).
-- **Explained by.** When one segment's share of the whole model's bad events over the incident's
-  rule window is at least `explain_share` (default 0.8), the incident says that segment explains
-  it (timeslice SLOs: when it is the only value of its attribute that fires).
+- **Explained by.** When one segment's share of the whole model's bad events over the short window
+  of the incident's rule (what burns now) is at least `explain_share` (default 0.8), the incident
+  says that segment explains it (timeslice SLOs: when it is the only value of its attribute that
+  fires).
 
 ```yaml
 incidents:

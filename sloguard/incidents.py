@@ -296,7 +296,8 @@ class IncidentBook:
         if not segments:
             return None
         whole = budgets.get((slo, ""))
-        window = next((m.windows["long"] for m in live if m.windows), None)
+        # the short window: what burns now (the long one still holds the previous incident's bad events)
+        window = next((m.windows["short"] for m in live if m.windows), None)
         if whole is not None and whole.get("budgeting") == "occurrences" and window:
             bad_whole = _bad(whole, window)
             best = max(segments, key=lambda k: (_bad(budgets.get((slo, k)), window), k))
@@ -322,12 +323,16 @@ class IncidentBook:
         more = f" and {len(keys) - 3} more keys" if len(keys) > 3 else ""
         if resolved:
             lasted = format_duration(max(60, round((t - inc.opened_at) / 60.0) * 60))
-            return f"{what}: resolved after {lasted} ({len(inc.members)} alerts on {len(keys)} keys)"
-        text = f"{what}: {', '.join(rules)} on {', '.join(shown)}{more}"
-        if explained is not None:
+            n, k = len(inc.members), len(keys)
+            return f"{what}: resolved after {lasted} ({n} alert{'s' * (n != 1)} on {k} key{'s' * (k != 1)})"
+        if explained is not None:  # the cause's segment first, then how far it spreads
             seg = seg_key(explained["segment"])
-            text += (f"; {seg} explains {explained['share']:.0%} of the whole model's bad events over "
-                     f"{explained['window']}" if explained.get("share") is not None else f"; only {seg} of its kind")
+            why = (f"{explained['share']:.0%} of the whole model's bad events over {explained['window']}"
+                   if explained.get("share") is not None else f"the only {seg.split('=')[0]} that burns")
+            text = f"{what}: {', '.join(rules)} in {seg} ({why}); " + (
+                "1 key burns" if len(keys) == 1 else f"{len(keys)} keys burn")
+        else:
+            text = f"{what}: {', '.join(rules)} on {', '.join(shown)}{more}"
         if inc.cause is not None and inc.cause.get("lead_s", 0) > 0:
             text += f"; {inc.cause['summary']}"
         return text

@@ -82,9 +82,9 @@ def test_pages_of_one_slo_on_a_region_its_segments_and_the_whole_model_are_one_i
     assert inc["change"] == "opened" and inc["state"] == "firing" and inc["seq"] == 1
     assert inc["slo"] == "avail" and inc["owner"] == "sre" and inc["severity"] == "page" and inc["keys"] == 3
     assert [m["segment"] for m in inc["members"]] == [{}, {"merchant_type": "pos"}, {"region": "eu"}]
-    # eu's bad events over 1h: 50 x 0.001 x 900 = 45 of the whole model's 45 x 0.001 x 1000 = 45
-    assert inc["explained_by"] == {"segment": {"region": "eu"}, "share": 1.0, "window": "1h"}
-    assert "region=eu explains 100% of the whole model's bad events over 1h" in inc["summary"]
+    # eu's bad events over the short window (5m): 50 x 0.001 x 900 = 45 of the whole model's 45 x 0.001 x 1000
+    assert inc["explained_by"] == {"segment": {"region": "eu"}, "share": 1.0, "window": "5m"}
+    assert "in region=eu (100% of the whole model's bad events over 5m); 3 keys burn" in inc["summary"]
     group = ("sre", "fraud", "avail", "page")
     assert inc["id"] == incident_id(group, T0 + 600)  # stable: group + the tick it opened
     assert all(m.get("incident_id") == inc["id"] for k, m in out if k == "alert")
