@@ -233,8 +233,9 @@ class StateFile:
 # -- parsing --------------------------------------------------------------------------------------
 
 
-def parse_incident(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """(incident, None) or (None, reason naming the field) for one ``slo.incidents`` message."""
+def _decode(raw: bytes | str | None, kind: str, *, type_required: bool
+            ) -> tuple[dict[str, Any] | None, str | None]:
+    """A JSON object of `type` `kind` with non-empty `id` and `model`, or (None, the reason)."""
     if raw is None:
         return None, "empty message (tombstone)"
     try:
@@ -243,11 +244,19 @@ def parse_incident(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str 
         return None, f"malformed JSON: {e}"
     if not isinstance(msg, dict):
         return None, "message must be a JSON object"
-    if msg.get("type") != "incident":
-        return None, f"type: must be 'incident', got {msg.get('type')!r}"
+    if msg.get("type", None if type_required else kind) != kind:
+        return None, f"type: must be {kind!r}, got {msg.get('type')!r}"
     for name in ("id", "model"):
         if not isinstance(msg.get(name), str) or not msg[name]:
             return None, f"{name}: must be a non-empty string"
+    return msg, None
+
+
+def parse_incident(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(incident, None) or (None, reason naming the field) for one ``slo.incidents`` message."""
+    msg, error = _decode(raw, "incident", type_required=True)
+    if msg is None:
+        return None, error
     if msg.get("state") not in ("firing", "resolved"):
         return None, f"state: must be firing or resolved, got {msg.get('state')!r}"
     if not isinstance(msg.get("seq"), int) or isinstance(msg.get("seq"), bool) or msg["seq"] < 1:
@@ -262,19 +271,9 @@ def parse_incident(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str 
 
 def parse_alert(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str | None]:
     """(alert, None) or (None, reason naming the field) for one ``slo.alerts`` message."""
-    if raw is None:
-        return None, "empty message (tombstone)"
-    try:
-        alert = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        return None, f"malformed JSON: {e}"
-    if not isinstance(alert, dict):
-        return None, "message must be a JSON object"
-    if alert.get("type", "alert") != "alert":
-        return None, f"type: must be 'alert', got {alert.get('type')!r}"
-    for name in ("id", "model"):
-        if not isinstance(alert.get(name), str) or not alert[name]:
-            return None, f"{name}: must be a non-empty string"
+    alert, error = _decode(raw, "alert", type_required=False)
+    if alert is None:
+        return None, error
     if alert.get("state") not in ("firing", "resolved"):
         return None, f"state: must be firing or resolved, got {alert.get('state')!r}"
     if alert.get("severity") not in ("page", "ticket"):

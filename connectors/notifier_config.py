@@ -199,14 +199,19 @@ def _target(c: list[str], route: str, raw: Any, path: str, name: str) -> TargetS
             name_ok = _env_name(c, var, f"{path}.headers_env.{h}")
             if name_ok:
                 headers[str(h)] = name_ok
+    return TargetSpec(route, name, kind, env, file, headers, **_flags(c, raw, path, kind == "slack"))
+
+
+def _flags(c: list[str], raw: Mapping[str, Any], path: str, default: bool) -> dict[str, bool]:
+    """A target's `group` and `remind` switches."""
     flags = {}
     for flag in ("group", "remind"):
-        v = raw.get(flag, kind == "slack")
+        v = raw.get(flag, default)
         if not isinstance(v, bool):
             c.append(f"{path}.{flag}: must be true or false")
-            v = kind == "slack"
+            v = default
         flags[flag] = v
-    return TargetSpec(route, name, kind, env, file, headers, **flags)
+    return flags
 
 
 def _api_target(c: list[str], route: str, raw: Mapping[str, Any], path: str, name: str) -> TargetSpec | None:
@@ -229,15 +234,8 @@ def _api_target(c: list[str], route: str, raw: Mapping[str, Any], path: str, nam
     if not isinstance(api_url, str) or not api_url.startswith(("https://", "http://")):
         c.append(f"{path}.api_url: must be an http(s) URL")
         api_url = "https://slack.com/api/"
-    flags = {}
-    for flag in ("group", "remind"):
-        v = raw.get(flag, True)
-        if not isinstance(v, bool):
-            c.append(f"{path}.{flag}: must be true or false")
-            v = True
-        flags[flag] = v
     return TargetSpec(route, name, "slack_api", env, file, {}, channel=channel.strip(),
-                      api_url=api_url if api_url.endswith("/") else api_url + "/", **flags)
+                      api_url=api_url if api_url.endswith("/") else api_url + "/", **_flags(c, raw, path, True))
 
 
 def parse_notifier_section(raw: Any, source: str = "notifier") -> NotifierSettings:

@@ -21,7 +21,6 @@ notifier:
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +30,7 @@ from slack_sdk.errors import SlackApiError
 
 from connectors.slack import render_message, retry_handlers
 from connectors.slack_incident import render_incident
-from connectors.webhooks import Redactor, Secret, SendResult, classify_http, retry_after_seconds
+from connectors.webhooks import Redactor, Secret, SendResult, classify_http, quiet_logger, retry_after_seconds
 
 __all__ = ["API_ERROR_HINTS", "SlackApiSender"]
 
@@ -64,10 +63,7 @@ class SlackApiSender:
         self._token = token
         self._clock = clock
         self._redactor = Redactor([token])
-        quiet = logging.getLogger(f"sloguard.notifier.http.slack_api.{id(self):x}")
-        quiet.setLevel(logging.CRITICAL)
-        quiet.propagate = False
-        quiet.addFilter(self._redactor)
+        quiet = quiet_logger(f"sloguard.notifier.http.slack_api.{id(self):x}", self._redactor)
         handlers = [h for h in retry_handlers(max_retries=max_retries, backoff_factor=backoff_factor, sleep=sleep)
                     if type(h).__name__ != "_RateLimitRetry"]  # 429s go back to the scheduler
         self._client = WebClient(token=token.reveal(), base_url=api_url, timeout=int(max(1, timeout_s)),

@@ -35,6 +35,7 @@ __all__ = [
     "SendResult",
     "classify_http",
     "pace_key_of",
+    "quiet_logger",
 ]
 
 REDACTED = "<redacted>"
@@ -173,6 +174,17 @@ class SendResult:
     @property
     def permanent(self) -> bool:
         return self.status == "permanent"
+
+
+def quiet_logger(name: str, redactor: Redactor) -> logging.Logger:
+    """A private logger above DEBUG for an HTTP client: slack_sdk's clients log the URL (and so a
+    webhook's token) whenever their logger's own level is <= DEBUG (a fresh logger's level, NOTSET,
+    is 0) and on every retry at INFO."""
+    quiet = logging.getLogger(name)
+    quiet.setLevel(logging.CRITICAL)
+    quiet.propagate = False
+    quiet.addFilter(redactor)
+    return quiet
 
 
 def pace_key_of(url: Secret) -> str:
