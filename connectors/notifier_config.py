@@ -424,8 +424,9 @@ class _WebhookAdapter:
         return self.inner.pace_key
 
     def send(self, batch: Any, *, now: float | None = None) -> SendResult:
-        message = getattr(batch, "message", None)  # an incident notice: the incident message as it is
-        return self.inner.send([message] if message is not None else [p.alert for p in batch.items])
+        message = getattr(batch, "message", None)  # an incident notice: the incident message, and what for
+        return self.inner.send([{**message, "notice": batch.kind}] if message is not None
+                               else [p.alert for p in batch.items])
 
     def close(self) -> None:
         self.inner.close()

@@ -102,8 +102,11 @@ class SlackApiSender:
         if message is None:  # alerts: a new message per batch
             result, _ = self._call("chat.postMessage", {"channel": self.channel, **render_message(batch, now=now)})
             return result
-        payload = render_incident(message)
+        payload = render_incident(message, batch.kind)
         ref = getattr(batch, "ref", None)
+        if batch.kind == "remind" and ref:  # an edit pings nobody: a reply in the incident's thread does
+            result, _ = self._call("chat.postMessage", {"channel": ref["channel"], "thread_ts": ref["ts"], **payload})
+            return result
         if ref:
             result, answer = self._call("chat.update", {"channel": ref["channel"], "ts": ref["ts"], **payload})
             if result.ok or (answer or {}).get("error") not in _GONE:

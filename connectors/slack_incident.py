@@ -61,7 +61,7 @@ def _member_line(m: Mapping[str, Any]) -> str:
             f"budget {_budget(m.get('budget_remaining'))}{state}{muted}")
 
 
-def _header(msg: Mapping[str, Any]) -> str:
+def _header(msg: Mapping[str, Any], notice: str = "") -> str:
     what = msg.get("slo") or f"model {msg.get('model')}"
     explained = msg.get("explained_by") or {}
     where = _seg(explained.get("segment")) if explained else None
@@ -74,12 +74,19 @@ def _header(msg: Mapping[str, Any]) -> str:
         lasted = human_duration(None if opened is None or ts is None else ts - opened)
         return _clip(f"✅ RESOLVED after {lasted}: {what} ({msg.get('model')}, {where})", MAX_HEADER_TEXT)
     emoji, sev = _SEVERITY.get(str(msg.get("severity")), ("⚪", str(msg.get("severity")).upper()))
+    if notice == "remind":
+        opened, ts = alert_epoch(msg, "opened_at"), alert_epoch(msg, "ts")
+        age = human_duration(None if opened is None or ts is None else ts - opened)
+        return _clip(f"⏰ STILL FIRING ({sev}, open {age}): {what} ({msg.get('model')}, {where})", MAX_HEADER_TEXT)
+    if notice == "escalate":
+        return _clip(f"{emoji} NOW A {sev}: {what} burning ({msg.get('model')}, {where})", MAX_HEADER_TEXT)
     return _clip(f"{emoji} {sev}: {what} burning ({msg.get('model')}, {where})", MAX_HEADER_TEXT)
 
 
-def render_incident(msg: Mapping[str, Any]) -> dict[str, Any]:
-    """`text` + `blocks` for one incident message, within Slack's limits."""
-    head = _header(msg)
+def render_incident(msg: Mapping[str, Any], notice: str = "") -> dict[str, Any]:
+    """`text` + `blocks` for one incident message, within Slack's limits. `notice` is what this
+    post is for when not the incident itself: `remind` (still firing) or `escalate` (now a page)."""
+    head = _header(msg, notice)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": head, "emoji": True}}]
     blocks.append(_section(_esc(msg.get("summary") or "")))
     cause = msg.get("cause") or {}
@@ -120,7 +127,9 @@ def render_incident(msg: Mapping[str, Any]) -> dict[str, Any]:
         if _runbook(msg):
             lines.append(f"<{_runbook(msg)}|Open the runbook →>")
         blocks.append(_section("\n".join(lines)))
-    blocks.append(_context(f"{'resolved' if msg.get('state') == 'resolved' else 'firing'} · incident "
+    state = "resolved" if msg.get("state") == "resolved" else "firing"
+    state = {"remind": "still firing", "escalate": "escalated"}.get(notice, state)
+    blocks.append(_context(f"{state} · incident "
                            f"{_code(msg.get('id'))} · update {msg.get('seq')} · {_esc(msg.get('change'))} · "
                            f"as of {_esc(msg.get('ts'))}"))
     blocks = blocks[: MAX_BLOCKS - 1] + blocks[-1:] if len(blocks) > MAX_BLOCKS else blocks
@@ -129,7 +138,7 @@ def render_incident(msg: Mapping[str, Any]) -> dict[str, Any]:
 
 def render_incident_preview(msg: Mapping[str, Any], kind: str, route: str) -> str:
     """A short terminal block for one incident notice: header, summary, cause."""
-    lines = [f"[{route}] {kind}: {_header(msg)}", f"    {msg.get('summary')}"]
+    lines = [f"[{route}] {kind}: {_header(msg, kind)}", f"    {msg.get('summary')}"]
     cause = msg.get("cause") or {}
     if cause.get("lead_s"):
         lines.append(f"    burned first: {cause.get('summary')}")
@@ -144,4 +153,4 @@ class SlackIncidentWebhookSender(SlackWebhookSender):
         message = getattr(batch, "message", None)
         if message is None:
             return super().send(batch, now=now)
-        return self._post(render_incident(message))
+        return self._post(render_incident(message, batch.kind))

@@ -9,8 +9,13 @@ the newest matters. Per (target, incident):
   (channel and ts, kept in the ledger), an `update` after.
 - **Webhook targets** (Slack incoming webhooks, which cannot edit a message, and generic JSON
   webhooks) get two notices: `open` (the first firing message, or the newest one when several
-  wait) and `resolve`. Updates in between are not sent. A resolve never goes out before its open
-  has been delivered or dead-lettered.
+  wait) and `resolve`. Updates in between are not sent, except an `escalate` when the incident's
+  severity rises (a ticket incident that now pages, with a `group_by` without severity). A
+  resolve never goes out before its open has been delivered or dead-lettered.
+- **Reminders.** An incident still firing at a severity in `reminder_severities` is notified again
+  every `reminder_interval_s` after its last notice (at most `max_reminders`; 0: until resolved):
+  webhooks get a new message, the Web API a reply in the incident message's thread (an edit pings
+  nobody).
 
 Pacing and Retry-After are per receiver (sloguard/pacing.py). The ledger has one entry per
 (target, incident id) and an incident id is unique per episode (it hashes the tick it opened), so
@@ -34,6 +39,8 @@ from sloguard.pacing import Pacer
 
 SNAPSHOT_VERSION = 1
 POST, UPDATE, OPEN, RESOLVE = "post", "update", "open", "resolve"
+ESCALATE, REMIND = "escalate", "remind"
+_RANK = {"page": 2, "ticket": 1}
 
 
 @dataclass
@@ -71,6 +78,10 @@ class Notified:
     dead: bool = False
     ref: dict[str, Any] | None = None
     at: float = 0.0
+    severity: str = ""  # of the last open, escalation or post
+    notified_at: float | None = None  # last notice that reached people: open, escalation, reminder
+    reminders: int = 0
+    message: dict[str, Any] | None = None  # the newest firing message delivered, while reminders may be due
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -111,7 +122,13 @@ class IncidentNotifications:
             if entry is not None and (entry.seq >= seq or entry.dead):
                 return "duplicate"
             return self._queue(target, inc, UPDATE if entry is not None and entry.ref else POST, item, now)
+        if (not resolved and entry is not None and entry.opened and not entry.resolved and not entry.dead
+                and _RANK.get(str(message.get("severity")), 0) > _RANK.get(entry.severity, 0)):
+            return self._queue(target, inc, ESCALATE, item, now)
         if entry is not None and (entry.dead or (entry.resolved if resolved else entry.opened)):
+            if not resolved and entry.message is not None and seq > int(entry.message.get("seq") or 0):
+                entry.message = dict(message)  # what a reminder will say (webhooks get no updates)
+                self._changed[(target, inc)] = entry
             return "duplicate"
         if resolved:
             return self._queue(target, inc, RESOLVE, item, now)
@@ -135,6 +152,7 @@ class IncidentNotifications:
 
     def due(self, now: float) -> list[Send]:
         """Sends to make now: one per receiver (pace), opens and posts before what follows them."""
+        self._queue_reminders(now)
         out = []
         used: set[Hashable] = set()
         for key, send in sorted(self._pending.items(), key=lambda kv: (kv[1].due_at, kv[1].seq)):
@@ -158,9 +176,29 @@ class IncidentNotifications:
         target, inc, kind = key
         if kind.endswith("+"):
             return (target, inc, kind[:-1]) in self._pending
-        if kind == RESOLVE:  # the open's message precedes the resolve's on the partition: it is queued first
-            return (target, inc, OPEN) in self._pending
+        if kind in (RESOLVE, ESCALATE, REMIND):  # the open's message comes first on the partition
+            return (target, inc, OPEN) in self._pending or (
+                kind == RESOLVE and (target, inc, ESCALATE) in self._pending)
         return False
+
+    def _reminder_due_at(self, e: Notified) -> float | None:
+        pol = self.policy
+        if (not e.opened or e.resolved or e.dead or e.message is None or e.notified_at is None
+                or pol.reminder_interval_s <= 0 or e.severity not in pol.reminder_severities
+                or (pol.max_reminders and e.reminders >= pol.max_reminders)
+                or any(k[0] == e.target and k[1] == e.incident for k in self._pending)):
+            return None
+        return e.notified_at + pol.reminder_interval_s
+
+    def _queue_reminders(self, now: float) -> None:
+        if self.policy.reminder_interval_s <= 0:
+            return
+        for e in list(self.ledger.values()):
+            t = self._reminder_due_at(e)
+            if t is not None and t <= now and e.message is not None:
+                send = Send(e.target, e.incident, REMIND, dict(e.message), now, seq=next(self._seq))
+                send.ref = e.ref
+                self._pending[(e.target, e.incident, REMIND)] = send
 
     def flush_all(self, now: float) -> list[Send]:
         """What may go out now, pace aside (shutdown, rebalance)."""
@@ -172,6 +210,7 @@ class IncidentNotifications:
     def next_due_at(self) -> float | None:
         times = [max(s.due_at, self.pacer.next_at(self.pace_key(s.target)))
                  for k, s in self._pending.items() if k not in self._in_flight and not self._waits(k, s)]
+        times += [t for t in map(self._reminder_due_at, self.ledger.values()) if t is not None]
         return min(times) if times else None
 
     @property
@@ -191,14 +230,24 @@ class IncidentNotifications:
         if follow in self._pending:  # the message that came in while this one was in flight
             self._pending[key] = self._pending.pop(follow)
         entry = self.ledger.get((send.target, send.incident)) or Notified(send.target, send.incident)
-        entry.seq = max(entry.seq, int(send.message.get("seq") or 0))
         entry.at = now
         entry.dead = entry.dead or dead
-        if send.kind in (POST, UPDATE, OPEN):
+        if send.kind == REMIND:
+            entry.reminders += 1
+            entry.notified_at = now
+        else:
+            entry.seq = max(entry.seq, int(send.message.get("seq") or 0))
+        if send.kind in (POST, OPEN, ESCALATE) or (send.kind == UPDATE and not entry.opened):
             entry.opened = True
+            entry.notified_at = now
+        if send.kind != REMIND and _RANK.get(str(send.message.get("severity")), 0) >= _RANK.get(entry.severity, 0):
+            entry.severity = str(send.message.get("severity"))
         if send.kind == RESOLVE or (send.kind in (POST, UPDATE) and send.message.get("state") == "resolved"):
             entry.opened = entry.resolved = True
-        if ref:
+        keep = self.policy.reminder_interval_s > 0 and not entry.resolved and not entry.dead
+        if send.kind != REMIND:
+            entry.message = dict(send.message) if keep and send.message.get("state") == "firing" else None
+        if ref and send.kind != REMIND:
             entry.ref = dict(ref)
         self.ledger[(send.target, send.incident)] = entry
         self._changed[(send.target, send.incident)] = entry

@@ -19,7 +19,7 @@ POLICY = NotifyPolicy(group_window_s=0, min_interval_s=1.0, retry_initial_s=5, r
 
 def msg(inc: str, seq: int, state: str = "firing") -> dict[str, Any]:
     return {"type": "incident", "id": inc, "seq": seq, "state": state, "model": "fraud", "owner": "sre",
-            "opened_at": "2026-01-01T00:00:00Z", "ts": "2026-01-01T00:00:00Z", "members": [{}]}
+            "severity": "page", "opened_at": "2026-01-01T00:00:00Z", "ts": "2026-01-01T00:00:00Z", "members": [{}]}
 
 
 def run(core: Any, until: float, step: float = 0.25, fail: Any = None) -> list[tuple[float, str, str, str, int]]:
@@ -167,3 +167,38 @@ def test_every_episode_of_an_alert_is_in_the_ledger():
 
 def test_the_pacing_doctest_runs():
     assert doctest.testmod(sloguard.pacing).failed == 0
+
+
+def test_a_rising_severity_is_a_notice_and_firing_pages_are_reminded_until_they_resolve():
+    pol = NotifyPolicy(group_window_s=0, min_interval_s=0, reminder_interval_s=3600, max_reminders=2)
+    hooks = IncidentNotifications(pol)
+    api = IncidentNotifications(pol, updates={"api": True})
+    ticket = {**msg("a", 1), "severity": "ticket"}
+    for core, target in ((hooks, "hook"), (api, "api")):
+        core.offer(target, ticket, 1, 0.0)
+    assert [s.kind for s in hooks.due(0.0)] == ["open"]
+    hooks.delivered(hooks._pending[("hook", "a", "open")], 0.0)
+    [post] = api.due(0.0)
+    api.delivered(post, 0.0, ref={"channel": "C", "ts": "1.0"})
+    assert hooks.offer("hook", {**msg("a", 2), "severity": "ticket"}, 2, 10.0) == "duplicate"
+    assert hooks.offer("hook", msg("a", 3), 3, 20.0) == "queued"  # now it pages: people must hear it
+    [esc] = hooks.due(20.0)
+    assert esc.kind == "escalate" and esc.message["severity"] == "page"
+    hooks.delivered(esc, 20.0)
+    api.offer("api", msg("a", 3), 3, 20.0)
+    [upd] = api.due(20.0)
+    api.delivered(upd, 20.0)
+    # reminders: an hour after the last notice, twice at most; the API replies in the thread
+    assert hooks.due(3619.0) == [] and hooks.next_due_at() == 3620.0
+    kinds = []
+    for t in (3620.0, 7220.0, 10820.0, 14420.0):
+        for core in (hooks, api):
+            for s in core.due(t):
+                kinds.append((s.target, s.kind, s.ref["ts"] if s.ref else None))
+                core.delivered(s, t)
+    assert kinds == [("hook", "remind", None), ("api", "remind", "1.0")] * 2
+    assert hooks.ledger[("hook", "a")].reminders == 2 and hooks.ledger[("hook", "a")].ref is None
+    hooks.offer("hook", msg("a", 4, "resolved"), 4, 15000.0)
+    [res] = hooks.due(15000.0)
+    hooks.delivered(res, 15000.0)
+    assert hooks.next_due_at() is None  # resolved: no more reminders

@@ -232,3 +232,28 @@ def test_the_section_is_read_with_the_config(tmp_path):
     data["incidents"] = {"enabled": "yes"}
     with pytest.raises(ConfigError, match=r"incidents\.enabled: must be true or false"):
         parse_config(data, base_dir=tmp_path.parent)
+
+
+def test_the_flow_step_resumes_from_its_snapshot_like_an_uninterrupted_run():
+    from factories import example_yaml
+
+    from flows.incident_step import IncidentLogic, explode
+
+    config = parse_config(example_yaml("fraud"))
+    steps = [outage_tick(10), [alert("avail", "region=eu", "medium-burn", "firing", 12)],
+             [alert("avail", k, "fast-burn", "resolved", 20, started=10)
+              for k in ("", "region=eu", "merchant_type=pos")]]
+
+    def run(logic: IncidentLogic, batch: list) -> list:
+        out, retain = logic.on_item(batch)
+        assert retain is False  # StatefulLogic.RETAIN
+        return [o for item in out for o in explode(("fraud", item))]
+
+    whole = IncidentLogic.build(config, True, None)
+    want = [run(whole, list(s)) for s in steps]
+    first = IncidentLogic.build(config, True, None)
+    got = [run(first, list(steps[0]))]
+    resumed = IncidentLogic.build(config, True, first.snapshot())
+    got += [run(resumed, list(s)) for s in steps[1:]]
+    assert got == want and any(k == "incident" for _m, (k, _msg) in got[-1])
+    assert IncidentLogic.build(config, False, None).snapshot() is None  # nothing without recovery
