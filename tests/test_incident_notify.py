@@ -202,3 +202,15 @@ def test_a_rising_severity_is_a_notice_and_firing_pages_are_reminded_until_they_
     [res] = hooks.due(15000.0)
     hooks.delivered(res, 15000.0)
     assert hooks.next_due_at() is None  # resolved: no more reminders
+
+
+def test_the_cli_previews_an_incidents_file(tmp_path, capsys):
+    from connectors.notifier import main
+
+    path = tmp_path / "incidents.jsonl"
+    rows = [msg("a", 1), msg("a", 2), msg("b", 1), msg("a", 3, "resolved"), msg("b", 2, "resolved")]
+    path.write_text("\n".join(json.dumps({**m, "summary": "s"}) for m in rows) + "\n")
+    assert main(["--alerts", str(path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    # webhooks: a and b each open and resolve; the API: one message per incident, then edits
+    assert last.startswith("2 incidents -> 4 webhook messages (opens and resolves); Slack API: 2 messages")
