@@ -39,8 +39,8 @@ class SloBurn:
 
 @dataclass
 class Streak:
-    start: float  # event time the first burning tick referred to
-    last: float  # event time of the latest burning tick
+    start: float  # event time the first burning tick referred to (labelled SLOs: its burn_rates_to)
+    last: float  # the latest burning tick
     ended: bool = False
 
 
@@ -78,22 +78,27 @@ class CauseTracker:
         self.state = state or CauseState()
 
     def observe_budget(self, event: Mapping[str, Any], key: str, t: float) -> None:
-        """One budget event of tick `t` for (its SLO, `key`)."""
-        spec = self.slos.get(str(event.get("slo")))
+        """One budget event of tick `t` for (its SLO, `key`). Called for every budget event: kept cheap."""
+        spec = self.slos.get(event["slo"])
         if spec is None:
             return
-        burns = event.get("burn_rates") or {}
-        burning = any(float(burns.get(label, 0.0) or 0.0) >= rate for label, rate in spec.thresholds)
-        at = t
-        if isinstance(event.get("burn_rates_to"), str):
-            at = parse_rfc3339(event["burn_rates_to"]) or t
-        k = (str(event["slo"]), key)
+        burns = event.get("burn_rates")
+        burning = False
+        if burns:
+            for label, rate in spec.thresholds:
+                b = burns.get(label)
+                if b is not None and b >= rate:
+                    burning = True
+                    break
+        k = (event["slo"], key)
         st = self.state.streaks.get(k)
         if burning:
-            if st is None or st.ended:
-                self.state.streaks[k] = Streak(at, at)
+            if st is None or st.ended:  # a streak starts when the burn it reports happened
+                to = event.get("burn_rates_to")
+                at = (parse_rfc3339(to) or t) if isinstance(to, str) else t
+                self.state.streaks[k] = Streak(at, t)
             else:
-                st.last = max(st.last, at)
+                st.last = t  # the tick: how long ago it last burned, for forgetting it
         elif st is not None and not st.ended:
             st.ended = True
 

@@ -59,7 +59,12 @@ _MATCHER = re.compile(r'^\s*([a-z_]+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
 
 def seg_key(segment: Mapping[str, str] | None) -> str:
     """A segment as label text: `region=eu`, empty for the whole model."""
-    return ",".join(f"{k}={v}" for k, v in sorted((segment or {}).items()))
+    if not segment:
+        return ""
+    if len(segment) == 1:  # the flow's keys: one attribute
+        for k, v in segment.items():
+            return f"{k}={v}"
+    return ",".join(f"{k}={v}" for k, v in sorted(segment.items()))
 
 
 def alert_labels(alert: Mapping[str, Any]) -> dict[str, str]:

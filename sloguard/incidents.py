@@ -156,6 +156,10 @@ class IncidentBook:
             else:
                 st.firing.pop(msg["id"], None)
                 resolved[msg["id"]] = msg
+        if len(budgets) == len(outputs):  # no alert changed: no incident can (budgets only update burns)
+            if st.cause.candidates:
+                self.cause.prune(t, st.cause.candidates)
+            return outputs
         labels = {aid: alert_labels(a) for aid, a in st.firing.items()}
         muted = self._inhibited(labels)
         changed: dict[str, tuple[Incident, str]] = {}
@@ -208,18 +212,24 @@ class IncidentBook:
         return out
 
     def _inhibited(self, labels: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-        """Firing alert id -> the firing alert that mutes it (the first in id order)."""
-        muted = {}
-        rules = self.policy.inhibit
-        if not rules:
-            return muted
-        ids = sorted(labels)
-        for target in ids:
-            for source in ids:
-                if source != target and any(r.mutes(labels[source], labels[target]) for r in rules):
-                    muted[target] = source
-                    break
-        return muted
+        """Firing alert id -> the firing alert that mutes it (the first in id order); per rule, the
+        sources are bucketed by their `equal` labels, so this is linear in the firing alerts."""
+        muted: dict[str, str] = {}
+        for rule in self.policy.inhibit:
+            sources: dict[tuple[str, ...], list[str]] = {}
+            for aid in sorted(labels):
+                if all(m.matches(labels[aid]) for m in rule.source):
+                    sources.setdefault(tuple(labels[aid].get(e, "") for e in rule.equal), []).append(aid)
+            if not sources:
+                continue
+            for aid in sorted(labels):
+                if aid in muted or not all(m.matches(labels[aid]) for m in rule.target):
+                    continue
+                bucket = sources.get(tuple(labels[aid].get(e, "") for e in rule.equal), ())
+                source = next((src for src in bucket if src != aid), None)
+                if source is not None:
+                    muted[aid] = source
+        return dict(sorted(muted.items()))
 
     def _annotate(self, kind: str, msg: dict[str, Any], muted: Mapping[str, str]) -> Output:
         if kind != "alert":
