@@ -19,7 +19,8 @@ gets them back with the incident messages of each tick appended. At each tick:
    (schemas/incident.schema.json): its alerts with how fast each key burns, the segment that
    explains it, and the SLO that started burning first.
 
-The alerts themselves go on unchanged except for two added fields: `incident_id` (the incident the
+An alert that carries `silenced` (a silence in the config's adjustments) is treated like a muted
+one. The alerts themselves go on unchanged except for two added fields: `incident_id` (the incident the
 alert's episode belongs to) and, while muted, `inhibited_by` (the muting alert's id).
 
 Decisions depend only on the set of alerts and budgets of a tick, never on their order within it.
@@ -178,8 +179,9 @@ class IncidentBook:
             alert = st.firing[aid]
             group = policy.group_key(labels[aid])
             inc = st.open.get(group)
-            if aid in muted and (inc is None or aid not in inc.members or inc.members[aid].state != "firing"):
-                continue  # muted alerts open no incident and join none
+            if (aid in muted or alert.get("silenced")) and (
+                    inc is None or aid not in inc.members or inc.members[aid].state != "firing"):
+                continue  # muted (inhibit rules) and silenced (adjustments) alerts open no incident, join none
             if inc is None:
                 inc = Incident(incident_id(group, t), group, str(alert["model"]), alert.get("owner"),
                                {g: labels[aid][g] for g in policy.group_by}, t)

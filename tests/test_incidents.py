@@ -257,3 +257,11 @@ def test_the_flow_step_resumes_from_its_snapshot_like_an_uninterrupted_run():
     got += [run(resumed, list(s)) for s in steps[1:]]
     assert got == want and any(k == "incident" for _m, (k, _msg) in got[-1])
     assert IncidentLogic.build(config, False, None).snapshot() is None  # nothing without recovery
+
+
+def test_a_silenced_alert_opens_no_incident_until_it_outlives_its_silence():
+    b = book()
+    kind, silenced = alert("avail", "region=eu", "fast-burn", "firing", 10)
+    assert incidents(b.process([(kind, {**silenced, "silenced": {"reason": "maintenance"}})])) == []
+    [inc] = incidents(b.process([alert("avail", "region=eu", "fast-burn", "firing", 30, started=10)]))
+    assert inc["change"] == "opened" and inc["opened_at"] == to_rfc3339(T0 + 1800)
