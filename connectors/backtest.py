@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from sloguard.alert_quality import BudgetSummary, Incident, firing_spans, key_label, key_stats, rank_key, score
+from sloguard.budget import budget_text
 from sloguard.config import Config, ConfigError, load_config
 
 INPUTS = ("inference", "labels", "features")
@@ -224,7 +225,7 @@ def ranking_table(results: dict[str, dict[str, Any]], with_incidents: bool) -> l
         s = r["score"]
         whole = [k for k in r["keys"] if k.key[2] == "{}" and k.budget_end is not None]
         worst = min(whole, key=lambda k: k.budget_end, default=None)
-        worst_text = "-" if worst is None else f"{key_label(worst.key)} {worst.budget_end:.0%}"
+        worst_text = "-" if worst is None else f"{key_label(worst.key)} {budget_text(worst.budget_end)}"
         rows.append(
             f"{n:<4} {label:24} {s.pages:>6} {s.tickets:>8} {_pct(s.precision):>9} {_pct(s.recall):>7} "
             f"{_dur(s.detection_s):>8} {_dur(s.reset_s):>8}  {worst_text}"

@@ -36,6 +36,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", help="the model to write (default: every model of the config)")
     p.add_argument("--out", type=Path, help="where to write (default: the model's `baseline:` path in the config)")
     p.add_argument("--bins", type=int, default=50, help="reference quantile bins per numeric feature (default 50)")
+    p.add_argument("--segment-min-values", type=int, default=1000,
+                   help="values of a feature a segment key needs for its own drift reference; keys with fewer "
+                   "are compared with the model's (default 1000)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd)
     return p
@@ -67,7 +70,7 @@ def cmd(args: argparse.Namespace) -> int:
     if unset:
         print(f"error: no --out and no models.{unset[0]}.baseline in {args.config}", file=sys.stderr)
         return 2
-    builder = BaselineBuilder(config, bins=args.bins)
+    builder = BaselineBuilder(config, bins=args.bins, segment_min_values=args.segment_min_values)
     printer = None if args.quiet else ProgressPrinter(sys.stderr)
     topics = {k: config.topics[k] for k in inputs}
     part = JsonlReplaySource(inputs, topics, progress=printer).build_part("baseline", "replay", None)
@@ -94,7 +97,8 @@ def cmd(args: argparse.Namespace) -> int:
         metrics = ", ".join(f"{k}={v:g}" for k, v in doc["metrics"].items()) or "none"
         print(
             f"wrote {path}: {doc['events']:,} events, {doc['labels']:,} labels, "
-            f"{len(doc['reference'])} feature references; metrics (median per slice): {metrics}"
+            f"{len(doc['reference'])} feature references (own references for {len(doc['segment_references'])} "
+            f"segment keys); metrics (median per slice): {metrics}"
         )
     if rejected:
         print(f"note: {rejected:,} input lines were rejected (as the flow would dead-letter them)", file=sys.stderr)

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from sloguard.alert_quality import Incident, Span, key_label, segment_label
-from sloguard.budget import health_score
+from sloguard.budget import budget_text, health_score
 from sloguard.report_series import Grid, RunSeries, is_segment
 
 SHOWN_KEYS = 5  # per SLO and run: the whole model and the most burnt segments
@@ -189,7 +189,7 @@ class _Page:
                     pages, tickets = sum(k.pages for k in stats), sum(k.tickets for k in stats)
                     cells += (
                         f"<td>{_budget_cell(whole)} <span class=sub>worst {html.escape(segment_label(worst))} "
-                        f"{_pct(rs.final_budget(worst))}; {pages} pages, {tickets} tickets</span></td>"
+                        f"{_budget_pct(rs.final_budget(worst))}; {pages} pages, {tickets} tickets</span></td>"
                     )
                 rows.append(f"<tr><td>&nbsp;&nbsp;{html.escape(slo)}</td>{cells}</tr>")
         return (
@@ -400,13 +400,17 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
+def _budget_pct(b: float | None) -> str:
+    return _pct(b) if b is None or b > 0 else budget_text(b)
+
+
 def _mins(x: float | None) -> str:
     return "-" if x is None else f"{x / 60:.1f} min"
 
 
 def _budget_cell(b: float | None) -> str:
     cls = "na" if b is None else "ok" if b > 0.5 else "warn" if b > 0 else "bad"
-    return f"<span class='b {cls}'>{_pct(b)}</span>"
+    return f"<span class='b {cls}'>{_budget_pct(b)}</span>"
 
 
 _CSS = """

@@ -46,6 +46,7 @@ from connectors.webhooks import (
     quiet_logger,
     retry_after_seconds,
 )
+from sloguard.budget import budget_text
 from sloguard.notify_policy import REMINDER, RESOLVED, Batch, alert_epoch
 from sloguard.timeutil import parse_duration
 
@@ -145,7 +146,7 @@ def _burn(x: Any) -> str:
 def _budget(x: Any) -> str:
     if not isinstance(x, int | float) or isinstance(x, bool):
         return "n/a"
-    return f"exhausted ({x:.0%})" if x <= 0 else f"{x:.1%}"
+    return f"{x:.1%}" if x > 0 else budget_text(x)  # "exhausted, 15.3x over", not "-1433%"
 
 
 def _window_s(w: str) -> int:

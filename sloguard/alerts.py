@@ -3,7 +3,14 @@
 An alert is identified by its SLO, model, segment and rule: `alert_id` hashes them, so a repeat
 or a restart produces the same id and receivers can deduplicate. `AlertBook` keeps which alerts
 are firing and since when, and reports transitions only: `firing` once when a rule starts
-holding, `resolved` once when it stops.
+holding, `resolved` once it has stopped holding for the resolve hold.
+
+**Hysteresis.** A rule that stops holding is not resolved at once: it stays firing (and is
+reported as `resolving` in budget events) until it has been false at every tick for
+`alerting.resolve_hold` (default five evaluation intervals; for timeslice SLOs at least one slice,
+since their rules change only when a slice is judged). If it holds again within the hold, nothing
+is sent: a burn that dips under its threshold for a tick or a slice is one alert, not
+fire-resolve-fire. Holds run in event time, so replays and live runs resolve at the same tick.
 """
 
 from __future__ import annotations
@@ -28,19 +35,43 @@ def rule_holds(rule: AlertRule, burn_long: float, burn_short: float) -> bool:
     return burn_long >= rule.burn_rate and burn_short >= rule.burn_rate
 
 
+AlertKey = tuple[str, str, str]  # (slo, segment key, rule)
+
+
 @dataclass
 class AlertBook:
-    """Which (slo, segment, rule) alerts are firing, and since when (event time)."""
+    """Which (slo, segment, rule) alerts are firing, since when, and which of them are waiting
+    out their resolve hold (event time)."""
 
-    firing: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    firing: dict[AlertKey, float] = field(default_factory=dict)
+    clearing: dict[AlertKey, float] = field(default_factory=dict)  # firing, but the rule false since
+    silenced: dict[AlertKey, str] = field(default_factory=dict)  # fired during a silence (adjustment id)
 
-    def update(self, key: tuple[str, str, str], holds: bool, now: float) -> tuple[str | None, float]:
-        """Record whether the rule holds at `now`; returns (transition or None, started_at)."""
+    def __setstate__(self, state: dict) -> None:  # recovery state written before these fields existed
+        self.__dict__.update({"clearing": {}, "silenced": {}, **state})
+
+    def update(self, key: AlertKey, holds: bool, now: float, hold_s: float = 0.0) -> tuple[str | None, float]:
+        """Record whether the rule holds at `now`; returns (transition or None, started_at).
+
+        A firing alert whose rule stops holding resolves once it has been false for `hold_s`
+        (0: at once); holding again before that cancels the resolve.
+        """
         started = self.firing.get(key)
-        if holds and started is None:
-            self.firing[key] = now
-            return "firing", now
-        if not holds and started is not None:
-            del self.firing[key]
+        if holds:
+            self.clearing.pop(key, None)
+            if started is None:
+                self.firing[key] = now
+                return "firing", now
+            return None, started
+        if started is None:
+            return None, now
+        since = self.clearing.setdefault(key, now)
+        if now - since >= hold_s:
+            del self.firing[key], self.clearing[key]
             return "resolved", started
-        return None, started if started is not None else now
+        return None, started
+
+    def holding(self, segment_key: str) -> bool:
+        """Whether an alert of this segment key waits out its resolve hold or fired silenced (it
+        must be judged at every tick, even when nothing new reached the key)."""
+        return any(k[1] == segment_key for k in self.clearing) or any(k[1] == segment_key for k in self.silenced)

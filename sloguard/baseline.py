@@ -9,6 +9,12 @@ A baseline file (JSON) holds, per model:
   `ModelEvaluator` that judges live slices, so a baseline and a live slice measure alike.
 * ``reference``: per feature, quantile bins and their shares (numbers) or category shares
   (strings) from `drift.py`, which drift SLIs compare every slice against.
+* ``segment_references``: per segment key with at least `segment_min_values` values of a feature,
+  its own shares on those bins (segment_refs.py): drift SLOs compare that key's slices with them,
+  so a feature that differs by segment by design does not drift in every segment.
+* ``slice_values``: per metric SLO, its per-slice values over the history (at most
+  `MAX_SLICE_VALUES`, evenly spaced in rank), from which `validate` tells whether an objective sits
+  within the baseline's normal variation and how often it would page on noise (objective_check.py).
 
 The builder is pure: the CLI reads the files and feeds it parsed batches.
 """
@@ -25,16 +31,21 @@ from sloguard.batch import ParsedBatch
 from sloguard.config import Config
 from sloguard.drift import categorical_reference, numeric_reference
 from sloguard.evaluator import ModelEvaluator, split_by_model
+from sloguard.segment_refs import DEFAULT_MIN_VALUES, segment_shares
 from sloguard.slices import as_numbers
 from sloguard.timeutil import to_rfc3339
+
+MAX_SLICE_VALUES = 2000  # per SLO in the baseline file's slice_values
 
 
 class BaselineBuilder:
     """Feed it parsed batches of a known-good period; `result()` gives one baseline per model."""
 
-    def __init__(self, config: Config, bins: int = 50, max_categories: int = 50) -> None:
+    def __init__(self, config: Config, bins: int = 50, max_categories: int = 50,
+                 segment_min_values: int = DEFAULT_MIN_VALUES) -> None:
         self.bins = bins
         self.max_categories = max_categories
+        self.segment_min_values = segment_min_values
         # Drift SLOs compare against the reference being built here: leave them out of the run.
         self.config = dataclasses.replace(config, slos=tuple(s for s in config.slos if s.sli.kind != "drift"))
         self.models = list(config.models)
@@ -44,6 +55,7 @@ class BaselineBuilder:
             ev.slice_log = {}
             self.evaluators[m] = ev
         self.values: dict[str, dict[str, list[list[Any]]]] = {m: {} for m in self.models}
+        self.segments: dict[str, list[list[str | None]]] = {m: [] for m in self.models}  # per attribute
         self.events = dict.fromkeys(self.models, 0)
         self.labels = dict.fromkeys(self.models, 0)
         self.span = dict.fromkeys(self.models, (math.inf, -math.inf))
@@ -58,6 +70,10 @@ class BaselineBuilder:
                 self.span[m] = (min(lo, float(cols.ts.min())), max(hi, float(cols.ts.max())))
                 for feature in self.config.models[m].features:
                     self.values[m].setdefault(feature, []).append([f.get(feature) for f in cols.features])
+                if not self.segments[m]:
+                    self.segments[m] = [[] for _ in cols.segments]
+                for kept, values in zip(self.segments[m], cols.segments, strict=True):
+                    kept.extend(values)
             if batch.labels is not None:
                 self.labels[m] += len(batch.labels)
             if self.evaluators[m].plan.slos:
@@ -74,6 +90,7 @@ class BaselineBuilder:
                 ev.advance(ev.state.watermark + 2 * ev.interval_s)
             metrics, slices = self._metrics(ev)
             lo, hi = self.span[m]
+            refs = self._references(m)
             out[m] = {
                 "model": m,
                 "period": {"from": to_rfc3339(lo), "to": to_rfc3339(hi)} if math.isfinite(lo) else None,
@@ -81,7 +98,9 @@ class BaselineBuilder:
                 "labels": self.labels[m],
                 "metrics": metrics,
                 "slices": slices,
-                "reference": self._references(m),
+                "slice_values": self._slice_values(ev),
+                "reference": refs,
+                "segment_references": self._segment_references(m, refs),
             }
         return out
 
@@ -93,6 +112,43 @@ class BaselineBuilder:
                 per_slo.setdefault(i, []).append(value)
         metrics = {ev.plan.slos[i].name: round(float(np.median(v)), 6) for i, v in sorted(per_slo.items())}
         return metrics, {ev.plan.slos[i].name: len(v) for i, v in sorted(per_slo.items())}
+
+    @staticmethod
+    def _slice_values(ev: ModelEvaluator) -> dict[str, list[float]]:
+        """Per metric SLO, its judged slices' values, sorted (evenly thinned past MAX_SLICE_VALUES)."""
+        per_slo: dict[int, list[float]] = {}
+        for (i, _start), (value, verdict) in (ev.slice_log or {}).items():
+            if verdict != "unjudged" and math.isfinite(value):
+                per_slo.setdefault(i, []).append(value)
+        out = {}
+        for i, values in sorted(per_slo.items()):
+            v = np.sort(np.array(values))
+            if v.size > MAX_SLICE_VALUES:
+                v = v[np.linspace(0, v.size - 1, MAX_SLICE_VALUES).round().astype(int)]
+            out[ev.plan.slos[i].name] = [round(float(x), 6) for x in v]
+        return out
+
+    def _segment_references(self, model: str, refs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Per segment key with enough values of a feature: its shares on the model reference's bins."""
+        from sloguard.drift import reference_from_dict
+
+        attrs = self.config.models[model].segments
+        out: dict[str, dict[str, Any]] = {}
+        for feature, d in refs.items():
+            ref = reference_from_dict(d)
+            values = [v for chunk in self.values[model][feature] for v in chunk]
+            for attr, segs in zip(attrs, self.segments[model], strict=True):
+                by_value: dict[str, list[Any]] = {}
+                for seg, v in zip(segs, values, strict=True):
+                    if seg is not None and v is not None:
+                        by_value.setdefault(seg, []).append(v)
+                for seg, vs in sorted(by_value.items()):
+                    if len(vs) < self.segment_min_values:
+                        continue  # too few: this key is compared with the model's reference
+                    shares = segment_shares(ref, vs)
+                    if shares is not None:
+                        out.setdefault(f"{attr}={seg}", {})[feature] = shares
+        return out
 
     def _references(self, model: str) -> dict[str, dict[str, Any]]:
         refs = {}

@@ -30,6 +30,20 @@ def budget_remaining(bad: float, total: float, error_budget: float) -> float:
     return 1.0 - bad / (error_budget * total)
 
 
+def budget_text(remaining: float | None) -> str:
+    """The budget left as people read it: "42% left", and once spent "exhausted, 15.3x over" (the
+    budget spent 15.3 times) rather than "-1433% left". Messages keep the raw `budget_remaining`.
+
+    >>> budget_text(0.42), budget_text(-14.33), budget_text(None)
+    ('42% left', 'exhausted, 15.3x over', 'n/a')
+    """
+    if remaining is None:
+        return "n/a"
+    if remaining > 0:
+        return f"{remaining:.0%} left"
+    return f"exhausted, {1 - remaining:.1f}x over"
+
+
 def degradation(baseline: float, current: float) -> float:
     """Relative degradation from a baseline, (baseline - current) / baseline (the seed's formula)."""
     return (baseline - current) / baseline

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sloguard import adjustments
 from sloguard.config import Config, ConfigError, StateMismatch, load_config
 from sloguard.timeutil import format_duration, to_rfc3339
 
@@ -206,11 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.baseline_cli import add_parser as add_baseline_parser
 
     add_baseline_parser(sub)
+    from connectors.adjust_cli import add_parser as add_adjust_parser
     from connectors.backtest import add_parser as add_backtest_parser
     from connectors.interop_cli import add_parsers as add_interop_parsers
 
     add_backtest_parser(sub)
     add_interop_parsers(sub)
+    add_adjust_parser(sub)
 
     p = sub.add_parser(
         "demo",
@@ -237,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from connectors.kafka_config import KafkaConfigError, KafkaSettings
+    from sloguard.objective_check import objective_warnings, segment_warnings
 
     config = load_config(args.config)
     try:  # the `kafka:` section as `run` will read it (environment overrides come at run time)
@@ -244,6 +248,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except KafkaConfigError as e:
         raise ConfigError([str(e)], str(args.config)) from None
     spec, warnings = check_rollout(args.config, config)
+    warnings += segment_warnings(config) + objective_warnings(config)
     print(describe(config))
     if spec is not None:
         print("\n" + describe_rollout(spec))
@@ -326,10 +331,11 @@ def describe(config: Config) -> str:
     """A human summary of a config: models, SLOs and their scaled alert rules."""
     lines = [
         f"evaluation every {format_duration(config.evaluation_interval_s)}, "
-        f"allowed lateness {_duration_or_zero(config.allowed_lateness_s)}"
+        f"allowed lateness {_duration_or_zero(config.allowed_lateness_s)}, "
+        f"alerts resolve after {_duration_or_zero(config.resolve_hold_s)} without their rule holding"
     ]
     for m in config.models.values():
-        segs = ", ".join(m.segments) or "none"
+        segs = ", ".join(f"{a} (added for fairness)" if a in m.added_segments else a for a in m.segments) or "none"
         lines.append(f"\nmodel {m.name}: segments [{segs}], no-data after {format_duration(m.no_data_after_s)}")
         for s in config.slos_of(m.name):
             how = (
@@ -348,10 +354,18 @@ def describe(config: Config) -> str:
                 f"  {s.name} [{s.dimension}] {s.sli.kind}{_params(s.sli.params)} "
                 f"objective {obj} over {s.window} ({how})"
             )
+            if s.budgeting.min_label_share:
+                lines.append(f"      a slice is judged once {s.budgeting.min_label_share:.0%} of its predictions have "
+                             f"labels, or {_duration_or_zero(s.budgeting.label_wait_s)} after it ends")
+            if s.resolve_hold_s != config.resolve_hold_s:
+                hold = _duration_or_zero(s.resolve_hold_s)
+                lines.append(f"      alerts resolve after {hold} without their rule holding (at least a slice)")
             for r in s.rules:
                 lines.append(
                     f"      {r.severity:6} {r.name:12} burn >= {r.burn_rate:g} over {r.windows[0]} and {r.windows[1]}"
                 )
+    if config.adjustments:  # sloguard.adjustments is imported by the config already
+        lines += ["\nadjustments (event time):", *adjustments.describe(config.adjustments)]
     return "\n".join(lines)
 
 

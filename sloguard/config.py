@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import yaml
 
+from sloguard.adjustments import Adjustment, parse_adjustments
 from sloguard.drift import reference_from_dict
 from sloguard.incident_policy import IncidentPolicy, parse_incident_policy
 from sloguard.policy import AlertRule, PolicyError, load_policy, scale_rules
@@ -75,6 +76,10 @@ class Budgeting:
     slice_s: int = 0
     min_samples: int = 1
     target: float = 0.0  # timeslices: the fraction of slices that must be good
+    # labelled SLOs (label_coverage.py): a slice is judged once this share of its answered
+    # predictions has labels, or `label_wait_s` after it ended; 0 judges on whatever labels came
+    min_label_share: float = 0.0
+    label_wait_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class Slo:
     raw_objective: Objective
     baseline: float | None = None
     description: str = ""
+    resolve_hold_s: int = 0  # alerts.py hysteresis: a rule false this long resolves
 
     @property
     def slo_target(self) -> float:
@@ -134,10 +140,15 @@ class Model:
     baseline: Path | None = None
     baseline_metrics: dict[str, float] = field(default_factory=dict)
     reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # feature -> drift.py reference dict
+    segment_reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> feature -> segment_refs.py
+    slice_values: dict[str, list[float]] = field(default_factory=dict)  # SLO -> baseline per-slice values
+    added_segments: tuple[str, ...] = ()  # attributes added to `segments` that the config did not list
     fairness_attribute: str | None = None
     min_support: int = 30  # fairness: groups with fewer samples are reported, not judged
     max_pending_labels: int = 1_000_000  # label join: predictions waiting for a label, oldest evicted
     health_weights: dict[str, float] = field(default_factory=dict)  # dimension -> weight of the health score
+    min_label_share: float = 0.4  # label_coverage.min_share: labelled slices wait for this share of labels
+    label_wait_s: int = 7 * 86_400  # label_coverage.wait: ... or this long after the slice (default label_delay)
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,8 @@ class Config:
     shards: int = 8  # per model: the per-event stage is keyed by (model, hash of id % shards)
     incidents: IncidentPolicy = field(default_factory=IncidentPolicy)  # sloguard/incident_policy.py
     source: str = "config"
+    resolve_hold_s: int = 0  # alerting.resolve_hold: no-data's (SLOs carry their own)
+    adjustments: tuple[Adjustment, ...] = ()  # silences and budget adjustments, every model's
 
     baseline_pending: bool = False  # parsed for `sloguard baseline`: relative objectives not resolved yet
 
@@ -273,6 +286,7 @@ _TOP = {
     "slos",
     "limits",
     "scale",
+    "adjustments",  # silences and budget adjustments (sloguard/adjustments.py)
 }
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
@@ -313,12 +327,14 @@ def parse_config(
     shards = int(c.number(scale.get("shards"), "scale.shards", 1, 4096, default=8) or 8)
 
     alerting = c.mapping(
-        top.get("alerting"), "alerting", {"policy", "rules", "slo_window", "min_events", "budget_exhausted", "no_data"}
+        top.get("alerting"), "alerting",
+        {"policy", "rules", "slo_window", "min_events", "budget_exhausted", "no_data", "resolve_hold"}
     )
     default_rules, policy_window = _rules(c, alerting, "alerting", base_dir, None, None)
     min_events = int(c.number(alerting.get("min_events"), "alerting.min_events", 0, 1e9, default=100) or 0)
     exhausted = _severity(c, alerting.get("budget_exhausted"), "alerting.budget_exhausted", "ticket")
     no_data = _severity(c, alerting.get("no_data"), "alerting.no_data", "page")
+    resolve_hold = _hold(c, alerting.get("resolve_hold"), "alerting.resolve_hold", DEFAULT_HOLD_TICKS * interval)
 
     models = {}
     raw_models = c.mapping(top.get("models"), "models")
@@ -346,12 +362,14 @@ def parse_config(
     slos = []
     seen: set[str] = set()
     for i, s in enumerate(raw_slos):
-        slo = _slo(c, i, s, models, default_rules, policy_window, min_events, interval, base_dir)
+        slo = _slo(c, i, s, models, default_rules, policy_window, min_events, interval, base_dir, resolve_hold)
         if slo is not None:
             if slo.name in seen:
                 c.fail(f"slos[{i}].name", f"duplicate SLO name {slo.name!r}")
             seen.add(slo.name)
             slos.append(slo)
+    adjustments = parse_adjustments(top.get("adjustments"), {n: m.segments for n, m in models.items()},
+                                    {s.name: s.model for s in slos}, c.fail)
     incidents = parse_incident_policy(top.get("incidents"), c.fail)
     if c.problems:
         raise ConfigError(c.problems, source)
@@ -372,7 +390,20 @@ def parse_config(
         incidents=incidents,
         source=source,
         baseline_pending=baseline_pending,
+        resolve_hold_s=resolve_hold,
+        adjustments=adjustments,
     )
+
+
+DEFAULT_HOLD_TICKS = 5  # alerting.resolve_hold default, in evaluation intervals
+
+
+def _hold(c: _Checker, value: Any, path: str, default: int) -> int:
+    """A resolve hold: a duration, or 0 to resolve as soon as the rule stops holding."""
+    if value in (0, "0", "0s"):
+        return 0
+    held = c.duration(value, path, default)
+    return default if held is None else held
 
 
 def _severity(c: _Checker, value: Any, path: str, default: str) -> str:
@@ -424,17 +455,23 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
             "max_pending_labels",
             "health",
             "description",
+            "label_coverage",
         },
     )
     baseline = None
     metrics: dict[str, float] = {}
     reference: dict[str, dict[str, Any]] = {}
+    by_segment: dict[str, dict[str, Any]] = {}
+    slice_values: dict[str, list[float]] = {}
     if m.get("baseline") is not None:
         baseline = (base_dir / str(m["baseline"])).resolve()
         try:
             doc = orjson.loads(baseline.read_bytes())
             metrics = {k: float(v) for k, v in (doc.get("metrics") or {}).items() if v is not None}
             reference = _references(c, doc.get("reference") or {}, f"{path}.baseline", baseline)
+            by_segment = _segment_refs(c, doc.get("segment_references") or {}, reference, f"{path}.baseline",
+                                       baseline)
+            slice_values = {k: [float(x) for x in v] for k, v in (doc.get("slice_values") or {}).items()}
         except FileNotFoundError:
             if not pending:
                 c.fail(f"{path}.baseline", f"file {baseline} not found (make one with `sloguard baseline`)")
@@ -446,18 +483,30 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
     if attribute is not None and (not isinstance(attribute, str) or not attribute):
         c.fail(f"{path}.fairness.attribute", "must be a segment attribute name (e.g. merchant_type)")
         attribute = None
+    added: tuple[str, ...] = ()
     if attribute and attribute not in segments:
-        segments = (*segments, attribute)  # fairness compares the groups that segment keys already count
+        # fairness compares the groups that segment keys count: the attribute becomes a segmentation,
+        # so every SLO gets a budget per group; `sloguard validate` says so
+        segments, added = (*segments, attribute), (attribute,)
     health = c.mapping(m.get("health"), f"{path}.health", {"weights"})
+    label_delay = c.duration(m.get("label_delay"), f"{path}.label_delay", 7 * 86_400) or 0
+    coverage = c.mapping(m.get("label_coverage"), f"{path}.label_coverage", {"min_share", "wait"})
+    min_share, wait = _coverage(c, coverage, f"{path}.label_coverage", DEFAULT_LABEL_SHARE, label_delay)
+    if wait > label_delay:
+        c.fail(f"{path}.label_coverage.wait", f"{format_duration(wait)} is longer than the label_delay "
+               f"({_or_zero(label_delay)}): no label can come after it")
     return Model(
         name=name,
         segments=segments,
         features=c.names(m.get("features"), f"{path}.features"),
         no_data_after_s=c.duration(m.get("no_data_after"), f"{path}.no_data_after", 600) or 600,
-        label_delay_s=c.duration(m.get("label_delay"), f"{path}.label_delay", 7 * 86_400) or 0,
+        label_delay_s=label_delay,
         baseline=baseline,
         baseline_metrics=metrics,
         reference=reference,
+        segment_reference=by_segment,
+        slice_values=slice_values,
+        added_segments=added,
         fairness_attribute=attribute,
         min_support=int(
             c.number(fairness.get("min_support"), f"{path}.fairness.min_support", 1, 1e9, default=30) or 30
@@ -466,7 +515,23 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
             c.number(m.get("max_pending_labels"), f"{path}.max_pending_labels", 1, 1e9, default=1_000_000) or 1_000_000
         ),
         health_weights=_weights(c, health.get("weights"), f"{path}.health.weights"),
+        min_label_share=min_share,
+        label_wait_s=wait,
     )
+
+
+DEFAULT_LABEL_SHARE = 0.4  # models.<m>.label_coverage.min_share
+
+
+def _or_zero(seconds: int) -> str:
+    return format_duration(seconds) if seconds else "0s"
+
+
+def _coverage(c: _Checker, raw: dict, path: str, share: float, wait: int) -> tuple[float, int]:
+    """A label-coverage rule: min_share in [0, 1] (0: off) and a wait no longer than the label delay."""
+    min_share = c.number(raw.get("min_share"), f"{path}.min_share", 0, 1, default=share)
+    waited = c.duration(raw.get("wait"), f"{path}.wait", wait)
+    return (share if min_share is None else min_share), (wait if waited is None else waited)
 
 
 def _count(c: _Checker, value: Any, path: str, default: int) -> int:
@@ -502,6 +567,26 @@ def _references(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dict[
                 f"{file}: reference of feature {feature!r} is broken ({type(e).__name__}: {e}); "
                 "re-run sloguard baseline",
             )
+    return raw
+
+
+def _segment_refs(c: _Checker, raw: Any, reference: dict[str, dict[str, Any]], path: str, file: Path
+                  ) -> dict[str, dict[str, Any]]:
+    """A baseline's per-segment drift references: "attr=value" -> feature -> shares on the model's bins."""
+    from sloguard.segment_refs import segment_reference
+
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        c.fail(path, f"{file}: 'segment_references' must map segment keys to feature references")
+        return {}
+    for key, features in raw.items():
+        for feature, d in features.items():
+            if feature not in reference:
+                continue
+            try:
+                segment_reference(reference_from_dict(reference[feature]), d)
+            except (KeyError, TypeError, ValueError) as e:
+                c.fail(path, f"{file}: segment reference {key} of feature {feature!r} does not fit the model's "
+                             f"({type(e).__name__}: {e}); re-run sloguard baseline")
     return raw
 
 
@@ -679,6 +764,7 @@ def _slo(
     min_events: int,
     interval: int,
     base_dir: Path,
+    resolve_hold: int = DEFAULT_HOLD_TICKS * 60,
 ) -> Slo | None:
     path = f"slos[{i}]"
     s = c.mapping(s, path, _SLO_KEYS)
@@ -701,7 +787,7 @@ def _slo(
         c.fail(f"{path}.window", "required (e.g. 30d)")
     elif window % interval:
         c.fail(f"{path}.window", f"must be a multiple of evaluation_interval ({format_duration(interval)})")
-    budgeting = _budgeting(c, s.get("budgeting"), f"{path}.budgeting", sli, interval, window)
+    budgeting = _budgeting(c, s.get("budgeting"), f"{path}.budgeting", sli, interval, window, model)
     raw_obj = (
         _objective(c, s.get("objective"), f"{path}.objective")
         if s.get("objective") is not None or sli is None or sli.kind != "drift"
@@ -721,7 +807,9 @@ def _slo(
             f"{path}.objective",
             f"a ratio SLI's objective must be in (0, 1), got {objective:g} (write 0.999, not 99.9)",
         )
-    alerting = c.mapping(s.get("alerting"), f"{path}.alerting", {"policy", "rules", "slo_window", "min_events"})
+    alerting = c.mapping(s.get("alerting"), f"{path}.alerting",
+                         {"policy", "rules", "slo_window", "min_events", "resolve_hold"})
+    hold = _hold(c, alerting.get("resolve_hold"), f"{path}.alerting.resolve_hold", resolve_hold)
     rules, rules_window = _rules(c, alerting, f"{path}.alerting", base_dir, default_rules, policy_window)
     slo_min_events = int(
         c.number(alerting.get("min_events"), f"{path}.alerting.min_events", 0, 1e9, default=min_events) or 0
@@ -771,11 +859,14 @@ def _slo(
         raw_objective=raw_obj,
         baseline=baseline,
         description=str(s.get("description", "")),
+        # a timeslice SLO's rules change only when a slice is judged: a shorter hold holds nothing
+        resolve_hold_s=max(hold, budgeting.slice_s) if hold else 0,
     )
 
 
-def _budgeting(c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int, window: int | None) -> Budgeting:
-    raw = c.mapping(raw, path, {"method", "timeslices", "min_samples", "target"})
+def _budgeting(c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int, window: int | None,
+               model: Model | None = None) -> Budgeting:
+    raw = c.mapping(raw, path, {"method", "timeslices", "min_samples", "target", "label_coverage"})
     metric = sli is not None and sli.family == METRIC
     method = raw.get("method", "timeslices" if ("timeslices" in raw or metric) else "occurrences")
     if method not in ("occurrences", "timeslices"):
@@ -796,4 +887,13 @@ def _budgeting(c: _Checker, raw: Any, path: str, sli: Sli | None, interval: int,
         c.fail(f"{path}.timeslices", f"the SLO window {format_duration(window)} is not a whole number of slices")
     min_samples = int(c.number(raw.get("min_samples"), f"{path}.min_samples", 1, 1e9, default=1) or 1)
     target = c.number(raw.get("target"), f"{path}.target", 0, 1, open_lo=True, open_hi=True, default=0.99)
-    return Budgeting("timeslices", slice_s, min_samples, target or 0.99)
+    share, wait = 0.0, 0
+    if sli is not None and sli.spec.labelled and model is not None:
+        coverage = c.mapping(raw.get("label_coverage"), f"{path}.label_coverage", {"min_share", "wait"})
+        share, wait = _coverage(c, coverage, f"{path}.label_coverage", model.min_label_share, model.label_wait_s)
+        if wait > model.label_delay_s:
+            c.fail(f"{path}.label_coverage.wait", f"{format_duration(wait)} is longer than models.{model.name}."
+                   f"label_delay ({_or_zero(model.label_delay_s)}): no label can come after it")
+    elif raw.get("label_coverage") is not None:
+        c.fail(f"{path}.label_coverage", "only SLIs judged on labels wait for label coverage")
+    return Budgeting("timeslices", slice_s, min_samples, target or 0.99, share, wait)

@@ -33,7 +33,7 @@ from sloguard.summary import Progress
 Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter", message)
 
 #: Bumped whenever the snapshot layout changes; a snapshot of another version is refused.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 @dataclass

@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from sloguard.aggregate import EVENTS, group_sum, whole_model_only
 from sloguard.alerts import AlertBook
 from sloguard.drift import FeatureDrift
 from sloguard.frontier import SourceFrontier
+from sloguard.label_coverage import LabelWaits
 from sloguard.plan import ModelPlan
 from sloguard.report import Report
 from sloguard.sketch import LogHistogram
@@ -112,6 +113,14 @@ class JudgeState:
     pending_windows: list[Rows] = field(default_factory=list)  # keys are KeyState.index
     pending_live: list[Rows] = field(default_factory=list)
     pending_labelled: dict[float, list[Rows]] = field(default_factory=dict)  # by the tick they count from
+    label_waits: LabelWaits = field(default_factory=LabelWaits)  # labelled slices waiting for their labels
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Recovery state pickled before a field existed gets that field's default."""
+        for f in fields(self):
+            if f.name not in state:
+                state[f.name] = f.default_factory() if f.default_factory is not MISSING else f.default
+        self.__dict__.update(state)
 
 
 class Judge:
@@ -283,6 +292,11 @@ class Judge:
     def _flush(self, t: float) -> None:
         """Fold the pending rows into the keys' windows and rings; labelled rows from their tick on."""
         st, ordered = self.state, self.state.ordered
+        adjust = self.plan.adjustments
+        if adjust:  # excluded and scaled periods of occurrence SLOs, before the rows reach the windows
+            names = [k.key for k in ordered]
+            st.pending_windows = [Rows(r.key, r.start, adjust.rows(r.key, r.start, r.rows, names))
+                                  for r in st.pending_windows]
         _add_grouped(st.pending_windows, ordered, "windows")
         st.pending_windows = []
         _add_grouped(st.pending_live, ordered, "live")
@@ -320,7 +334,8 @@ class Judge:
             tick = key.windows.span(t - plan.interval_s, t)  # what this tick added
             cached = key.cache
             if (self.reuse and not key.changed and cached is not None and np.array_equal(cached[0][:-1], total)
-                    and np.array_equal(cached[0][-1], tick)):
+                    and np.array_equal(cached[0][-1], tick) and not self.state.book.holding(key.key)
+                    and not (plan.adjustments and plan.adjustments.changing(key.key, t))):
                 # nothing new reached this key and its windows did not move: last tick's events, retimed
                 out += self.report.again(key, cached[1])
                 continue
@@ -369,7 +384,7 @@ class Judge:
             key.values[i] = None if math.isnan(value) else round(float(value), 6)
             key.changed = True
             if samples:
-                key.windows.add(start, self.plan.layout.slice_vector(i, verdict))
+                key.windows.add(start, self._slice_vector(key, i, start, verdict))
                 self._count(key, i, verdict)
         for k in [k for k in key.sketches if k[1] + self.slos[k[0]].budgeting.slice_s <= t]:
             del key.sketches[k]  # slices whose tick passed while the key was idle
@@ -390,6 +405,7 @@ class Judge:
             starts = {t - w} if t % w == 0 else set()
             if slo.sli.spec.labelled and rejudge:
                 starts |= {d - d % w for d in key.dirty if d - d % w + w <= t}
+                starts |= self.state.label_waits.due(key.index, i, t)  # judged without all their labels
             for start in sorted(starts):
                 self._judge_one(key, i, slo, start, first=start == t - w)
         if rejudge:
@@ -413,7 +429,11 @@ class Judge:
         drift = None
         if slo.sli.spec.sliced == "drift":
             drift = self._drift_family(i, slo, start).get(key.key)
-        j = judge_slice(slo, plan.slices.blocks[i], ring.span(start, end), groups, drift)
+        counts = ring.span(start, end)
+        j = judge_slice(slo, plan.slices.blocks[i], counts, groups, drift)
+        if labelled and j.verdict != "unjudged" and slo.budgeting.min_label_share:
+            j = self.state.label_waits.gate(key.index, i, slo, plan.slices.blocks[i][0], plan.slices.predictions_col,
+                                            counts, start, float(self.state.next_tick or 0.0), j)
         key.changed = True
         new = VERDICT_CODE[j.verdict] if j.samples else 0.0
         if self.slice_log is not None and not key.key and j.samples:
@@ -425,21 +445,27 @@ class Judge:
                 mark = np.zeros(plan.slices.labelled_ncols)
                 mark[col] = new - old
                 ring.add(start, mark)
-                change = plan.layout.slice_vector(i, j.verdict) if new else np.zeros(plan.layout.ncols)
+                change = self._slice_vector(key, i, start, j.verdict) if new else np.zeros(plan.layout.ncols)
                 if old:
-                    change = change - plan.layout.slice_vector(i, VERDICT_NAME[old])
+                    change = change - self._slice_vector(key, i, start, VERDICT_NAME[old])
                 key.windows.add(start, change)
                 if not old:
                     self._count(key, i, j.verdict)
         elif new:
-            key.windows.add(start, plan.layout.slice_vector(i, j.verdict))
+            key.windows.add(start, self._slice_vector(key, i, start, j.verdict))
             self._count(key, i, j.verdict)
         if j.verdict != "unjudged" and start >= key.value_start.get(i, -math.inf):
             key.value_start[i] = start
             key.values[i] = None if math.isnan(j.value) else round(float(j.value), 6)
             key.details[i] = j.details
 
-    def labelled_bad(self, key: KeyState, i: int) -> tuple[float, dict[int, int]] | None:
+    def _slice_vector(self, key: KeyState, i: int, start: float, verdict: str) -> np.ndarray:
+        """A judged slice's counters, weighted by an excluded or scaled period (adjustments.py)."""
+        vector = self.plan.layout.slice_vector(i, verdict)
+        adjust = self.plan.adjustments
+        return adjust.slice_vector(key.key, i, start, vector) if adjust else vector
+
+    def labelled_bad(self, key: KeyState, i: int) -> tuple[float, dict[int, float]] | None:
         """Bad slices per burn window for a labelled SLO, read up to the newest slice labels judged.
 
         The newest slices wait for their labels; read at the current tick, a short window would only
@@ -454,6 +480,11 @@ class Judge:
         span = ring.layout.tiers[0].span_s
         bad = self._bad_slices(key, ring)[i]
         edges = np.searchsorted(bad, [end - w for w in self.plan.burn_windows[i] if w <= span] + [end])
+        weights = self.plan.adjustments.weights(key.key, i, bad) if self.plan.adjustments else None
+        if weights is not None:  # excluded or scaled periods: bad slices there cost less, or nothing
+            cum = np.concatenate(([0.0], np.cumsum(weights)))
+            return end, {w: float(cum[edges[-1]] - cum[e]) for w, e in
+                         zip([w for w in self.plan.burn_windows[i] if w <= span], edges[:-1].tolist(), strict=True)}
         return end, {w: int(edges[-1] - e) for w, e in zip([w for w in self.plan.burn_windows[i] if w <= span],
                                                             edges[:-1].tolist(), strict=True)}
 
@@ -475,7 +506,8 @@ class Judge:
         if cached is None:
             end = start + slo.budgeting.slice_s
             counts = {k.key: k.live.span(start, end) for k in self.state.ordered if k.live is not None}
-            cached = drift_family(slo, self.plan.slices.blocks[i], counts, self.plan.references)
+            cached = drift_family(slo, self.plan.slices.blocks[i], counts, self.plan.references,
+                                  self.plan.segment_references)
             self._drift_cache[(i, start)] = cached
         return cached
 

@@ -25,15 +25,14 @@ Bounded, never silent:
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 
+from sloguard.held import HeldLabels, LabelMeta
 from sloguard.idhash import HashIndex
 from sloguard.timeutil import format_duration, to_rfc3339
 
@@ -134,31 +133,6 @@ class Joined:
                       np.concatenate([p.label_ts for p in parts]))
 
 
-@dataclass(frozen=True)
-class LabelMeta:
-    """Where a label came from, so an unusable one can be dead-lettered with its payload."""
-
-    ts: float
-    raw: bytes
-    topic: str
-    partition: int
-    offset: int
-
-    @property
-    def id(self) -> str:
-        """The label's id, read back from its payload (only for the reason of a dead letter)."""
-        try:
-            return str(orjson.loads(self.raw).get("id"))
-        except (orjson.JSONDecodeError, AttributeError):
-            return "?"
-
-
-@dataclass
-class _Held:
-    meta: LabelMeta
-    truth: tuple[Any, ...]  # the label's value in each truth column, in `LabelStore.truth_names` order
-
-
 def _span(seconds: float) -> str:
     return format_duration(int(seconds)) if seconds >= 1 else f"{max(0.0, float(seconds)):g}s"
 
@@ -180,9 +154,7 @@ class LabelStore:
     dropped: deque[tuple[int, int]] = field(default_factory=deque)  # (end seq, reason code) of dropped blocks
     gone: deque[tuple[np.ndarray, np.ndarray]] = field(default_factory=deque)  # (sorted hashes, reason codes)
     gone_count: int = 0
-    held: dict[int, _Held] = field(default_factory=dict)  # labels whose prediction is not known yet
-    held_by_ts: list[tuple[float, int, int]] = field(default_factory=list)  # heap of (ts, order, hash)
-    held_order: int = 0
+    held: HeldLabels = field(default_factory=HeldLabels)  # labels whose prediction is not known yet (held.py)
     dead: int = 0  # index entries of joined predictions not merged out yet
     oldest: float = -math.inf  # predictions before this can no longer be counted (their slice is gone)
     truth_names: tuple[str, ...] = ()
@@ -214,17 +186,13 @@ class LabelStore:
         return joined, rejected
 
     def _join_held(self, hashes: np.ndarray) -> tuple[Joined | None, Rejected]:
-        waiting = np.fromiter(self.held, np.uint64, len(self.held))
-        hits = np.unique(hashes[np.isin(hashes, waiting)])
+        hits, ts, truth, metas = self.held.take(hashes)
         if not len(hits):
             return None, []
-        held = [self.held.pop(int(h)) for h in hits]
-        truth = {name: np.array([h.truth[k] for h in held]) for k, name in enumerate(self.truth_names)}
-        ts = np.array([h.meta.ts for h in held])
         rejected: Rejected = []
-        joined, missing = self._take(hits, ts, truth, [h.meta for h in held], rejected)
+        joined, missing = self._take(hits, ts, truth, metas, rejected)
         for j in missing:  # a duplicate prediction id already joined: the held label is unknown again
-            rejected.append((held[j].meta, self._unknown_reason(held[j].meta.id)))
+            rejected.append((metas[j], self._unknown_reason(metas[j].id)))
         self.counters["rejected_labels"] += len(rejected)
         return joined, rejected
 
@@ -241,21 +209,27 @@ class LabelStore:
         rejected: Rejected = []
         joined, missing = self._take(hashes, ts, truth, meta, rejected)
         if missing:
-            gone = self._gone_reasons(hashes[missing])
-            for j, why in zip(missing, gone, strict=True):
-                h, m = int(hashes[j]), meta[j]
+            miss = np.array(missing, np.int64)
+            gone = self._gone_reasons(hashes[miss])
+            repeated = self.held.contains(hashes[miss])  # another label for the id already waits
+            _, first = np.unique(hashes[miss], return_index=True)
+            repeated[np.setdiff1d(np.arange(len(miss)), first)] = True  # ... or came earlier in this batch
+            hold = np.zeros(len(miss), bool)
+            for k, (j, why) in enumerate(zip(missing, gone, strict=True)):
                 if why is not None:
+                    m = meta[j]
                     rejected.append((m, self._gone_reason(m.id, why)))
-                elif h in self.held:
+                elif repeated[k]:
+                    m = meta[j]
                     rejected.append((m, f"duplicate label: another label for id {m.id!r} already waits for its "
                                         "prediction"))
                 else:
-                    self.held[h] = _Held(m, tuple(truth[name][j].item() for name in self.truth_names))
-                    self.held_order += 1
-                    heapq.heappush(self.held_by_ts, (m.ts, self.held_order, h))
-        while len(self.held) > self.cap:  # an unbounded stream of unknown ids must not grow memory
-            h = next(iter(self.held))
-            m = self.held.pop(h).meta
+                    hold[k] = True
+            sel = miss[hold]
+            if len(sel):
+                self.held.add(hashes[sel], ts[sel], {name: truth[name][sel] for name in self.truth_names},
+                              meta.subset(sel))
+        for m, _ in self.held.evict(self.cap):  # an unbounded stream of unknown ids must not grow memory
             rejected.append((m, f"no prediction with id {m.id!r}: too many labels waiting for one"))
         self.counters["rejected_labels"] += len(rejected)
         return joined, rejected
@@ -277,7 +251,8 @@ class LabelStore:
                 block = self.blocks[k]
                 sel = np.flatnonzero(ok & (which == k))
                 rows = block.rows(seqs[sel])
-                live = (rows >= 0) & block.alive[np.maximum(rows, 0)]
+                live = rows >= 0  # a compacted block may hold no rows at all: index only real rows
+                live[live] = block.alive[rows[live]]
                 ok[sel[~live]] = False  # already joined: not waiting any more
                 sel, rows = sel[live], rows[live]
                 if not len(sel):
@@ -325,21 +300,13 @@ class LabelStore:
             return []
         while self.blocks and self.blocks[0].max_ts < watermark - self.delay_s:
             self._drop(self.blocks.popleft(), EXPIRED)
-        out: Rejected = []
-        heap = self.held_by_ts
-        while heap and heap[0][0] < watermark - self.hold_s:
-            _, _, h = heapq.heappop(heap)
-            held = self.held.pop(h, None)
-            if held is not None:
-                out.append((held.meta, self._held_reason(h, held.meta)))
+        out = [(m, self._held_reason(h, m)) for m, h in self.held.expire(watermark - self.hold_s)]
         self.counters["rejected_labels"] += len(out)
         return out
 
     def release_held(self) -> Rejected:
         """End of input: every held label, with why it found no prediction."""
-        out = [(held.meta, self._held_reason(h, held.meta)) for h, held in self.held.items()]
-        self.held.clear()
-        self.held_by_ts.clear()
+        out = [(m, self._held_reason(h, m)) for m, h in self.held.release_all()]
         self.counters["rejected_labels"] += len(out)
         return out
 
@@ -441,9 +408,9 @@ class LabelStore:
         return None
 
     def memory_bytes(self) -> int:
-        """Bytes held by the columns, the index and the memory of gone ids (held labels ~300 each)."""
+        """Bytes held by the columns, the index, the memory of gone ids and the held labels."""
         return (sum(b.nbytes for b in self.blocks) + self.index.nbytes
-                + sum(k.nbytes + c.nbytes for k, c in self.gone) + 300 * len(self.held))
+                + sum(k.nbytes + c.nbytes for k, c in self.gone) + self.held.nbytes)
 
     def report(self) -> dict[str, Any]:
         """Counters for budget events: waiting predictions and what happened to the others."""
@@ -460,6 +427,11 @@ class LabelRefs:
     partition: int
     offsets: np.ndarray
     rows: np.ndarray | None = None
+
+    def subset(self, positions: np.ndarray) -> LabelRefs:
+        """The refs of labels `positions` alone, compacted (held labels keep only their own payloads)."""
+        rows = positions if self.rows is None else self.rows[positions]
+        return LabelRefs(self.ts[rows], self.payloads.take(rows), self.topic, self.partition, self.offsets[rows])
 
     def __getitem__(self, j: int) -> LabelMeta:
         k = j if self.rows is None else int(self.rows[j])

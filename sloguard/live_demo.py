@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import orjson
 import yaml
 
+from sloguard.budget import budget_text
 from sloguard.demo import EXAMPLES_DIR, detection_table, format_alert, format_decision, rollout_summary
 
 SCENARIOS = ("fraud", "recsys")
@@ -112,14 +113,14 @@ class _View:
                 "",
             ]
             lines.append(
-                f"  {'model':8} {'slo':30} {'dimension':15} {'sli':>8} {'budget left':>12} "
+                f"  {'model':8} {'slo':30} {'dimension':15} {'sli':>8} {'budget left':>22} "
                 f"{'burn 5m':>8} {'burn 1h':>8}"
             )
             for (model, slo), b in sorted(self.budget.items()):
                 sli = "-" if b["sli"] is None else f"{b['sli']:.4f}"
                 burns = b["burn_rates"]
                 lines.append(
-                    f"  {model:8} {slo:30} {b['dimension']:15} {sli:>8} {b['budget_remaining']:>11.0%} "
+                    f"  {model:8} {slo:30} {b['dimension']:15} {sli:>8} {budget_text(b['budget_remaining']):>22} "
                     f"{burns.get('5m', 0):>8.1f} {burns.get('1h', 0):>8.1f}"
                 )
             lines += ["", "  latest alert transitions:"]

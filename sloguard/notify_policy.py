@@ -206,11 +206,14 @@ class Notifications:
 
     def offer(self, target: str, alert: Mapping[str, Any], token: Hashable | None, now: float,
               *, group: bool = True, remind: bool = True) -> str:
-        """Take one alert for `target`; returns `"queued"` or `"duplicate"` (nothing to send).
+        """Take one alert for `target`; returns `"queued"` or `"duplicate"` (nothing to send: a
+        repeat, or an alert that fired or resolved during a silence, which carries `silenced`).
 
         `group=False` sends it on its own at once (receivers that group themselves, e.g. a
         PagerDuty-style webhook); `remind=False` never reminds about it on this target.
         """
+        if alert.get("silenced"):  # sloguard/adjustments.py: re-sent unsilenced if it outlives the silence
+            return "duplicate"
         item = Pending(target, dict(alert), token)
         key = item.key
         if key in self._queued or self._already_delivered(target, alert):

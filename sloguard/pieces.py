@@ -263,6 +263,11 @@ def fold_inference(plan: ModelPlan, summary: Summary, p: InferencePiece, sign: f
     if plan.slices.live:
         cells = p.live_cells if sign > 0 else [(c, -np.ones(len(c)) if w is None else -w) for c, w in p.live_cells]
         summary.live.append(fold_cells(segs, p.ts, cells, plan.slices.live_ncols, plan.slices.live_base_s))
+    if plan.labelled:  # answered predictions per labelled slice, from their tick: the labels' denominator
+        col = np.where(p.status == STATUS_CODE["ok"], plan.slices.predictions_col, -1)
+        summary.labelled.append(fold_cells(segs, p.ts, [(col, None if sign > 0 else -np.ones(len(col)))],
+                                           plan.slices.labelled_ncols, plan.slices.labelled_base_s,
+                                           tick=tick_of(p.ts, plan.interval_s), tick_s=plan.interval_s))
     for i, slo in plan.quantile_slos:
         if slo.sli.params.get("source", "inference") != "inference":
             continue

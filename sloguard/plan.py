@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from functools import cached_property
 
+from sloguard.adjustments import ModelAdjustments
 from sloguard.aggregate import ModelLayout
 from sloguard.config import Config, Slo, StateMismatch
 from sloguard.drift import reference_from_dict
+from sloguard.segment_refs import segment_references
 from sloguard.sli import METRIC
 from sloguard.slices import SliceLayout
 from sloguard.timeutil import format_duration
@@ -32,6 +34,8 @@ class ModelPlan:
         self.interval_s = config.evaluation_interval_s
         self.shards = config.shards
         self.references = {f: reference_from_dict(d) for f, d in self.model.reference.items()}
+        # segment key -> feature -> its own reference on the model's bins (where the baseline had data)
+        self.segment_references = segment_references(self.references, self.model.segment_reference)
         self.slices = SliceLayout(self.model, self.slos, config.allowed_lateness_s, self.references)
         self.quantile_slos = [
             (i, s) for i, s in enumerate(self.slos) if s.sli.kind in ("latency_quantile", "freshness_quantile")
@@ -46,6 +50,12 @@ class ModelPlan:
         self.rejudge_s = max(self.interval_s, min([300, *labelled_slices]) // self.interval_s * self.interval_s)
         self.retention_s = max(config.longest_window_s, self.model.no_data_after_s)
         self.labelled = bool(self.slices.labelled)
+
+    @cached_property
+    def adjustments(self) -> ModelAdjustments:
+        """This model's silences and budget adjustments (adjustments.py); falsy when there are none."""
+        return ModelAdjustments([a for a in self.config.adjustments if a.model == self.name], self.slos,
+                                self.layout.columns, self.metric, self.interval_s)
 
     @cached_property
     def layout_names(self) -> dict[str, tuple[str, ...]]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sloguard.adjustments import Adjustment
 from sloguard.aggregate import EVENTS
 from sloguard.alerts import BUDGET_EXHAUSTED, NO_DATA, alert_id, rule_holds
-from sloguard.budget import budget_remaining, burn_rate, health_score
+from sloguard.budget import budget_remaining, budget_text, burn_rate, health_score
 from sloguard.config import Owner, Slo
+from sloguard.label_coverage import describe as describe_coverage
 from sloguard.policy import AlertRule
 from sloguard.slices import explain
 from sloguard.timeutil import format_duration, to_rfc3339
@@ -68,7 +70,7 @@ class Report:
         # the guard counts events; completeness counts each event's expected feature values
         per_event = max(1, len(plan.model.features)) if slo.sli.kind == "completeness" else 1
         firing = []
-        book = judge.state.book.firing  # a rule whose state does not change needs no transition
+        book = judge.state.book  # a rule whose state does not change needs no transition
         for rule in slo.rules:
             holds = rule_holds(rule, burns[rule.long_window_s], burns[rule.short_window_s])
             if holds and not metric:
@@ -80,10 +82,13 @@ class Report:
                         "events": int(seen),
                         "min_events": slo.min_events,
                     }
-            if holds != ((slo.name, key.key, rule.name) in book):
+            k = (slo.name, key.key, rule.name)
+            if holds != (k in book.firing) or k in book.clearing:
                 self._transition(key, slo, rule, rule.severity, holds, t, out, burn_labels, remaining)
-            if holds:
+            if k in book.firing:  # holding, or waiting out its resolve hold
                 firing.append(rule.name)
+            if k in book.silenced:
+                self._silence_over(key, slo, rule.name, rule.severity, t, out, burn_labels, remaining)
         exhausted = remaining <= 0 and (metric or total / per_event >= slo.min_events)
         if remaining <= 0 and not exhausted:
             low_traffic[BUDGET_EXHAUSTED] = {
@@ -91,11 +96,15 @@ class Report:
                 "events": int(total / per_event),
                 "min_events": slo.min_events,
             }
-        if exhausted != ((slo.name, key.key, BUDGET_EXHAUSTED) in book):
+        k = (slo.name, key.key, BUDGET_EXHAUSTED)
+        if exhausted != (k in book.firing) or k in book.clearing:
             self._transition(key, slo, None, judge.config.exhausted_severity, exhausted, t, out, burn_labels,
                              remaining)
-        if exhausted:
+        if k in book.firing:
             firing.append(BUDGET_EXHAUSTED)
+        if k in book.silenced:
+            self._silence_over(key, slo, BUDGET_EXHAUSTED, judge.config.exhausted_severity, t, out, burn_labels,
+                               remaining)
         good = w[c.good]
         judged = w[c.good] + w[c.total] if metric else w[c.total]
         # what this tick added: the interval's events, or the slices judged for the first time
@@ -130,12 +139,22 @@ class Report:
             )
         if labelled is not None:
             event["burn_rates_to"] = to_rfc3339(labelled[0])
+        if slo.sli.spec.labelled and slo.budgeting.min_label_share:
+            event["label_coverage"] = describe_coverage(slo, judge.state.label_waits.count(key.index, i))
         if slo.sli.spec.labelled and not key.key:
             event["labels"] = judge.label_report()
         if slo.baseline is not None:
             event["baseline"] = slo.baseline
         if low_traffic:
             event["low_traffic"] = low_traffic
+        resolving = {r: to_rfc3339(book.clearing[(slo.name, key.key, r)]) for r in firing
+                     if (slo.name, key.key, r) in book.clearing}
+        if resolving:  # firing rules that stopped holding, waiting out the resolve hold since then
+            event["resolving"] = resolving
+        if plan.adjustments:
+            adjusted = plan.adjustments.active(key.key, slo.name, t)
+            if adjusted:  # silences and budget adjustments in effect at this tick
+                event["adjustments"] = [a.to_dict() for a in adjusted]
         if key.windows.dropped:  # events that came after their windows were evaluated: never silent
             event["late_dropped"] = int(key.windows.dropped)
         out.append(("budget", event))
@@ -167,7 +186,12 @@ class Report:
         st = self.judge.state
         after = self.plan.model.no_data_after_s
         silent = st.first_ts <= t - after and whole.windows.span(t - after, t)[EVENTS] == 0
-        transition, started = st.book.update((None, "", NO_DATA), silent, t)  # type: ignore[arg-type]
+        k = (None, "", NO_DATA)
+        transition, started = st.book.update(k, silent, t, self.judge.config.resolve_hold_s)  # type: ignore[arg-type]
+        silence = self.plan.adjustments.silence("", None, t) if self.plan.adjustments else None
+        if transition is None and k in st.book.silenced and silence is None and k in st.book.firing:
+            transition = "firing"  # its silence ended while it still fires: tell people now
+            del st.book.silenced[k]  # type: ignore[arg-type]
         if transition is None:
             return
         config = self.judge.config
@@ -180,28 +204,31 @@ class Report:
         )
         alert = self._alert(whole, None, "infrastructure", NO_DATA, config.no_data_severity, transition, started,
                             {}, None, summary, owner)
+        self._silenced(k, alert, transition, silence)  # type: ignore[arg-type]
         out.append(("alert", alert))
 
     def _transition(self, key: KeyState, slo: Slo, rule: AlertRule | None, severity: str, holds: bool, t: float,
                     out: list[Output], burns: dict[str, float], remaining: float) -> bool:
         """Record whether a rule holds; emit its alert on a change. Returns whether it is firing now."""
         name = rule.name if rule is not None else BUDGET_EXHAUSTED
-        transition, started = self.judge.state.book.update((slo.name, key.key, name), holds, t)
+        book = self.judge.state.book
+        cleared = book.clearing.get((slo.name, key.key, name), t)
+        transition, started = book.update((slo.name, key.key, name), holds, t, slo.resolve_hold_s)
         if transition is None:
             return holds
         where = f"{self.model}{', ' + key.key if key.key else ''}"
         if rule is None:
             summary = (
-                f"{slo.name} ({where}) has spent its {slo.window} error budget ({remaining:.0%} left)"
+                f"{slo.name} ({where}) has spent its {slo.window} error budget ({budget_text(remaining)})"
                 if transition == "firing"
-                else f"{slo.name} ({where}) has error budget again ({remaining:.0%} left)"
+                else f"{slo.name} ({where}) has error budget again ({budget_text(remaining)})"
             )
         else:
             long_w, short_w = rule.windows
             summary = (
                 f"{slo.name} ({where}) burns its {slo.window} error budget "
                 f"{burns.get(long_w, 0):.1f}x over {long_w} and {burns.get(short_w, 0):.1f}x over "
-                f"{short_w} (threshold {rule.burn_rate:g}x); {remaining:.0%} of the budget left"
+                f"{short_w} (threshold {rule.burn_rate:g}x); budget {budget_text(remaining)}"
                 if transition == "firing"
                 else f"{slo.name} ({where}) no longer burns {rule.burn_rate:g}x over {long_w}/{short_w}"
             )
@@ -213,10 +240,49 @@ class Report:
         if rule is not None:
             alert["windows"] = {"long": rule.windows[0], "short": rule.windows[1]}
             alert["threshold"] = rule.burn_rate
+        if transition == "resolved":  # the rule stopped holding then; resolved after the hold
+            alert["cleared_at"] = to_rfc3339(cleared)
+        adjust = self.plan.adjustments
+        if adjust:
+            adjusted = adjust.active(key.key, slo.name, t)
+            if adjusted:
+                alert["adjustments"] = [a.to_dict() for a in adjusted]
+            self._silenced((slo.name, key.key, name), alert, transition, adjust.silence(key.key, slo.name, t))
         if key.details.get(i) is not None:
             alert[slo.dimension if slo.dimension in ("drift", "fairness") else "details"] = key.details[i]
         out.append(("alert", alert))
         return holds
+
+    def _silenced(self, k: tuple[str, str, str], alert: dict[str, Any], transition: str,
+                  silence: Adjustment | None) -> None:
+        """Mark an alert sent during a silence (the notifier posts nothing for it); remember which
+        firing alerts were silenced, so they are sent when the silence ends if they still fire."""
+        book = self.judge.state.book
+        if transition == "firing":
+            if silence is not None:
+                book.silenced[k] = silence.id
+                alert["silenced"] = silence.to_dict()
+            return
+        ended = book.silenced.pop(k, None)
+        if ended is not None:  # its firing was never sent: neither is its resolution
+            known = next((a for a in self.plan.adjustments.all if a.id == ended), None)
+            alert["silenced"] = known.to_dict() if known is not None else {"id": ended}
+
+    def _silence_over(self, key: KeyState, slo: Slo, rule: str, severity: str, t: float, out: list[Output],
+                      burns: dict[str, float], remaining: float) -> None:
+        """A firing alert whose silence has ended is sent again, unsilenced, so someone hears of it."""
+        k = (slo.name, key.key, rule)
+        if self.plan.adjustments.silence(key.key, slo.name, t) is not None or k not in self.judge.state.book.firing:
+            return
+        ended = self.judge.state.book.silenced.pop(k)
+        where = f"{self.model}{', ' + key.key if key.key else ''}"
+        summary = (f"{slo.name} ({where}) still fires {rule} after silence {ended} ended; "
+                   f"budget {budget_text(remaining)}")
+        alert = self._alert(key, slo.name, slo.dimension, rule, severity, "firing",
+                            self.judge.state.book.firing[k], burns, remaining, summary,
+                            self.judge.config.owner_of(slo))
+        alert["silence_ended"] = ended
+        out.append(("alert", alert))
 
     def _alert(self, key: KeyState, slo: str | None, dimension: str, rule: str, severity: str, state: str,
                started: float, burns: dict[str, float], remaining: float | None, summary: str,

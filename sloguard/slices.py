@@ -6,7 +6,8 @@ Each key keeps up to two rings of per-slice counter vectors (single-tier `Window
   added when a label joins its prediction (`labels.py`), in the *prediction's* slice. The ring
   spans the label delay, so a label hours or days late still lands in its slice, and the slice is
   judged again (`evaluator.py`). One extra column per labelled SLO records the verdict currently
-  counted for the slice, so a changed verdict can be retracted.
+  counted for the slice, so a changed verdict can be retracted, and one counts the slice's answered
+  predictions (at prediction time), so the share that has labels is known (label_coverage.py).
 * **live**: counts known at prediction time: predicted-positive counts for the label-free
   fairness SLIs, and feature values on reference bins for drift (`drift.py`). It spans a slice
   and the allowed lateness.
@@ -52,7 +53,7 @@ class Block:
     """Adjacent columns of a ring: a confusion matrix, regression sums, or a feature's bins."""
 
     name: str
-    kind: str  # confusion | selection | regression | drift
+    kind: str  # confusion | selection | regression | drift | verdict | predictions
     start: int
     width: int
     positive: str = "1"
@@ -96,6 +97,10 @@ class SliceLayout:
             if i in self.blocks and slo.sli.spec.labelled:
                 self.verdict_col[i] = self._width(self.labelled)
                 self.labelled[f"verdict:{i}"] = Block(f"verdict:{i}", "verdict", self.verdict_col[i], 1)
+        self.predictions_col = -1  # the labelled ring's count of answered predictions per slice
+        if self.labelled:
+            self.predictions_col = self._width(self.labelled)
+            self.labelled["predictions"] = Block("predictions", "predictions", self.predictions_col, 1)
         labelled_w = [s.budgeting.slice_s for i, s in enumerate(slos) if i in self.blocks and s.sli.spec.labelled]
         live_w = [s.budgeting.slice_s for i, s in enumerate(slos) if i in self.blocks and not s.sli.spec.labelled]
         # each ring's bucket divides its own SLOs' slices (a 1-minute drift slice must not make the
@@ -271,14 +276,18 @@ def drift_rule(slo: Slo) -> DriftRule:
 
 
 def drift_family(
-    slo: Slo, blocks: list[Block], counts: dict[str, np.ndarray], references: dict[str, Any]
+    slo: Slo, blocks: list[Block], counts: dict[str, np.ndarray], references: dict[str, Any],
+    by_segment: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, list[FeatureDrift]]:
     """Judge one slice of a drift SLO for every key at once: `counts[key]` is that key's ring totals.
 
-    Benjamini-Hochberg runs over the whole family, features x segment keys, so adding segments
-    or features does not add false alarms (no open tool controls this).
+    Each key is compared with its own reference where the baseline has one (`by_segment`, see
+    segment_refs.py), else with the model's. Benjamini-Hochberg runs over the whole family,
+    features x segment keys, so adding segments or features does not add false alarms (no open
+    tool controls this).
     """
-    refs = {(k, b.feature): references[b.feature] for k in counts for b in blocks}
+    own = by_segment or {}
+    refs = {(k, b.feature): own.get(k, {}).get(b.feature) or references[b.feature] for k in counts for b in blocks}
     per = {(k, b.feature): counts[k][b.cols] for k in counts for b in blocks}
     results = judge_drift(refs, per, drift_rule(slo))  # type: ignore[arg-type]
     out: dict[str, list[FeatureDrift]] = {k: [] for k in counts}

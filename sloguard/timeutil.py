@@ -8,6 +8,7 @@ they are float epoch seconds (UTC).
 from __future__ import annotations
 
 import functools
+import math
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -101,3 +102,17 @@ def to_rfc3339(epoch_s: float) -> str:
     """RFC 3339 UTC string with millisecond precision, as sloguard writes timestamps."""
     dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=round(epoch_s * 1000))
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def epoch_of(value: object) -> float | None:
+    """Epoch seconds of a config time: an RFC 3339 string with a zone, a YAML timestamp (with a
+    zone), or epoch seconds; None for anything else (a naive time, a bool, NaN)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.timestamp() if value.tzinfo is not None else None
+    if isinstance(value, str):
+        return parse_rfc3339(value.strip())
+    return None

@@ -95,3 +95,12 @@ def test_degradation_burn_hand_values() -> None:
     assert degradation_burn(0.90, 0.90, 0.05) == 0.0
     assert degradation_burn(0.90, 0.81, 0.05) == pytest.approx(2.0)
     assert degradation_burn(0.90, 0.99, 0.05) == pytest.approx(-2.0)  # better than baseline
+
+
+def test_budget_text_clamps_an_overspent_budget_for_people() -> None:
+    from sloguard.budget import budget_text
+
+    assert budget_text(0.425) == "42% left"
+    assert budget_text(0.0) == "exhausted, 1.0x over"
+    assert budget_text(-14.33) == "exhausted, 15.3x over"  # spent 15.3 budgets, not "-1433% left"
+    assert budget_text(None) == "n/a"

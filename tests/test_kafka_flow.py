@@ -13,7 +13,7 @@ from connectors.kafka_config import KafkaSettings
 from connectors.kafka_io import KafkaJsonSink
 from connectors.runner import INPUTS, RunOptions, build_kafka_flow
 from sloguard.cli import replay
-from sloguard.config import load_config, parse_config
+from sloguard.config import parse_config
 from sloguard.frontier import SourceFrontier
 from sloguard.scenarios import plan, write_scenario
 
@@ -57,16 +57,27 @@ def topics_config(topic_factory, bootstrap: str) -> tuple[dict, KafkaSettings]:
     return kafka, KafkaSettings.from_mapping(kafka, env={})
 
 
+# silences and budget adjustments over the scenario's incidents: live and replay apply them alike
+ADJUSTMENTS = [
+    {"model": "fraud", "slo": "fraud-availability", "effect": "silence", "start": "2026-01-01T00:15:00Z",
+     "end": "2026-01-01T00:30:00Z", "reason": "canary under investigation"},
+    {"model": "fraud", "slo": "fraud-availability", "segment": {"region": "eu"}, "effect": "exclude",
+     "start": "2026-01-01T01:20:00Z", "end": "2026-01-01T01:40:00Z", "reason": "eu failover drill"},
+    {"model": "fraud", "effect": "scale", "budget_factor": 0.5, "start": "2026-01-01T02:30:00Z",
+     "end": "2026-01-01T03:30:00Z", "reason": "launch: half the budget"},
+]
+
+
 def test_the_flow_on_kafka_raises_the_same_alerts_and_budgets_as_replay(scenario, kafka_bootstrap, topic_factory,
                                                                      tmp_path):
     kafka, settings = topics_config(topic_factory, kafka_bootstrap)
     for kind in INPUTS:
         produce(kafka_bootstrap, settings.topic(kind), (scenario / f"{kind}.jsonl").read_bytes().splitlines())
-    base = load_config(ROOT / "examples" / "fraud.yaml")
     import yaml
 
     raw = yaml.safe_load((ROOT / "examples" / "fraud.yaml").read_text())
-    config = parse_config({**raw, "kafka": kafka}, base_dir=ROOT / "examples")
+    base = parse_config({**raw, "adjustments": ADJUSTMENTS}, base_dir=ROOT / "examples")
+    config = parse_config({**raw, "adjustments": ADJUSTMENTS, "kafka": kafka}, base_dir=ROOT / "examples")
     run_main(build_kafka_flow(config, settings, RunOptions(tail=False)))
 
     replay(base, {k: scenario / f"{k}.jsonl" for k in INPUTS}, tmp_path)
@@ -74,10 +85,12 @@ def test_the_flow_on_kafka_raises_the_same_alerts_and_budgets_as_replay(scenario
     got_alerts = consume_all(kafka_bootstrap, settings.topic("alerts"))
 
     def alert_key(a: dict) -> tuple:
-        return (a["id"], a["state"], a["ts"], a["rule"], a["slo"], tuple(a["segment"].items()), a.get("incident_id"),
+        return (a["id"], a["state"], a["ts"], a["rule"], a["slo"], tuple(a["segment"].items()),
+                (a.get("silenced") or {}).get("id"), a.get("silence_ended"), a.get("incident_id"),
                 a.get("inhibited_by"))
 
     assert sorted(alert_key(a) for _, a, _ in got_alerts) == sorted(alert_key(a) for a in want_alerts)
+    assert any(a.get("silenced") for a in want_alerts) and any(a.get("silence_ended") for a in want_alerts)
     for key, alert, _ in got_alerts:  # Kafka key = the SLO key, so one key's events stay in order
         assert key.decode() == "|".join((alert["model"], alert["slo"] or "",
                                          ",".join(f"{k}={v}" for k, v in alert["segment"].items())))
@@ -95,9 +108,11 @@ def test_the_flow_on_kafka_raises_the_same_alerts_and_budgets_as_replay(scenario
     assert all(s == list(range(1, len(s) + 1)) for s in seqs.values())
 
     def budget_key(b: dict) -> tuple:
-        return b["slo"], tuple(b["segment"].items()), b["ts"], b["good"], b["total"], b["budget_remaining"]
+        return (b["slo"], tuple(b["segment"].items()), b["ts"], b["good"], b["total"], b["budget_remaining"],
+                tuple(a["id"] for a in b.get("adjustments", ())))
 
     want_budget = [orjson.loads(line) for line in (tmp_path / "budget.jsonl").read_bytes().splitlines()]
+    assert {a["effect"] for b in want_budget for a in b.get("adjustments", ())} == {"silence", "exclude", "scale"}
     got_budget = consume_all(kafka_bootstrap, settings.topic("budget"))
     assert sorted(budget_key(b) for _, b, _ in got_budget) == sorted(budget_key(b) for b in want_budget)
 

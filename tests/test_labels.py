@@ -79,7 +79,7 @@ def test_unknown_ids_are_held_then_dead_lettered_and_a_late_prediction_still_joi
     assert join.expire(150) == []  # still within the hold
     out = join.expire(161)
     assert [m.raw for m, _ in out] == [b'{"id":"nobody"}'] and "unknown prediction id 'nobody'" in out[0][1]
-    assert join.held == {}
+    assert len(join.held) == 0
 
 
 def test_the_cap_evicts_the_oldest_batches_and_counts_them() -> None:
@@ -158,3 +158,60 @@ def test_a_second_label_for_a_joined_id_never_joins_another_prediction() -> None
     assert len(again) == 0 and join.pending == 1
     last, _ = join.add_labels(labels(["p4"], [1e5], ["p4"]))
     assert last.pred["ts"].tolist() == [4.0]
+
+
+def test_a_repeated_label_for_a_block_compacted_to_nothing_is_explained_not_a_crash() -> None:
+    """Found by a differential run against the dict-based held store: a block whose every prediction
+    joined is compacted to no rows but stays behind an older waiting block; a second label for one
+    of its ids looked up a row of an empty array (IndexError)."""
+    join = LabelJoin(delay_s=1600, cap=10**6, hold_s=0)
+    predict(join, [f"old{i}" for i in range(10)], [0.0] * 10)  # an older block waiting (and the index unmerged)
+    predict(join, [f"p{i}" for i in range(4)], [1000.0] * 4)  # a block of its own (> delay / 16 later)
+    joined, _ = join.add_labels(labels([f"p{i}" for i in range(4)], [1100.0] * 4))
+    assert len(joined) == 4 and len(join.blocks) == 2
+    again, rejected = join.add_labels(labels(["p2"], [1200.0]))
+    assert len(again) == 0 and rejected == [] and len(join.held) == 1  # held: its prediction may come again
+    assert "unknown prediction id 'p2'" in join.expire(1300.0)[0][1]
+
+
+def test_a_held_label_leaves_at_its_own_time_not_at_an_earlier_label_of_the_same_id() -> None:
+    """The dict + heap store kept a stale heap entry when a held label joined; a later label of the
+    same id, held again, was released at the first one's time."""
+    join = LabelJoin(delay_s=10**6, cap=100, hold_s=60)
+    join.add_labels(labels(["x"], [100.0]))
+    assert len(predict(join, ["x"], [90.0])) == 1
+    join.add_labels(labels(["x"], [200.0]))  # a second label for x: held, its prediction may repeat
+    assert join.expire(170.0) == [] and len(join.held) == 1  # 100 + 60 has passed, 200 + 60 has not
+    out = join.expire(261.0)
+    assert [m.ts for m, _ in out] == [200.0] and len(join.held) == 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.lists(st.integers(0, 15), min_size=1, max_size=6)), max_size=14),
+       st.integers(1, 8))
+def test_labels_before_or_after_their_predictions_join_once_or_are_explained(
+    steps: list[tuple[bool, list[int]]], cap: int
+) -> None:
+    """Predictions and labels interleaved in any order (Kafka reads both topics at once): every label
+    joins its own prediction, at most one label per prediction, or is dead-lettered with a reason."""
+    join = LabelJoin(delay_s=10**6, cap=cap, hold_s=10**5)
+    predicted: set[int] = set()
+    n_labels, pairs, explained = 0, [], 0
+    for is_prediction, ids in steps:
+        if is_prediction:
+            fresh = list(dict.fromkeys(i for i in ids if i not in predicted))
+            predicted |= set(fresh)
+            got = predict(join, [f"p{i}" for i in fresh], [float(i) for i in fresh])
+            explained += len(join.last_rejected)
+        else:
+            n_labels += len(ids)
+            got, rejected = join.add_labels(labels([f"p{i}" for i in ids], [1e3] * len(ids),
+                                                   [f"p{i}" for i in ids]))
+            explained += len(rejected)
+        if got is not None and len(got):
+            assert [f"p{int(t)}" for t in got.pred["ts"]] == got.truth["v"].tolist()  # its own prediction
+            pairs += got.pred["ts"].astype(int).tolist()
+    explained += len(join.release_held())
+    assert len(pairs) == len(set(pairs))  # a prediction joins at most once
+    assert len(pairs) + explained == n_labels  # every label is paired or explained
+    assert len(join.held) == 0

@@ -225,7 +225,9 @@ def test_a_slice_whose_verdict_flips_twice_is_counted_once_with_its_last_verdict
     labels = [{"id": f"p{i}", "model": "m", "label": 1, "ts": T0 + 400} for i in range(100)]  # good: 1.0
     labels += [{"id": f"p{i}", "model": "m", "label": 0, "ts": T0 + 1000} for i in range(100, 200)]  # bad: 0.5
     labels += [{"id": f"p{i}", "model": "m", "label": 1, "ts": T0 + 1600} for i in range(200, 300)]  # good: 0.67
-    config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.6}])
+    # judged on whatever labels have come (the default waits for 40 % of them, past the first verdict)
+    config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.6}],
+                            label_coverage={"min_share": 0})
     out, _ = run_mixed(config, preds, labels, size=10)
     seen = [(e["good"], e["total"] - e["good"]) for e in of(out, "budget", slo="q", segment={}) if e["total"]]
     assert (1.0, 0.0) in seen and (0.0, 1.0) in seen  # it was good, then bad ...

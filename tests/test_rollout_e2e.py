@@ -86,7 +86,9 @@ def config_dict(kafka: dict[str, Any]) -> dict[str, Any]:
         "kafka": kafka,
         "evaluation_interval": "1m",
         "allowed_lateness": "1m",
-        "alerting": {"policy": "sre-workbook", "min_events": 100},
+        # the models' events come one model after another on one partition, so the later ones look silent
+        # until their turn and page no-data; without a resolve hold that page resolves before the input ends
+        "alerting": {"policy": "sre-workbook", "min_events": 100, "resolve_hold": 0},
         "models": {m: {"segments": ["region", "variant"], "no_data_after": "10m"} for m in MODELS},
         "owners": {"infrastructure": {"route": "sre", "actions": ["roll back the canary"]}},
         "slos": slos,

@@ -97,7 +97,11 @@ def test_a_model_without_variant_segments_is_warned_about_not_refused(tmp_path: 
     path = write(tmp_path, {"canary": {"enabled": False}}, fraud=["region"])
     assert main(["validate", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert err == "" and "canary analysis off" in out
+    assert "no variant" not in err and "canary analysis off" in out
+    # (merchant_type, the fairness attribute, is no longer listed: validate says it was added)
+    assert err == ("warning: models.fraud.fairness.attribute: 'merchant_type' is not in models.fraud.segments, so it "
+                   "was added to them: every SLO of fraud gets a budget and alerts per merchant_type (list it in "
+                   "segments to say so)\n")
 
 
 def test_overrides_are_listed_and_a_config_without_rollout_shows_none(tmp_path: Path, capsys) -> None:
