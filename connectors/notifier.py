@@ -661,8 +661,9 @@ def cmd(args: argparse.Namespace) -> int:
             messages = list(iter_jsonl(args.alerts))
             if messages and all(m.get("type") == "incident" for m in messages):
                 p = preview_incidents(messages, policy, sys.stdout)
-                print(f"{p.incidents} incidents -> {p.webhook_messages} webhook messages (opens and resolves); "
-                      f"Slack API: {p.api_posts} messages, edited {p.api_edits} times")
+                print(f"{p.incidents} incidents -> {p.webhook_messages} webhook messages (opens and resolves, "
+                      f"{p.reminders} reminders); Slack API: {p.api_posts} messages, edited {p.api_edits} times, "
+                      f"{p.api_replies} reminders in their threads")
                 return 0
             alerts = [a for m in messages if (a := parse_alert(orjson.dumps(m))[0]) is not None]
             batches = preview_alerts(alerts, policy)
