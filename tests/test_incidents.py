@@ -265,3 +265,28 @@ def test_a_silenced_alert_opens_no_incident_until_it_outlives_its_silence():
     assert incidents(b.process([(kind, {**silenced, "silenced": {"reason": "maintenance"}})])) == []
     [inc] = incidents(b.process([alert("avail", "region=eu", "fast-burn", "firing", 30, started=10)]))
     assert inc["change"] == "opened" and inc["opened_at"] == to_rfc3339(T0 + 1800)
+
+
+@pytest.mark.slow
+def test_with_incidents_off_the_flow_writes_the_alerts_alone(tmp_path):
+    import dataclasses
+
+    from sloguard.cli import replay
+    from sloguard.config import load_config
+    from sloguard.scenarios import plan, write_scenario
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    paths = write_scenario(plan("fraud", events=20_000, seed=3), tmp_path / "in")
+    inputs = {k: paths[k] for k in ("inference", "labels", "features")}
+    config = load_config(root / "examples" / "fraud.yaml")
+    on, off = tmp_path / "on", tmp_path / "off"
+    replay(config, inputs, on)
+    replay(dataclasses.replace(config, incidents=IncidentPolicy(enabled=False)), inputs, off)
+    assert (off / "incidents.jsonl").read_bytes() == b"" and (on / "incidents.jsonl").read_bytes()
+    assert (off / "budget.jsonl").read_bytes() == (on / "budget.jsonl").read_bytes()
+    import orjson
+
+    with_ids = [orjson.loads(x) for x in (on / "alerts.jsonl").read_bytes().splitlines()]
+    without = [orjson.loads(x) for x in (off / "alerts.jsonl").read_bytes().splitlines()]
+    assert without == [{k: v for k, v in a.items() if k not in ("incident_id", "inhibited_by")} for a in with_ids]
+    assert all("incident_id" not in a for a in without) and any("incident_id" in a for a in with_ids)
