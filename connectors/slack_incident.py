@@ -62,7 +62,7 @@ def _member_line(m: Mapping[str, Any]) -> str:
 
 
 def _header(msg: Mapping[str, Any], notice: str = "") -> str:
-    what = msg.get("slo") or f"model {msg.get('model')}"
+    what = msg.get("slo") or (f"{msg['dimension']} SLOs" if msg.get("dimension") else f"model {msg.get('model')}")
     explained = msg.get("explained_by") or {}
     where = _seg(explained.get("segment")) if explained else None
     if not where:

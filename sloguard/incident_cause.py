@@ -10,8 +10,9 @@ dated when the bad predictions were made, not when their labels arrived.
 
 When an alert fires for a key, the start of the key's streak is recorded with it (`Candidate`).
 An incident's cause is, among the candidates that fired within `lookback` of the incident opening
-(or still fire), the one whose streak started first; its lead is how long before the incident's
-own first burning key it started. Only alerting keys are candidates: a short window of a tight
+(or still fire), the one whose streak started first; its lead is how long before the earliest of
+the incident's own keys of another SLO it started (the cause may be one of the incident's own SLOs
+when it groups several, e.g. by dimension). Only alerting keys are candidates: a short window of a tight
 objective crosses its threshold on noise, an alert (two windows) does not.
 
 Pure: no I/O, no clock.
@@ -23,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sloguard.incident_policy import seg_key
 from sloguard.timeutil import format_duration, parse_rfc3339, to_rfc3339
 
 Key = tuple[str, str]  # (slo, segment key text)
@@ -140,18 +140,21 @@ class CauseTracker:
             return None
         order = sorted(pool, key=lambda c: (c.burn_start, c.fired_at, c.slo, sorted(c.segment.items())))
         first = order[0]
-        own_start = min(c.burn_start for c in mine)
-        own_first = min(mine, key=lambda c: (c.burn_start, c.fired_at, sorted(c.segment.items())))
-        lead = max(0.0, own_start - first.burn_start)
-        if (first.slo, seg_key(first.segment)) in own or lead == 0:
+        own_first = min(mine, key=lambda c: (c.burn_start, c.fired_at, c.slo, sorted(c.segment.items())))
+        # the lead over the incident's own SLOs other than the first one's (an incident grouped by
+        # dimension may hold the cause itself: stale features before data quality)
+        later = [c for c in mine if c.slo != first.slo]
+        target = min(later, key=lambda c: (c.burn_start, c.fired_at, c.slo)) if later else None
+        lead = max(0.0, target.burn_start - first.burn_start) if target is not None else 0.0
+        if target is not None and lead > 0:
+            summary = f"{first.describe()} started burning {_minutes(lead)} before {target.slo}"
+        else:
             summary = f"{own_first.describe()} burned first: no other SLO of the model alerted earlier within " \
                       f"{format_duration(int(self.lookback_s))}"
             first, lead = own_first, 0.0
-        else:
-            summary = f"{first.describe()} started burning {_minutes(lead)} before {own_first.slo}"
         others = []
         for c in order:
-            if c is first or any(o["slo"] == c.slo for o in others) or c.slo == own_first.slo:
+            if c is first or any(o["slo"] == c.slo for o in others) or c.slo == first.slo:
                 continue
             others.append({"slo": c.slo, "dimension": c.dimension, "segment": c.segment,
                            "burning_since": to_rfc3339(c.burn_start)})

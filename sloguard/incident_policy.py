@@ -7,13 +7,15 @@ Alertmanager does (https://prometheus.io/docs/alerting/latest/configuration/):
 - **Grouping** (Alertmanager's `group_by`). Every alert has labels: `model`, `slo` (empty for
   model-wide alerts such as no-data), `dimension`, `rule`, `severity`, `owner` and `segment` (the
   key, `region=eu`; empty for the whole model). Firing alerts of one owner route whose `group_by`
-  labels are equal form one incident. The default, `[model, slo, severity]`, makes every page of one
-  SLO, whatever its rule and segment, one incident, and its tickets another; adding `segment` keeps
-  every key apart (no grouping), adding `rule` splits fast- from medium-burn pages. The owner is
-  always part of the group, as Alertmanager groups within a route: an incident has one owner.
+  labels are equal form one incident. The default, `[model, dimension, severity]`,
+  makes every page of one dimension of a model, whatever its SLO, rule and segment, one incident
+  (stale features and the data-quality drop they cause; precision and recall falling together),
+  and its tickets another; `[model, slo, severity]` keeps SLOs apart, adding `segment` keeps every
+  key apart (no grouping), adding `rule` splits fast- from medium-burn pages. The owner is always
+  part of the group, as Alertmanager groups within a route: an incident has one owner.
 - **Inhibition** (Alertmanager's `inhibit_rules`). While an alert matching `source_matchers` fires,
   alerts matching `target_matchers` whose `equal` labels have the same values are muted: they
-  open no incident and leave the one they were in, and are listed as inhibited. An alert never
+  open no incident and join none (one muted after it joined stays), and are listed as inhibited. An alert never
   inhibits itself. Matchers are Alertmanager's: `label="value"`, `label!="value"`, `label=~"regex"`,
   `label!~"regex"` (regexes are anchored, as in Alertmanager).
 - **Cause first.** `cause.lookback` (default 1h): of the SLOs and keys of the model that alerted
@@ -28,7 +30,7 @@ Alertmanager does (https://prometheus.io/docs/alerting/latest/configuration/):
 ```yaml
 incidents:
   enabled: true
-  group_by: [model, slo, severity]
+  group_by: [model, dimension, severity]
   explain_share: 0.8
   cause: {lookback: 1h}
   inhibit:
@@ -53,7 +55,7 @@ from typing import Any
 from sloguard.timeutil import parse_duration
 
 LABELS = ("model", "slo", "dimension", "rule", "severity", "owner", "segment")
-DEFAULT_GROUP_BY = ("model", "slo", "severity")
+DEFAULT_GROUP_BY = ("model", "dimension", "severity")
 _MATCHER = re.compile(r'^\s*([a-z_]+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
 
 

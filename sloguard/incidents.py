@@ -202,7 +202,7 @@ class IncidentBook:
             if not inc.firing:
                 del st.open[inc.group]
                 change = "resolved"
-            if change == "opened" or inc.cause is None:
+            if change in ("opened", "joined") or inc.cause is None:  # a joining SLO may have burned first
                 own = [(str(m.slo), seg_key(m.segment)) for m in inc.members.values()]
                 inc.cause = self.cause.cause(own, inc.opened_at, firing_keys)
             inc.seq += 1

@@ -23,9 +23,10 @@ SLOS = {
     "avail": SloBurn("infrastructure", (("5m", 14.4), ("30m", 6.0))),
     "fresh": SloBurn("data", (("5m", 14.4),)),
     "recall": SloBurn("quality", (("15m", 14.4),)),
+    "dq": SloBurn("data", (("5m", 14.4),)),
 }
-DIMENSION = {"avail": "infrastructure", "fresh": "data", "recall": "quality"}
-OWNER = {"avail": "sre", "fresh": "data-eng", "recall": "ml"}
+DIMENSION = {"avail": "infrastructure", "fresh": "data", "recall": "quality", "dq": "data"}
+OWNER = {"avail": "sre", "fresh": "data-eng", "recall": "ml", "dq": "data-eng"}
 
 
 def seg(text: str) -> dict[str, str]:
@@ -85,7 +86,7 @@ def test_pages_of_one_slo_on_a_region_its_segments_and_the_whole_model_are_one_i
     # eu's bad events over the short window (5m): 50 x 0.001 x 900 = 45 of the whole model's 45 x 0.001 x 1000
     assert inc["explained_by"] == {"segment": {"region": "eu"}, "share": 1.0, "window": "5m"}
     assert "in region=eu (100% of the whole model's bad events over 5m); 3 keys burn" in inc["summary"]
-    group = ("sre", "fraud", "avail", "page")
+    group = ("sre", "fraud", "infrastructure", "page")  # owner route, then group_by: model, dimension, severity
     assert inc["id"] == incident_id(group, T0 + 600)  # stable: group + the tick it opened
     assert all(m.get("incident_id") == inc["id"] for k, m in out if k == "alert")
     assert [k for k, _ in out][-1] == "incident"  # after the tick's outputs
@@ -139,7 +140,7 @@ def test_a_page_mutes_the_tickets_of_its_slo_and_no_data_mutes_the_rest():
     # a silent model: no-data mutes a new page; the ticket incident, open before, stays open
     out = b.process([alert(None, "", "no-data", "firing", 40),
                      alert("fresh", "region=eu", "fast-burn", "firing", 40)])
-    assert sorted(m["group"]["slo"] for m in incidents(out)) == [""]  # only no-data opens
+    assert [m["members"][0]["rule"] for m in incidents(out)] == ["no-data"]  # only no-data opens
     fresh = next(m for k, m in out if k == "alert" and m["slo"] == "fresh")
     assert "inhibited_by" in fresh
 
@@ -290,3 +291,24 @@ def test_with_incidents_off_the_flow_writes_the_alerts_alone(tmp_path):
     without = [orjson.loads(x) for x in (off / "alerts.jsonl").read_bytes().splitlines()]
     assert without == [{k: v for k, v in a.items() if k not in ("incident_id", "inhibited_by")} for a in with_ids]
     assert all("incident_id" not in a for a in without) and any("incident_id" in a for a in with_ids)
+
+
+def test_an_incident_of_several_slos_of_one_dimension_says_which_burned_first():
+    """Stale features (from minute 3) drag data quality down (from minute 7): by default one data
+    incident, which says the freshness burned 4 minutes before the data quality."""
+    b = book()
+    ticks = []
+    for minute in range(0, 12):
+        ticks += [budget("fresh", "region=eu", minute, 20.0 if minute >= 3 else 0.0),
+                  budget("dq", "", minute, 20.0 if minute >= 7 else 0.0)]
+        if minute == 8:
+            ticks.append(alert("fresh", "region=eu", "fast-burn", "firing", 8))
+        if minute == 10:
+            ticks.append(alert("dq", "", "fast-burn", "firing", 10))
+    msgs = incidents(b.process(ticks))
+    assert len({m["id"] for m in msgs}) == 1 and [m["change"] for m in msgs] == ["opened", "joined"]
+    assert msgs[0]["cause"]["lead_s"] == 0  # freshness alone: it burned first, nothing to add
+    joined = msgs[1]
+    assert joined["slo"] is None and joined["dimension"] == "data" and joined["group"]["dimension"] == "data"
+    assert joined["cause"]["summary"] == "fresh (data, region=eu) started burning 4m before dq"
+    assert joined["summary"].startswith("dq, fresh: fast-burn on the whole model, region=eu")
