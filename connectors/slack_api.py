@@ -104,7 +104,7 @@ class SlackApiSender:
             return result
         payload = render_incident(message, batch.kind)
         ref = getattr(batch, "ref", None)
-        if batch.kind == "remind" and ref:  # an edit pings nobody: a reply in the incident's thread does
+        if batch.kind in ("remind", "escalate") and ref:  # an edit pings nobody: a thread reply does
             result, _ = self._call("chat.postMessage", {"channel": ref["channel"], "thread_ts": ref["ts"], **payload})
             return result
         if ref:

@@ -79,7 +79,7 @@ def _header(msg: Mapping[str, Any], notice: str = "") -> str:
         age = human_duration(None if opened is None or ts is None else ts - opened)
         return _clip(f"⏰ STILL FIRING ({sev}, open {age}): {what} ({msg.get('model')}, {where})", MAX_HEADER_TEXT)
     if notice == "escalate":
-        return _clip(f"{emoji} NOW A {sev}: {what} burning ({msg.get('model')}, {where})", MAX_HEADER_TEXT)
+        return _clip(f"{emoji} {sev}, and more burns: {what} ({msg.get('model')}, {where})", MAX_HEADER_TEXT)
     return _clip(f"{emoji} {sev}: {what} burning ({msg.get('model')}, {where})", MAX_HEADER_TEXT)
 
 

@@ -9,9 +9,12 @@ the newest matters. Per (target, incident):
   (channel and ts, kept in the ledger), an `update` after.
 - **Webhook targets** (Slack incoming webhooks, which cannot edit a message, and generic JSON
   webhooks) get two notices: `open` (the first firing message, or the newest one when several
-  wait) and `resolve`. Updates in between are not sent, except an `escalate` when the incident's
-  severity rises (a ticket incident that now pages, with a `group_by` without severity). A
-  resolve never goes out before its open has been delivered or dead-lettered.
+  wait) and `resolve`. Updates in between are not sent, except an `escalate` when the incident
+  grows in a way people must hear of: another SLO joins (a stale feature pipeline is now also a
+  data-quality drop), or its severity rises (with a `group_by` without severity). New keys of the
+  same SLOs are the fan-out grouping exists to fold: no notice. The Web API gets its edit and, for
+  an escalation, a reply in the message's thread (an edit pings nobody). A resolve never goes out
+  before its open has been delivered or dead-lettered.
 - **Reminders.** An incident still firing at a severity in `reminder_severities` is notified again
   every `reminder_interval_s` after its last notice (at most `max_reminders`; 0: until resolved):
   webhooks get a new message, the Web API a reply in the incident message's thread (an edit pings
@@ -82,6 +85,7 @@ class Notified:
     notified_at: float | None = None  # last notice that reached people: open, escalation, reminder
     reminders: int = 0
     message: dict[str, Any] | None = None  # the newest firing message delivered, while reminders may be due
+    slos: list[str] = field(default_factory=list)  # SLOs people were told of (open, post, escalations)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -89,6 +93,18 @@ class Notified:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Notified:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def firing_slos(message: Mapping[str, Any]) -> set[str]:
+    """The SLOs of an incident message's firing alerts (model-wide alerts: their rule)."""
+    return {str(m.get("slo") or m.get("rule")) for m in message.get("members") or ()
+            if isinstance(m, Mapping) and m.get("state", "firing") == "firing"}
+
+
+def _grows(message: Mapping[str, Any], entry: Notified) -> bool:
+    """Whether people must hear of this state: a new SLO burns, or the severity rose."""
+    return (_RANK.get(str(message.get("severity")), 0) > _RANK.get(entry.severity, 0)
+            or bool(firing_slos(message) - set(entry.slos)))
 
 
 class IncidentNotifications:
@@ -118,12 +134,16 @@ class IncidentNotifications:
         entry = self.ledger.get((target, inc))
         resolved = message.get("state") == "resolved"
         item = Pending(target, dict(message), token)
+        grows = (not resolved and entry is not None and entry.opened and not entry.resolved and not entry.dead
+                 and _grows(message, entry))
         if self.updates.get(target, False):
             if entry is not None and (entry.seq >= seq or entry.dead):
                 return "duplicate"
-            return self._queue(target, inc, UPDATE if entry is not None and entry.ref else POST, item, now)
-        if (not resolved and entry is not None and entry.opened and not entry.resolved and not entry.dead
-                and _RANK.get(str(message.get("severity")), 0) > _RANK.get(entry.severity, 0)):
+            queued = self._queue(target, inc, UPDATE if entry is not None and entry.ref else POST, item, now)
+            if grows:  # the edit pings nobody: a reply in the thread does (its offset is the edit's)
+                self._queue(target, inc, ESCALATE, Pending(target, dict(message), None), now)
+            return queued
+        if grows:
             return self._queue(target, inc, ESCALATE, item, now)
         if entry is not None and (entry.dead or (entry.resolved if resolved else entry.opened)):
             if not resolved and entry.message is not None and seq > int(entry.message.get("seq") or 0):
@@ -164,7 +184,7 @@ class IncidentNotifications:
             entry = self.ledger.get((send.target, send.incident))
             if send.kind in (POST, UPDATE):
                 send.kind = UPDATE if entry is not None and entry.ref else POST
-                send.ref = entry.ref if entry is not None else None
+            send.ref = entry.ref if entry is not None else None  # what to edit, or reply under
             used.add(pace)
             self.pacer.sent(pace, now)
             self._in_flight.add(key)
@@ -177,8 +197,8 @@ class IncidentNotifications:
         if kind.endswith("+"):
             return (target, inc, kind[:-1]) in self._pending
         if kind in (RESOLVE, ESCALATE, REMIND):  # the open's message comes first on the partition
-            return (target, inc, OPEN) in self._pending or (
-                kind == RESOLVE and (target, inc, ESCALATE) in self._pending)
+            return ((target, inc, OPEN) in self._pending or (target, inc, POST) in self._pending
+                    or (kind == RESOLVE and (target, inc, ESCALATE) in self._pending))
         return False
 
     def _reminder_due_at(self, e: Notified) -> float | None:
@@ -240,8 +260,10 @@ class IncidentNotifications:
         if send.kind in (POST, OPEN, ESCALATE) or (send.kind == UPDATE and not entry.opened):
             entry.opened = True
             entry.notified_at = now
-        if send.kind != REMIND and _RANK.get(str(send.message.get("severity")), 0) >= _RANK.get(entry.severity, 0):
-            entry.severity = str(send.message.get("severity"))
+        if send.kind in (POST, OPEN, ESCALATE):
+            entry.slos = sorted(set(entry.slos) | firing_slos(send.message))
+            if _RANK.get(str(send.message.get("severity")), 0) >= _RANK.get(entry.severity, 0):
+                entry.severity = str(send.message.get("severity"))
         if send.kind == RESOLVE or (send.kind in (POST, UPDATE) and send.message.get("state") == "resolved"):
             entry.opened = entry.resolved = True
         keep = self.policy.reminder_interval_s > 0 and not entry.resolved and not entry.dead

@@ -186,8 +186,11 @@ def test_a_rising_severity_is_a_notice_and_firing_pages_are_reminded_until_they_
     assert esc.kind == "escalate" and esc.message["severity"] == "page"
     hooks.delivered(esc, 20.0)
     api.offer("api", msg("a", 3), 3, 20.0)
-    [upd] = api.due(20.0)
+    [upd] = api.due(20.0)  # the edit first, then the reply in its thread that pings people
     api.delivered(upd, 20.0)
+    [reply] = api.due(20.0)
+    assert (upd.kind, reply.kind, reply.ref) == ("update", "escalate", {"channel": "C", "ts": "1.0"})
+    api.delivered(reply, 20.0)
     # reminders: an hour after the last notice, twice at most; the API replies in the thread
     assert hooks.due(3619.0) == [] and hooks.next_due_at() == 3620.0
     kinds = []
@@ -214,3 +217,20 @@ def test_the_cli_previews_an_incidents_file(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     # webhooks: a and b each open and resolve; the API: one message per incident, then edits
     assert last.startswith("2 incidents -> 4 webhook messages (opens and resolves, 0 reminders); Slack API: 2 messages")
+
+
+def test_a_new_slo_joining_is_a_notice_but_new_keys_of_the_same_slos_are_not():
+    def state(seq: int, slos: list[str], keys: int = 1) -> dict[str, Any]:
+        members = [{"slo": slo, "rule": "fast-burn", "state": "firing", "segment": {"region": f"r{k}"}}
+                   for slo in slos for k in range(keys)]
+        return {**msg("a", seq), "members": members}
+
+    hooks = IncidentNotifications(NotifyPolicy(group_window_s=0, min_interval_s=0))
+    sent = []
+    for seq, (slos, keys) in enumerate([(["fresh"], 1), (["fresh"], 4), (["fresh", "dq"], 4), (["dq", "fresh"], 5)], 1):
+        hooks.offer("hook", state(seq, slos, keys), seq, float(seq))
+        for s in hooks.due(float(seq)):
+            sent.append((s.kind, s.message["seq"]))
+            hooks.delivered(s, float(seq))
+    assert sent == [("open", 1), ("escalate", 3)]
+    assert hooks.ledger[("hook", "a")].slos == ["dq", "fresh"]
