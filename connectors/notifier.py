@@ -662,8 +662,8 @@ def cmd(args: argparse.Namespace) -> int:
             if messages and all(m.get("type") == "incident" for m in messages):
                 p = preview_incidents(messages, policy, sys.stdout)
                 print(f"{p.incidents} incidents -> {p.webhook_messages} webhook messages (opens and resolves, "
-                      f"{p.reminders} reminders); Slack API: {p.api_posts} messages, edited {p.api_edits} times, "
-                      f"{p.api_replies} reminders in their threads")
+                      f"{p.escalations} escalations, {p.reminders} reminders); Slack API: {p.api_posts} messages, "
+                      f"edited {p.api_edits} times, {p.api_replies} replies in their threads")
                 return 0
             alerts = [a for m in messages if (a := parse_alert(orjson.dumps(m))[0]) is not None]
             batches = preview_alerts(alerts, policy)

@@ -61,12 +61,16 @@ class IncidentPreview:
     webhook_messages: int  # incoming webhooks: opens + resolves (+ escalations and reminders)
     api_posts: int  # Slack Web API: one message per incident...
     api_edits: int  # ...edited this many times in all...
-    api_replies: int  # ...and reminders as replies in its thread
+    api_replies: int  # ...and escalations and reminders as replies in its thread
     sends: list[Send]  # the webhook notices, in order
 
     @property
     def reminders(self) -> int:
         return sum(1 for s in self.sends if s.kind == "remind")
+
+    @property
+    def escalations(self) -> int:
+        return sum(1 for s in self.sends if s.kind == "escalate")
 
 
 def preview_incidents(messages: Iterable[Mapping[str, Any]], policy: NotifyPolicy | None = None,
@@ -81,7 +85,7 @@ def preview_incidents(messages: Iterable[Mapping[str, Any]], policy: NotifyPolic
         secret = webhook if isinstance(webhook, Secret) else Secret(webhook, "the demo webhook")
         sender = SlackIncidentWebhookSender("demo", secret)
     sent: list[Send] = []
-    counts = {"post": 0, "update": 0, "remind": 0}
+    counts = {"post": 0, "update": 0, "remind": 0, "escalate": 0}
     seen: set[str] = set()
 
     def drain(now: float) -> None:
@@ -110,7 +114,8 @@ def preview_incidents(messages: Iterable[Mapping[str, Any]], policy: NotifyPolic
             break
         now = min(t for t in (hooks.next_due_at(), api.next_due_at()) if t is not None)
         drain(now)
-    return IncidentPreview(len(seen), len(sent), counts["post"], counts["update"], counts["remind"], sent)
+    return IncidentPreview(len(seen), len(sent), counts["post"], counts["update"],
+                           counts["remind"] + counts["escalate"], sent)
 
 
 def iter_jsonl(path: str) -> Iterator[dict[str, Any]]:

@@ -215,10 +215,10 @@ def show_notifications(alerts: list[dict[str, Any]], stream: TextIO, shown: int 
     incidents = sorted(incidents, key=lambda m: str(m["ts"]))  # the live demo reads two models' topics
     p = preview_incidents(incidents, out=buffer, webhook=webhook)
     print(f"\n    notifier: {len(alerts)} alerts fold into {p.incidents} incidents: {p.webhook_messages} Slack "
-          f"messages through incoming webhooks (open and resolve of each, {p.reminders} reminders), or "
-          f"{p.api_posts} through the Slack Web API, edited {p.api_edits} times as keys join and resolve "
-          f"(+{p.api_replies} reminders in their threads); {len(per_alert)} messages when every alert is posted; "
-          f"{where}; the first {shown}:", file=stream)
+          f"messages through incoming webhooks (open and resolve of each, {p.escalations} escalations, "
+          f"{p.reminders} reminders), or {p.api_posts} through the Slack Web API, edited {p.api_edits} times "
+          f"as keys join and resolve (+{p.api_replies} escalations and reminders in their threads); "
+          f"{len(per_alert)} messages when every alert is posted; {where}; the first {shown}:", file=stream)
     previews: list[list[str]] = []
     for line in buffer.getvalue().splitlines():
         if line.startswith("[") or not previews:  # each notice starts with its [route]

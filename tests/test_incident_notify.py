@@ -216,7 +216,8 @@ def test_the_cli_previews_an_incidents_file(tmp_path, capsys):
     assert main(["--alerts", str(path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     # webhooks: a and b each open and resolve; the API: one message per incident, then edits
-    assert last.startswith("2 incidents -> 4 webhook messages (opens and resolves, 0 reminders); Slack API: 2 messages")
+    assert last.startswith("2 incidents -> 4 webhook messages (opens and resolves, 0 escalations, 0 reminders); "
+                           "Slack API: 2 messages")
 
 
 def test_a_new_slo_joining_is_a_notice_but_new_keys_of_the_same_slos_are_not():
