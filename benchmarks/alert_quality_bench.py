@@ -5,10 +5,11 @@
 
 For each seed and scenario: `sloguard generate` (seed 7 is `make demo`'s), a replay of the example
 config over it (the same dataflow as `sloguard run`), then per injected incident (sloguard/alert_bench.py):
-pages and tickets raised, the messages the notifier would send (`connectors.notifier.preview_alerts`,
-default policy, as the demo prints them), detection time (first page; and of the alert the manifest
-expects, as `sloguard demo` prints it), reset time, flaps (fire-resolve-fire of one alert id within
-an hour); and per run the pages and messages that met no incident. When alerts carry an
+pages and tickets raised, the messages the notifier would send (its default, one incident's open
+and resolve through an incoming webhook, `connectors.notifier_preview.preview_incidents`; per-alert
+messages, `preview_alerts`, for a run without incidents.jsonl), detection time (first page; and of
+the alert the manifest expects, as `sloguard demo` prints it), reset time, flaps (fire-resolve-fire
+of one alert id within an hour); and per run the pages and messages that met no incident. When alerts carry an
 `incident_id` (grouping by cause), the pages of one incident id count as one page.
 
 Prints one table per run and a total line; `--json FILE` writes everything. The default of 100k
@@ -59,10 +60,19 @@ def run_one(scenario: str, seed: int, events: int, out: Path, config: Path, scor
         replay(load_config(config), {k: data / f"{k}.jsonl" for k in ("inference", "labels", "features")}, run)
         timings = {"generate_s": round(t1 - t0, 1), "replay_s": round(time.perf_counter() - t1, 1)}
     from connectors.notifier import preview_alerts
+    from connectors.notifier_preview import preview_incidents
 
     alerts = [orjson.loads(x) for x in (run / "alerts.jsonl").read_bytes().splitlines() if x.strip()]
-    batches = preview_alerts(alerts, out=io.StringIO())
-    messages = [[p.alert for p in b.items] for b in batches]
+    incidents_file = run / "incidents.jsonl"
+    incidents = ([orjson.loads(x) for x in incidents_file.read_bytes().splitlines() if x.strip()]
+                 if incidents_file.exists() else [])
+    if incidents:  # the notifier's default: one incident, its open and resolve (incoming webhooks)
+        sends = preview_incidents(incidents).sends
+        messages = [[{"id": m["alert_id"], "state": "resolved", "started_at": m["started_at"]}
+                     for m in s.message["members"]] for s in sends]
+    else:  # per-alert mode (notifier.source: alerts), or a run without incidents
+        batches = preview_alerts(alerts, out=io.StringIO())
+        messages = [[p.alert for p in b.items] for b in batches]
     manifest = orjson.loads((data / "manifest.json").read_bytes())
     result = bench(alerts, manifest, _last_ts(run / "budget.jsonl"), messages)
     return {"scenario": scenario, "seed": seed, "events": events, "alerts": len(alerts), **timings,

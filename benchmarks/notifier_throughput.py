@@ -73,7 +73,9 @@ def bench_notifier(slack: FakeSlack, bootstrap: str, n: int, window: float) -> N
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "n.yaml"
         cfg.write_text(yaml.safe_dump({"kafka": {"topics": {"alerts": topic, "dead_letter": topic + ".dl"}},
-                                       "notifier": {"group_window": window or 0, "reminder_interval": 0,
+                                       # per-alert mode, unpaced: the notifier's own cost, not Slack's 1/s
+                                       "notifier": {"source": "alerts", "min_interval": 0,
+                                                    "group_window": window or 0, "reminder_interval": 0,
                                                     "state_file": f"{tmp}/state.json",
                                                     "routes": {"default": {"webhook_env": "HOOK"}}}}))
         stop = threading.Event()

@@ -621,7 +621,9 @@ class Controller:
         self.config = config
         self.settings = settings
         self.kafka = kafka
-        self.topics = {k: config.topics[k] for k in ("budget", "alerts", "decisions", "dead_letter")}
+        self.topics = {k: config.topics[k] for k in ("budget", "alerts", "decisions", "dead_letter", "incidents")}
+        self.inputs = [self.topics["budget"], self.topics["alerts"]] + (
+            [self.topics["incidents"]] if config.incidents.enabled else [])  # incidents: what burned first
         self.restored = False
         self._restored_published: dict[tuple[str, str], tuple] = {}
         self.shared = shared if shared is not None else SharedState(self._load_state(spec), settings.clock)
@@ -668,7 +670,7 @@ class Controller:
 
         if not self.restored:
             for p in partitions:
-                if p.topic == self.topics["alerts"]:
+                if p.topic in (self.topics["alerts"], self.topics["incidents"]):
                     p.offset = OFFSET_BEGINNING
         consumer.assign(partitions)
         self.assigned = len(partitions)
@@ -694,9 +696,7 @@ class Controller:
             )
         )
         producer = Producer(self.kafka.producer_config({"linger.ms": 5}))
-        consumer.subscribe(
-            [self.topics["budget"], self.topics["alerts"]], on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
+        consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
         last_eval = last_commit = 0.0
         pending = 0  # messages folded since the last commit
         try:
@@ -908,7 +908,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _ensure_topics(kafka, [config.topics["decisions"], config.topics["dead_letter"]])
+    _ensure_topics(kafka, [config.topics[k] for k in ("decisions", "dead_letter", "incidents")])
     controller = Controller(config, spec, settings, kafka, config_path=args.config)
     from connectors.service_metrics import register_controller, serve_from_args
 

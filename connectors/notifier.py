@@ -50,7 +50,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -69,9 +69,11 @@ from connectors.notifier_config import (
     load_notifier_config,
     parse_notifier_section,
 )
-from connectors.slack import SlackWebhookSender, render_batch_preview, render_preview
-from connectors.webhooks import Redactor, Secret, SendResult
+from connectors.notifier_preview import iter_jsonl, preview_alerts, preview_incidents
+from connectors.slack import render_preview
+from connectors.webhooks import Redactor
 from sloguard.config import ConfigError
+from sloguard.incident_notify import IncidentNotifications
 from sloguard.notify_policy import (
     REMINDER,
     SNAPSHOT_VERSION,
@@ -231,21 +233,47 @@ class StateFile:
 # -- parsing --------------------------------------------------------------------------------------
 
 
-def parse_alert(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """(alert, None) or (None, reason naming the field) for one ``slo.alerts`` message."""
+def _decode(raw: bytes | str | None, kind: str, *, type_required: bool
+            ) -> tuple[dict[str, Any] | None, str | None]:
+    """A JSON object of `type` `kind` with non-empty `id` and `model`, or (None, the reason)."""
     if raw is None:
         return None, "empty message (tombstone)"
     try:
-        alert = orjson.loads(raw)
+        msg = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         return None, f"malformed JSON: {e}"
-    if not isinstance(alert, dict):
+    if not isinstance(msg, dict):
         return None, "message must be a JSON object"
-    if alert.get("type", "alert") != "alert":
-        return None, f"type: must be 'alert', got {alert.get('type')!r}"
+    if msg.get("type", None if type_required else kind) != kind:
+        return None, f"type: must be {kind!r}, got {msg.get('type')!r}"
     for name in ("id", "model"):
-        if not isinstance(alert.get(name), str) or not alert[name]:
+        if not isinstance(msg.get(name), str) or not msg[name]:
             return None, f"{name}: must be a non-empty string"
+    return msg, None
+
+
+def parse_incident(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(incident, None) or (None, reason naming the field) for one ``slo.incidents`` message."""
+    msg, error = _decode(raw, "incident", type_required=True)
+    if msg is None:
+        return None, error
+    if msg.get("state") not in ("firing", "resolved"):
+        return None, f"state: must be firing or resolved, got {msg.get('state')!r}"
+    if not isinstance(msg.get("seq"), int) or isinstance(msg.get("seq"), bool) or msg["seq"] < 1:
+        return None, "seq: must be an integer >= 1"
+    for name in ("opened_at", "ts"):
+        if alert_epoch(msg, name) is None:
+            return None, f"{name}: must be an RFC 3339 timestamp or epoch seconds"
+    if not isinstance(msg.get("members"), list) or not msg["members"]:
+        return None, "members: must be a non-empty list"
+    return msg, None
+
+
+def parse_alert(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(alert, None) or (None, reason naming the field) for one ``slo.alerts`` message."""
+    alert, error = _decode(raw, "alert", type_required=False)
+    if alert is None:
+        return None, error
     if alert.get("state") not in ("firing", "resolved"):
         return None, f"state: must be firing or resolved, got {alert.get('state')!r}"
     if alert.get("severity") not in ("page", "ticket"):
@@ -306,7 +334,13 @@ class Notifier:
         self.on_commit = on_commit
         self.redactor = redactor or Redactor()
         self.stats = NotifierStats()
-        self.core = Notifications.from_snapshot(settings.policy, state.load() if state else None)
+        saved = state.load() if state else None
+        pace = {name: getattr(sender, "pace_key", name) for name, sender in self.senders.items()}
+        self.incidents = settings.source == "incidents"
+        self.core: Any = (
+            IncidentNotifications.from_snapshot(settings.policy, saved, pace_keys=pace,
+                                                updates={t.name: t.kind == "slack_api" for t in settings.targets()})
+            if self.incidents else Notifications.from_snapshot(settings.policy, saved, pace_keys=pace))
         self.tracker = OffsetTracker()
         self._abrupt = False
         self._paused = False
@@ -325,7 +359,7 @@ class Notifier:
         """One consumed message: parse, route, offer to the core (or dead-letter it)."""
         tp, offset = (msg.topic(), msg.partition()), msg.offset()
         self.stats.consumed += 1
-        alert, error = parse_alert(msg.value())
+        alert, error = (parse_incident if self.incidents else parse_alert)(msg.value())
         if alert is None:
             self.stats.invalid += 1
             self._dead_letter(msg.value(), tp, offset, f"notifier: {error}", None)
@@ -347,11 +381,20 @@ class Notifier:
     # -- output ----------------------------------------------------------------------------------
 
     def pump(self, now: float, *, flush: bool = False) -> int:
-        """Send every due batch (every batch when `flush`); returns how many were sent."""
+        """Send every due batch (every batch when `flush`); returns how many were sent. After a
+        receiver fails, nothing more goes to it in this round: its batches wait their turn."""
         batches = self.core.flush_all(now) if flush else self.core.due(now)
         sent = 0
+        failed: dict[Any, float] = {}
         for batch in batches:
-            sent += self._send(batch)
+            key = self.core.pace_key(batch.target)
+            if key in failed:
+                self.core.retry_later(batch, now, max(0.0, failed[key] - self.clock()))
+                continue
+            ok = self._send(batch)
+            if ok < 0:
+                failed[key] = self.core.pacer.next_at(key)
+            sent += max(ok, 0)
         return sent
 
     def _send(self, batch: Batch) -> int:
@@ -369,7 +412,7 @@ class Notifier:
         now = self.clock()
         reason = self.redactor.redact(result.reason)
         if result.ok:
-            self.core.delivered(batch, now)
+            self.core.delivered(batch, now, ref=result.ref)
             self._save()
             self.stats.messages_sent += 1
             if batch.kind == REMINDER:
@@ -395,7 +438,7 @@ class Notifier:
         self.stats.retries_scheduled += 1
         log.warning("route %s: %s; %d alert(s) retried in %.1f s (attempt %d)", batch.target, reason,
                     len(batch.items), due - now, batch.attempts)
-        return 0
+        return -1
 
     def _finish(self, batch: Batch) -> None:
         for token in batch.tokens:
@@ -581,21 +624,22 @@ def run_notifier(config_path: str | os.PathLike[str] | None = None, *,
         group = f"{group}-dry-run-{uuid.uuid4().hex[:8]}"
     state = None
     if not dry_run:
-        path = Path(state_file or settings.state_file or Path(".sloguard") / f"notifier-state-{group}.json")
+        default = f"notifier-state-{group}{'-alerts' if settings.source == 'alerts' else ''}.json"
+        path = Path(state_file or settings.state_file or Path(".sloguard") / default)
         state = StateFile(path)
         log.info("notifier state: %s", path)
     consumer = Consumer(kafka.consumer_config(
         group, session_timeout_ms=session_timeout_ms or settings.session_timeout_ms))
     producer = Producer(kafka.producer_config({"enable.idempotence": True, "linger.ms": 5}))
     notifier = Notifier(settings, senders, consumer=consumer, producer=producer,
-                        alerts_topic=cfg.alerts_topic, dead_letter_topic=cfg.dead_letter_topic,
+                        alerts_topic=cfg.input_topic, dead_letter_topic=cfg.dead_letter_topic,
                         owner_routes=cfg.owner_routes, state=state, clock=clock, commit=not dry_run,
                         on_commit=on_commit, redactor=redactor)
     if registry is not None:  # a prometheus_client CollectorRegistry: posts, retries, failures
         from connectors.service_metrics import register_notifier
 
         register_notifier(registry, notifier.stats)
-    log.info("notifier: group %s, %s -> %s", group, cfg.alerts_topic,
+    log.info("notifier: group %s, %s -> %s", group, cfg.input_topic,
              ", ".join(f"{t.name} ({t.kind}, {t.source})" for t in settings.targets()) or "preview")
     try:
         return notifier.run(stop, stop_after, poll_s=poll_s)
@@ -607,48 +651,6 @@ def run_notifier(config_path: str | os.PathLike[str] | None = None, *,
             redactor.uninstall()
 
 
-def preview_alerts(alerts: Iterable[Mapping[str, Any]], policy: NotifyPolicy | None = None,
-                   out: TextIO | None = None, *, webhook: Secret | str | None = None) -> list[Batch]:
-    """Print the messages the notifier would post for `alerts`, grouped as it would group them,
-    using each alert's event time as the clock (no Kafka). With `webhook` (a Slack incoming
-    webhook, e.g. for the demo), every message is also posted there. Returns the batches."""
-    core = Notifications(policy or NotifyPolicy())
-    sender = None
-    if webhook is not None:
-        secret = webhook if isinstance(webhook, Secret) else Secret(webhook, "the demo webhook")
-        sender = SlackWebhookSender("demo", secret)
-    stream = out or sys.stdout
-    batches: list[Batch] = []
-
-    def emit(found: list[Batch], now: float) -> None:
-        for b in found:
-            print(render_batch_preview(b, now=now), file=stream)
-            result = sender.send(b, now=now) if sender is not None else SendResult("ok")
-            if sender is not None and not result.ok:
-                print(f"    (not posted: {result.reason})", file=stream)
-            core.delivered(b, now)
-            batches.append(b)
-
-    now = 0.0
-    for i, alert in enumerate(alerts):
-        now = alert_epoch(alert, "ts") or now
-        emit(core.due(now), now)
-        core.offer(str(alert.get("owner") or "default"), alert, i, now)
-    emit(core.flush_all(now), now)
-    return batches
-
-
-def _iter_jsonl(path: str) -> Iterator[dict[str, Any]]:
-    with open(path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                alert, error = parse_alert(line)
-                if alert is not None:
-                    yield alert
-                else:
-                    print(f"skipped a line of {path}: {error}", file=sys.stderr)
-
-
 def cmd(args: argparse.Namespace) -> int:
     """Run the ``notifier`` subcommand; exit status 0, or 2 for a config problem."""
     try:
@@ -656,7 +658,15 @@ def cmd(args: argparse.Namespace) -> int:
             policy = NotifyPolicy()
             if args.config or args.notifier_config:
                 policy = load_notifier_config(args.config, notifier_path=args.notifier_config).settings.policy
-            batches = preview_alerts(_iter_jsonl(args.alerts), policy)
+            messages = list(iter_jsonl(args.alerts))
+            if messages and all(m.get("type") == "incident" for m in messages):
+                p = preview_incidents(messages, policy, sys.stdout)
+                print(f"{p.incidents} incidents -> {p.webhook_messages} webhook messages (opens and resolves, "
+                      f"{p.escalations} escalations, {p.reminders} reminders); Slack API: {p.api_posts} messages, "
+                      f"edited {p.api_edits} times, {p.api_replies} replies in their threads")
+                return 0
+            alerts = [a for m in messages if (a := parse_alert(orjson.dumps(m))[0]) is not None]
+            batches = preview_alerts(alerts, policy)
             print(f"{sum(len(b.items) for b in batches)} alerts -> {len(batches)} messages")
             return 0
         if args.check:

@@ -24,9 +24,11 @@ import yaml
 
 from connectors.kafka_config import KafkaConfigError, KafkaSettings, is_valid_topic_name
 from connectors.notifier_cli import DEFAULT_GROUP_ID
-from connectors.slack import SlackWebhookSender, render_batch_preview
+from connectors.slack import render_batch_preview
+from connectors.slack_api import SlackApiSender
+from connectors.slack_incident import SlackIncidentWebhookSender, render_incident_preview
 from connectors.webhooks import GenericWebhookSender, Redactor, Secret, SendResult
-from sloguard.notify_policy import Batch, NotifyPolicy
+from sloguard.notify_policy import NotifyPolicy
 from sloguard.timeutil import parse_duration
 
 __all__ = [
@@ -46,9 +48,11 @@ _SECTION_KEYS = {
     "group_id", "state_file", "dead_letter_topic", "group_window", "max_group_size",
     "reminder_interval", "reminder_severities", "max_reminders", "retry_initial", "retry_max",
     "forget_after", "timeout", "max_retries", "backoff_factor", "max_retry_after", "max_pending",
-    "session_timeout", "routes",
+    "session_timeout", "routes", "source", "min_interval",
 }
-_TARGET_KEYS = {"type", "webhook_env", "webhook_file", "headers_env", "group", "remind"}
+_TARGET_KEYS = {"type", "webhook_env", "webhook_file", "headers_env", "group", "remind", "token_env", "token_file",
+                "channel", "api_url"}
+SOURCES = ("incidents", "alerts")
 
 
 class NotifierConfigError(ValueError):
@@ -68,12 +72,14 @@ class TargetSpec:
 
     route: str
     name: str  # the ledger's name for this target: the route, or route[i] when it has several
-    kind: str  # slack | webhook
-    webhook_env: str | None = None
+    kind: str  # slack | webhook | slack_api
+    webhook_env: str | None = None  # for slack_api: where the bot token is
     webhook_file: str | None = None
     headers_env: Mapping[str, str] = field(default_factory=dict)
     group: bool = True
     remind: bool = True
+    channel: str | None = None  # slack_api: the channel id (or name) to post in
+    api_url: str = "https://slack.com/api/"
 
     @property
     def source(self) -> str:
@@ -92,8 +98,9 @@ class NotifierSettings:
     timeout_s: float = 10.0
     max_retries: int = 4
     backoff_factor: float = 0.5
-    max_retry_after_s: float = 60.0
+    max_retry_after_s: float = 0.0  # longer Retry-Afters are scheduled per receiver, not slept in-line
     max_pending: int = 5000
+    source: str = "incidents"  # what to consume: slo.incidents (one message per incident) or slo.alerts
     session_timeout_ms: int | None = None  # consumer group session; None: the Kafka client's
 
     def targets(self) -> list[TargetSpec]:
@@ -109,6 +116,12 @@ class NotifierConfig:
     owner_routes: Mapping[str, str]  # dimension -> route, from the main config's owners
     alerts_topic: str
     dead_letter_topic: str
+    incidents_topic: str = "slo.incidents"
+
+    @property
+    def input_topic(self) -> str:
+        """The topic the notifier consumes: incidents or alerts (`notifier.source`)."""
+        return self.incidents_topic if self.settings.source == "incidents" else self.alerts_topic
 
 
 def _seconds(c: list[str], value: Any, path: str, default: float, *, zero_ok: bool = True) -> float:
@@ -156,9 +169,14 @@ def _target(c: list[str], route: str, raw: Any, path: str, name: str) -> TargetS
         elif k not in _TARGET_KEYS:
             c.append(f"{path}.{k}: unknown key; allowed: {', '.join(sorted(_TARGET_KEYS))}")
     kind = raw.get("type", "slack")
-    if kind not in ("slack", "webhook"):
-        c.append(f"{path}.type: must be slack or webhook, got {kind!r}")
+    if kind not in ("slack", "webhook", "slack_api"):
+        c.append(f"{path}.type: must be slack, slack_api or webhook, got {kind!r}")
         return None
+    if kind == "slack_api":
+        return _api_target(c, route, raw, path, name)
+    for k in ("token_env", "token_file", "channel", "api_url"):
+        if k in raw:
+            c.append(f"{path}.{k}: only slack_api targets take {k}")
     env = raw.get("webhook_env")
     file = raw.get("webhook_file")
     if (env is None) == (file is None):
@@ -181,14 +199,43 @@ def _target(c: list[str], route: str, raw: Any, path: str, name: str) -> TargetS
             name_ok = _env_name(c, var, f"{path}.headers_env.{h}")
             if name_ok:
                 headers[str(h)] = name_ok
+    return TargetSpec(route, name, kind, env, file, headers, **_flags(c, raw, path, kind == "slack"))
+
+
+def _flags(c: list[str], raw: Mapping[str, Any], path: str, default: bool) -> dict[str, bool]:
+    """A target's `group` and `remind` switches."""
     flags = {}
     for flag in ("group", "remind"):
-        v = raw.get(flag, kind == "slack")
+        v = raw.get(flag, default)
         if not isinstance(v, bool):
             c.append(f"{path}.{flag}: must be true or false")
-            v = kind == "slack"
+            v = default
         flags[flag] = v
-    return TargetSpec(route, name, kind, env, file, headers, **flags)
+    return flags
+
+
+def _api_target(c: list[str], route: str, raw: Mapping[str, Any], path: str, name: str) -> TargetSpec | None:
+    """A Slack Web API target: a bot token (env or file, a secret) and a channel."""
+    for k in ("webhook_env", "webhook_file", "headers_env"):
+        if k in raw:
+            c.append(f"{path}.{k}: a slack_api target takes token_env or token_file and channel")
+    env, file = raw.get("token_env"), raw.get("token_file")
+    if (env is None) == (file is None):
+        c.append(f"{path}: give exactly one of token_env (an environment variable holding the bot token) "
+                 "or token_file (a path)")
+        return None
+    if env is not None:
+        env = _env_name(c, env, f"{path}.token_env")
+    channel = raw.get("channel")
+    if not isinstance(channel, str) or not channel.strip():
+        c.append(f"{path}.channel: must name the channel to post in (its id, e.g. C0123456789)")
+        return None
+    api_url = raw.get("api_url", "https://slack.com/api/")
+    if not isinstance(api_url, str) or not api_url.startswith(("https://", "http://")):
+        c.append(f"{path}.api_url: must be an http(s) URL")
+        api_url = "https://slack.com/api/"
+    return TargetSpec(route, name, "slack_api", env, file, {}, channel=channel.strip(),
+                      api_url=api_url if api_url.endswith("/") else api_url + "/", **_flags(c, raw, path, True))
 
 
 def parse_notifier_section(raw: Any, source: str = "notifier") -> NotifierSettings:
@@ -244,7 +291,13 @@ def parse_notifier_section(raw: Any, source: str = "notifier") -> NotifierSettin
         retry_initial_s=_seconds(c, raw.get("retry_initial"), "notifier.retry_initial", 5.0, zero_ok=False),
         retry_max_s=_seconds(c, raw.get("retry_max"), "notifier.retry_max", 300.0, zero_ok=False),
         forget_after_s=_seconds(c, raw.get("forget_after"), "notifier.forget_after", 7 * 86_400.0, zero_ok=False),
+        min_interval_s=_seconds(c, raw.get("min_interval"), "notifier.min_interval", 1.0),
     )
+    feed = raw.get("source", "incidents")
+    if feed not in SOURCES:
+        c.append(f"notifier.source: must be incidents (one message per incident, slo.incidents) or alerts "
+                 f"(every alert, slo.alerts), got {feed!r}")
+        feed = "incidents"
     try:
         policy = NotifyPolicy(**policy_kw)
     except ValueError as e:
@@ -256,8 +309,9 @@ def parse_notifier_section(raw: Any, source: str = "notifier") -> NotifierSettin
         timeout_s=_seconds(c, raw.get("timeout"), "notifier.timeout", 10.0, zero_ok=False),
         max_retries=_int(c, raw.get("max_retries"), "notifier.max_retries", 4, 0),
         backoff_factor=float(backoff),
-        max_retry_after_s=_seconds(c, raw.get("max_retry_after"), "notifier.max_retry_after", 60.0),
+        max_retry_after_s=_seconds(c, raw.get("max_retry_after"), "notifier.max_retry_after", 0.0),
         max_pending=_int(c, raw.get("max_pending"), "notifier.max_pending", 5000, 1),
+        source=str(feed),
         session_timeout_ms=(None if raw.get("session_timeout") is None else int(1000 * _seconds(
             c, raw.get("session_timeout"), "notifier.session_timeout", 45.0, zero_ok=False))),
     )
@@ -322,7 +376,7 @@ def load_notifier_config(config_path: str | os.PathLike[str] | None = None, *,
     except KafkaConfigError as e:
         raise NotifierConfigError([str(e)], source) from None
     return NotifierConfig(settings, kafka, owner_routes, kafka.topic("alerts"),
-                          settings.dead_letter_topic or kafka.topic("dead_letter"))
+                          settings.dead_letter_topic or kafka.topic("dead_letter"), kafka.topic("incidents"))
 
 
 # -- senders --------------------------------------------------------------------------------------
@@ -332,7 +386,7 @@ class Sender(Protocol):
     name: str
     kind: str
 
-    def send(self, batch: Batch, *, now: float | None = None) -> SendResult: ...
+    def send(self, batch: Any, *, now: float | None = None) -> SendResult: ...  # a Batch or a Send
 
     def close(self) -> None: ...
 
@@ -365,8 +419,14 @@ class _WebhookAdapter:
         self.inner = inner
         self.name = inner.name
 
-    def send(self, batch: Batch, *, now: float | None = None) -> SendResult:
-        return self.inner.send([p.alert for p in batch.items])
+    @property
+    def pace_key(self) -> str:
+        return self.inner.pace_key
+
+    def send(self, batch: Any, *, now: float | None = None) -> SendResult:
+        message = getattr(batch, "message", None)  # an incident notice: the incident message, and what for
+        return self.inner.send([{**message, "notice": batch.kind}] if message is not None
+                               else [p.alert for p in batch.items])
 
     def close(self) -> None:
         self.inner.close()
@@ -381,9 +441,12 @@ class PreviewSender:
         self.name = name
         self.out = out
 
-    def send(self, batch: Batch, *, now: float | None = None) -> SendResult:
-        print(render_batch_preview(batch, now=now), file=self.out or sys.stdout, flush=True)
-        return SendResult("ok")
+    def send(self, batch: Any, *, now: float | None = None) -> SendResult:
+        message = getattr(batch, "message", None)
+        text = (render_incident_preview(message, batch.kind, self.name) if message is not None
+                else render_batch_preview(batch, now=now))
+        print(text, file=self.out or sys.stdout, flush=True)
+        return SendResult("ok", ref={"channel": "preview", "ts": str(message.get("id"))} if message else None)
 
     def close(self) -> None:
         pass
@@ -407,13 +470,17 @@ def build_senders(settings: NotifierSettings, *, env: Mapping[str, str] | None =
                    for h, var in t.headers_env.items()}
         if url is None or any(v is None for v in headers.values()):
             continue
-        if not url.reveal().lower().startswith(("https://", "http://")):
+        if t.kind != "slack_api" and not url.reveal().lower().startswith(("https://", "http://")):
             problems.append(f"{path}: the URL from {url.source} is not an http(s) URL")
             continue
         common = dict(timeout_s=settings.timeout_s, max_retries=settings.max_retries,
                       backoff_factor=settings.backoff_factor, max_retry_after_s=settings.max_retry_after_s)
         if t.kind == "slack":
-            sender: Sender = SlackWebhookSender(t.name, url, sleep=sleep, clock=clock, **common)
+            sender: Sender = SlackIncidentWebhookSender(t.name, url, sleep=sleep, clock=clock, **common)
+        elif t.kind == "slack_api":
+            del common["max_retry_after_s"]
+            sender = SlackApiSender(t.name, url, t.channel or "", api_url=t.api_url, sleep=sleep, clock=clock,
+                                    **common)
         else:
             sender = _WebhookAdapter(GenericWebhookSender(
                 t.name, url, headers={h: v for h, v in headers.items() if v is not None}, **common))

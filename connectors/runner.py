@@ -66,6 +66,7 @@ def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOption
         KafkaJsonSink(settings, settings.topic("budget")),
         KafkaJsonSink(settings, settings.topic("alerts")),
         KafkaJsonSink(settings, settings.topic("dead_letter"), headers=dead_letter_headers),
+        KafkaJsonSink(settings, settings.topic("incidents")) if config.incidents.enabled else None,
     )
     return build_flow(config, source, sinks, finish_at_eof=not options.tail, sources=tuple(source.list_parts()),
                       metrics=metrics, recovery=options.recovery_dir is not None, reset_state=options.reset_state)
@@ -99,7 +100,7 @@ def wait_for_kafka(settings: KafkaSettings, topics: list[str], out: Any, max_del
 
 def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1) -> dict[str, str]:
     """Create the input and output topics, and rollout.decisions, if missing (idempotent)."""
-    names = [settings.topic(k) for k in (*INPUTS, *OUTPUTS, "decisions")]
+    names = [settings.topic(k) for k in (*INPUTS, *OUTPUTS, "decisions", "incidents")]
     return create_topics(settings, names, partitions=partitions, replication=replication)
 
 

@@ -20,7 +20,6 @@ Not for: deciding what to send or when (``sloguard/notify_policy.py``).
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +37,15 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.webhook import WebhookClient
 
-from connectors.webhooks import Redactor, Secret, SendResult, classify_http, retry_after_seconds
+from connectors.webhooks import (
+    Redactor,
+    Secret,
+    SendResult,
+    classify_http,
+    pace_key_of,
+    quiet_logger,
+    retry_after_seconds,
+)
 from sloguard.budget import budget_text
 from sloguard.notify_policy import REMINDER, RESOLVED, Batch, alert_epoch
 from sloguard.timeutil import parse_duration
@@ -469,12 +476,7 @@ class SlackWebhookSender:
         self._url = url
         self._clock = clock
         self._redactor = Redactor([url])
-        # A private logger above DEBUG: WebhookClient logs the URL whenever its logger's own
-        # level is <= DEBUG (a fresh logger's level, NOTSET, is 0) and on every retry at INFO.
-        quiet = logging.getLogger(f"sloguard.notifier.http.slack.{id(self):x}")
-        quiet.setLevel(logging.CRITICAL)
-        quiet.propagate = False
-        quiet.addFilter(self._redactor)
+        quiet = quiet_logger(f"sloguard.notifier.http.slack.{id(self):x}", self._redactor)
         self._client = WebhookClient(
             url.reveal(), timeout=timeout_s, logger=quiet,
             retry_handlers=retry_handlers(max_retries=max_retries, backoff_factor=backoff_factor,
@@ -483,6 +485,10 @@ class SlackWebhookSender:
     @property
     def secrets(self) -> list[Secret]:
         return [self._url]
+
+    @property
+    def pace_key(self) -> str:
+        return pace_key_of(self._url)
 
     def _post(self, body: dict[str, Any]) -> SendResult:
         where = f"route {self.name} (Slack)"

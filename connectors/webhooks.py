@@ -15,6 +15,7 @@ Not for: Slack Block Kit (``connectors/slack.py``) or deciding where alerts go (
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ __all__ = [
     "Secret",
     "SendResult",
     "classify_http",
+    "pace_key_of",
+    "quiet_logger",
 ]
 
 REDACTED = "<redacted>"
@@ -162,6 +165,7 @@ class SendResult:
     reason: str = ""
     http_status: int | None = None
     retry_after_s: float | None = None
+    ref: dict[str, Any] | None = None  # what the receiver called the message (Slack API: channel, ts)
 
     @property
     def ok(self) -> bool:
@@ -170,6 +174,22 @@ class SendResult:
     @property
     def permanent(self) -> bool:
         return self.status == "permanent"
+
+
+def quiet_logger(name: str, redactor: Redactor) -> logging.Logger:
+    """A private logger above DEBUG for an HTTP client: slack_sdk's clients log the URL (and so a
+    webhook's token) whenever their logger's own level is <= DEBUG (a fresh logger's level, NOTSET,
+    is 0) and on every retry at INFO."""
+    quiet = logging.getLogger(name)
+    quiet.setLevel(logging.CRITICAL)
+    quiet.propagate = False
+    quiet.addFilter(redactor)
+    return quiet
+
+
+def pace_key_of(url: Secret) -> str:
+    """A receiver's name for pacing (sloguard/pacing.py): a fingerprint of its URL, not the URL."""
+    return "hook:" + hashlib.sha256(url.reveal().encode()).hexdigest()[:16]
 
 
 def retry_after_seconds(headers: Mapping[str, Any] | None) -> float | None:
@@ -241,6 +261,10 @@ class GenericWebhookSender:
     @property
     def secrets(self) -> list[Secret]:
         return [self._url, *self._headers.values()]
+
+    @property
+    def pace_key(self) -> str:
+        return pace_key_of(self._url)
 
     def send(self, alerts: list[Mapping[str, Any]]) -> SendResult:
         headers = {"Content-Type": "application/json", "User-Agent": "sloguard-notifier"}

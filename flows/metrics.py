@@ -108,6 +108,8 @@ class FlowMetrics:
                 if name not in ("model", "segment", "ts") and isinstance(value, int | float):
                     self.label_store.labels(message["model"], name).set(value)
             return
+        if kind not in ("budget", "alert"):  # incidents: counted above, no gauges of their own
+            return
         slo, model, segment = message.get("slo") or "", message["model"], _segment(message["segment"])
         with self._lock:
             if kind == "budget":

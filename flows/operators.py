@@ -80,8 +80,9 @@ class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
                           "fingerprint": plan.fingerprint}, self.recovery)
 
 
-class JudgeLogic(StatefulLogic[Summary, Output, bytes | None]):
-    """Bytewax state of one model's judge: merges the shards' summaries, judges ticks (judge.py)."""
+class JudgeLogic(StatefulLogic[Summary, list[Output], bytes | None]):
+    """Bytewax state of one model's judge: merges the shards' summaries, judges ticks (judge.py).
+    Everything one call writes is one item (whole ticks), for the incidents step."""
 
     def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool, recovery: bool,
                  state: dict | None, reset: frozenset[str] = frozenset()) -> None:
@@ -98,15 +99,15 @@ class JudgeLogic(StatefulLogic[Summary, Output, bytes | None]):
               resume: bytes | None, reset: frozenset[str] = frozenset()) -> JudgeLogic:
         return cls(plans, sources, finish_at_eof, recovery, None if resume is None else pickle.loads(resume), reset)
 
-    def on_item(self, value: Summary) -> tuple[Iterable[Output], bool]:
+    def on_item(self, value: Summary) -> tuple[Iterable[list[Output]], bool]:
         if self.judge is None:
             self.judge = Judge(self.plans[value.model], None, self.sources)
-        return self.judge.merge(value), StatefulLogic.RETAIN
+        return _whole(self.judge.merge(value)), StatefulLogic.RETAIN
 
-    def on_eof(self) -> tuple[Iterable[Output], bool]:
+    def on_eof(self) -> tuple[Iterable[list[Output]], bool]:
         if self.judge is None or not self.finish_at_eof:
             return (), StatefulLogic.RETAIN
-        return self.judge.finish(), StatefulLogic.RETAIN
+        return _whole(self.judge.finish()), StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
         if self.judge is None:
@@ -114,6 +115,10 @@ class JudgeLogic(StatefulLogic[Summary, Output, bytes | None]):
         plan = self.judge.plan
         return _snapshot({"model": plan.name, "state": self.judge.state, "fingerprint": plan.fingerprint},
                          self.recovery)
+
+
+def _whole(outputs: list[Output]) -> list[list[Output]]:
+    return [outputs] if outputs else []
 
 
 def _plan_of(plans: dict[str, ModelPlan], state: dict, reset: frozenset[str]) -> tuple[ModelPlan, Any]:
@@ -147,6 +152,8 @@ def message_key(output: Output) -> str:
     kind, msg = output
     if kind == "dead_letter":
         return msg.get("model") or msg["topic"]
+    if kind == "incident":  # one incident's messages in order on one partition
+        return f"{msg['model']}|incident|{msg['id']}"
     return "|".join((msg["model"], msg.get("slo") or "", segment_key(msg["segment"])))
 
 

@@ -16,6 +16,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from flows.incident_step import IncidentLogic, explode
 from flows.metrics import FlowMetrics
 from flows.operators import JudgeLogic, ShardLogic, dead_letters, message_key, only, route_batch
 from sloguard.batch import ParsedBatch, ParseSpec, parse_batch
@@ -26,11 +27,13 @@ from sloguard.plan import ModelPlan
 
 @dataclass(frozen=True)
 class Sinks:
-    """Where the three outputs go; each receives `(message key, message dict)` items."""
+    """Where the outputs go; each receives `(message key, message dict)` items. Incident messages
+    (sloguard/incidents.py) go to `incidents` when it is given."""
 
     budget: Sink
     alerts: Sink
     dead_letter: Sink
+    incidents: Sink | None = None
 
 
 def parse_spec(config: Config) -> ParseSpec:
@@ -81,8 +84,12 @@ def build_flow(
     duplicates = op.filter_map("shard_dead_letters", ingested, partial(only, "dead_letter"))  # (key, message)
     judged = op.stateful("judge", summaries, partial(JudgeLogic.build, plans, sources, finish_at_eof, recovery,
                                                         reset=reset_state))
-    # (model, ("budget" | "alert", message))
-    keyed = op.map("key_outputs", judged, lambda kv: (message_key(kv[1]), kv[1]))
+    # (model, [("budget" | "alert" | "label_store", message), ...]): whole ticks
+    if config.incidents.enabled:
+        judged = op.stateful("incidents", judged, partial(IncidentLogic.build, config, recovery))
+        # (model, [("budget" | "alert" | "incident" | "label_store", message), ...]): alerts carry their incident_id
+    outputs = op.flat_map("outputs", judged, explode)  # (model, (kind, message))
+    keyed = op.map("key_outputs", outputs, lambda kv: (message_key(kv[1]), kv[1]))
     # (message key, (kind, message))
     budget = op.filter_map("budgets", keyed, partial(only, "budget"))
     alerts = op.filter_map("alerts", keyed, partial(only, "alert"))
@@ -91,6 +98,8 @@ def build_flow(
         op.inspect("metrics_duplicates", duplicates, lambda _step, item: metrics.observe_output("dead_letter", item[1]))
     op.output("budget_out", budget, sinks.budget)
     op.output("alerts_out", alerts, sinks.alerts)
+    if sinks.incidents is not None:
+        op.output("incidents_out", op.filter_map("incidents_only", keyed, partial(only, "incident")), sinks.incidents)
     op.output("dead_letter_out", op.merge("all_dead_letters", rejected, duplicates), sinks.dead_letter)
     return flow
 

@@ -447,7 +447,7 @@ def replay(
     # recovery dir's layout, so one shard per model gives the same outputs for less per-batch work.
     config = dataclasses.replace(config, shards=1)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("budget", "alerts", "dead_letter"):  # an output with nothing in it is an empty file
+    for name in ("budget", "alerts", "dead_letter", "incidents"):  # an output with nothing in it is an empty file
         (out / f"{name}.jsonl").write_bytes(b"")
     topics = {k: config.topics[k] for k in ("inference", "labels", "features")}
     printer = ProgressPrinter(sys.stderr) if progress is True else None
@@ -459,12 +459,13 @@ def replay(
         from connectors.files import TeeSink
 
         alerts_sink = TeeSink(alerts_sink, on_alert)
-    sinks = Sinks(JsonlSink(out / "budget.jsonl"), alerts_sink, JsonlSink(out / "dead_letter.jsonl"))
+    sinks = Sinks(JsonlSink(out / "budget.jsonl"), alerts_sink, JsonlSink(out / "dead_letter.jsonl"),
+                  JsonlSink(out / "incidents.jsonl"))
     run_main(build_flow(config, source, sinks, sources=tuple(inputs)))
     if printer is not None:
         sys.stderr.write("\n")
     counts: Counter = Counter()
-    for name in ("budget", "alerts", "dead_letter"):
+    for name in ("budget", "alerts", "dead_letter", "incidents"):
         with (out / f"{name}.jsonl").open("rb") as f:
             counts[name] = sum(1 for _ in f)
     return counts
@@ -472,8 +473,8 @@ def replay(
 
 def summary_line(counts: Counter, out: Path) -> str:
     return (
-        f"wrote {counts['budget']:,} budget events, {counts['alerts']:,} alerts and "
-        f"{counts['dead_letter']:,} dead letters to {out}/"
+        f"wrote {counts['budget']:,} budget events, {counts['alerts']:,} alerts, {counts['incidents']:,} incident "
+        f"messages and {counts['dead_letter']:,} dead letters to {out}/"
     )
 
 

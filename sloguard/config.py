@@ -20,6 +20,7 @@ import yaml
 
 from sloguard.adjustments import Adjustment, parse_adjustments
 from sloguard.drift import reference_from_dict
+from sloguard.incident_policy import IncidentPolicy, parse_incident_policy
 from sloguard.policy import AlertRule, PolicyError, load_policy, scale_rules
 from sloguard.quality import canonical
 from sloguard.sli import CATALOGUE, DIMENSIONS, METRIC, RATIO, SliKind
@@ -34,6 +35,7 @@ DEFAULT_TOPICS = {
     "alerts": "slo.alerts",
     "dead_letter": "slo.dead-letter",
     "decisions": "rollout.decisions",
+    "incidents": "slo.incidents",
 }
 SEVERITIES = ("page", "ticket")
 
@@ -175,6 +177,7 @@ class Config:
     exhausted_severity: str = "ticket"
     no_data_severity: str = "page"
     shards: int = 8  # per model: the per-event stage is keyed by (model, hash of id % shards)
+    incidents: IncidentPolicy = field(default_factory=IncidentPolicy)  # sloguard/incident_policy.py
     source: str = "config"
     resolve_hold_s: int = 0  # alerting.resolve_hold: no-data's (SLOs carry their own)
     adjustments: tuple[Adjustment, ...] = ()  # silences and budget adjustments, every model's
@@ -273,6 +276,7 @@ class _Checker:
 _TOP = {
     "rollout",  # read by connectors/controller.py (sloguard.rollout.parse_rollout)
     "notifier",  # read by connectors/notifier_config.py
+    "incidents",  # sloguard/incident_policy.py
     "kafka",
     "evaluation_interval",
     "allowed_lateness",
@@ -366,6 +370,7 @@ def parse_config(
             slos.append(slo)
     adjustments = parse_adjustments(top.get("adjustments"), {n: m.segments for n, m in models.items()},
                                     {s.name: s.model for s in slos}, c.fail)
+    incidents = parse_incident_policy(top.get("incidents"), c.fail)
     if c.problems:
         raise ConfigError(c.problems, source)
     return Config(
@@ -382,6 +387,7 @@ def parse_config(
         exhausted_severity=exhausted,
         no_data_severity=no_data,
         shards=shards,
+        incidents=incidents,
         source=source,
         baseline_pending=baseline_pending,
         resolve_hold_s=resolve_hold,

@@ -122,7 +122,7 @@ def decisions_from_outputs(config_path: Path, out: Path) -> list[dict[str, Any]]
 
     raw = yaml.safe_load(config_path.read_text()).get("rollout") or {}
     spec = parse_rollout(raw, load_config(config_path), str(config_path))
-    events = [orjson.loads(line) for name in ("budget", "alerts")
+    events = [orjson.loads(line) for name in ("budget", "alerts", "incidents") if (out / f"{name}.jsonl").exists()
               for line in (out / f"{name}.jsonl").read_bytes().splitlines()]
     events.sort(key=lambda e: parse_rfc3339(e["ts"]) or 0.0)  # stable: a tick's budgets, then its alerts
     return [d.to_message() for d in replay_decisions(spec, events)]
@@ -166,7 +166,9 @@ def run_replay_demo(out: Path, events: int = 250_000, seed: int = 7, stream: Tex
         lines, _ok = rollout_summary(manifest, decisions)
         print("\n    rollout controller (the same policy over these budgets and alerts):", file=stream)
         print("      " + "\n      ".join(lines), file=stream)
-        show_notifications(seen, stream)
+        run = out / f"{scenario}-run"
+        show_notifications(seen, stream, incidents=[orjson.loads(x) for x in (run / "incidents.jsonl").read_bytes()
+                                                    .splitlines()])
         manifests.append(manifest)
     scenarios = ["fraud", "recsys"]
     write_demo_report([(f"{s}-run", out / f"{s}-run") for s in scenarios], scenarios, manifests,
@@ -189,25 +191,38 @@ def write_demo_report(runs: list[tuple[str, Path]], scenarios: list[str], manife
     print(f"\nreport: {html} (open it in a browser; it needs no network)", file=stream)
 
 
-def show_notifications(alerts: list[dict[str, Any]], stream: TextIO, shown: int = 4) -> None:
-    """What the notifier would post to Slack for these alerts (grouped per model and route), and
-    posts them when SLOGUARD_DEMO_SLACK_WEBHOOK is set."""
+def show_notifications(alerts: list[dict[str, Any]], stream: TextIO, shown: int = 4,
+                       incidents: list[dict[str, Any]] | None = None) -> None:
+    """What the notifier would post to Slack: one message per incident (its open and its resolve
+    through an incoming webhook; one message edited in place through the Slack Web API), beside
+    what posting every alert would take; posts the incident notices when
+    SLOGUARD_DEMO_SLACK_WEBHOOK is set."""
     import io
     import os
 
     from connectors.notifier import preview_alerts
+    from connectors.notifier_preview import preview_incidents
 
     webhook = os.environ.get("SLOGUARD_DEMO_SLACK_WEBHOOK")
-    buffer = io.StringIO()
-    batches = preview_alerts(alerts, out=buffer, webhook=webhook)
-    previews: list[list[str]] = []
-    for line in buffer.getvalue().splitlines():
-        if line.startswith("[") or not previews:  # each message starts with its [route]
-            previews.append([])
-        previews[-1].append(line)
     where = (
         "posted to SLOGUARD_DEMO_SLACK_WEBHOOK" if webhook else "would go to Slack (set SLOGUARD_DEMO_SLACK_WEBHOOK)"
     )
-    print(f"\n    notifier: {len(batches)} messages for {len(alerts)} alerts {where}; the first {shown}:", file=stream)
+    per_alert = preview_alerts(alerts, out=io.StringIO())
+    if incidents is None:
+        print(f"\n    notifier: {len(per_alert)} messages for {len(alerts)} alerts {where}", file=stream)
+        return
+    buffer = io.StringIO()
+    incidents = sorted(incidents, key=lambda m: str(m["ts"]))  # the live demo reads two models' topics
+    p = preview_incidents(incidents, out=buffer, webhook=webhook)
+    print(f"\n    notifier: {len(alerts)} alerts fold into {p.incidents} incidents: {p.webhook_messages} Slack "
+          f"messages through incoming webhooks (open and resolve of each, {p.escalations} escalations, "
+          f"{p.reminders} reminders), or {p.api_posts} through the Slack Web API, edited {p.api_edits} times "
+          f"as keys join and resolve (+{p.api_replies} escalations and reminders in their threads); "
+          f"{len(per_alert)} messages when every alert is posted; {where}; the first {shown}:", file=stream)
+    previews: list[list[str]] = []
+    for line in buffer.getvalue().splitlines():
+        if line.startswith("[") or not previews:  # each notice starts with its [route]
+            previews.append([])
+        previews[-1].append(line)
     for lines in previews[:shown]:
         print("\n".join("      " + line for line in lines), file=stream)

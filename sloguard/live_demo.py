@@ -37,8 +37,9 @@ def _topics(scenario: str) -> dict[str, str]:
         "alerts": "slo.alerts",
         "dead_letter": "slo.dead-letter",
         "decisions": "rollout.decisions",
+        "incidents": "slo.incidents",
     }
-    return {k: f"{scenario}.{names.get(k, 'ml.' + k)}" for k in (*INPUTS, *OUTPUTS, "decisions")}
+    return {k: f"{scenario}.{names.get(k, 'ml.' + k)}" for k in (*INPUTS, *OUTPUTS, "decisions", "incidents")}
 
 
 def example_config(scenario: str) -> dict[str, Any]:
@@ -80,6 +81,7 @@ class _View:
         self.recent: list[dict[str, Any]] = []
         self.alerts: list[dict[str, Any]] = []
         self.decisions: list[dict[str, Any]] = []
+        self.incidents: list[dict[str, Any]] = []
         self.dead = 0
         self.latest: dict[str, str] = {}  # model -> newest budget tick seen
         self.lock = threading.Lock()
@@ -100,6 +102,8 @@ class _View:
                 self.dead += 1
             elif kind == "decisions":
                 self.decisions.append(message)
+            elif kind == "incidents":
+                self.incidents.append(message)
 
     def render(self, clock: str, elapsed: float, duration: float, colour: bool) -> str:
         with self.lock:
@@ -225,7 +229,7 @@ def run_live_demo(
                 p.wait(10)
             return 1
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-view"})
-        kinds = (*OUTPUTS, "decisions")
+        kinds = (*OUTPUTS, "decisions", "incidents")
         consumer.assign([TopicPartition(_topics(s)[k], 0, 0) for s in SCENARIOS for k in kinds])
         kind_of = {_topics(s)[k]: k for s in SCENARIOS for k in kinds}
 
@@ -322,7 +326,7 @@ def run_live_demo(
         print("  " + "\n  ".join(lines), file=stream)
     from sloguard.demo import show_notifications
 
-    show_notifications(view.alerts, stream)
+    show_notifications(view.alerts, stream, incidents=view.incidents)
     from sloguard.demo import write_demo_report
 
     producer = None  # a live client would log the stopped broker's refusals while the report is written

@@ -19,6 +19,13 @@ Rules:
   `reminder_interval_s` until it resolves, at most `max_reminders` times (0: no limit).
 - **Retries.** A batch that failed for a reason that may pass (429, 5xx, timeouts) comes back after
   `retry_after_s` when the receiver said so, else after an exponential backoff.
+- **Pacing** (sloguard/pacing.py). At most one message per `min_interval_s` goes to each receiver
+  (its pace key: two routes on one webhook share it), and a receiver's Retry-After holds every
+  batch bound for it, not only the one that was refused.
+- **Order.** A `resolved` notice never goes out while its episode's `firing` notice is unsettled
+  (queued, in flight or being retried): it waits for it.
+- **Every episode** of every alert has its own ledger entry (target, id, started_at), kept until
+  `forget_after_s` after it closed, so an old episode consumed again after a restart is a duplicate.
 
 The ledger of delivered episodes is what survives restarts: `snapshot()` is plain JSON-able data
 and `Notifications.from_snapshot(policy, data)` rebuilds the core from it; `take_changes()` gives
@@ -37,6 +44,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sloguard.offsets import OffsetTracker
+from sloguard.pacing import Pacer
 from sloguard.timeutil import parse_rfc3339
 
 __all__ = [
@@ -68,6 +77,7 @@ class NotifyPolicy:
     retry_initial_s: float = 5.0
     retry_max_s: float = 300.0
     forget_after_s: float = 7 * 86_400.0  # resolved episodes are remembered this long
+    min_interval_s: float = 1.0  # per receiver (webhook): Slack allows about one message a second
 
     def __post_init__(self) -> None:
         if self.group_window_s < 0:
@@ -78,6 +88,8 @@ class NotifyPolicy:
             raise ValueError("reminder_interval_s and max_reminders must be >= 0")
         if self.retry_initial_s <= 0 or self.retry_max_s < self.retry_initial_s:
             raise ValueError("need 0 < retry_initial_s <= retry_max_s")
+        if self.min_interval_s < 0:
+            raise ValueError("min_interval_s must be >= 0")
 
     def backoff_s(self, attempts: int) -> float:
         """Delay before retry number `attempts` (1, 2, ...): initial x 2^(attempts-1), capped."""
@@ -178,14 +190,16 @@ class Notifications:
     """
 
     def __init__(self, policy: NotifyPolicy | None = None,
-                 episodes: Iterable[Episode] = ()) -> None:
+                 episodes: Iterable[Episode] = (), pace_keys: Mapping[str, Hashable] | None = None) -> None:
         self.policy = policy or NotifyPolicy()
-        self.episodes: dict[tuple[str, str], Episode] = {(e.target, e.id): e for e in episodes}
+        self.episodes: dict[tuple[str, str, str], Episode] = {(e.target, e.id, e.started_at): e for e in episodes}
+        self.pacer = Pacer(self.policy.min_interval_s)
+        self.pace_keys = dict(pace_keys or {})
         self._open: dict[tuple[str, str, str], Batch] = {}  # (target, kind, model) -> batch
         self._waiting: list[tuple[float, int, Batch]] = []  # closed or retrying, by due time
         self._queued: set[tuple[str, str, str, str]] = set()  # notice keys in open/waiting batches
-        self._reminding: set[tuple[str, str]] = set()  # (target, id) with a reminder in flight
-        self._changed: dict[tuple[str, str], Episode] = {}  # ledger entries not yet taken
+        self._reminding: set[tuple[str, str, str]] = set()  # episodes with a reminder in flight
+        self._changed: dict[tuple[str, str, str], Episode] = {}  # ledger entries not yet taken
         self._seq = itertools.count()
 
     # -- intake ---------------------------------------------------------------------------------
@@ -228,9 +242,13 @@ class Notifications:
             self._push(batch, None)
         return "queued"
 
+    def pace_key(self, target: str) -> Hashable:
+        """The receiver a target posts to (targets on one webhook share their pace)."""
+        return self.pace_keys.get(target, target)
+
     def _already_delivered(self, target: str, alert: Mapping[str, Any]) -> bool:
-        ep = self.episodes.get((target, str(alert.get("id"))))
-        if ep is None or ep.started_at != str(alert.get("started_at")):
+        ep = self.episodes.get((target, str(alert.get("id")), str(alert.get("started_at"))))
+        if ep is None:
             return False
         if alert.get("state") == FIRING:
             return True  # this episode's firing was settled (or it has resolved already)
@@ -261,19 +279,44 @@ class Notifications:
                 del self._open[gkey]
                 self._push(batch, None)
         self._queue_reminders(now)
-        out = []
+        out, later = [], []
         while self._waiting and self._waiting[0][0] <= now:
-            out.append(heapq.heappop(self._waiting)[2])
+            batch = heapq.heappop(self._waiting)[2]
+            key = self.pace_key(batch.target)
+            if not self.pacer.ready(key, now):
+                batch.due_at = self.pacer.next_at(key)
+                later.append(batch)
+            elif batch.kind == RESOLVED and self._firing_unsettled(batch):
+                batch.due_at = self._firing_due(batch, now)  # when the firing goes (now: it is going now)
+                later.append(batch)
+            else:
+                self.pacer.sent(key, now)
+                out.append(batch)
+        for batch in later:
+            self._push(batch, None)
         for batch in out:
             self._attach_refs(batch)
         return out
 
+    def _firing_due(self, batch: Batch, now: float) -> float:
+        ids = {(str(p.alert.get("id")), str(p.alert.get("started_at"))) for p in batch.items}
+        dues = [b.due_at for b in self._all_waiting() if b.kind == FIRING and b.target == batch.target
+                and any((str(p.alert.get("id")), str(p.alert.get("started_at"))) in ids for p in b.items)]
+        return max([now, *dues])
+
+    def _firing_unsettled(self, batch: Batch) -> bool:
+        """Whether a firing notice of an episode this resolved batch closes is still unsettled."""
+        return any((batch.target, str(p.alert.get("id")), str(p.alert.get("started_at")), FIRING) in self._queued
+                   for p in batch.items)
+
     def flush_all(self, now: float) -> list[Batch]:
-        """Every batch still waiting, regardless of its due time (shutdown, rebalance)."""
+        """Every batch still waiting, regardless of its due time or pace (shutdown, rebalance);
+        firing batches first. A driver must stop sending to a receiver after a failure."""
         for batch in self._open.values():
             self._push(batch, None)
         self._open.clear()
         out = [heapq.heappop(self._waiting)[2] for _ in range(len(self._waiting))]
+        out.sort(key=lambda b: (b.kind == RESOLVED, b.due_at, b.seq))
         for batch in out:
             self._attach_refs(batch)
         return out
@@ -282,7 +325,8 @@ class Notifications:
         """Earliest time a batch or a reminder becomes due, or None when nothing is pending."""
         times = [b.due_at for b in self._open.values()]
         if self._waiting:
-            times.append(self._waiting[0][0])
+            b = self._waiting[0][2]
+            times.append(max(self._waiting[0][0], self.pacer.next_at(self.pace_key(b.target))))
         times.extend(t for t in (self._reminder_due_at(e) for e in self.episodes.values())
                      if t is not None)
         return min(times) if times else None
@@ -296,18 +340,18 @@ class Notifications:
         if batch.kind == FIRING:
             return
         for p in batch.items:
-            ep = self.episodes.get((batch.target, str(p.alert.get("id"))))
+            ep = self.episodes.get((batch.target, str(p.alert.get("id")), str(p.alert.get("started_at"))))
             ref = batch.refs.setdefault(str(p.alert.get("id")), {})
-            same = ep is not None and ep.started_at == str(p.alert.get("started_at"))
-            ref["posted_at"] = ep.posted_at if same and ep else None
-            ref["reminders"] = ep.reminders if same and ep else 0
+            ref["posted_at"] = ep.posted_at if ep else None
+            ref["reminders"] = ep.reminders if ep else 0
 
     # -- reminders ------------------------------------------------------------------------------
 
     def _reminder_due_at(self, ep: Episode) -> float | None:
         pol = self.policy
         if (ep.state != FIRING or ep.dead or not ep.remind or pol.reminder_interval_s <= 0
-                or ep.last_posted_at is None or ep.alert is None or (ep.target, ep.id) in self._reminding
+                or ep.last_posted_at is None or ep.alert is None
+                or (ep.target, ep.id, ep.started_at) in self._reminding
                 or (pol.max_reminders and ep.reminders >= pol.max_reminders)):
             return None
         return ep.last_posted_at + pol.reminder_interval_s
@@ -325,12 +369,12 @@ class Notifications:
                 groups[(ep.target, model)] = batch
                 self._push(batch, None)
             batch.items.append(Pending(ep.target, ep.alert, None))
-            self._reminding.add((ep.target, ep.id))
+            self._reminding.add((ep.target, ep.id, ep.started_at))
 
     # -- outcomes -------------------------------------------------------------------------------
 
-    def delivered(self, batch: Batch, now: float) -> None:
-        """The receiver accepted `batch`: record its notices in the ledger."""
+    def delivered(self, batch: Batch, now: float, ref: Any = None) -> None:
+        """The receiver accepted `batch`: record its notices in the ledger (`ref`: unused here)."""
         for p in batch.items:
             self._settle(batch, p, now, dead=False)
 
@@ -346,6 +390,8 @@ class Notifications:
         if retry_after_s is not None and retry_after_s >= 0:
             delay = retry_after_s  # the receiver said when: honour it
         batch.due_at = now + delay
+        if retry_after_s is not None and retry_after_s >= 0:  # the receiver waits for everything
+            self.pacer.hold(self.pace_key(batch.target), batch.due_at)
         self._push(batch, None)
         return batch.due_at
 
@@ -353,7 +399,7 @@ class Notifications:
         """Forget `batch` without recording it (its source will be consumed again elsewhere)."""
         for p in batch.items:
             self._queued.discard(p.key)
-            self._reminding.discard((batch.target, str(p.alert.get("id"))))
+            self._reminding.discard((batch.target, str(p.alert.get("id")), str(p.alert.get("started_at"))))
 
     def drop_waiting(self, keep: Callable[[Pending], bool]) -> list[Batch]:
         """Remove and return every waiting batch holding an item `keep` rejects (revoked input)."""
@@ -374,11 +420,11 @@ class Notifications:
         aid = str(alert.get("id"))
         started = str(alert.get("started_at"))
         self._queued.discard(p.key)
-        self._reminding.discard((batch.target, aid))
-        key = (batch.target, aid)
+        self._reminding.discard((batch.target, aid, started))
+        key = (batch.target, aid, started)
         ep = self.episodes.get(key)
         if batch.kind == REMINDER:
-            if ep is not None and ep.state == FIRING and ep.started_at == started:
+            if ep is not None and ep.state == FIRING:
                 if dead:
                     ep.dead, ep.at, ep.alert, ep.remind = True, now, None, False
                 else:
@@ -386,18 +432,21 @@ class Notifications:
                     ep.last_posted_at = now
                 self._changed[key] = ep
             return
-        if ep is not None and ep.started_at == started and ep.state == RESOLVED \
-                and batch.kind == FIRING:
+        if ep is not None and ep.state == RESOLVED and batch.kind == FIRING:
             return  # a late firing of an episode already closed: keep the closed state
         remind = bool(batch.refs.get(aid, {}).get("remind", True))
         if batch.kind == FIRING:
+            for other in self.episodes.values():  # a new episode ends the reminders of older ones
+                if other.target == batch.target and other.id == aid and other.started_at != started and other.remind:
+                    other.remind, other.alert = False, None
+                    self._changed[(other.target, other.id, other.started_at)] = other
             eligible = remind and str(alert.get("severity")) in self.policy.reminder_severities
             self.episodes[key] = Episode(
                 batch.target, aid, started, FIRING, now, dead=dead,
                 posted_at=None if dead else now, last_posted_at=None if dead else now,
                 remind=eligible and not dead, alert=dict(alert) if eligible and not dead else None)
         else:
-            posted = ep.posted_at if ep is not None and ep.started_at == started else None
+            posted = ep.posted_at if ep is not None else None
             self.episodes[key] = Episode(
                 batch.target, aid, started, RESOLVED, now, dead=dead, posted_at=posted)
         self._changed[key] = self.episodes[key]
@@ -425,75 +474,13 @@ class Notifications:
                 "episodes": [e.to_json() for e in self.episodes.values()]}
 
     @classmethod
-    def from_snapshot(cls, policy: NotifyPolicy | None, data: Mapping[str, Any] | None
-                      ) -> Notifications:
+    def from_snapshot(cls, policy: NotifyPolicy | None, data: Mapping[str, Any] | None,
+                      pace_keys: Mapping[str, Hashable] | None = None) -> Notifications:
         """Rebuild from `snapshot()` output; None or an empty mapping starts with no history."""
         if not data:
-            return cls(policy)
-        if data.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"unsupported notifier state version {data.get('version')!r}")
-        return cls(policy, (Episode.from_json(e) for e in data.get("episodes", [])))
-
-
-class OffsetTracker:
-    """Which consumed offsets are finished, so only a contiguous prefix is ever committed.
-
-    A message is finished when every notice it fanned out to is delivered, dead-lettered or a
-    duplicate. `committable()` gives, per partition, the offset after the longest finished
-    prefix that has not been committed yet (Kafka's "next offset to read").
-
-    >>> t = OffsetTracker()
-    >>> t.add(("a", 0), 5, parts=1); t.add(("a", 0), 6, parts=2)
-    >>> t.done(("a", 0), 6); t.done(("a", 0), 6)
-    >>> t.committable()  # 5 is still open: nothing past it may be committed
-    {}
-    >>> t.done(("a", 0), 5); t.committable()
-    {('a', 0): 7}
-    """
-
-    def __init__(self) -> None:
-        self._open: dict[Hashable, dict[int, int]] = {}
-        self._high: dict[Hashable, int] = {}
-        self._committed: dict[Hashable, int] = {}
-
-    def add(self, tp: Hashable, offset: int, parts: int) -> None:
-        """Record a consumed message that still has `parts` notices to finish (0: finished)."""
-        self._high[tp] = max(self._high.get(tp, -1), offset)
-        self._committed.setdefault(tp, offset)  # where this consumer started: nothing to commit yet
-        if parts > 0:
-            self._open.setdefault(tp, {})[offset] = parts
-
-    def done(self, tp: Hashable, offset: int) -> None:
-        """One notice of the message at `offset` finished."""
-        parts = self._open.get(tp)
-        if parts is None or offset not in parts:
-            return
-        parts[offset] -= 1
-        if parts[offset] <= 0:
-            del parts[offset]
-
-    @property
-    def open_count(self) -> int:
-        return sum(len(p) for p in self._open.values())
-
-    def committable(self) -> dict[Hashable, int]:
-        """{partition: next offset} for partitions whose finished prefix grew."""
-        out = {}
-        for tp, high in self._high.items():
-            parts = self._open.get(tp)
-            nxt = min(parts) if parts else high + 1
-            if nxt > self._committed.get(tp, -1):
-                out[tp] = nxt
-        return out
-
-    def committed(self, offsets: Mapping[Hashable, int]) -> None:
-        """The broker accepted these commits."""
-        for tp, off in offsets.items():
-            self._committed[tp] = max(off, self._committed.get(tp, -1))
-
-    def forget(self, tps: Iterable[Hashable]) -> None:
-        """Partitions revoked from this consumer: drop what is known about them."""
-        for tp in tps:
-            self._open.pop(tp, None)
-            self._high.pop(tp, None)
-            self._committed.pop(tp, None)
+            return cls(policy, pace_keys=pace_keys)
+        if data.get("version") != SNAPSHOT_VERSION or data.get("kind", "alerts") != "alerts":
+            raise ValueError(f"unsupported notifier state (version {data.get('version')!r}, kind "
+                             f"{data.get('kind')!r}): a state file belongs to one notifier.source")
+        return cls(policy, (Episode.from_json(e) for e in data.get("episodes", []) if "id" in e),
+                   pace_keys=pace_keys)

@@ -558,6 +558,7 @@ class AlertState:
     started_at: float
     ts: float
     summary: str
+    incident_id: str | None = None  # sloguard/incidents.py: the incident its episode belongs to
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -706,6 +707,7 @@ class RolloutState:
         self.alerts: dict[str, AlertState] = {}
         self.resolved: dict[str, tuple[float, str, str | None]] = {}  # id -> (ts, model, version)
         self.seen: dict[tuple[str, str], float] = {}  # (model, version) -> latest event ts
+        self.causes: dict[str, dict[str, Any]] = {}  # open incident id -> its cause (slo.incidents)
 
     # -- folding --
 
@@ -721,7 +723,26 @@ class RolloutState:
             return self._apply_budget(event)
         if kind == "alert":
             return self._apply_alert(event)
-        raise InvalidEvent(f"type: must be budget or alert, got {kind!r}")
+        if kind == "incident":
+            return self._apply_incident(event)
+        raise InvalidEvent(f"type: must be budget, alert or incident, got {kind!r}")
+
+    def _apply_incident(self, e: Mapping[str, Any]) -> str:
+        """An incident message: keep the cause of open incidents, to say what burned first."""
+        ident, model = _str(e, "id"), _str(e, "model")
+        assert ident is not None and model is not None
+        cause = e.get("cause")
+        if e.get("state") == "resolved":
+            self.causes.pop(ident, None)
+        elif isinstance(cause, Mapping) and cause.get("summary"):
+            self.causes[ident] = {"model": model, "summary": str(cause["summary"]),
+                                  "lead_s": float(cause.get("lead_s") or 0.0), "slo": cause.get("slo")}
+        return model
+
+    def cause_of(self, alert: AlertState) -> str | None:
+        """What burned first in the alert's incident, when it was another SLO (None otherwise)."""
+        cause = self.causes.get(alert.incident_id or "")
+        return cause["summary"] if cause and cause["lead_s"] > 0 else None
 
     def _apply_budget(self, e: Mapping[str, Any]) -> str:
         model, slo = _str(e, "model"), _str(e, "slo")
@@ -804,6 +825,7 @@ class RolloutState:
                 started_at=_ts(e.get("started_at", e.get("ts")), "started_at"),
                 ts=ts,
                 summary=str(e.get("summary") or ""),
+                incident_id=e.get("incident_id") if isinstance(e.get("incident_id"), str) else None,
             )
         self._touch(model, version, ts)
         return model
@@ -848,6 +870,10 @@ class RolloutState:
                 best, best_ts = version, s.ts
         return best
 
+    def serving_stable(self, model: str) -> str | None:
+        """The version whose ``variant=stable`` traffic was seen last: production, now."""
+        return self.stable_version(model, None)
+
     def canary_version(self, model: str) -> str | None:
         """The version most recently seen serving ``variant=canary``."""
         best, best_ts = None, -math.inf
@@ -880,6 +906,7 @@ class RolloutState:
             "alerts": [a.as_dict() for a in self.alerts.values()],
             "resolved": [[i, t, m, v] for i, (t, m, v) in self.resolved.items()],
             "seen": [[m, v, t] for (m, v), t in self.seen.items()],
+            "causes": self.causes,
         }
 
     @classmethod
@@ -895,6 +922,7 @@ class RolloutState:
             state.resolved[i] = (float(t), m, v)
         for m, v, t in snapshot.get("seen", []):
             state.seen[(m, v)] = float(t)
+        state.causes = {k: dict(v) for k, v in (snapshot.get("causes") or {}).items()}
         return state
 
     # -- the decision --
@@ -936,6 +964,10 @@ class _Judge:
             self.reasons += canary_reasons
         outcomes = {r.outcome for r in self.reasons}
         decision = ROLLBACK if ROLLBACK in outcomes else HOLD if HOLD in outcomes else PROMOTE
+        if decision == ROLLBACK and self.version == self.state.serving_stable(self.model):
+            decision = self.keep_stable()
+        # the reasons that decided it first (a rollback's rollbacks, a hold's holds), in check order
+        self.reasons.sort(key=lambda r: r.outcome != decision)
         affected = []
         for o in self.overrides:
             d = o.as_dict()
@@ -955,6 +987,16 @@ class _Judge:
         )
 
     # -- helpers --
+
+    def keep_stable(self) -> str:
+        """Never a rollback of the version in production: what would roll it back holds instead."""
+        self.reasons = [Reason(r.code, HOLD, f"{r.message} (not applied: {self.version} is the stable version)",
+                               r.dimension) if r.outcome == ROLLBACK else r for r in self.reasons]
+        self.reasons.insert(0, Reason(
+            "stable-no-rollback", HOLD,
+            f"{self.model} {self.version} is the stable version (it serves variant=stable): a rollback would "
+            "leave nothing to roll back to, so the controller holds and leaves production to its owner"))
+        return HOLD
 
     def hold(self, code: str, message: str, dimension: str | None = None, *, waivable: bool = False) -> None:
         if waivable and dimension is not None:
@@ -1118,6 +1160,9 @@ class _Judge:
             where = a.dimension + (f", {_segment_key(a.segment)}" if a.segment else "")
             what = f"{a.rule} page on {a.slo or 'the model'} ({where})"
             since = f"firing since {to_rfc3339(a.started_at)}"
+            cause = self.state.cause_of(a)
+            if cause:  # the incident's cause first: what burned before this page
+                since += f" (burned first: {cause})"
             if a.version in (self.version, None):
                 # model-wide pages (no SLO, e.g. no-data) cover both versions once any SLO is split
                 split = a.slo in split_slos if a.slo is not None else bool(split_slos)
@@ -1279,7 +1324,7 @@ def replay_decisions(
 
     for e in events:
         try:
-            if not isinstance(e, Mapping) or e.get("type") not in ("budget", "alert"):
+            if not isinstance(e, Mapping) or e.get("type") not in ("budget", "alert", "incident"):
                 state.apply(e)  # raises the reason
             ts = _ts(e.get("ts"), "ts")
             if tick is not None and ts > tick:

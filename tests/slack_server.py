@@ -1,5 +1,10 @@
 """A local HTTP server that answers like Slack's incoming-webhook endpoint, for tests.
 
+It also plays the Web API's ``chat.postMessage`` and ``chat.update`` (``/api/...``, a bearer token
+made by ``bot_token()``): a post returns ``{"ok": true, "channel", "ts"}``, an update of a known
+``ts`` replaces that message (``messages`` holds each channel's messages as they now read); 429s and
+errors are scripted per method like webhook answers (``script(slack.api("chat.update"), ...)``).
+
 Each webhook is a secret-looking path (``/services/T…/B…/<24 chars>``). By default a post gets
 ``200 ok`` when its JSON is a valid webhook payload, like Slack: ``400 invalid_payload`` for bad
 JSON, ``400 no_text`` without text or blocks, ``400 invalid_blocks`` for more than 50 blocks or a
@@ -57,6 +62,8 @@ class Answer:
 
 
 OK = Answer()
+#: In a script: answer this request as the server would unscripted (a real 200 from the Web API).
+PASS = Answer(status=0)
 
 
 def rate_limited(retry_after: float = 1) -> Answer:
@@ -80,6 +87,7 @@ class Received:
     headers: dict[str, str]
     status: int
     at: float
+    answer_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def json(self) -> Any:
@@ -94,6 +102,10 @@ class FakeSlack:
         self._scripts: dict[str, deque[Answer]] = {}
         self._sticky: dict[str, Answer] = {}
         self._known: set[str] = set()
+        self._tokens: set[str] = set()
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> payload as it reads now
+        self.posts: list[tuple[str, str]] = []  # (channel, ts) in order of chat.postMessage
+        self._ts = 1_767_225_600_000_000
         self._lock = threading.Lock()
         owner = self
 
@@ -103,16 +115,18 @@ class FakeSlack:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                answer = owner._answer(self.path, body)
+                answer = (owner._api(self.path, body, self.headers.get("Authorization") or "")
+                          if self.path.startswith("/api/") else owner._answer(self.path, body))
                 with owner._lock:  # recorded on arrival: a slow answer's post has arrived already
                     owner.requests.append(Received(self.path, body, dict(self.headers), answer.status,
-                                                   time.monotonic()))
+                                                   time.monotonic(), dict(answer.headers)))
                 if answer.delay_s:
                     time.sleep(answer.delay_s)
                 payload = answer.body.encode()
                 try:
                     self.send_response(answer.status)
-                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Type", "application/json; charset=utf-8"
+                                     if self.path.startswith("/api/") else "text/html")
                     self.send_header("Content-Length", str(len(payload)))
                     for k, v in answer.headers.items():
                         self.send_header(k, v)
@@ -157,7 +171,50 @@ class FakeSlack:
 
     @staticmethod
     def _path(url: str) -> str:
-        return url[url.index("/services/"):] if "/services/" in url else url
+        for marker in ("/services/", "/api/"):
+            if marker in url:
+                return url[url.index(marker):]
+        return url
+
+    def bot_token(self) -> str:
+        """A new bot token the Web API endpoints accept."""
+        token = f"xoxb-{secrets.token_hex(6)}-{secrets.token_urlsafe(18)}"
+        self._tokens.add(token)
+        return token
+
+    def api(self, method: str) -> str:
+        """The URL of a Web API method (for `script` and `received`); its base is `base + "/api/"`."""
+        return f"{self.base}/api/{method}"
+
+    def _api(self, path: str, body: bytes, auth: str) -> Answer:
+        with self._lock:
+            queue = self._scripts.get(path)
+            scripted = queue.popleft() if queue else PASS
+        if scripted is not PASS:
+            return scripted
+        if auth.removeprefix("Bearer ") not in self._tokens:
+            return Answer(200, json.dumps({"ok": False, "error": "invalid_auth"}))
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return Answer(200, json.dumps({"ok": False, "error": "invalid_json"}))
+        invalid = self._validate(json.dumps({k: v for k, v in payload.items() if k in ("text", "blocks")}).encode())
+        if invalid.status != 200:
+            return Answer(200, json.dumps({"ok": False, "error": invalid.body}))
+        channel = payload.get("channel")
+        with self._lock:
+            if path == "/api/chat.postMessage":
+                self._ts += 100
+                ts = f"{self._ts // 1_000_000}.{self._ts % 1_000_000:06d}"
+                self.messages[(channel, ts)] = payload
+                self.posts.append((channel, ts))
+                return Answer(200, json.dumps({"ok": True, "channel": channel, "ts": ts}))
+            if path == "/api/chat.update":
+                if (channel, payload.get("ts")) not in self.messages:
+                    return Answer(200, json.dumps({"ok": False, "error": "message_not_found"}))
+                self.messages[(channel, payload["ts"])] = payload
+                return Answer(200, json.dumps({"ok": True, "channel": channel, "ts": payload["ts"]}))
+        return Answer(404, json.dumps({"ok": False, "error": "unknown_method"}))
 
     def script(self, url: str, *answers: Answer) -> None:
         """Answer the next posts to `url` with `answers`, in order; then default behaviour."""
@@ -171,8 +228,9 @@ class FakeSlack:
     def _answer(self, path: str, body: bytes) -> Answer:
         with self._lock:
             queue = self._scripts.get(path)
-            if queue:
-                return queue.popleft()
+            scripted = queue.popleft() if queue else PASS
+        if scripted is not PASS:
+            return scripted
         if path in self._sticky:
             return self._sticky[path]
         if path not in self._known:

@@ -52,7 +52,7 @@ def scenario(tmp_path_factory):
 
 
 def topics_config(topic_factory, bootstrap: str) -> tuple[dict, KafkaSettings]:
-    names = {k: topic_factory(k) for k in (*INPUTS, "budget", "alerts", "dead_letter")}
+    names = {k: topic_factory(k) for k in (*INPUTS, "budget", "alerts", "dead_letter", "incidents")}
     kafka = {"bootstrap_servers": bootstrap, "topics": names}
     return kafka, KafkaSettings.from_mapping(kafka, env={})
 
@@ -86,13 +86,26 @@ def test_the_flow_on_kafka_raises_the_same_alerts_and_budgets_as_replay(scenario
 
     def alert_key(a: dict) -> tuple:
         return (a["id"], a["state"], a["ts"], a["rule"], a["slo"], tuple(a["segment"].items()),
-                (a.get("silenced") or {}).get("id"), a.get("silence_ended"))
+                (a.get("silenced") or {}).get("id"), a.get("silence_ended"), a.get("incident_id"),
+                a.get("inhibited_by"))
 
     assert sorted(alert_key(a) for _, a, _ in got_alerts) == sorted(alert_key(a) for a in want_alerts)
     assert any(a.get("silenced") for a in want_alerts) and any(a.get("silence_ended") for a in want_alerts)
     for key, alert, _ in got_alerts:  # Kafka key = the SLO key, so one key's events stay in order
         assert key.decode() == "|".join((alert["model"], alert["slo"] or "",
                                          ",".join(f"{k}={v}" for k, v in alert["segment"].items())))
+
+    # incidents: the same messages, byte for byte, and one incident's messages in order on its key
+    want_incidents = (tmp_path / "incidents.jsonl").read_bytes().splitlines()
+    got_incidents = consume_all(kafka_bootstrap, settings.topic("incidents"))
+    assert len(want_incidents) > 0
+    assert sorted(orjson.dumps(m) for _, m, _ in got_incidents) == sorted(orjson.loads(x) and orjson.dumps(
+        orjson.loads(x)) for x in want_incidents)
+    seqs: dict[str, list[int]] = {}
+    for key, m, _ in got_incidents:
+        assert key.decode() == f"fraud|incident|{m['id']}"
+        seqs.setdefault(m["id"], []).append(m["seq"])
+    assert all(s == list(range(1, len(s) + 1)) for s in seqs.values())
 
     # whole messages, every field (issue 15: the label join's counters, which depend on how far each
     # topic was read, were in the budget events; they are now a metric)

@@ -39,7 +39,7 @@ def deliver_all(n: Notifications, now: float) -> list[Batch]:
 
 
 def test_alerts_for_one_model_within_the_window_go_out_as_one_message() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=30))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=30))
     for i, t in enumerate((0.0, 5.0, 10.0)):
         assert n.offer("sre", alert(f"a{i}"), ("t", 0, i), now=t) == "queued"
     assert n.next_due_at() == 30.0
@@ -50,7 +50,7 @@ def test_alerts_for_one_model_within_the_window_go_out_as_one_message() -> None:
 
 
 def test_groups_are_per_target_model_and_kind() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=30))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=30))
     n.offer("sre", alert("a", model="fraud"), 1, 0.0)
     n.offer("sre", alert("b", model="recsys"), 2, 1.0)
     n.offer("data", alert("c", model="fraud"), 3, 2.0)
@@ -65,7 +65,7 @@ def test_groups_are_per_target_model_and_kind() -> None:
 
 
 def test_a_full_group_is_sent_at_once() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=30, max_group_size=3))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=30, max_group_size=3))
     for i in range(4):
         n.offer("sre", alert(f"a{i}"), i, now=0.0)
     [full] = n.due(0.0)
@@ -74,17 +74,17 @@ def test_a_full_group_is_sent_at_once() -> None:
 
 
 def test_zero_window_or_ungrouped_targets_send_each_alert_at_once() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=0))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=0))
     n.offer("sre", alert("a"), 1, 0.0)
     n.offer("sre", alert("b"), 2, 0.0)
     assert [ids(b) for b in n.due(0.0)] == [["a"], ["b"]]
-    n = Notifications(NotifyPolicy(group_window_s=30))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=30))
     n.offer("pager", alert("a"), 1, 0.0, group=False)
     assert [ids(b) for b in n.due(0.0)] == [["a"]]
 
 
 def test_a_resolve_closes_the_group_holding_its_firing_so_the_firing_goes_first() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=30))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=30))
     n.offer("sre", alert("a"), 1, 0.0)
     n.offer("sre", alert("b"), 2, 1.0)
     n.offer("sre", alert("a", "resolved", ts="2026-01-01T00:00:10Z"), 3, 10.0)
@@ -100,7 +100,7 @@ def test_a_resolve_closes_the_group_holding_its_firing_so_the_firing_goes_first(
 
 
 def test_a_notice_is_sent_once_per_episode_and_state() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=0))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=0))
     assert n.offer("sre", alert("a"), 1, 0.0) == "queued"
     assert n.offer("sre", alert("a"), 2, 0.0) == "duplicate"  # queued already
     deliver_all(n, 0.0)
@@ -115,14 +115,14 @@ def test_a_notice_is_sent_once_per_episode_and_state() -> None:
 
 
 def test_a_resolve_without_a_known_firing_is_still_sent_and_says_so() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=0))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=0))
     n.offer("sre", alert("a", "resolved"), 1, 0.0)
     [b] = n.due(0.0)
     assert b.refs["a"]["posted_at"] is None
 
 
 def test_the_ledger_survives_a_snapshot_round_trip_through_json() -> None:
-    pol = NotifyPolicy(group_window_s=0, reminder_interval_s=3600)
+    pol = NotifyPolicy(min_interval_s=0, group_window_s=0, reminder_interval_s=3600)
     n = Notifications(pol)
     n.offer("sre", alert("a"), 1, 0.0)
     n.offer("sre", alert("b", severity="ticket"), 2, 0.0)
@@ -140,7 +140,7 @@ def test_the_ledger_survives_a_snapshot_round_trip_through_json() -> None:
 
 
 def test_a_dead_lettered_notice_is_not_retried_or_reminded() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=0, reminder_interval_s=60))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=0, reminder_interval_s=60))
     n.offer("sre", alert("a"), 1, 0.0)
     [b] = n.due(0.0)
     n.dead_lettered(b, 0.0)
@@ -150,7 +150,7 @@ def test_a_dead_lettered_notice_is_not_retried_or_reminded() -> None:
 
 
 def test_closed_episodes_are_forgotten_after_the_retention() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=0, forget_after_s=100))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=0, forget_after_s=100))
     n.offer("sre", alert("a"), 1, 0.0)
     n.offer("sre", alert("b", severity="ticket"), 2, 0.0)
     deliver_all(n, 0.0)
@@ -158,14 +158,14 @@ def test_closed_episodes_are_forgotten_after_the_retention() -> None:
     deliver_all(n, 1.0)
     assert n.prune(50.0) == 0
     assert n.prune(102.0) == 1  # a resolved; b still firing is kept
-    assert set(n.episodes) == {("sre", "b")}
+    assert [k[:2] for k in n.episodes] == [("sre", "b")]  # keyed by episode: (target, id, started_at)
 
 
 # -- reminders -------------------------------------------------------------------------------------
 
 
 def test_pages_still_firing_are_reminded_every_interval_until_resolved() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=0, reminder_interval_s=3600, max_reminders=0))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=0, reminder_interval_s=3600, max_reminders=0))
     n.offer("sre", alert("page"), 1, 0.0)
     n.offer("sre", alert("ticket", severity="ticket"), 2, 0.0)
     deliver_all(n, 0.0)
@@ -187,23 +187,23 @@ def test_pages_still_firing_are_reminded_every_interval_until_resolved() -> None
 
 
 def test_reminders_stop_at_the_limit_and_when_disabled() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=0, reminder_interval_s=10, max_reminders=2))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=0, reminder_interval_s=10, max_reminders=2))
     n.offer("sre", alert("a"), 1, 0.0)
     deliver_all(n, 0.0)
     sent = [len(deliver_all(n, t)) for t in (10.0, 20.0, 30.0, 40.0)]
     assert sent == [1, 1, 0, 0]
-    n = Notifications(NotifyPolicy(group_window_s=0, reminder_interval_s=0))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=0, reminder_interval_s=0))
     n.offer("sre", alert("a"), 1, 0.0)
     deliver_all(n, 0.0)
     assert n.next_due_at() is None
-    n = Notifications(NotifyPolicy(group_window_s=0, reminder_interval_s=10))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=0, reminder_interval_s=10))
     n.offer("pager", alert("a"), 1, 0.0, remind=False)
     deliver_all(n, 0.0)
     assert n.due(100.0) == []
 
 
 def test_reminders_for_one_model_are_grouped() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=5, reminder_interval_s=100))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=5, reminder_interval_s=100))
     for i in range(3):
         n.offer("sre", alert(f"a{i}"), i, 0.0)
     deliver_all(n, 5.0)
@@ -215,7 +215,7 @@ def test_reminders_for_one_model_are_grouped() -> None:
 
 
 def test_failed_batches_come_back_with_backoff_or_after_retry_after() -> None:
-    pol = NotifyPolicy(group_window_s=0, retry_initial_s=5, retry_max_s=60)
+    pol = NotifyPolicy(min_interval_s=0, group_window_s=0, retry_initial_s=5, retry_max_s=60)
     assert [pol.backoff_s(k) for k in (1, 2, 3, 4, 5)] == [5, 10, 20, 40, 60]
     n = Notifications(pol)
     n.offer("sre", alert("a"), 1, 0.0)
@@ -234,7 +234,7 @@ def test_failed_batches_come_back_with_backoff_or_after_retry_after() -> None:
 
 
 def test_dropping_waiting_batches_of_revoked_partitions() -> None:
-    n = Notifications(NotifyPolicy(group_window_s=30))
+    n = Notifications(NotifyPolicy(min_interval_s=0, group_window_s=30))
     n.offer("sre", alert("a"), (("t", 0), 1), 0.0)
     n.offer("sre", alert("b", model="recsys"), (("t", 1), 1), 0.0)
     dropped = n.drop_waiting(lambda p: p.token[0] != ("t", 0))

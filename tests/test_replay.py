@@ -40,6 +40,7 @@ def replayed(request, tmp_path_factory):
         "alerts": _read(out / "alerts.jsonl"),
         "budget": _read(out / "budget.jsonl"),
         "dead": _read(out / "dead_letter.jsonl"),
+        "incidents": _read(out / "incidents.jsonl"),
     }
 
 
@@ -131,13 +132,13 @@ def test_bad_input_lands_in_dead_letters_with_reasons_and_counts_toward_the_sche
 
 def test_replay_is_deterministic_to_the_byte(replayed, tmp_path):
     replay(replayed["config"], replayed["inputs"], tmp_path)
-    for name in ("budget.jsonl", "alerts.jsonl", "dead_letter.jsonl"):
+    for name in ("budget.jsonl", "alerts.jsonl", "dead_letter.jsonl", "incidents.jsonl"):
         assert (tmp_path / name).read_bytes() == (replayed["out"] / name).read_bytes(), name
 
 
 def test_outputs_follow_their_json_schemas(replayed):
     jsonschema = pytest.importorskip("jsonschema")
-    for kind, file in (("budget", "budget"), ("alerts", "alert"), ("dead", "dead_letter")):
+    for kind, file in (("budget", "budget"), ("alerts", "alert"), ("dead", "dead_letter"), ("incidents", "incident")):
         schema = json.loads((ROOT / "schemas" / f"{file}.schema.json").read_text())
         validator = jsonschema.Draft202012Validator(schema)
         for message in replayed[kind][:: max(1, len(replayed[kind]) // 500)]:
@@ -159,3 +160,39 @@ def test_the_example_rollout_policy_rolls_back_the_regressing_canary_and_promote
         first = min(i["start"] for i in replayed["manifest"]["incidents"])
         promoted = [d for d in decisions if d["decision"] == "promote"]
         assert promoted and epoch(promoted[0]["ts"]) < first and "rollback" not in kinds
+
+
+def test_pages_fold_into_one_incident_per_overlapping_burn_of_an_slo(replayed):
+    """Oracle from the raw alerts: per (owner, dimension), page episodes whose firing spans overlap
+    or touch are one incident (the default group_by [model, dimension, severity]), a new one after
+    a gap."""
+    alerts = replayed["alerts"]
+    spans: dict[tuple, list[list]] = {}
+    open_: dict[str, tuple] = {}
+    for a in alerts:
+        if a["severity"] != "page" or a["rule"] == "no-data" or "inhibited_by" in a:
+            continue  # muted pages (inhibit rules) belong to no incident of their own
+        if a["state"] == "firing":
+            open_[a["id"]] = (epoch(a["ts"]), a)
+        elif a["id"] in open_:
+            start, f = open_.pop(a["id"])
+            spans.setdefault((f["owner"], f["dimension"]), []).append([start, epoch(a["ts"]), f["incident_id"]])
+    for start, f in open_.values():
+        spans.setdefault((f["owner"], f["dimension"]), []).append([start, float("inf"), f["incident_id"]])
+    assert spans
+    for key, group in spans.items():
+        group.sort()
+        components, end = [], -1.0
+        for start, stop, inc in group:
+            if start > end:  # a gap: the previous incident resolved before this page fired
+                components.append(set())
+            components[-1].add(inc)
+            end = max(end, stop)
+        assert all(len(c) == 1 for c in components), (key, components)
+        assert len({next(iter(c)) for c in components}) == len(components), key  # a new id each time
+    by_id = {i["id"]: i for i in replayed["incidents"]}
+    for a in alerts:  # every alert names an incident that lists it (or that lists its muting alert)
+        if a.get("incident_id") and "inhibited_by" not in a:
+            assert a["id"] in {m["alert_id"] for m in by_id[a["incident_id"]]["members"]}
+    opened = [i for i in replayed["incidents"] if i["change"] == "opened"]
+    assert len(opened) == len(by_id) and len(opened) < len([a for a in alerts if a["state"] == "firing"]) / 3

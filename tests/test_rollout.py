@@ -478,7 +478,7 @@ def test_replay_decisions_yields_only_changes() -> None:
         for d in replay_decisions(make_spec(), [*events, {"type": "junk"}], errors=errors)
     ]
     assert out == [("fraud", "v2", "promote"), ("fraud", "v2", "rollback"), ("fraud", "v2", "promote")]
-    assert errors == ["type: must be budget or alert, got 'junk'"]
+    assert errors == ["type: must be budget, alert or incident, got 'junk'"]
 
 
 def test_unknown_model_holds() -> None:

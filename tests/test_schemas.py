@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
-NAMES = ("inference", "labels", "features", "budget", "alert", "dead_letter", "rollout_decision")
+NAMES = ("inference", "labels", "features", "budget", "alert", "dead_letter", "rollout_decision", "incident")
 INPUT_KINDS = ("inference", "labels", "features")
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 REASON = re.compile(r"^(?P<field>[a-z_]+): \S.*$")
