@@ -177,14 +177,10 @@ def _target(c: list[str], route: str, raw: Any, path: str, name: str) -> TargetS
     for k in ("token_env", "token_file", "channel", "api_url"):
         if k in raw:
             c.append(f"{path}.{k}: only slack_api targets take {k}")
-    env = raw.get("webhook_env")
-    file = raw.get("webhook_file")
-    if (env is None) == (file is None):
-        c.append(f"{path}: give exactly one of webhook_env (an environment variable name) "
-                 "or webhook_file (a path)")
+    source = _secret_source(c, raw, path, "webhook", "an environment variable name")
+    if source is None:
         return None
-    if env is not None:
-        env = _env_name(c, env, f"{path}.webhook_env")
+    env, file = source
     if file is not None and (not isinstance(file, str) or not file):
         c.append(f"{path}.webhook_file: must be a path")
         file = None
@@ -200,6 +196,18 @@ def _target(c: list[str], route: str, raw: Any, path: str, name: str) -> TargetS
             if name_ok:
                 headers[str(h)] = name_ok
     return TargetSpec(route, name, kind, env, file, headers, **_flags(c, raw, path, kind == "slack"))
+
+
+def _secret_source(c: list[str], raw: Mapping[str, Any], path: str, prefix: str, env_help: str
+                   ) -> tuple[str | None, Any] | None:
+    """A secret given as exactly one of `<prefix>_env` (a variable name, checked) or `<prefix>_file`."""
+    env, file = raw.get(f"{prefix}_env"), raw.get(f"{prefix}_file")
+    if (env is None) == (file is None):
+        c.append(f"{path}: give exactly one of {prefix}_env ({env_help}) or {prefix}_file (a path)")
+        return None
+    if env is not None:
+        env = _env_name(c, env, f"{path}.{prefix}_env")
+    return env, file
 
 
 def _flags(c: list[str], raw: Mapping[str, Any], path: str, default: bool) -> dict[str, bool]:
@@ -219,13 +227,10 @@ def _api_target(c: list[str], route: str, raw: Mapping[str, Any], path: str, nam
     for k in ("webhook_env", "webhook_file", "headers_env"):
         if k in raw:
             c.append(f"{path}.{k}: a slack_api target takes token_env or token_file and channel")
-    env, file = raw.get("token_env"), raw.get("token_file")
-    if (env is None) == (file is None):
-        c.append(f"{path}: give exactly one of token_env (an environment variable holding the bot token) "
-                 "or token_file (a path)")
+    source = _secret_source(c, raw, path, "token", "an environment variable holding the bot token")
+    if source is None:
         return None
-    if env is not None:
-        env = _env_name(c, env, f"{path}.token_env")
+    env, file = source
     channel = raw.get("channel")
     if not isinstance(channel, str) or not channel.strip():
         c.append(f"{path}.channel: must name the channel to post in (its id, e.g. C0123456789)")
