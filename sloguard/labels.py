@@ -214,17 +214,14 @@ class LabelStore:
             repeated = self.held.contains(hashes[miss])  # another label for the id already waits
             _, first = np.unique(hashes[miss], return_index=True)
             repeated[np.setdiff1d(np.arange(len(miss)), first)] = True  # ... or came earlier in this batch
-            hold = np.zeros(len(miss), bool)
-            for k, (j, why) in enumerate(zip(missing, gone, strict=True)):
+            hold = (np.array(gone, dtype=object) == None) & ~repeated  # noqa: E711 - elementwise
+            for k in np.flatnonzero(~hold).tolist():  # only the rejected ones, in label order
+                m, why = meta[missing[k]], gone[k]
                 if why is not None:
-                    m = meta[j]
                     rejected.append((m, self._gone_reason(m.id, why)))
-                elif repeated[k]:
-                    m = meta[j]
+                else:
                     rejected.append((m, f"duplicate label: another label for id {m.id!r} already waits for its "
                                         "prediction"))
-                else:
-                    hold[k] = True
             sel = miss[hold]
             if len(sel):
                 self.held.add(hashes[sel], ts[sel], {name: truth[name][sel] for name in self.truth_names},
