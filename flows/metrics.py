@@ -96,10 +96,10 @@ class FlowMetrics:
 
     def observe_output(self, kind: str, message: dict[str, Any]) -> None:
         self.outputs.labels(kind).inc()
+        if kind == "incident":  # counted, no gauges of its own
+            return
         if kind == "dead_letter":
             self.dead_letters.labels(message.get("model") or "", reason_class(message["error"])).inc()
-            return
-        if kind not in ("budget", "alert"):  # incidents: counted above, no gauges of their own
             return
         slo, model, segment = message.get("slo") or "", message["model"], _segment(message["segment"])
         with self._lock:

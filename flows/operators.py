@@ -109,10 +109,6 @@ class JudgeLogic(StatefulLogic[Summary, list[Output], bytes | None]):
         return _snapshot({"model": plan.name, "state": self.judge.state, "layout": plan.layout_names}, self.recovery)
 
 
-def _whole(outputs: list[Output]) -> list[list[Output]]:
-    return [outputs] if outputs else []
-
-
 def _plan_of(plans: dict[str, ModelPlan], state: dict) -> ModelPlan:
     """The plan a resumed state belongs to, refusing state written for another layout."""
     plan = plans.get(state["model"])
@@ -153,3 +149,8 @@ class Outputs:
     budget: Stream[Keyed]
     alerts: Stream[Keyed]
     dead_letter: Stream[Keyed]
+
+
+def _whole(outputs: list[Output]) -> list[list[Output]]:
+    """A judge call's outputs as one item (whole ticks, for the incidents step); nothing for none."""
+    return [outputs] if outputs else []
