@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast lint bench clean prometheus
+.PHONY: demo test test-fast lint bench clean prometheus reliability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test-fast: $(STAMP)  ## skip the tests marked slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+reliability: $(STAMP)  ## fault scenarios (poison, future burst, bad input, kills, broker down): lost / duplicated per scenario
+	$(BIN)/python benchmarks/reliability.py
 
 bench: $(STAMP)  ## replay throughput vs a plain read-and-parse of the same file
 	$(BIN)/python benchmarks/replay_throughput.py

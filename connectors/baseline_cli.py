@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,8 @@ def cmd(args: argparse.Namespace) -> int:
     builder = BaselineBuilder(config, bins=args.bins, segment_min_values=args.segment_min_values)
     printer = None if args.quiet else ProgressPrinter(sys.stderr)
     topics = {k: config.topics[k] for k in inputs}
-    part = JsonlReplaySource(inputs, topics, progress=printer).build_part("baseline", "replay", None)
+    part = JsonlReplaySource(inputs, topics, progress=printer, not_after=time.time(),  # the future starts now
+                             max_future_skew_s=config.max_future_skew_s).build_part("baseline", "replay", None)
     spec = parse_spec(config)
     rejected = 0
     try:

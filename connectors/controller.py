@@ -101,7 +101,7 @@ The ``controller:`` part of the ``rollout:`` config section (all optional)::
         token_env: SLOGUARD_GATE_TOKEN
         token_file: /etc/sloguard/gate-token
         auth: bearer              # or none (local demos only)
-        audit_log: audit/gate.jsonl
+        audit_log: audit/gate.jsonl  # rotates at 64 MiB, 3 kept; refusals: 60 lines a minute (connectors/audit.py)
         state_path: state/controller.json   # snapshot; without it alerts are re-read from the start
         clock: wall               # or event: judge at the newest event time seen (replays)
         forget_after: 7d          # drop versions with no events for this long
@@ -130,6 +130,7 @@ from typing import Any
 import orjson
 import yaml
 
+from connectors.audit import AuditLog
 from connectors.kafka_config import KafkaSettings
 from sloguard.config import Config, ConfigError, parse_config
 from sloguard.rollout import (
@@ -336,31 +337,6 @@ class SharedState:
 
     def knows(self, model: str) -> bool:
         return model in self.state.spec.slos
-
-
-class AuditLog:
-    """Append-only JSONL record of every decision served (and every refused request)."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._fh = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = path.open("ab", buffering=0)
-
-    def write(self, entry: Mapping[str, Any]) -> None:
-        if self._fh is None:
-            return
-        line = orjson.dumps(entry) + b"\n"
-        with self._lock:
-            self._fh.write(line)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
 
 
 # -- the gate (HTTP logic without sockets) ---------------------------------------------------

@@ -25,10 +25,11 @@ from sloguard.timeutil import MAX_EPOCH_S, MIN_EPOCH_S, parse_rfc3339
 Progress = Callable[[int, int, int], None]  # (bytes read, bytes total, lines read)
 
 
-def _line_ts(line: bytes) -> float | None:
+def _line_ts(line: bytes, latest: float = MAX_EPOCH_S) -> float | None:
     """The `ts` of a JSONL line, if it has a plausible one (used only to order lines and chunks).
 
-    Out-of-range timestamps count as unreadable: one absurd line must not reorder a whole merge.
+    Out-of-range timestamps, and those after `latest` (the replay's clock plus the allowed skew),
+    count as unreadable: one absurd line must not reorder a whole merge or move its watermark.
     """
     try:
         ts = orjson.loads(line).get("ts")
@@ -38,7 +39,7 @@ def _line_ts(line: bytes) -> float | None:
         value: float | None = float(ts)
     else:
         value = parse_rfc3339(ts) if isinstance(ts, str) else None
-    return value if value is not None and MIN_EPOCH_S <= value < MAX_EPOCH_S else None
+    return value if value is not None and MIN_EPOCH_S <= value < MAX_EPOCH_S and value <= latest else None
 
 
 @dataclass
@@ -61,8 +62,12 @@ class _MergePartition(StatefulSourcePartition[RawBatch, dict[str, tuple[int, int
         chunk_lines: int,
         resume: dict[str, tuple[int, int]] | None,
         progress: Progress | None,
+        not_after: float | None = None,
+        max_future_skew_s: float = 3600.0,
     ) -> None:
         self._topics = topics
+        self._not_after = not_after
+        self._latest = MAX_EPOCH_S if not_after is None else not_after + max_future_skew_s
         self._chunk_lines = chunk_lines
         self._progress = progress
         self._total = sum(p.stat().st_size for p in paths.values())
@@ -97,12 +102,12 @@ class _MergePartition(StatefulSourcePartition[RawBatch, dict[str, tuple[int, int
             head.file.close()
             return
         for line in reversed(lines):
-            ts = _line_ts(line)
+            ts = _line_ts(line, self._latest)
             if ts is not None:
                 head.ts = ts
                 break
         for line in lines:
-            ts = _line_ts(line)
+            ts = _line_ts(line, self._latest)
             if ts is not None:
                 head.first_ts = ts
                 break
@@ -112,7 +117,8 @@ class _MergePartition(StatefulSourcePartition[RawBatch, dict[str, tuple[int, int
         if not live:
             raise StopIteration
         head = min(live, key=lambda h: (h.ts, KINDS.index(h.kind)))
-        batch = RawBatch(head.kind, self._topics[head.kind], 0, head.offsets, head.chunk, source=head.kind)
+        batch = RawBatch(head.kind, self._topics[head.kind], 0, head.offsets, head.chunk, source=head.kind,
+                         not_after=self._not_after)
         self._pos[head.kind] = (head.file.tell(), head.line_no)
         self._emitted_ts = max(self._emitted_ts, head.ts)
         self._fill(head)
@@ -140,7 +146,10 @@ class JsonlReplaySource(FixedPartitionedSource[RawBatch, dict[str, tuple[int, in
 
     `paths` maps a kind (`inference`, `labels`, `features`) to its file; `topics` names the topic
     each kind stands for in dead letters. `progress(bytes_read, bytes_total, lines)` is called
-    after every chunk.
+    after every chunk. `not_after` is the replay's clock (the wall clock when it started, read by
+    the caller): events stamped more than `max_future_skew_s` after it are dead letters, and do
+    not order the merge. It is one value for the whole replay, so the same files give the same
+    output unless they hold events from the future of the machine replaying them.
     """
 
     def __init__(
@@ -149,6 +158,8 @@ class JsonlReplaySource(FixedPartitionedSource[RawBatch, dict[str, tuple[int, in
         topics: dict[str, str] | None = None,
         chunk_lines: int = 2000,
         progress: Progress | None = None,
+        not_after: float | None = None,
+        max_future_skew_s: float = 3600.0,
     ) -> None:
         unknown = set(paths) - set(KINDS)
         if unknown:
@@ -157,6 +168,8 @@ class JsonlReplaySource(FixedPartitionedSource[RawBatch, dict[str, tuple[int, in
         self.topics = {k: (topics or {}).get(k, k) for k in KINDS}
         self.chunk_lines = chunk_lines
         self.progress = progress
+        self.not_after = not_after
+        self.max_future_skew_s = max_future_skew_s
 
     def list_parts(self) -> list[str]:
         return ["replay"]
@@ -164,7 +177,8 @@ class JsonlReplaySource(FixedPartitionedSource[RawBatch, dict[str, tuple[int, in
     def build_part(
         self, step_id: str, for_part: str, resume_state: dict[str, tuple[int, int]] | None
     ) -> _MergePartition:
-        return _MergePartition(self.paths, self.topics, self.chunk_lines, resume_state, self.progress)
+        return _MergePartition(self.paths, self.topics, self.chunk_lines, resume_state, self.progress,
+                               self.not_after, self.max_future_skew_s)
 
 
 class _JsonlPartition(StatefulSinkPartition[Any, int]):

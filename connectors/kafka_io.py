@@ -49,10 +49,11 @@ class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
         self._last_read = 0.0
         self._last_heartbeat = 0.0
 
-    def _batch(self, offsets: list[int], values: list[bytes], caught_up: bool, clock: float | None = None) -> RawBatch:
+    def _batch(self, offsets: list[int], values: list[bytes], caught_up: bool, clock: float | None = None,
+               read_at: float | None = None, arrival: float | None = None) -> RawBatch:
         self._reported_caught_up = caught_up
         return RawBatch(self._kind, self._topic, self._partition, offsets, values, source=self._name,
-                        caught_up=caught_up, clock=clock)
+                        caught_up=caught_up, clock=clock, not_after=read_at, arrival=arrival)
 
     def next_batch(self) -> list[RawBatch]:
         if self._eof:
@@ -60,6 +61,7 @@ class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
         msgs = self._consumer.consume(self._source.batch_size, self._source.poll_timeout_s)
         offsets: list[int] = []
         values: list[bytes] = []
+        arrival_ms = 0
         at_end = False
         for msg in msgs:
             err = msg.error()
@@ -70,6 +72,8 @@ class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
                 raise RuntimeError(f"error reading {self._name}: {err}")
             offsets.append(msg.offset())
             values.append(msg.value() or b"")
+            arrival_ms = max(arrival_ms, msg.timestamp()[1])  # the log's time (create or append), ms
+        arrival = arrival_ms / 1000.0 if arrival_ms > 0 else None
         now = self._source.clock()
         if values:
             self._offset = offsets[-1] + 1
@@ -79,8 +83,8 @@ class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
         # moment may still be behind the others in event time (see sloguard/frontier.py).
         at_end = at_end or self._caught_up()
         caught_up = at_end and (not self._source.tail or now - self._last_read >= self._source.idle_after_s)
-        if values:
-            return [self._batch(offsets, values, caught_up)]
+        if values:  # the wall clock at reading bounds how far ahead an event may be stamped
+            return [self._batch(offsets, values, caught_up, read_at=now, arrival=arrival)]
         if at_end and not self._source.tail:  # drained: say so once, then stop
             self._eof = True
             return [self._batch([], [], True)]

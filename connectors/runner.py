@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -47,6 +48,8 @@ class RunOptions:
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"
     metrics_retire_ticks: int = 10
+    reset_state: frozenset[str] = frozenset()  # SLOs whose resumed state starts afresh (--reset-state)
+    kafka_retry_max_s: float = 30.0  # longest wait between attempts while Kafka does not answer
 
 
 def kafka_settings(config: Config) -> KafkaSettings:
@@ -66,8 +69,33 @@ def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOption
         KafkaJsonSink(settings, settings.topic("incidents")) if config.incidents.enabled else None,
     )
     return build_flow(config, source, sinks, finish_at_eof=not options.tail, sources=tuple(source.list_parts()),
-                      metrics=metrics, clock=time.time if options.tail else None,
-                      recovery=options.recovery_dir is not None)
+                      metrics=metrics, recovery=options.recovery_dir is not None, reset_state=options.reset_state)
+
+
+def wait_for_kafka(settings: KafkaSettings, topics: list[str], out: Any, max_delay_s: float = 30.0,
+                   sleep: Callable[[float], None] = time.sleep) -> Any:
+    """The cluster's metadata once Kafka answers and has every topic of `topics`: until then say
+    what is missing and retry, backing off to `max_delay_s` (a broker that is down when `run`
+    starts, or whose topics are still being created, is waited for: no traceback, no exit)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    delay = 1.0
+    while True:
+        try:
+            meta = AdminClient(settings.admin_config()).list_topics(timeout=5)
+        except KafkaException as e:
+            reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
+            problem = f"Kafka at {settings.bootstrap_servers} does not answer ({reason})"
+        else:
+            missing = [t for t in topics if t not in meta.topics or meta.topics[t].error is not None]
+            if not missing:
+                return meta
+            problem = (f"input topic {', '.join(missing)} does not exist on {settings.bootstrap_servers} "
+                       "(create the topics with `sloguard topics create --config <config>`)")
+        print(f"sloguard run: {problem}; retrying in {delay:.0f} s (Ctrl-C stops)", file=out, flush=True)
+        sleep(delay)
+        delay = min(max_delay_s, delay * 2)
 
 
 def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1) -> dict[str, str]:
@@ -77,9 +105,16 @@ def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1
 
 
 def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
-    """Run the flow until interrupted (or, with `tail=False`, until the topics are drained)."""
-    from bytewax.recovery import RecoveryConfig, init_db_dir
+    """Run the flow until interrupted (or, with `tail=False`, until the topics are drained).
+
+    Exits 2 with a message (never a traceback) for what the user can fix: a recovery directory that
+    is another flow's or writable by others; waits, saying so, for a Kafka that does not answer yet
+    and for input topics that do not exist yet.
+    """
+    from bytewax.recovery import RecoveryConfig
     from bytewax.run import cli_main
+
+    from connectors import recovery as recovery_dir
 
     settings = kafka_settings(config)
     broker = None
@@ -90,23 +125,24 @@ def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
         settings = settings.with_bootstrap(broker.bootstrap_servers)
         print(f"no Kafka configured: embedded broker on {broker.bootstrap_servers}", file=out)
         ensure_topics(settings, options.partitions)
-    recovery = None
-    if options.recovery_dir is not None:
-        options.recovery_dir.mkdir(parents=True, exist_ok=True)
-        if not any(options.recovery_dir.iterdir()):
-            init_db_dir(options.recovery_dir, options.recovery_partitions)
-        recovery = RecoveryConfig(str(options.recovery_dir), backup_interval=timedelta(0))
-    metrics = None
-    if options.metrics_port is not None:
-        from prometheus_client import CollectorRegistry
-
-        from flows.metrics import rule_severities, serve
-
-        metrics = FlowMetrics(CollectorRegistry(), rule_severities(config), options.metrics_retire_ticks)
-        serve(metrics, options.metrics_port, options.metrics_address)
-        print(f"metrics on http://{options.metrics_address}:{options.metrics_port}/metrics", file=out)
-    print(f"sloguard run: {settings!r}, {options.workers} worker(s) per process", file=out)
     try:
+        inputs = [settings.topic(k) for k in INPUTS]
+        meta = wait_for_kafka(settings, inputs, out, options.kafka_retry_max_s)
+        parts = [f"{t}#{p}" for t in inputs for p in sorted(meta.topics[t].partitions)]
+        recovery = None
+        if options.recovery_dir is not None:
+            recovery_dir.prepare(options.recovery_dir, options.recovery_partitions, parts)
+            recovery = RecoveryConfig(str(options.recovery_dir), backup_interval=timedelta(0))
+        metrics = None
+        if options.metrics_port is not None:
+            from prometheus_client import CollectorRegistry
+
+            from flows.metrics import rule_severities, serve
+
+            metrics = FlowMetrics(CollectorRegistry(), rule_severities(config), options.metrics_retire_ticks)
+            serve(metrics, options.metrics_port, options.metrics_address)
+            print(f"metrics on http://{options.metrics_address}:{options.metrics_port}/metrics", file=out)
+        print(f"sloguard run: {settings!r}, {options.workers} worker(s) per process", file=out)
         cli_main(
             build_kafka_flow(config, settings, options, metrics),
             workers_per_process=options.workers,

@@ -80,6 +80,9 @@ class FlowMetrics:
                                ["slo", "model", "segment", "window"], registry=registry)
         self.alerts_firing = Gauge("sloguard_alerts_firing", "1 while an alert fires",
                                    ["slo", "model", "segment", "rule", "severity"], registry=registry)
+        self.label_store = Gauge("sloguard_label_store", "The label join: predictions pending, labels held, "
+                                 "and totals joined, late, expired, evicted, rejected", ["model", "counter"],
+                                 registry=registry)
         self.consumer_lag = Gauge("sloguard_consumer_lag", "Messages not yet read per input partition",
                                   ["topic", "partition"], registry=registry)
         counter_labels = ["model", "slo", "dimension", "segment"]
@@ -95,11 +98,17 @@ class FlowMetrics:
             self.dead_letters.labels(d.model or "", reason_class(d.error)).inc()
 
     def observe_output(self, kind: str, message: dict[str, Any]) -> None:
-        self.outputs.labels(kind).inc()
-        if kind == "incident":  # counted, no gauges of its own
-            return
+        if kind != "label_store":  # written to no topic
+            self.outputs.labels(kind).inc()
         if kind == "dead_letter":
             self.dead_letters.labels(message.get("model") or "", reason_class(message["error"])).inc()
+            return
+        if kind == "label_store":  # the label join's counters as it has read so far (not in budget events)
+            for name, value in message.items():
+                if name not in ("model", "segment", "ts") and isinstance(value, int | float):
+                    self.label_store.labels(message["model"], name).set(value)
+            return
+        if kind not in ("budget", "alert"):  # incidents: counted above, no gauges of their own
             return
         slo, model, segment = message.get("slo") or "", message["model"], _segment(message["segment"])
         with self._lock:

@@ -8,6 +8,7 @@ copy taken in one pass, no deep copy of object graphs), and nothing at all witho
 from __future__ import annotations
 
 import pickle
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from sloguard.judge import Judge, segment_key
 from sloguard.pieces import Piece
 from sloguard.plan import ModelPlan
 from sloguard.shard import Shard
+from sloguard.state import migrate_judge, migrate_shard, plan_migration
 from sloguard.summary import Summary
 
 Keyed = tuple[str, dict[str, Any]]  # (Kafka message key, message)
@@ -48,17 +50,18 @@ class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
     """
 
     def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
-                 state: dict | None) -> None:
+                 state: dict | None, reset: frozenset[str] = frozenset()) -> None:
         self.plans, self.sources, self.recovery = plans, sources, recovery
         self.shard = None
         if state is not None:
-            plan = _plan_of(plans, state)
-            self.shard = Shard(plan, state["shard"], state["state"], sources)
+            plan, migration = _plan_of(plans, state, reset)
+            shard_state = state["state"] if migration is None else migrate_shard(state["state"], migration)
+            self.shard = Shard(plan, state["shard"], shard_state, sources)
 
     @classmethod
     def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
-              resume: bytes | None) -> ShardLogic:
-        return cls(plans, sources, recovery, None if resume is None else pickle.loads(resume))
+              resume: bytes | None, reset: frozenset[str] = frozenset()) -> ShardLogic:
+        return cls(plans, sources, recovery, None if resume is None else pickle.loads(resume), reset)
 
     def on_item(self, value: Piece) -> tuple[Iterable[tuple[str, Any]], bool]:
         if self.shard is None:
@@ -74,7 +77,7 @@ class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
             return None
         plan = self.shard.plan
         return _snapshot({"model": plan.name, "shard": self.shard.shard, "state": self.shard.state,
-                          "layout": plan.layout_names}, self.recovery)
+                          "fingerprint": plan.fingerprint}, self.recovery)
 
 
 class JudgeLogic(StatefulLogic[Summary, list[Output], bytes | None]):
@@ -82,15 +85,19 @@ class JudgeLogic(StatefulLogic[Summary, list[Output], bytes | None]):
     Everything one call writes is one item (whole ticks), for the incidents step."""
 
     def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool, recovery: bool,
-                 state: dict | None) -> None:
+                 state: dict | None, reset: frozenset[str] = frozenset()) -> None:
         self.plans, self.sources = plans, sources
         self.finish_at_eof, self.recovery = finish_at_eof, recovery
-        self.judge = None if state is None else Judge(_plan_of(plans, state), state["state"], sources)
+        self.judge = None
+        if state is not None:
+            plan, migration = _plan_of(plans, state, reset)
+            judge_state = state["state"] if migration is None else migrate_judge(state["state"], migration)
+            self.judge = Judge(plan, judge_state, sources)
 
     @classmethod
     def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool, recovery: bool,
-              resume: bytes | None) -> JudgeLogic:
-        return cls(plans, sources, finish_at_eof, recovery, None if resume is None else pickle.loads(resume))
+              resume: bytes | None, reset: frozenset[str] = frozenset()) -> JudgeLogic:
+        return cls(plans, sources, finish_at_eof, recovery, None if resume is None else pickle.loads(resume), reset)
 
     def on_item(self, value: Summary) -> tuple[Iterable[list[Output]], bool]:
         if self.judge is None:
@@ -106,17 +113,30 @@ class JudgeLogic(StatefulLogic[Summary, list[Output], bytes | None]):
         if self.judge is None:
             return None
         plan = self.judge.plan
-        return _snapshot({"model": plan.name, "state": self.judge.state, "layout": plan.layout_names}, self.recovery)
+        return _snapshot({"model": plan.name, "state": self.judge.state, "fingerprint": plan.fingerprint},
+                         self.recovery)
 
 
-def _plan_of(plans: dict[str, ModelPlan], state: dict) -> ModelPlan:
-    """The plan a resumed state belongs to, refusing state written for another layout."""
+def _whole(outputs: list[Output]) -> list[list[Output]]:
+    return [outputs] if outputs else []
+
+
+def _plan_of(plans: dict[str, ModelPlan], state: dict, reset: frozenset[str]) -> tuple[ModelPlan, Any]:
+    """The plan a resumed state belongs to, and how to carry the state over to it (None: as it is);
+    `StateMismatch` when it cannot be (sloguard/state.py)."""
     plan = plans.get(state["model"])
     if plan is None:
         raise StateMismatch(f"the recovery state holds model {state['model']!r}, which the config no longer has; "
-                            "start with a new --recovery-dir")
-    plan.check_state(state.get("layout"))
-    return plan
+                            "start with a new --recovery-dir, or resume with the config that wrote it")
+    migration = plan_migration(state.get("fingerprint"), plan, reset)
+    if migration is not None and (plan.name, migration.describe()) not in _ANNOUNCED:
+        _ANNOUNCED.add((plan.name, migration.describe()))
+        print(f"sloguard: resuming model {plan.name!r} with a changed SLO list ({migration.describe()}): "
+              "state carried over by SLO name", file=sys.stderr)
+    return plan, migration
+
+
+_ANNOUNCED: set[tuple[str, str]] = set()  # one note per model and change, not one per shard
 
 
 def only(kind: str, item: tuple, by_model: bool = False) -> tuple | None:
@@ -149,8 +169,3 @@ class Outputs:
     budget: Stream[Keyed]
     alerts: Stream[Keyed]
     dead_letter: Stream[Keyed]
-
-
-def _whole(outputs: list[Output]) -> list[list[Output]]:
-    """A judge call's outputs as one item (whole ticks, for the incidents step); nothing for none."""
-    return [outputs] if outputs else []

@@ -8,7 +8,6 @@ worker; the per-model judge only merges summaries and judges ticks (sloguard/eva
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -57,35 +56,38 @@ def build_flow(
     flow_id: str = "sloguard",
     sources: tuple[str, ...] = (),
     metrics: FlowMetrics | None = None,
-    clock: Callable[[], float] | None = None,
     recovery: bool = False,
+    reset_state: frozenset[str] = frozenset(),
 ) -> Dataflow:
     """The dataflow over `source` (batches of raw messages) into `sinks`.
 
     `finish_at_eof` evaluates the ticks still pending when the input ends (replay); a live run
     leaves them to the next events or clock ticks. `sources` names every input source (topic
     partitions, files) so that event time waits for each of them (sloguard/frontier.py);
-    `metrics`, when given, is fed by `inspect` steps at the flow's edges. `clock` (a live run's
-    wall clock) rejects events stamped more than `limits.max_future_skew` ahead of it, which a
-    small live batch cannot judge from its own timestamps. `recovery` makes the keyed steps hand
+    `metrics`, when given, is fed by `inspect` steps at the flow's edges. Events stamped more than
+    `limits.max_future_skew` after the time their batch was read (`RawBatch.not_after`, set by the
+    source: the flow itself reads no clock) are dead letters. `recovery` makes the keyed steps hand
     Bytewax their state at each epoch (pickled bytes, no deep copies); without it they hand nothing.
+    A resumed state written for another SLO list is carried over by SLO name (sloguard/state.py);
+    the SLOs named in `reset_state` start afresh.
     """
     plans = {m: ModelPlan(config, m) for m in config.models}
     flow = Dataflow(flow_id)
     raw = op.input("input", flow, source)  # RawBatch
-    parsed = op.map("parse", raw, partial(_parse, spec=parse_spec(config), metrics=metrics, clock=clock))
+    parsed = op.map("parse", raw, partial(_parse, spec=parse_spec(config), metrics=metrics))
     # ParsedBatch
     rejected = op.flat_map("dead_letters", parsed, dead_letters)  # (key, dead letter)
     pieces = op.flat_map("route", parsed, partial(route_batch, plans))  # ("model#shard", Piece)
-    ingested = op.stateful("ingest", pieces, partial(ShardLogic.build, plans, sources, recovery))
+    ingested = op.stateful("ingest", pieces, partial(ShardLogic.build, plans, sources, recovery, reset=reset_state))
     # ("model#shard", ("summary", Summary) | ("dead_letter", message))
     summaries = op.filter_map("summaries", ingested, partial(only, "summary", by_model=True))  # (model, Summary)
     duplicates = op.filter_map("shard_dead_letters", ingested, partial(only, "dead_letter"))  # (key, message)
-    judged = op.stateful("judge", summaries, partial(JudgeLogic.build, plans, sources, finish_at_eof, recovery))
-    # (model, [("budget" | "alert", message), ...]): whole ticks
+    judged = op.stateful("judge", summaries, partial(JudgeLogic.build, plans, sources, finish_at_eof, recovery,
+                                                        reset=reset_state))
+    # (model, [("budget" | "alert" | "label_store", message), ...]): whole ticks
     if config.incidents.enabled:
         judged = op.stateful("incidents", judged, partial(IncidentLogic.build, config, recovery))
-        # (model, [("budget" | "alert" | "incident", message), ...]): alerts carry their incident_id
+        # (model, [("budget" | "alert" | "incident" | "label_store", message), ...]): alerts carry their incident_id
     outputs = op.flat_map("outputs", judged, explode)  # (model, (kind, message))
     keyed = op.map("key_outputs", outputs, lambda kv: (message_key(kv[1]), kv[1]))
     # (message key, (kind, message))
@@ -102,9 +104,8 @@ def build_flow(
     return flow
 
 
-def _parse(raw: RawBatch, spec: ParseSpec, metrics: FlowMetrics | None,
-           clock: Callable[[], float] | None) -> ParsedBatch:
-    parsed = parse_batch(raw, spec, now=clock() if clock is not None else None)
+def _parse(raw: RawBatch, spec: ParseSpec, metrics: FlowMetrics | None) -> ParsedBatch:
+    parsed = parse_batch(raw, spec)
     if metrics is not None:
         metrics.observe_parsed(parsed, raw.topic, len(raw.values))
     return parsed

@@ -38,9 +38,9 @@ from sloguard.timeutil import parse_rfc3339, to_rfc3339
 class ParseSpec:
     """What the parser needs to know of the config: models, their segment attributes and features.
 
-    `max_future_skew_s` rejects events stamped further in the future than the median of their batch
-    (or than `now`, when a live runner passes the wall clock); `max_age_s` rejects events older than
-    every window that could use them.
+    `max_future_skew_s` rejects events stamped further in the future than the edge's clock when the
+    batch was read (`RawBatch.not_after`); `max_age_s` rejects events older than every window that
+    could use them.
     """
 
     segments: dict[str, tuple[str, ...]]
@@ -167,33 +167,42 @@ class ParsedBatch:
     features: dict[str, FeatureColumns] = field(default_factory=dict)
     rejections: dict[str, Rejections] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    max_ts: float = -math.inf  # newest valid event time in the batch
+    max_ts: float = -math.inf  # newest event time in the batch: valid events and readable rejections
     watermark: float = -math.inf  # event time that all inputs have passed, if the source knows it
     source: str = ""
     caught_up: bool = False
     clock: float | None = None
+    arrival: float | None = None  # the newest broker timestamp of the batch (RawBatch.arrival)
 
 
 def parse_batch(raw: RawBatch, spec: ParseSpec, now: float | None = None) -> ParsedBatch:
     """Parse and validate a whole batch; group the good events per model as columns.
 
-    Events of unknown models, events stamped more than `spec.max_future_skew_s` after the batch
-    median (or after `now`) and events older than `spec.max_age_s` are rejected like malformed ones.
+    Events of unknown models, events stamped more than `spec.max_future_skew_s` after the time the
+    batch was read (`now`, else `raw.not_after`) and events older than `spec.max_age_s` are rejected
+    like malformed ones.
     """
     out = ParsedBatch()
+    now = raw.not_after if now is None else now
     events = _decode_clean(raw.kind, raw.values, spec)
     if events is not None:
         idx = list(range(len(events)))
     else:
         idx, events = _decode_each(out, raw, spec)
+        if now is not None:
+            _undate_future_rejections(out, now + spec.max_future_skew_s)
     if events:
-        _date_unreadable_rejections(out, raw, idx, events)
         idx, events = _in_time(out, raw, idx, events, spec, now)
+    _date_unreadable_rejections(out, raw, idx, events)
     for model, (rows, group) in _by_model(idx, events).items():
         _COLUMNS[raw.kind](out, raw, model, rows, group, spec)
+    # invalid messages still tell how far their source has got: a model sending only invalid
+    # events must not stop its event time (its schema SLI is what should page)
+    for rejections in out.rejections.values():
+        out.max_ts = max(out.max_ts, max((t for t in rejections.ts if t == t), default=-math.inf))
     out.watermark = -math.inf if raw.watermark is None else raw.watermark
     out.source = raw.source or f"{raw.topic}#{raw.partition}"
-    out.caught_up, out.clock = raw.caught_up, raw.clock
+    out.caught_up, out.clock, out.arrival = raw.caught_up, raw.clock, raw.arrival
     return out
 
 
@@ -252,26 +261,39 @@ def _decode_each(out: ParsedBatch, raw: RawBatch, spec: ParseSpec) -> tuple[list
     return idx, events
 
 
+def _undate_future_rejections(out: ParsedBatch, latest: float) -> None:
+    """A rejected message stamped after `latest` counts at its source's time, not at its own: a
+    far-future time must not place counters (or event time) where no tick will reach for years."""
+    for rejections in out.rejections.values():
+        rejections.ts = [math.nan if t > latest else t for t in rejections.ts]
+
+
 def _brief(e: Exception) -> str:
     text = str(e)
     return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _date_unreadable_rejections(out: ParsedBatch, raw: RawBatch, idx: list[int], events: list[Any]) -> None:
-    """A rejected message without a readable time counts at the newest valid event time its source
-    had reached when it was read: within the batch, the newest valid event before it (by offset).
+    """A rejected message without a readable time counts at the newest event time its source had
+    reached when it was read: within the batch, the newest time before it (by offset) of a valid
+    event or of a rejected message whose time could be read, as the batch's progress counts both.
 
-    That depends on the source's order only, not on how it was cut into batches; one with no valid
-    event before it in its batch keeps NaN, and the shard dates it at its source's newest time.
+    That depends on the source's order only, not on how it was cut into batches; one with nothing
+    dated before it in its batch keeps NaN, and the shard dates it at its source's newest time.
     """
     if not any(math.isnan(t) for r in out.rejections.values() for t in r.ts):
         return
-    offsets = np.asarray([raw.offsets[i] for i in idx])
-    newest = np.maximum.accumulate(np.array(list(map(_TS, events)), float))
+    dated = [(raw.offsets[i], e.ts) for i, e in zip(idx, events, strict=True)]
+    dated += [(o, t) for r in out.rejections.values() for o, t in zip(r.offsets, r.ts, strict=True) if t == t]
+    if not dated:
+        return
+    dated.sort()
+    offsets = np.array([o for o, _ in dated])
+    newest = np.maximum.accumulate(np.array([t for _, t in dated], float))
     for rejections in out.rejections.values():
         for j, (t, offset) in enumerate(zip(rejections.ts, rejections.offsets, strict=True)):
             if math.isnan(t):
-                k = int(np.searchsorted(offsets, offset)) - 1  # the valid events before it
+                k = int(np.searchsorted(offsets, offset)) - 1  # what was dated before it
                 if k >= 0:
                     rejections.ts[j] = float(newest[k])
 
@@ -281,53 +303,43 @@ def _in_time(
 ) -> tuple[list[int], list[Any]]:
     """Drop (as dead letters) events stamped far in the future or older than every window.
 
-    "Far" is measured from the batch's 90th (10th) percentile, not its median: a backlog batch of
-    sparse traffic may span hours, and a gap in traffic puts most of a batch after it; a lone
-    absurd timestamp is still an outlier. A live runner's wall clock (`now`) bounds the future.
+    The future is bounded by `now`, the edge's clock when the batch was read, never by the batch's
+    own timestamps: a burst of far-future events, however large a share of its batch, cannot move
+    the bound (without a clock, as in the core's own tests, there is no future bound). "Older than
+    every window" is measured from the batch's 10th percentile: a backlog batch of sparse traffic
+    may span hours, and a lone absurd timestamp is still an outlier; old events move nothing.
     """
     stamps = np.array(list(map(_TS, events)), float)
-    upper, lower = (float(q) for q in np.quantile(stamps, (0.9, 0.1), method="nearest"))
-    ref = float(np.median(stamps))
-    hi = (upper if now is None else min(upper, now)) + spec.max_future_skew_s
+    lower = float(np.quantile(stamps, 0.1, method="nearest"))
+    hi = math.inf if now is None else now + spec.max_future_skew_s
     lo = lower - spec.max_age_s
     if stamps.max() <= hi and stamps.min() >= lo:
         return idx, events
     keep_idx, keep = [], []
     for i, e, t in zip(idx, events, stamps.tolist(), strict=True):
         if t > hi:
-            _reject(
-                out,
-                raw,
-                i,
-                f"ts: {to_rfc3339(t)} is {t - ref:.0f} s ahead of the other events "
-                f"(limit {spec.max_future_skew_s:.0f} s)",
-                e.model,
-                t,
-            )
+            _reject(out, raw, i, f"ts: {to_rfc3339(t)} is {t - now:.0f} s after it was read ({to_rfc3339(now)}); "
+                                 f"limits.max_future_skew allows {spec.max_future_skew_s:.0f} s", e.model, t, math.nan)
         elif t < lo:
-            _reject(
-                out,
-                raw,
-                i,
-                f"ts: {to_rfc3339(t)} is older than every window "
-                f"({spec.max_age_s:.0f} s before the other events)",
-                e.model,
-                t,
-            )
+            _reject(out, raw, i, f"ts: {to_rfc3339(t)} is older than every window "
+                                 f"({spec.max_age_s:.0f} s before the other events)", e.model, t)
         else:
             keep_idx.append(i)
             keep.append(e)
     return keep_idx, keep
 
 
-def _reject(out: ParsedBatch, raw: RawBatch, i: int, error: str, model: str | None, ts: float) -> None:
+def _reject(out: ParsedBatch, raw: RawBatch, i: int, error: str, model: str | None, ts: float,
+            count_at: float | None = None) -> None:
+    """Dead-letter message i; a known model's rejection counts toward its schema SLI at `count_at`
+    (default: the message's own time `ts`; NaN: at its source's time, see `_date_unreadable_rejections`)."""
     ok_ts = None if math.isnan(ts) else ts
     out.dead_letters.append(
         DeadLetter(raw.topic, raw.partition, raw.offsets[i], error, raw.values[i], model, ok_ts)
     )
     if model is not None:
         rejections = out.rejections.setdefault(model, Rejections(model))
-        rejections.ts.append(ts)
+        rejections.ts.append(ts if count_at is None else count_at)
         rejections.offsets.append(raw.offsets[i])
 
 

@@ -147,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--snapshot-interval", type=float, default=10.0, help="seconds between snapshots (default 10)")
     p.add_argument(
+        "--reset-state",
+        action="append",
+        default=[],
+        metavar="SLO",
+        help="resuming from --recovery-dir, start this SLO's budget afresh (repeatable): for an SLO whose "
+        "definition changed under the same name; reordered, added and removed SLOs need nothing",
+    )
+    p.add_argument(
         "--drain", action="store_true", help="stop at the end of the input topics instead of tailing them (backfills)"
     )
     p.add_argument(
@@ -378,14 +386,28 @@ def _params(params: dict[str, Any]) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from sloguard.scenarios import plan, write_scenario
+    from sloguard.scenarios import min_duration_s, plan, write_scenario
+    from sloguard.timeutil import parse_duration
 
     kwargs: dict[str, Any] = {}
+    healthy = args.healthy
     if args.duration:
-        from sloguard.timeutil import parse_duration
-
-        kwargs["duration_s"] = float(parse_duration(args.duration))
-    scenario = plan(args.scenario, events=args.events, seed=args.seed, healthy=args.healthy, **kwargs)
+        try:
+            kwargs["duration_s"] = float(parse_duration(args.duration))
+        except ValueError as e:
+            print(f"error: --duration: {e}", file=sys.stderr)
+            return 2
+        need = min_duration_s(args.scenario)
+        if not healthy and kwargs["duration_s"] < need:  # too short for any incident: healthy traffic
+            print(f"note: --duration {args.duration} is too short for the {args.scenario} scenario's incidents "
+                  f"(with their clean gaps they need {format_duration(int(need))}): writing healthy traffic "
+                  f"without incidents; give --duration {format_duration(int(need))} or more for them",
+                  file=sys.stderr)
+            healthy = True
+    if args.events < 1:
+        print(f"error: --events must be at least 1, got {args.events}", file=sys.stderr)
+        return 2
+    scenario = plan(args.scenario, events=args.events, seed=args.seed, healthy=healthy, **kwargs)
     paths = write_scenario(scenario, args.out)
     for name, path in paths.items():
         print(f"wrote {path} ({name})")
@@ -405,12 +427,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def replay(
-    config: Config, inputs: dict[str, Path], out: Path, *, progress: Any = False, on_alert: Any = None
+    config: Config, inputs: dict[str, Path], out: Path, *, progress: Any = False, on_alert: Any = None,
+    now: float | None = None,
 ) -> Counter:
     """Run the dataflow over JSONL inputs into out/{budget,alerts,dead_letter}.jsonl; returns counts.
 
     `progress`: True prints progress to stderr; a callable gets `(bytes read, bytes total, lines)`.
+    `now` (default: the wall clock, read once here at the edge) bounds how far in the future an
+    event may be stamped (`limits.max_future_skew`).
     """
+    import time
+
     from bytewax.testing import run_main
 
     from connectors.files import JsonlReplaySource, JsonlSink, ProgressPrinter
@@ -424,7 +451,9 @@ def replay(
         (out / f"{name}.jsonl").write_bytes(b"")
     topics = {k: config.topics[k] for k in ("inference", "labels", "features")}
     printer = ProgressPrinter(sys.stderr) if progress is True else None
-    source = JsonlReplaySource(inputs, topics, progress=printer or (progress if callable(progress) else None))
+    source = JsonlReplaySource(inputs, topics, progress=printer or (progress if callable(progress) else None),
+                               not_after=time.time() if now is None else now,
+                               max_future_skew_s=config.max_future_skew_s)
     alerts_sink: Any = JsonlSink(out / "alerts.jsonl")
     if on_alert is not None:
         from connectors.files import TeeSink
@@ -466,7 +495,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics_address=args.metrics_address,
         metrics_retire_ticks=args.metrics_retire_ticks,
     )
-    return run(load_config(args.config), options)
+    config = load_config(args.config)
+    unknown = sorted(set(args.reset_state) - {s.name for s in config.slos})
+    if unknown:
+        print(f"error: --reset-state {', '.join(unknown)}: no such SLO in {args.config}", file=sys.stderr)
+        return 2
+    options.reset_state = frozenset(args.reset_state)
+    return run(config, options)
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:

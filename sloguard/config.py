@@ -41,7 +41,7 @@ SEVERITIES = ("page", "ticket")
 
 
 class StateMismatch(ValueError):
-    """Recovery state that does not fit the config it is resumed with (sloguard/plan.py)."""
+    """Recovery state that cannot be carried over to the config it is resumed with (sloguard/state.py)."""
 
 
 class ConfigError(ValueError):

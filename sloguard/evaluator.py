@@ -28,12 +28,10 @@ from sloguard.judge import MAX_VALUES_PER_ATTRIBUTE, OTHER, Judge, JudgeState, s
 from sloguard.pieces import Piece, route
 from sloguard.plan import ModelPlan
 from sloguard.shard import Shard, ShardState
+from sloguard.state import migrate_judge, migrate_shard, plan_migration
 from sloguard.summary import Progress
 
 Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter", message)
-
-#: Bumped whenever the snapshot layout changes; a snapshot of another version is refused.
-STATE_VERSION = 3
 
 
 @dataclass
@@ -50,17 +48,19 @@ class ModelBatch:
     newest: float = -math.inf
     caught_up: bool = False
     clock: float | None = None
+    arrival: float | None = None
 
     @property
     def progress(self) -> Progress:
-        return Progress(self.source, self.newest, self.caught_up, self.watermark, self.clock)
+        return Progress(self.source, self.newest, self.caught_up, self.watermark, self.clock, self.arrival)
 
 
 def split_by_model(parsed: ParsedBatch, models: list[str]) -> list[tuple[str, ModelBatch]]:
     """One `ModelBatch` per configured model: silent models still get the watermark."""
     return [
         (m, ModelBatch(m, parsed.watermark, parsed.inference.get(m), parsed.labels.get(m), parsed.features.get(m),
-                       parsed.rejections.get(m), parsed.source, parsed.max_ts, parsed.caught_up, parsed.clock))
+                       parsed.rejections.get(m), parsed.source, parsed.max_ts, parsed.caught_up, parsed.clock,
+                       parsed.arrival))
         for m in models
     ]
 
@@ -79,11 +79,16 @@ class ModelEvaluator:
     """Every stage of one model in one process (see the module docstring); snapshot-able."""
 
     def __init__(self, config: Config, model: str, state: dict[str, Any] | None = None,
-                 sources: Iterable[str] = (), shards: int | None = None) -> None:
+                 sources: Iterable[str] = (), shards: int | None = None, reset: frozenset[str] = frozenset()) -> None:
         if state is not None:
             shards = state["shards"]
         self.config = with_shards(config, shards)
         self.plan = ModelPlan(self.config, model)
+        if state is not None:  # written for another SLO list: carried over by SLO name, or refused
+            migration = plan_migration(state.get("fingerprint"), self.plan, reset)
+            if migration is not None:
+                state = {**state, "judge": migrate_judge(state["judge"], migration),
+                         "shard_states": [migrate_shard(s, migration) for s in state["shard_states"]]}
         self.model = model
         self.interval_s = self.plan.interval_s
         sources = tuple(sources) if state is None else state["sources"]
@@ -135,15 +140,17 @@ class ModelEvaluator:
 
     def snapshot(self) -> bytes:
         """An independent copy of the whole state, as bytes (no side effects)."""
-        return pickle.dumps({"version": STATE_VERSION, "model": self.model, "shards": self.plan.shards,
+        return pickle.dumps({"fingerprint": self.plan.fingerprint, "model": self.model, "shards": self.plan.shards,
                              "sources": self.sources, "shard_states": [s.state for s in self.shards],
                              "judge": self.judge.state}, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def from_snapshot(cls, config: Config, model: str, snapshot: bytes) -> ModelEvaluator:
-        """Rebuild from `snapshot()`; continuing gives the same outputs as never stopping."""
+    def from_snapshot(cls, config: Config, model: str, snapshot: bytes, reset: frozenset[str] = frozenset()
+                      ) -> ModelEvaluator:
+        """Rebuild from `snapshot()`; continuing gives the same outputs as never stopping. A snapshot
+        of another SLO list is carried over by SLO name (sloguard/state.py), `reset` SLOs afresh."""
         state = pickle.loads(snapshot)
-        return cls(config, model, state)
+        return cls(config, model, state, reset=reset)
 
 
 __all__ = ["MAX_VALUES_PER_ATTRIBUTE", "OTHER", "ModelBatch", "ModelEvaluator", "Output", "segment_key",

@@ -116,6 +116,11 @@ class RawBatch:
     `watermark`, when the source knows it, is the event time below which no more events will
     come from any input (a replay of several files knows it exactly); otherwise the batch's
     newest event time stands in for it and `allowed_lateness` absorbs the disorder.
+
+    Two times come from the edge, never from the core's own clock: `not_after`, the wall clock
+    when the batch was read (a replay: when it started), bounds how far in the future an event may
+    be stamped (`limits.max_future_skew`); `arrival`, the newest broker timestamp of the batch's
+    messages, lets messages whose own time cannot be read still advance event time (frontier.py).
     """
 
     kind: str
@@ -127,6 +132,8 @@ class RawBatch:
     source: str = ""  # the input this came from (topic#partition, or a file); see frontier.py
     caught_up: bool = False  # the source has nothing more to read after this batch, for now
     clock: float | None = None  # wall-clock heartbeat of a live source that is caught up and idle
+    not_after: float | None = None  # the edge's clock when read: events may be stamped at most the skew after it
+    arrival: float | None = None  # newest broker timestamp of the batch's messages (Kafka), epoch seconds
 
 
 _DECODERS = {

@@ -8,6 +8,11 @@ and is fed by the batches themselves, a tick is never evaluated before every sou
 has reached the state: not with several workers, not while a backlog drains after downtime.
 The expected sources are known when the flow is built, so a source that has not spoken yet holds
 event time back instead of being overlooked.
+
+A batch whose messages carry no readable time (every one malformed) still moves its source to the
+batch's broker arrival time, when that is within `arrival_within_s` of the source's event time:
+live traffic whose timestamps broke must not stop event time, while the arrival time of a backlog
+or of history produced today (days away from its event time) is never taken for event time.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ class SourceFrontier:
     def __init__(self, expected: Iterable[str] = ()) -> None:
         self.sources: dict[str, tuple[float, bool]] = {s: (_NEVER, False) for s in expected}
 
-    def update(self, source: str, newest: float, caught_up: bool) -> None:
+    def update(self, source: str, newest: float, caught_up: bool, arrival: float | None = None,
+               arrival_within_s: float = 3600.0) -> None:
         seen, _ = self.sources.get(source, (_NEVER, False))
+        if newest == _NEVER and arrival is not None and seen < arrival <= seen + arrival_within_s:
+            newest = arrival  # nothing in the batch could be dated: its arrival stands in (see above)
         self.sources[source] = (max(seen, newest), caught_up)
 
     def watermark(self) -> float:

@@ -42,7 +42,7 @@ from sloguard.windows import Windows
 MAX_VALUES_PER_ATTRIBUTE = 200
 OTHER = "(other)"
 
-Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter", message)
+Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter" | "label_store", message)
 
 
 def segment_key(segment: dict[str, str]) -> str:
@@ -223,7 +223,7 @@ class Judge:
         if p is None:
             return out
         frontier = st.frontiers.setdefault(summary.shard, SourceFrontier(self.sources))
-        frontier.update(p.source, p.newest, p.caught_up)
+        frontier.update(p.source, p.newest, p.caught_up, p.arrival, self.config.max_future_skew_s)
         mark = max(st.marks.get(summary.shard, -math.inf), p.watermark)
         if p.clock is not None and frontier.all_caught_up():
             mark = max(mark, p.clock)
@@ -261,10 +261,12 @@ class Judge:
         return out
 
     def finish(self) -> list[Output]:
-        """End of input (replay): evaluate every tick up to the last event time seen."""
+        """End of input (replay, drain): evaluate every tick up to and including the one after the
+        last event time seen, so the last partial interval is reported too (nothing more can come)."""
         out: list[Output] = []
         newest = max((f.newest() for f in self.state.frontiers.values()), default=-math.inf)
-        self._advance(max(self.state.watermark, newest), out, final=True)
+        end = max(self.state.watermark, newest)
+        self._advance(self.plan.tick_after(end) if math.isfinite(end) else end, out, final=True)
         return out
 
     # ---- ticks ----------------------------------------------------------------------------------
@@ -353,6 +355,9 @@ class Judge:
             key.cache = (np.vstack([total, tick]), [m for kind, m in out[first:] if kind == "budget"])
             key.changed = False
         self.report.no_data(self.state.ordered[0], t, out)
+        if self.plan.labelled:  # how far the label join has read: for metrics, never in budget events (issue 15)
+            out.append(("label_store", {"model": self.plan.name, "segment": {}, "ts": self.report.ts_text,
+                                        **self.label_report()}))
 
     # ---- judging slices -------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from functools import cached_property
 
 from sloguard.adjustments import ModelAdjustments
 from sloguard.aggregate import ModelLayout
-from sloguard.config import Config, Slo, StateMismatch
+from sloguard.config import Config, Slo
 from sloguard.drift import reference_from_dict
 from sloguard.segment_refs import segment_references
 from sloguard.sli import METRIC
@@ -58,29 +58,11 @@ class ModelPlan:
                                 self.layout.columns, self.metric, self.interval_s)
 
     @cached_property
-    def layout_names(self) -> dict[str, tuple[str, ...]]:
-        """What shapes this model's state: counter columns, slice-ring blocks, windows, shards."""
-        return {
-            "columns": self.layout.names,
-            "labelled": tuple(self.slices.labelled),
-            "live": tuple(self.slices.live),
-            "windows": tuple(str(w) for w in self.layout.windows),
-            "shards": (str(self.shards),),
-            "slos": tuple(f"{s.name}:{s.sli.kind}:{s.window_s}:{s.budgeting.slice_s}" for s in self.slos),
-        }
+    def fingerprint(self) -> dict:
+        """What shapes this model's state (sloguard/state.py): recorded with every snapshot."""
+        from sloguard.state import fingerprint
 
-    def check_state(self, layout: dict[str, tuple[str, ...]] | None) -> None:
-        """Refuse recovery state written for another layout (it is laid out by SLO position)."""
-        if layout is None or layout == self.layout_names:
-            return
-        old, new = set(layout.get("slos", ())), set(self.layout_names["slos"])
-        names = sorted({x.split(":")[0] for x in old ^ new})
-        what = (f"SLOs changed: {', '.join(names)}" if names else
-                "the SLOs were reordered" if old == new and layout.get("slos") != self.layout_names["slos"] else
-                "its shard count or slice layout changed")
-        raise StateMismatch(
-            f"the recovery state of model {self.name!r} was written for a different config ({what}); "
-            "restore that config, or start with a new --recovery-dir (state is kept by SLO position)")
+        return fingerprint(self)
 
     def tick_after(self, ts: float) -> float:
         """The first tick strictly after `ts`: from then on an event known at `ts` counts."""

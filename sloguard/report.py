@@ -141,8 +141,6 @@ class Report:
             event["burn_rates_to"] = to_rfc3339(labelled[0])
         if slo.sli.spec.labelled and slo.budgeting.min_label_share:
             event["label_coverage"] = describe_coverage(slo, judge.state.label_waits.count(key.index, i))
-        if slo.sli.spec.labelled and not key.key:
-            event["labels"] = judge.label_report()
         if slo.baseline is not None:
             event["baseline"] = slo.baseline
         if low_traffic:
@@ -162,14 +160,7 @@ class Report:
     def again(self, key: KeyState, events: list[dict[str, Any]]) -> list[Output]:
         """Last tick's budget events of a key at which nothing changed, stamped with this tick: same
         windows, so the same budget, burn rates and firing rules; nothing counted this tick."""
-        out: list[Output] = []
-        labels = self.judge.label_report() if not key.key and any("labels" in e for e in events) else None
-        for e in events:
-            e = {**e, "ts": self.ts_text, "counted": {"good": 0.0, "total": 0.0}}
-            if labels is not None and "labels" in e:
-                e["labels"] = labels
-            out.append(("budget", e))
-        return out
+        return [("budget", {**e, "ts": self.ts_text, "counted": {"good": 0.0, "total": 0.0}}) for e in events]
 
     def health(self, outputs: list[Output]) -> None:
         """The composite health score of the model, attached to its whole-model budget events."""

@@ -29,13 +29,18 @@ import numpy as np
 from sloguard.dedupe import RecentIds
 from sloguard.events import STATUS_CODE, DeadLetter
 from sloguard.frontier import SourceFrontier
+from sloguard.judge import MAX_VALUES_PER_ATTRIBUTE
 from sloguard.labels import Joined, LabelRefs, LabelStore, Rejected
 from sloguard.pieces import InferencePiece, Piece, Rows, fold_inference, fold_messages, tick_of
 from sloguard.plan import ModelPlan
 from sloguard.summary import Summary, fold_cells, segmentations
 from sloguard.timeutil import format_duration
 
-MAX_CODES = 32_767  # per attribute and shard: distinct segment values a waiting prediction can name
+#: Per attribute and shard: distinct segment values a waiting prediction can name. The judge keeps a
+#: key for the first MAX_VALUES_PER_ATTRIBUTE values and remembers 4x as many (judge.py); a shard
+#: has no use for more (it used to keep 32,767 per shard: 100k distinct values cost every shard
+#: a dict of all of them while the judge pooled them into "(other)").
+MAX_CODES = 4 * MAX_VALUES_PER_ATTRIBUTE + 1
 OTHER = "(other)"
 
 Output = tuple[str, dict[str, Any]]
@@ -216,7 +221,7 @@ class Shard:
 
     def _advance(self, piece: Piece, dead: list[Output]) -> None:
         st, p = self.state, piece.progress
-        st.frontier.update(p.source, p.newest, p.caught_up)
+        st.frontier.update(p.source, p.newest, p.caught_up, p.arrival, self.plan.config.max_future_skew_s)
         wm = max(p.watermark, st.frontier.watermark())
         if p.clock is not None and st.frontier.all_caught_up():
             wm = max(wm, p.clock)

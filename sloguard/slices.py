@@ -94,9 +94,9 @@ class SliceLayout:
             p = slo.sli.params
             self.blocks[i] = [self._block(ring, _block_name(slo), kind, p.get("positive", "1"), p.get("threshold"))]
         for i, slo in enumerate(slos):
-            if i in self.blocks and slo.sli.spec.labelled:
+            if i in self.blocks and slo.sli.spec.labelled:  # named by SLO: recovery state maps by name
                 self.verdict_col[i] = self._width(self.labelled)
-                self.labelled[f"verdict:{i}"] = Block(f"verdict:{i}", "verdict", self.verdict_col[i], 1)
+                self.labelled[f"verdict:{slo.name}"] = Block(f"verdict:{slo.name}", "verdict", self.verdict_col[i], 1)
         self.predictions_col = -1  # the labelled ring's count of answered predictions per slice
         if self.labelled:
             self.predictions_col = self._width(self.labelled)

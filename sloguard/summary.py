@@ -32,6 +32,7 @@ class Progress:
     caught_up: bool = False
     watermark: float = -math.inf  # event time all inputs have passed, when the source knows it
     clock: float | None = None  # a live source's wall clock, sent when it is caught up and idle
+    arrival: float | None = None  # the batch's newest broker timestamp: progress when no message was datable
 
 
 @dataclass

@@ -24,6 +24,9 @@ import numpy as np
 #: Bucket sizes tried for long windows, in evaluation intervals (1 m -> 5 m, 15 m, 1 h, 6 h, 1 d).
 LADDER = (1, 5, 15, 60, 360, 1440)
 MIN_BUCKETS_PER_WINDOW = 60
+#: A ring grows to hold buckets that run ahead of the ticks up to this many times its capacity;
+#: beyond, a bucket gets a row of its own (`Windows._spill`): no allocation follows a time gap.
+MAX_GROWTH = 8
 
 
 @dataclass(frozen=True)
@@ -116,14 +119,20 @@ class Windows:
     if events run ahead of the evaluated ticks (a batch or a replay chunk reaching past the
     watermark), the ring grows instead. Data for released buckets is dropped and counted in
     `dropped`, since no window read from then on can contain it.
+
+    A ring grows only as far as `MAX_GROWTH` times its tier's capacity: a bucket that would need
+    more (an event years away from the others) gets a row of its own after the ring's slots
+    (`spill`), so memory follows the number of buckets held, never the time between them. Every
+    reader scans the whole `index`/`counts` arrays, ring slots and spilled rows alike.
     """
 
-    __slots__ = ("counts", "dropped", "index", "keep_from", "layout")
+    __slots__ = ("counts", "dropped", "index", "keep_from", "layout", "slots")
 
     def __init__(self, layout: WindowLayout, ncols: int) -> None:
         self.layout = layout
         self.counts = [np.zeros((t.capacity, ncols), np.float64) for t in layout.tiers]
         self.index = [np.full(t.capacity, -1, np.int64) for t in layout.tiers]
+        self.slots = [t.capacity for t in layout.tiers]  # per tier: rows addressed as index % slots
         self.keep_from = [-(2**62)] * len(layout.tiers)  # per tier: oldest bucket index still needed
         self.dropped = 0.0
 
@@ -138,35 +147,65 @@ class Windows:
             if not self.add_bucket(k, int(ts_s // tier.bucket_s), vector) and k == 0:
                 self.dropped += float(vector[0])
 
-    def _grow(self, k: int, incoming: int) -> None:
-        """Enlarge tier k's ring until every needed bucket and `incoming` have their own slot."""
-        index, counts = self.index[k], self.counts[k]
-        live = np.flatnonzero((index >= 0) & (index >= self.keep_from[k]))
+    def _grow(self, k: int, incoming: int) -> bool:
+        """Enlarge tier k's ring so its needed buckets and `incoming` have their own slots; False
+        (nothing changed) when that would take more than `MAX_GROWTH` times the tier's capacity.
+        Spilled rows stay as they are, after the new ring."""
+        index, counts, slots = self.index[k], self.counts[k], self.slots[k]
+        live = np.flatnonzero(index[:slots] >= max(self.keep_from[k], 0))
         held = index[live]
-        size = len(index)
-        while True:
+        lo, hi = min(int(held.min()), incoming), max(int(held.max()), incoming)
+        if hi - lo + 1 > MAX_GROWTH * self.layout.tiers[k].capacity:
+            return False
+        size = slots
+        while size < hi - lo + 1:  # buckets within a range no longer than the ring never share a slot
             size *= 2
-            slots = np.r_[held, incoming] % size
-            if len(np.unique(slots)) == len(slots):
-                break
         new_index = np.full(size, -1, np.int64)
         new_counts = np.zeros((size, counts.shape[1]))
         new_index[held % size] = held
         new_counts[held % size] = counts[live]
-        self.index[k], self.counts[k] = new_index, new_counts
+        self.index[k] = np.r_[new_index, index[slots:]]
+        self.counts[k] = np.vstack([new_counts, counts[slots:]])
+        self.slots[k] = size
+        return True
+
+    def _spill(self, k: int, i: int) -> int:
+        """A row of its own, after the ring's slots, for bucket i of tier k (reusing a released one)."""
+        index = self.index[k]
+        free = np.flatnonzero(index[self.slots[k]:] < max(self.keep_from[k], 0))
+        if len(free):
+            row = self.slots[k] + int(free[0])
+            self.counts[k][row] = 0.0
+        else:
+            row = len(index)
+            self.index[k] = np.r_[index, -1]
+            self.counts[k] = np.vstack([self.counts[k], np.zeros((1, self.counts[k].shape[1]))])
+        self.index[k][row] = i
+        return row
+
+    def _row(self, k: int, i: int) -> int:
+        """The row holding bucket i of tier k, or -1."""
+        index, slots = self.index[k], self.slots[k]
+        slot = i % slots
+        if index[slot] == i:
+            return slot
+        if len(index) > slots:
+            found = np.flatnonzero(index[slots:] == i)
+            if len(found):
+                return slots + int(found[0])
+        return -1
 
     def get(self, ts_s: float) -> np.ndarray | None:
         """The base-tier bucket vector holding `ts_s`, or None if it is not kept (a view)."""
-        i = int(ts_s // self.layout.tiers[0].bucket_s)
-        slot = i % len(self.index[0])
-        return self.counts[0][slot] if self.index[0][slot] == i else None
+        row = self._row(0, int(ts_s // self.layout.tiers[0].bucket_s))
+        return self.counts[0][row] if row >= 0 else None
 
     def span(self, start_s: float, end_s: float) -> np.ndarray:
         """Column totals of the base-tier buckets starting in [start_s, end_s)."""
         b = self.layout.base_s
         lo, hi = math.ceil(start_s / b), math.ceil(end_s / b)
         index, counts = self.index[0], self.counts[0]
-        if hi - lo <= 64:  # a slice of a few buckets: look their slots up, do not scan the ring
+        if hi - lo <= 64 and len(index) == self.slots[0]:  # a few buckets: look their slots up, no scan
             if hi - lo == 1:
                 slot = lo % len(index)
                 return counts[slot].copy() if index[slot] == lo else np.zeros(counts.shape[1])
@@ -258,17 +297,17 @@ class Windows:
         """Merge `vector` into bucket index `i` of tier `k`; False if that bucket was released."""
         if i < self.keep_from[k]:
             return False
-        index = self.index[k]
-        slot = i % len(index)
-        held = index[slot]
-        if held != i:
+        row = self._row(k, i)
+        if row < 0:
+            slot = i % self.slots[k]
+            held = self.index[k][slot]
             if held >= 0 and held >= self.keep_from[k]:  # still needed: make room, never overwrite
-                self._grow(k, i)
-                index = self.index[k]
-                slot = i % len(index)
-            self.counts[k][slot] = 0.0
-            index[slot] = i
-        self.counts[k][slot] += vector
+                row = i % self.slots[k] if self._grow(k, i) else self._spill(k, i)
+            else:
+                row = slot
+            self.counts[k][row] = 0.0
+            self.index[k][row] = i
+        self.counts[k][row] += vector
         return True
 
     def __getstate__(self) -> dict:
@@ -276,6 +315,7 @@ class Windows:
             "layout": self.layout,
             "counts": self.counts,
             "index": self.index,
+            "slots": self.slots,
             "dropped": self.dropped,
             "keep_from": self.keep_from,
         }
@@ -284,5 +324,6 @@ class Windows:
         self.layout = state["layout"]
         self.counts = state["counts"]
         self.index = state["index"]
+        self.slots = state.get("slots") or [len(i) for i in self.index]
         self.dropped = state["dropped"]
         self.keep_from = state["keep_from"]

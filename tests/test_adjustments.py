@@ -93,8 +93,9 @@ def test_a_silence_marks_alerts_the_notifier_skips_and_resends_what_outlives_it(
     # the budget is untouched by a silence
     plain, _ = run(make_config([AVAILABILITY]), _events())
     assert _whole(out)["budget_remaining"] == _whole(plain)["budget_remaining"]
-    # an alert that fires and resolves inside the silence is silenced both ways and never resent
-    whole, _ = run(make_config([AVAILABILITY], adjustments=[_adjust("silence", end=OUT_B + 3600)]), _events())
+    # an alert that fires and resolves inside the silence is silenced both ways and never resent; the
+    # silence outlasts the input (its end is exclusive, and the input's last tick, OUT_B + 3600, is judged)
+    whole, _ = run(make_config([AVAILABILITY], adjustments=[_adjust("silence", end=OUT_B + 7200)]), _events())
     both = of(whole, "alert", slo="avail", segment={})
     assert both and all(a.get("silenced") for a in both)
 

@@ -86,23 +86,51 @@ def test_each_bad_message_is_dead_lettered_with_a_reason_naming_the_problem(payl
         assert len(parsed.rejections["m"]) == 1
 
 
-def test_events_far_ahead_of_their_batch_or_older_than_every_window_are_rejected():
+def test_events_stamped_after_they_were_read_or_older_than_every_window_are_rejected():
     spec = ParseSpec({"m": ()}, {"m": ()}, max_future_skew_s=3600, max_age_s=86_400)
     lines = [orjson.dumps(event(i, T0 + i)) for i in range(20)]
     lines.append(orjson.dumps(event(99, T0 + 2 * 3600)))
     lines.append(orjson.dumps(event(98, T0 - 2 * 86_400)))
-    parsed = parse_batch(raw(lines), spec)
+    batch = raw(lines)
+    batch.not_after = T0 + 30  # the edge's clock when it read the batch
+    parsed = parse_batch(batch, spec)
     assert len(parsed.inference["m"]) == 20
     ahead, old = (d.error for d in parsed.dead_letters)
-    assert ahead.startswith("ts: ") and "ahead of the other events" in ahead
+    assert ahead == (f"ts: {to_rfc3339(T0 + 7200)} is 7170 s after it was read ({to_rfc3339(T0 + 30)}); "
+                     "limits.max_future_skew allows 3600 s")
     assert old.startswith("ts: ") and "older than every window" in old
-    assert parsed.rejections["m"].ts == [T0 + 2 * 3600, T0 - 2 * 86_400]
+    # the future one counts at its source's time (the newest valid event before it), not at its own
+    assert parsed.rejections["m"].ts == [T0 + 19, T0 - 2 * 86_400]
 
 
 def test_a_wall_clock_bounds_future_timestamps_when_given():
     lines = [orjson.dumps(event(i, T0 + 7200 + i)) for i in range(5)]
     assert len(parse_batch(raw(lines), SPEC, now=T0).dead_letters) == 5
     assert parse_batch(raw(lines), SPEC, now=T0 + 7200).dead_letters == []
+    assert parse_batch(raw(lines), SPEC).dead_letters == []  # no clock, no future bound (the core's own tests)
+
+
+@pytest.mark.parametrize("size", [7, 300, 1000, 4000])
+def test_a_burst_of_far_future_events_is_rejected_whatever_its_share_of_the_batch(size):
+    """Issue 15: the bound was the batch's 90th percentile, so 1,000 events stamped 2090 in a
+    4,000-event batch (or a batch of nothing else) were not outliers and moved event time to 2090."""
+    lines = [orjson.dumps(event(i, T0 + i * 0.5 if not 1500 <= i < 2500 else 3_786_912_000.0 + i))
+             for i in range(4000)]
+    rejected, kept, newest = [], 0, []
+    for start in range(0, 4000, size):
+        batch = raw(lines[start : start + size])
+        batch.offsets = list(range(start, start + len(batch.values)))
+        batch.not_after = T0 + 86_400
+        parsed = parse_batch(batch, SPEC)
+        rejected += [d.offset for d in parsed.dead_letters]
+        kept += len(parsed.inference["m"]) if "m" in parsed.inference else 0
+        newest.append(parsed.max_ts)
+        for d in parsed.dead_letters:
+            assert d.error.startswith("ts: 2090-01-01T") and "limits.max_future_skew" in d.error
+        if "m" in parsed.rejections:  # never counted in 2090: at the source's time, or NaN (dated downstream)
+            assert all(not t > T0 + 86_400 for t in parsed.rejections["m"].ts)
+    assert rejected == list(range(1500, 2500)) and kept == 3000
+    assert max(newest) == T0 + 3999 * 0.5
 
 
 def test_a_batch_reports_its_newest_time_and_passes_on_a_source_watermark():
@@ -216,3 +244,32 @@ def test_a_deeply_nested_unknown_field_is_a_dead_letter_and_the_rest_of_the_batc
     assert len(parsed.inference["m"]) == 5
     assert {d.offset for d in parsed.dead_letters} == {batch.offsets[1], batch.offsets[3]}
     assert all("oversized" not in d.error and d.error for d in parsed.dead_letters)
+
+
+def test_messages_without_a_time_are_dated_the_same_however_the_source_is_cut_into_batches():
+    """A message whose time cannot be read counts at the newest time read before it in its source:
+    valid events and invalid ones whose time reads alike, whatever the batch boundaries (a resumed
+    Kafka run cuts batches differently from the run it resumes)."""
+    lines = []
+    for i in range(12):
+        lines.append(orjson.dumps(event(i, T0 + 10 * i)))
+        bad = event(100 + i, T0 + 10 * i + 5)
+        del bad["latency_ms"]  # invalid, but its time reads
+        lines.append(orjson.dumps(bad))
+        lines.append(b'{"model":"m","ts":' if i % 2 else b"not json")  # nothing to read at all
+    offsets = list(range(len(lines)))
+
+    def dates(cuts: list[int]) -> list[float]:
+        out, newest = [], float("-inf")
+        for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True):
+            batch = RawBatch("inference", "ml.inference", 0, offsets[a:b], lines[a:b])
+            parsed = parse_batch(batch, SPEC)
+            rej = parsed.rejections.get("m")
+            out += [newest if t != t else t for t in (rej.ts if rej else [])]  # the shard's rule for NaN
+            newest = max(newest, parsed.max_ts)
+        return out
+
+    whole = dates([])
+    for cut in range(1, len(lines)):
+        assert dates([cut]) == whole, cut
+    assert dates(list(range(1, len(lines)))) == whole

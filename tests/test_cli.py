@@ -90,6 +90,20 @@ def test_the_core_imports_no_stream_engine_or_network_and_reads_no_clock():
                 assert (owner, node.func.attr) not in banned_calls, f"{path.name}:{node.lineno} reads the clock"
 
 
+def test_generate_with_a_duration_too_short_for_the_incidents_writes_healthy_traffic(tmp_path, capsys):
+    """Issue 15: `generate --duration 20m` ended in a traceback (the incidents need 12h30m)."""
+    assert main(["generate", "--scenario", "fraud", "--duration", "20m", "--events", "2000",
+                 "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "too short for the fraud scenario's incidents" in err and "--duration 12h30m or more" in err
+    manifest = orjson.loads((tmp_path / "manifest.json").read_bytes())
+    assert manifest["incidents"] == [] and manifest["end"] - manifest["start"] == 1200
+    ts = [orjson.loads(line)["ts"] for line in (tmp_path / "inference.jsonl").read_bytes().splitlines()]
+    assert len(ts) == 2000
+    assert main(["generate", "--scenario", "fraud", "--duration", "20 minutes", "--out", str(tmp_path)]) == 2
+    assert "error: --duration: not a duration" in capsys.readouterr().err
+
+
 def test_help_does_not_load_scipy() -> None:
     """`sloguard --help` and config validation answer fast: scipy (~1 s to import) loads only when a
     statistic is computed."""

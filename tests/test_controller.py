@@ -418,3 +418,29 @@ def test_a_live_stream_a_few_messages_behind_is_judged_but_a_backlog_is_not() ->
     assert not controller._lagging(FakeConsumer(Part(1000, 0, 1000)))
     assert controller._lagging(FakeConsumer(Part(0, 0, 4000), Part(10, 0, 2000)))  # 5990 behind: a backlog
     assert controller._lagging(FakeConsumer(Part(-1001, 0, 6000)))  # nothing read yet from a full partition
+
+
+def test_the_audit_log_is_bounded_in_size_and_in_refusals(tmp_path):
+    """Issue 15: unauthenticated requests grew the gate's audit log without bound."""
+    from connectors.audit import AuditLog
+
+    now = [0.0]
+    path = tmp_path / "audit" / "gate.jsonl"
+    log = AuditLog(path, max_bytes=4096, backups=2, refusals_per_minute=10, clock=lambda: now[0])
+    for i in range(100_000):  # an unauthenticated flood: one minute of event per 1,000 requests
+        now[0] = i * 0.06
+        log.write({"client": f"10.0.{i % 256}.{i // 256 % 256}", "refused": "missing or invalid bearer token"})
+    log.close()
+    log = AuditLog(path, max_bytes=4096, backups=2, refusals_per_minute=10, clock=lambda: now[0])
+    files = sorted(tmp_path.joinpath("audit").iterdir())
+    assert [f.name for f in files] == ["gate.jsonl", "gate.jsonl.1", "gate.jsonl.2"]
+    assert all(f.stat().st_size <= 4096 for f in files)
+    refused = [json.loads(line) for f in reversed(files) for line in f.read_text().splitlines()]
+    # 1,000 requests a minute, 10 written: each minute's first line counts the 990 left out before it
+    counts = [e["suppressed_refusals"] for e in refused if "suppressed_refusals" in e]
+    assert len(refused) > 20 and counts and set(counts) == {990} and len(counts) >= len(refused) // 10 - 1
+    for i in range(200):  # decisions served are always written, and the newest survive rotation
+        log.write({"client": "ci", "endpoint": "argo", "decision": "promote", "n": i})
+    log.close()
+    newest = [json.loads(line) for line in path.read_text().splitlines()]
+    assert newest[-1]["n"] == 199 and len(list(path.parent.iterdir())) == 3

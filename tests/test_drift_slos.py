@@ -90,7 +90,8 @@ def test_slice_statistics_match_scipy_on_the_raw_slice_values(tmp_path: Path) ->
     out, _ = run(config, events)
     last = of(out, "budget", slo="drift", segment={})[-1]
     by = {d["feature"]: d for d in last["drift"]}
-    cur = [e for e in events if e["ts"] < T0 + 300]  # the newest judged slice: the last one never ended
+    # the newest judged slice: the last one, [T0+300, T0+600), ends with the input and is judged at its end
+    cur = [e for e in events if T0 + 300 <= e["ts"] < T0 + 600]
     a = np.array([e["features"]["a"] for e in cur])
     exact = stats.ks_2samp(ref_a, a)
     assert by["a"]["n"] == len(cur)

@@ -41,6 +41,10 @@ def test_metrics_count_what_the_flow_read_and_wrote(tmp_path):
                for n in ("budget", "alerts", "dead_letter")}
     assert value("sloguard_outputs_total", kind="budget") == len(outputs["budget"])
     assert value("sloguard_outputs_total", kind="alert") == len(outputs["alerts"])
+    # the label join's counters depend on how far each input was read: a gauge, not a budget field
+    assert not any("labels" in b for b in outputs["budget"])
+    assert 0 < value("sloguard_label_store", model="fraud", counter="joined") <= lines["labels"]
+    assert value("sloguard_label_store", model="fraud", counter="pending") >= 0
     dead = outputs["dead_letter"]
     for reason in {reason_class(d["error"]) for d in dead}:
         want = sum(1 for d in dead if reason_class(d["error"]) == reason)

@@ -230,7 +230,7 @@ def test_labels_for_unknown_ids_are_dead_lettered_and_unmatched_predictions_expi
     out, ev = run_mixed(config, preds + tail, labels)
     dead = of(out, "dead_letter")
     assert [d for d in dead if "ghost" in d["error"] and "unknown prediction id" in d["error"]]
-    assert last(out, "q", segment={})["labels"]["joined"] == len(labels) - 1
+    assert of(out, "label_store")[-1]["joined"] == len(labels) - 1  # reported at every tick (metrics)
     report = ev.label_report()  # after the end of input expired the rest
     assert report["expired"] == len(preds) + len(tail) - report["joined"] - report["pending"]
     assert report["expired"] > len(preds) / 3
@@ -369,8 +369,8 @@ def test_how_labels_are_batched_never_changes_a_verdict(sizes: tuple[int, int]) 
     a, _ = run_mixed(config, preds, labels, size=sizes[0])
     b, _ = run_mixed(config, preds, labels, size=sizes[1])
 
-    def verdicts(out: list[Output]) -> list[dict]:  # `labels` counts what has been read so far: left out
-        return [{k: v for k, v in m.items() if k != "labels"} for kind, m in out if kind != "dead_letter"]
+    def verdicts(out: list[Output]) -> list[dict]:  # the label store counts what has been read so far
+        return [m for kind, m in out if kind in ("budget", "alert")]
 
     assert verdicts(a) == verdicts(b)
     assert sum(1 for k, m in a if k == "alert") > 0

@@ -106,7 +106,7 @@ def test_a_label_whose_slice_left_the_ring_is_not_lost_silently() -> None:
     feed.out += feed.ev.finish()
     final = of(feed.out, "budget", slo="q", segment={})[-1]
     dead = [d for d in of(feed.out, "dead_letter") if d["topic"] == "ml.labels"]
-    assert final["total"] - final["good"] >= 1 or len(dead) == 100, (final, final["labels"])
+    assert final["total"] - final["good"] >= 1 or len(dead) == 100, (final, feed.ev.label_report())
 
 
 def test_a_prediction_whose_label_came_too_late_is_still_accounted_for() -> None:

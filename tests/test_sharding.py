@@ -157,8 +157,8 @@ def _outputs(config, streams, shards: int, size: int) -> list:
                 for _, mb in split_by_model(parse_batch(rb, spec), ["m"]):
                     out += ev.process(mb)
     out += ev.finish()
-    # `labels` counts what has been read so far: it depends on arrival order by design
-    return [(k, {f: v for f, v in m.items() if f != "labels"}) for k, m in out if k != "dead_letter"]
+    # the label store's counters count what has been read so far: they depend on arrival order by design
+    return [(k, m) for k, m in out if k in ("budget", "alert")]
 
 
 @pytest.mark.parametrize(("shards", "size"), [(3, 97), (16, 500), (7, 1500)])
@@ -267,7 +267,7 @@ def test_the_replay_flow_on_two_workers_writes_the_same_messages_as_on_one(tmp_p
         runner(build_flow(config, JsonlReplaySource(inputs, topics), sinks, sources=tuple(inputs)))
         budgets = [orjson.loads(line) for line in (out / "budget.jsonl").read_bytes().splitlines()]
         alerts = (out / "alerts.jsonl").read_bytes().splitlines()
-        return sorted(alerts), sorted(orjson.dumps({k: v for k, v in b.items() if k != "labels"}) for b in budgets)
+        return sorted(alerts), sorted(orjson.dumps(b) for b in budgets)
 
     one = run(tmp_path / "one", run_main)
     two = run(tmp_path / "two", lambda flow: cluster_main(flow, [], 0, worker_count_per_proc=2))
@@ -303,36 +303,6 @@ def test_ticks_over_a_quiet_period_reuse_the_last_events_and_write_what_judging_
     # 6 h window every 5 minutes, so not every quiet tick can be reused
     quiet_calls = 2 * 3 * 5 * 60
     assert calls.count(True) <= calls.count(False) - 0.4 * quiet_calls
-
-
-# ---- resuming with another config ---------------------------------------------------------------
-
-
-def test_recovery_state_written_for_another_slo_layout_is_refused_with_what_changed() -> None:
-    """State is laid out by SLO position: a reordered, added or removed SLO must not be read as another."""
-    from factories import make_config
-
-    from flows.operators import JudgeLogic, ShardLogic
-    from sloguard.config import StateMismatch
-    from sloguard.plan import ModelPlan
-    from sloguard.shard import Shard
-    from sloguard.summary import Summary
-
-    a = {"name": "a", "dimension": "infrastructure", "sli": "availability", "objective": 0.99}
-    b = {"name": "b", "dimension": "infrastructure", "sli": {"latency": {"threshold_ms": 100}}, "objective": 0.99}
-    old = {"m": ModelPlan(make_config([a, b]), "m")}
-    judge = JudgeLogic(old, (), True, True, None)
-    judge.on_item(Summary("m", 0))
-    shard = ShardLogic(old, (), True, None)
-    shard.shard = Shard(old["m"], 0)
-    snapshots = [judge.snapshot(), shard.snapshot()]
-    JudgeLogic.build(old, (), True, True, snapshots[0])  # the same config resumes
-    for slos, said in (([b, a], "reordered"), ([a], "SLOs changed: b"), ([a, b, {**b, "name": "c"}], "changed: c")):
-        new = {"m": ModelPlan(make_config(slos), "m")}
-        with pytest.raises(StateMismatch, match=said):
-            JudgeLogic.build(new, (), True, True, snapshots[0])
-        with pytest.raises(StateMismatch, match="new --recovery-dir"):
-            ShardLogic.build(new, (), True, snapshots[1])
 
 
 @pytest.mark.parametrize("workers", [2, 4])

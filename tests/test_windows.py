@@ -350,3 +350,38 @@ def test_pickle_round_trip(scn, rnd) -> None:
     assert _buckets(back) == _buckets(win)
     back.add(float(ends[0]), np.ones(NCOLS))
     assert not np.array_equal(back.window_sum(300, ends[0] + 60), win.window_sum(300, ends[0] + 60))
+
+
+@pytest.mark.parametrize("gap_buckets", [31 * 2**18, 2**25, 62 * 2**19 + 1, 10**9])
+def test_a_bucket_years_away_costs_one_row_not_an_allocation_sized_by_the_gap(gap_buckets) -> None:
+    """Issue 15: one bucket 15 years after the others used to grow the ring until the gap fit
+    (1.4 GB for 31 * 2**18 minutes); now it gets one spilled row, and every read still sees it."""
+    w = Windows(LAYOUT, NCOLS)
+    for m in range(120):  # two hours of unreleased buckets, then one far away
+        w.add(T0 + 60 * m, np.ones(NCOLS))
+    far = T0 + 60 * gap_buckets
+    w.add(far, np.array([5.0, 0.0, 1.0]))
+    w.add(far, np.array([5.0, 0.0, 1.0]))
+    assert sum(c.nbytes for c in w.counts) < 50 * sum(CAPACITIES) * NCOLS * 8
+    assert w.get(far).tolist() == [10.0, 0.0, 2.0]
+    assert w.span(far - 60, far + 120).tolist() == [10.0, 0.0, 2.0]
+    assert w.span(T0, T0 + 7200).tolist() == [120.0] * NCOLS
+    assert w.sums(T0 + 7200)[3600].tolist() == [60.0] * NCOLS
+    assert w.sums(far + 60)[300].tolist() == [10.0, 0.0, 2.0]
+    again = pickle.loads(pickle.dumps(w))
+    assert again.get(far).tolist() == [10.0, 0.0, 2.0] and again.slots == w.slots
+    w.release(far)  # the far bucket becomes the present: the old ones are released, it stays
+    assert w.get(far).tolist() == [10.0, 0.0, 2.0]
+    w.add(far + 60, np.ones(NCOLS))  # and the ring goes on from there
+    assert w.sums(far + 120)[300].tolist() == [11.0, 1.0, 3.0]
+
+
+def test_a_spilled_row_is_reused_once_released() -> None:
+    w = Windows(LAYOUT, NCOLS)
+    for m in range(60):
+        w.add(T0 + 60 * m, np.ones(NCOLS))
+    w.add(T0 + 60 * 10**7, np.ones(NCOLS))
+    rows = len(w.index[0])
+    w.release(T0 + 60 * 10**7 + 86_400 * 40)  # everything so far is released
+    w.add(T0 + 60 * 2 * 10**7, np.ones(NCOLS))
+    assert len(w.index[0]) <= rows
