@@ -99,8 +99,8 @@ def test_the_flow_on_kafka_raises_the_same_alerts_and_budgets_as_replay(scenario
     want_incidents = (tmp_path / "incidents.jsonl").read_bytes().splitlines()
     got_incidents = consume_all(kafka_bootstrap, settings.topic("incidents"))
     assert len(want_incidents) > 0
-    assert sorted(orjson.dumps(m) for _, m, _ in got_incidents) == sorted(orjson.loads(x) and orjson.dumps(
-        orjson.loads(x)) for x in want_incidents)
+    assert sorted(orjson.dumps(m) for _, m, _ in got_incidents) == sorted(orjson.dumps(orjson.loads(x))
+                                                                        for x in want_incidents)
     seqs: dict[str, list[int]] = {}
     for key, m, _ in got_incidents:
         assert key.decode() == f"fraud|incident|{m['id']}"
