@@ -94,7 +94,8 @@ def test_a_silence_marks_alerts_the_notifier_skips_and_resends_what_outlives_it(
     plain, _ = run(make_config([AVAILABILITY]), _events())
     assert _whole(out)["budget_remaining"] == _whole(plain)["budget_remaining"]
     # an alert that fires and resolves inside the silence is silenced both ways and never resent
-    whole, _ = run(make_config([AVAILABILITY], adjustments=[_adjust("silence", end=OUT_B + 3600)]), _events())
+    # (past the end of the input: the final tick, after the last event, must still be inside it)
+    whole, _ = run(make_config([AVAILABILITY], adjustments=[_adjust("silence", end=OUT_B + 7200)]), _events())
     both = of(whole, "alert", slo="avail", segment={})
     assert both and all(a.get("silenced") for a in both)
 
