@@ -10,7 +10,8 @@ and resolve through an incoming webhook, `connectors.notifier_preview.preview_in
 messages, `preview_alerts`, for a run without incidents.jsonl), detection time (first page; and of
 the alert the manifest expects, as `sloguard demo` prints it), reset time, flaps (fire-resolve-fire
 of one alert id within an hour); and per run the pages and messages that met no incident. When alerts carry an
-`incident_id` (grouping by cause), the pages of one incident id count as one page.
+`incident_id` (grouping by cause), the pages of one incident id count as one page; `teams` is how many
+owner routes were paged (incidents group within a route, so one page per team is the goal).
 
 Prints one table per run and a total line; `--json FILE` writes everything. The default of 100k
 events per scenario is the density of `make demo` (live), where low-traffic segments flap most.
@@ -87,14 +88,15 @@ def table(r: dict[str, Any]) -> list[str]:
     res: BenchResult = r["result"]
     head = (f"{r['scenario']} seed {r['seed']} ({r['events']:,} events): {r['alerts']} alert messages, "
             f"{res.messages} notifier messages{', grouped by incident_id' if res.grouped else ''}")
-    rows = [head, f"  {'incident':26} {'pages':>5} {'tickets':>7} {'msgs':>5} {'detect s':>8} {'expected s':>10} "
-                  f"{'reset s':>8} {'flaps':>5}"]
+    rows = [head, f"  {'incident':26} {'pages':>5} {'teams':>5} {'tickets':>7} {'msgs':>5} {'detect s':>8} "
+                  f"{'expected s':>10} {'reset s':>8} {'flaps':>5}"]
     for row in res.rows:
         reset = "firing" if row.still_firing else _s(row.reset_s)
-        rows.append(f"  {row.incident.name:26} {row.pages:5} {row.tickets:7} {row.messages:5} {_s(row.detect_s):>8} "
+        rows.append(f"  {row.incident.name:26} {row.pages:5} {len(row.teams):5} {row.tickets:7} {row.messages:5} "
+                    f"{_s(row.detect_s):>8} "
                     f"{_s(row.expected_s):>10} {reset:>8} {row.flaps:5}")
     outside = res.to_json()
-    rows.append(f"  {'outside incidents':26} {outside['pages_outside']:5} {'':7} {res.messages_outside:5} "
+    rows.append(f"  {'outside incidents':26} {outside['pages_outside']:5} {'':5} {'':7} {res.messages_outside:5} "
                 f"{'':8} {'':10} {'':8} {len(res.flaps):5} flaps in total ({res.page_flaps} of pages; "
                 f"{len(res.refires)} re-firings within 1 h, counting those a new incident caused)")
     rows += [f"    page outside: {k}" for k in outside["pages_outside_keys"][:8]]
@@ -123,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "incidents": len(rows),
         "pages": sum(x.pages for x in rows),
         "incidents_with_one_page": sum(x.pages == 1 for x in rows),
+        "incidents_with_one_page_per_team": sum(x.pages == len(x.teams) >= 1 for x in rows),
         "missed": sum(x.pages == 0 for x in rows),
         "messages": sum(r["result"].messages for r in results),
         "pages_outside": sum(r["result"].to_json()["pages_outside"] for r in results),

@@ -10,6 +10,10 @@ notifier's messages and the incident manifest):
                        them, and that belong to it (see `attribute`).
                        When alerts carry an `incident_id` (grouping by cause), the pages of one
                        incident id count once: that is one page for the person on call.
+    teams              per incident: the owner routes its pages went to. An incident that
+                       concerns two teams (a fairness regression that also lowers precision:
+                       responsible-AI and the model's team) pages each once, as Alertmanager
+                       groups within a route; the goal is pages == teams.
     messages           per incident: notifier messages with at least one alert of such a span
                        (firing, resolved or reminder), i.e. Slack posts the incident caused
     detect_s           first meeting page's firing time - incident start (0 if already firing)
@@ -51,6 +55,7 @@ class AlertSpan:
     end: float | None
     group: str  # what one notification stands for: the incident id, else the alert id + start
     segment: dict[str, str] = field(compare=False)
+    route: str = field(default="", compare=False)  # the owner route the alert went to
 
     def meets(self, inc: Incident, run_end: float) -> bool:
         end = run_end if self.end is None else self.end
@@ -65,7 +70,8 @@ def alert_spans(alerts: Iterable[dict[str, Any]]) -> list[AlertSpan]:
     def span(f: dict[str, Any], end: float | None) -> AlertSpan:
         start = parse_ts(f["ts"])
         group = f.get("incident_id") or f"{f['id']}@{start:.0f}"
-        return AlertSpan(f["id"], key_of(f), f["rule"], f["severity"], start, end, str(group), f.get("segment") or {})
+        return AlertSpan(f["id"], key_of(f), f["rule"], f["severity"], start, end, str(group), f.get("segment") or {},
+                         str(f.get("owner") or ""))
 
     for a in alerts:
         if a.get("type", "alert") != "alert" or "state" not in a:
@@ -98,6 +104,7 @@ class IncidentRow:
 
     incident: Incident
     pages: int = 0
+    teams: list[str] = field(default_factory=list)  # owner routes paged
     page_keys: list[str] = field(default_factory=list)
     tickets: int = 0
     messages: int = 0
@@ -112,6 +119,7 @@ class IncidentRow:
             "incident": self.incident.name,
             "model": self.incident.model,
             "pages": self.pages,
+            "teams": self.teams,
             "tickets": self.tickets,
             "messages": self.messages,
             "detect_s": self.detect_s,
@@ -193,6 +201,7 @@ def bench(alerts: Sequence[dict[str, Any]], manifest: dict[str, Any], run_end: f
         pages = [s for s in mine if s.severity == "page"]
         row = IncidentRow(inc, pages=len({s.group for s in pages}), tickets=sum(s.severity != "page" for s in mine))
         row.page_keys = sorted({f"{key_label(s.key)} {s.rule}" for s in pages})
+        row.teams = sorted({s.route for s in pages})
         if pages:
             row.detect_s = max(0.0, min(s.start for s in pages) - inc.start)
             row.still_firing = any(s.end is None for s in pages)

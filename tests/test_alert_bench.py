@@ -84,3 +84,19 @@ def test_messages_count_once_per_incident() -> None:
     r = bench(alerts, {"scenario": "fraud", "incidents": [incident("x", 10, 30)]}, T0 + 3600 * 5, messages)
     assert r.rows[0].messages == 2  # the firing message and the resolution, not one per alert
     assert r.messages_outside == 1 and r.messages == 3
+
+
+def test_teams_are_the_owner_routes_an_incidents_pages_went_to() -> None:
+    # one incident id per route: the fairness regression pages responsible-AI and, through precision,
+    # the model's team; two pages, one per team
+    alerts = [
+        alert("gap", "firing", 12, slo="fpr-gap", owner="responsible-ai", incident_id="inc-1"),
+        alert("gap-eu", "firing", 13, slo="fpr-gap", segment={"region": "eu"}, owner="responsible-ai",
+              incident_id="inc-1"),
+        alert("prec", "firing", 14, slo="precision", owner="fraud-ml", incident_id="inc-2"),
+        alert("t", "firing", 14, severity="ticket", rule="slow-burn", owner="sre-oncall", incident_id="inc-3"),
+    ]
+    manifest = {"scenario": "fraud", "incidents": [incident("fairness", 10, 30, slos=("fpr-gap", "precision"))]}
+    row = bench(alerts, manifest, T0 + 3600 * 5).rows[0]
+    assert row.pages == 2 and row.teams == ["fraud-ml", "responsible-ai"]  # tickets page no team
+    assert row.to_json()["teams"] == ["fraud-ml", "responsible-ai"]
