@@ -372,6 +372,7 @@ def describe(config: Config) -> str:
                 lines.append(
                     f"      {r.severity:6} {r.name:12} burn >= {r.burn_rate:g} over {r.windows[0]} and {r.windows[1]}"
                 )
+    lines += ["", *config.incidents.describe()]
     if config.adjustments:  # sloguard.adjustments is imported by the config already
         lines += ["\nadjustments (event time):", *adjustments.describe(config.adjustments)]
     return "\n".join(lines)

@@ -7,12 +7,14 @@ Alertmanager does (https://prometheus.io/docs/alerting/latest/configuration/):
 - **Grouping** (Alertmanager's `group_by`). Every alert has labels: `model`, `slo` (empty for
   model-wide alerts such as no-data), `dimension`, `rule`, `severity`, `owner` and `segment` (the
   key, `region=eu`; empty for the whole model). Firing alerts of one owner route whose `group_by`
-  labels are equal form one incident. The default, `[model, dimension, severity]`,
-  makes every page of one dimension of a model, whatever its SLO, rule and segment, one incident
-  (stale features and the data-quality drop they cause; precision and recall falling together),
-  and its tickets another; `[model, slo, severity]` keeps SLOs apart, adding `segment` keeps every
-  key apart (no grouping), adding `rule` splits fast- from medium-burn pages. The owner is always
-  part of the group, as Alertmanager groups within a route: an incident has one owner.
+  labels are equal form one incident. The default, `[model, severity]`, makes every page of a
+  model to one owner route, whatever its SLO, dimension, rule and segment, one incident (stale
+  features and the data-quality drop they cause; a drifting feature and the precision it costs),
+  and its tickets another; `[model, dimension, severity]` keeps dimensions apart, `[model, slo,
+  severity]` SLOs, adding `segment` keeps every key apart (no grouping), adding `rule` splits fast-
+  from medium-burn pages. The owner is always part of the group, as Alertmanager groups within a
+  route: an incident has one owner, so a fairness regression that also lowers precision pages the
+  fairness owner and the quality owner once each.
 - **Inhibition** (Alertmanager's `inhibit_rules`). While an alert matching `source_matchers` fires,
   alerts matching `target_matchers` whose `equal` labels have the same values are muted: they
   open no incident and join none (one muted after it joined stays), and are listed as inhibited. An alert never
@@ -30,7 +32,7 @@ Alertmanager does (https://prometheus.io/docs/alerting/latest/configuration/):
 ```yaml
 incidents:
   enabled: true
-  group_by: [model, dimension, severity]
+  group_by: [model, severity]
   explain_share: 0.8
   cause: {lookback: 1h}
   inhibit:
@@ -52,10 +54,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sloguard.timeutil import parse_duration
+from sloguard.timeutil import format_duration, parse_duration
 
 LABELS = ("model", "slo", "dimension", "rule", "severity", "owner", "segment")
-DEFAULT_GROUP_BY = ("model", "dimension", "severity")
+DEFAULT_GROUP_BY = ("model", "severity")
 _MATCHER = re.compile(r'^\s*([a-z_]+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
 
 
@@ -138,6 +140,17 @@ class IncidentPolicy:
     inhibit: tuple[InhibitRule, ...] = DEFAULT_INHIBIT
     cause_lookback_s: int = 3600
     explain_share: float = 0.8
+
+    def describe(self) -> list[str]:
+        """What `sloguard validate` prints: how alerts become incidents."""
+        if not self.enabled:
+            return ["incidents: off (every alert stands alone; the notifier can only post alerts)"]
+        lookback = format_duration(self.cause_lookback_s)
+        lines = [f"incidents: firing alerts of one owner route with equal [{', '.join(self.group_by)}] are one "
+                 f"incident; a segment with >= {self.explain_share:.0%} of the whole model's bad events explains it; "
+                 f"the cause is what started burning first within {lookback}"]
+        lines += [f"  inhibit: {rule.describe()}" for rule in self.inhibit] or ["  inhibit: none"]
+        return lines
 
     def group_key(self, labels: Mapping[str, str]) -> tuple[str, ...]:
         """Owner route first (grouping happens within a route), then the group_by labels."""

@@ -30,7 +30,26 @@ def test_validate_shows_slos_and_scaled_rules(capsys):
     out = capsys.readouterr().out
     assert "fraud-availability [infrastructure] availability objective 0.9995 over 30d" in out
     assert "page   fast-burn    burn >= 14.4 over 1h and 5m" in out
+    assert ("incidents: firing alerts of one owner route with equal [model, severity] are one incident; a segment "
+            "with >= 80% of the whole model's bad events explains it; the cause is what started burning first "
+            "within 1h") in out
+    assert 'inhibit: severity="page" mutes severity="ticket" with equal model, slo' in out
     assert out.rstrip().endswith("OK")
+
+
+def test_validate_shows_the_configured_incident_policy(tmp_path, capsys):
+    text = (ROOT / "examples" / "fraud.yaml").read_text().replace(
+        "baselines/fraud.json", str(ROOT / "examples" / "baselines" / "fraud.json"))
+    custom = tmp_path / "c.yaml"
+    custom.write_text(text + "\nincidents:\n  group_by: [model, slo, severity]\n  cause: {lookback: 30m}\n"
+                      "  inhibit: []\n")
+    assert main(["validate", str(custom)]) == 0
+    out = capsys.readouterr().out
+    assert "equal [model, slo, severity]" in out and "within 30m" in out and "  inhibit: none" in out
+    off = tmp_path / "off.yaml"
+    off.write_text(text + "\nincidents: {enabled: false}\n")
+    assert main(["validate", str(off)]) == 0
+    assert "incidents: off" in capsys.readouterr().out
 
 
 def test_a_bad_config_fails_with_the_path_of_the_field(tmp_path, capsys):

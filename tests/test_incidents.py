@@ -86,7 +86,7 @@ def test_pages_of_one_slo_on_a_region_its_segments_and_the_whole_model_are_one_i
     # eu's bad events over the short window (5m): 50 x 0.001 x 900 = 45 of the whole model's 45 x 0.001 x 1000
     assert inc["explained_by"] == {"segment": {"region": "eu"}, "share": 1.0, "window": "5m"}
     assert "in region=eu (100% of the whole model's bad events over 5m); 3 keys burn" in inc["summary"]
-    group = ("sre", "fraud", "infrastructure", "page")  # owner route, then group_by: model, dimension, severity
+    group = ("sre", "fraud", "page")  # owner route, then group_by: model, severity
     assert inc["id"] == incident_id(group, T0 + 600)  # stable: group + the tick it opened
     assert all(m.get("incident_id") == inc["id"] for k, m in out if k == "alert")
     assert [k for k, _ in out][-1] == "incident"  # after the tick's outputs
@@ -294,8 +294,8 @@ def test_with_incidents_off_the_flow_writes_the_alerts_alone(tmp_path):
 
 
 def test_an_incident_of_several_slos_of_one_dimension_says_which_burned_first():
-    """Stale features (from minute 3) drag data quality down (from minute 7): by default one data
-    incident, which says the freshness burned 4 minutes before the data quality."""
+    """Stale features (from minute 3) drag data quality down (from minute 7): by default one
+    incident (per model and severity), which says the freshness burned 4 minutes before the data quality."""
     b = book()
     ticks = []
     for minute in range(0, 12):
@@ -309,6 +309,7 @@ def test_an_incident_of_several_slos_of_one_dimension_says_which_burned_first():
     assert len({m["id"] for m in msgs}) == 1 and [m["change"] for m in msgs] == ["opened", "joined"]
     assert msgs[0]["cause"]["lead_s"] == 0  # freshness alone: it burned first, nothing to add
     joined = msgs[1]
-    assert joined["slo"] is None and joined["dimension"] == "data" and joined["group"]["dimension"] == "data"
+    assert joined["slo"] is None and joined["dimension"] == "data"
+    assert joined["group"] == {"model": "fraud", "severity": "page"}
     assert joined["cause"]["summary"] == "fresh (data, region=eu) started burning 4m before dq"
     assert joined["summary"].startswith("dq, fresh: fast-burn on the whole model, region=eu")

@@ -163,8 +163,8 @@ def test_the_example_rollout_policy_rolls_back_the_regressing_canary_and_promote
 
 
 def test_pages_fold_into_one_incident_per_overlapping_burn_of_an_slo(replayed):
-    """Oracle from the raw alerts: per (owner, dimension), page episodes whose firing spans overlap
-    or touch are one incident (the default group_by [model, dimension, severity]), a new one after
+    """Oracle from the raw alerts: per (owner, model), page episodes whose firing spans overlap
+    or touch are one incident (the default group_by [model, severity]), a new one after
     a gap."""
     alerts = replayed["alerts"]
     spans: dict[tuple, list[list]] = {}
@@ -176,9 +176,9 @@ def test_pages_fold_into_one_incident_per_overlapping_burn_of_an_slo(replayed):
             open_[a["id"]] = (epoch(a["ts"]), a)
         elif a["id"] in open_:
             start, f = open_.pop(a["id"])
-            spans.setdefault((f["owner"], f["dimension"]), []).append([start, epoch(a["ts"]), f["incident_id"]])
+            spans.setdefault((f["owner"], f["model"]), []).append([start, epoch(a["ts"]), f["incident_id"]])
     for start, f in open_.values():
-        spans.setdefault((f["owner"], f["dimension"]), []).append([start, float("inf"), f["incident_id"]])
+        spans.setdefault((f["owner"], f["model"]), []).append([start, float("inf"), f["incident_id"]])
     assert spans
     for key, group in spans.items():
         group.sort()
