@@ -46,9 +46,12 @@ class AlertBook:
     firing: dict[AlertKey, float] = field(default_factory=dict)
     clearing: dict[AlertKey, float] = field(default_factory=dict)  # firing, but the rule false since
     silenced: dict[AlertKey, str] = field(default_factory=dict)  # fired during a silence (adjustment id)
+    # firing alerts' (severity, dimension, owner route): what their resolve must say should the SLO
+    # or rule that raised them leave the config (see `orphans`)
+    meta: dict[AlertKey, tuple[str, str, str | None]] = field(default_factory=dict)
 
     def __setstate__(self, state: dict) -> None:  # recovery state written before these fields existed
-        self.__dict__.update({"clearing": {}, "silenced": {}, **state})
+        self.__dict__.update({"clearing": {}, "silenced": {}, "meta": {}, **state})
 
     def update(self, key: AlertKey, holds: bool, now: float, hold_s: float = 0.0) -> tuple[str | None, float]:
         """Record whether the rule holds at `now`; returns (transition or None, started_at).
@@ -68,8 +71,19 @@ class AlertBook:
         since = self.clearing.setdefault(key, now)
         if now - since >= hold_s:
             del self.firing[key], self.clearing[key]
+            self.meta.pop(key, None)
             return "resolved", started
         return None, started
+
+    def orphans(self, rules: dict[str, set[str]]) -> list[AlertKey]:
+        """Firing alerts whose SLO or rule is not in `rules` (SLO name -> its rule names): left
+        behind by a resume with another config. Nothing would ever resolve them."""
+        return [k for k in self.firing if k[0] is not None and k[2] not in rules.get(k[0], ())]
+
+    def retire(self, key: AlertKey) -> tuple[float, tuple[str, str, str | None] | None]:
+        """Forget a firing alert (not its silence, see Report): (started at, its meta if known)."""
+        self.clearing.pop(key, None)
+        return self.firing.pop(key), self.meta.pop(key, None)
 
     def holding(self, segment_key: str) -> bool:
         """Whether an alert of this segment key waits out its resolve hold or fired silenced (it

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from sloguard.aggregate import EVENTS, group_sum, whole_model_only
-from sloguard.alerts import AlertBook
+from sloguard.alerts import BUDGET_EXHAUSTED, AlertBook
 from sloguard.drift import FeatureDrift
 from sloguard.frontier import SourceFrontier
 from sloguard.label_coverage import LabelWaits
@@ -145,6 +145,8 @@ class Judge:
         self.state = state
         if not state.keys:
             self._new_key({})
+        # firing alerts of SLOs or rules a resume with another config removed: resolved at the next tick
+        self.orphans = state.book.orphans({s.name: {*(r.name for r in s.rules), BUDGET_EXHAUSTED} for s in self.slos})
 
     # ---- keys -----------------------------------------------------------------------------------
 
@@ -318,6 +320,9 @@ class Judge:
         self._label_report = None
         plan = self.plan
         self.report.tick(t)
+        if self.orphans:
+            self.report.retire(self.orphans, out)
+            self.orphans = []
         ends = plan.window_ends(t)
         sum_plan = plan.layout.window_layout.sum_plan(sorted(set(ends)))  # the same for every key
         for _, key in list(self.state.reported):

@@ -226,8 +226,11 @@ class Report:
         i = self.plan.slos.index(slo)
         if transition == "firing" and key.details.get(i) is not None:
             summary += explain(slo, key.details[i], key.values.get(i))
+        owner = self.judge.config.owner_of(slo)
+        if transition == "firing":
+            book.meta[(slo.name, key.key, name)] = (severity, slo.dimension, owner.route if owner else None)
         alert = self._alert(key, slo.name, slo.dimension, name, severity, transition, started, burns, remaining,
-                            summary, self.judge.config.owner_of(slo))
+                            summary, owner)
         if rule is not None:
             alert["windows"] = {"long": rule.windows[0], "short": rule.windows[1]}
             alert["threshold"] = rule.burn_rate
@@ -243,6 +246,35 @@ class Report:
             alert[slo.dimension if slo.dimension in ("drift", "fairness") else "details"] = key.details[i]
         out.append(("alert", alert))
         return holds
+
+    def retire(self, orphans: list[tuple[str, str, str]], out: list[Output]) -> None:
+        """Resolve firing alerts whose SLO or rule has left the config (a resume with another
+        config): nothing else would ever resolve them, and their incident and page would stay open."""
+        book, config = self.judge.state.book, self.judge.config
+        slos = {s.name: s for s in self.plan.slos}
+        for k in orphans:
+            slo_name, key_text, rule = k
+            key = self.judge.state.keys.get(key_text)
+            started, meta = book.retire(k)
+            slo = slos.get(slo_name)
+            if meta is None:  # fired before alerts kept their meta: from the SLO if it is still there
+                if slo is None or key is None:
+                    book.silenced.pop(k, None)
+                    continue
+                owner = config.owner_of(slo)
+                severity = config.exhausted_severity if rule == BUDGET_EXHAUSTED else "page"
+                meta = (severity, slo.dimension, owner.route if owner else None)
+            if key is None:
+                book.silenced.pop(k, None)
+                continue
+            where = f"{self.model}{', ' + key.key if key.key else ''}"
+            why = (f"{slo_name} ({where}) was removed from the config" if slo is None
+                   else f"{slo_name} ({where}) no longer has the {rule} rule")
+            alert = self._alert(key, slo_name, meta[1], rule, meta[0], "resolved", started, {}, None,
+                                f"{why}: its {rule} alert is resolved", None)
+            alert["owner"] = meta[2]
+            self._silenced(k, alert, "resolved", None)  # fired silenced: its resolve is silenced too
+            out.append(("alert", alert))
 
     def _silenced(self, k: tuple[str, str, str], alert: dict[str, Any], transition: str,
                   silence: Adjustment | None) -> None:

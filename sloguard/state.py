@@ -10,8 +10,9 @@ On resume with another config, `plan_migration` compares the two fingerprints:
 
 * the same SLOs in another order are the same state: every column, block and index is mapped by
   SLO name (`migrate_judge`, `migrate_shard`);
-* a removed SLO's counters and firing alerts are dropped; an added SLO starts with empty
-  windows, as a new SLO would; an SLO named in `--reset-state` starts afresh the same way;
+* a removed SLO's counters are dropped and its firing alerts resolved at the next tick; an added
+  SLO starts with empty windows, as a new SLO would; an SLO named in `--reset-state` starts afresh
+  the same way (its firing alerts resolve through their hold unless its new windows burn);
 * everything else is refused (`StateMismatch`) with what changed and what to do: an SLO whose
   definition changed under the same name (its counters would be read with another meaning), a
   change of shards, segments, evaluation interval, window tiers or slice-ring bucket, a state
@@ -241,10 +242,8 @@ def migrate_judge(state: JudgeState, mig: Migration) -> JudgeState:
     state.pending_windows = _rows(state.pending_windows, mig.columns)
     state.pending_live = _rows(state.pending_live, mig.live)
     state.pending_labelled = {t: _rows(rows, mig.labelled) for t, rows in state.pending_labelled.items()}
-    names = {s.name for s in plan.slos} - mig.dropped
-    book = state.book  # alerts of a dropped SLO go; its removed rules never resolve (README)
-    for part in ("firing", "clearing", "silenced"):
-        setattr(book, part, {k: v for k, v in getattr(book, part).items() if k[0] is None or k[0] in names})
+    # the alert book stays: a removed SLO's (or rule's) firing alerts are resolved by the judge at its
+    # next tick (AlertBook.orphans), a reset SLO's resolve through its hold once its empty windows burn nothing
     state.label_waits.waiting = {(key, index[i]): slices for (key, i), slices in state.label_waits.waiting.items()
                                  if i in index}
     return state
