@@ -73,7 +73,8 @@ class KeyState:
         self.value_start: dict[int, float] = {}  # SLO index -> start of the slice `values` holds
         self.counted: dict[int, tuple[float, float]] = {}  # SLO index -> (good, judged) slices judged this tick
         self.changed = True  # anything added or judged since the last tick
-        self.cache: tuple[np.ndarray, list[dict[str, Any]]] | None = None  # last tick's sums and budget events
+        # last tick's sums, budget events and which sums each SLO read (Judge._evaluate)
+        self.cache: tuple[np.ndarray, list[dict[str, Any]], tuple[int, ...]] | None = None
 
     def see(self, bucket: float, ts: float, version: str | None) -> None:
         """Remember the newest event of an interval; it becomes `last_ts`/`version` at its tick."""
@@ -324,7 +325,11 @@ class Judge:
             self.report.retire(self.orphans, out)
             self.orphans = []
         ends = plan.window_ends(t)
-        sum_plan = plan.layout.window_layout.sum_plan(sorted(set(ends)))  # the same for every key
+        distinct = sorted(set(ends))
+        sum_plan = plan.layout.window_layout.sum_plan(distinct)  # the same for every key
+        # which rows of the sums each SLO reads: equal sums mean equal windows only under the same
+        # mapping (a timeslice SLO's end moves to the next slice boundary while the others' sums stay)
+        reads = tuple(distinct.index(e) for e in ends)
         for _, key in list(self.state.reported):
             key.windows.release(t - plan.longest_slice_s)  # timeslice SLOs read windows up to a slice back
             for ring in (key.labelled, key.live):
@@ -340,7 +345,8 @@ class Judge:
             total = key.windows.sums_matrix(sum_plan)
             tick = key.windows.span(t - plan.interval_s, t)  # what this tick added
             cached = key.cache
-            if (self.reuse and not key.changed and cached is not None and np.array_equal(cached[0][:-1], total)
+            if (self.reuse and not key.changed and cached is not None and len(cached) == 3 and cached[2] == reads
+                    and np.array_equal(cached[0][:-1], total)
                     and np.array_equal(cached[0][-1], tick) and not self.state.book.holding(key.key)
                     and not (plan.adjustments and plan.adjustments.changing(key.key, t))):
                 # nothing new reached this key and its windows did not move: last tick's events, retimed
@@ -357,7 +363,7 @@ class Judge:
                 self.report.slo(key, i, slo, sums_at[ends[i]], tick_row, t, out)
             if not key.key:
                 self.report.health(out[first:])
-            key.cache = (np.vstack([total, tick]), [m for kind, m in out[first:] if kind == "budget"])
+            key.cache = (np.vstack([total, tick]), [m for kind, m in out[first:] if kind == "budget"], reads)
             key.changed = False
         self.report.no_data(self.state.ordered[0], t, out)
         if self.plan.labelled:  # how far the label join has read: for metrics, never in budget events (issue 15)
@@ -391,8 +397,10 @@ class Judge:
                 verdict = "good" if good else "bad"
             if self.slice_log is not None and not key.key and samples:
                 self.slice_log[(i, start)] = (float(value), verdict)
-            key.values[i] = None if math.isnan(value) else round(float(value), 6)
-            key.changed = True
+            shown = None if math.isnan(value) else round(float(value), 6)
+            if samples or key.values.get(i) != shown:  # an idle key's empty slice changes nothing
+                key.changed = True
+            key.values[i] = shown
             if samples:
                 key.windows.add(start, self._slice_vector(key, i, start, verdict))
                 self._count(key, i, verdict)
@@ -444,7 +452,8 @@ class Judge:
         if labelled and j.verdict != "unjudged" and slo.budgeting.min_label_share:
             j = self.state.label_waits.gate(key.index, i, slo, plan.slices.blocks[i][0], plan.slices.predictions_col,
                                             counts, start, float(self.state.next_tick or 0.0), j)
-        key.changed = True
+        if j.samples or j.verdict != "unjudged":  # an empty slice of an idle key changes nothing (see below)
+            key.changed = True
         new = VERDICT_CODE[j.verdict] if j.samples else 0.0
         if self.slice_log is not None and not key.key and j.samples:
             self.slice_log[(i, start)] = (float(j.value), j.verdict)
@@ -452,6 +461,7 @@ class Judge:
             col = plan.slices.verdict_col[i]
             old = float(ring.span(start, start + plan.slices.labelled_base_s)[col])
             if new != old:
+                key.changed = True
                 mark = np.zeros(plan.slices.labelled_ncols)
                 mark[col] = new - old
                 ring.add(start, mark)

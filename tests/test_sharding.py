@@ -305,6 +305,34 @@ def test_ticks_over_a_quiet_period_reuse_the_last_events_and_write_what_judging_
     assert calls.count(True) <= calls.count(False) - 0.4 * quiet_calls
 
 
+def test_an_idle_key_reuses_events_only_while_every_slo_reads_the_same_windows() -> None:
+    """A key seen once, then idle for an hour among busy ones. Timeslice SLOs read their windows at
+    their last slice boundary, the occurrence SLO at the tick: at 00:35 the window sums (ends 00:30
+    and the tick) equal the last tick's (00:30 and 00:34), but the 5 m SLO now reads the tick's row,
+    whose 30 m window no longer holds the key's one event. Reusing last tick's events there wrote a
+    stale `events` count."""
+    from factories import event, make_config, run
+
+    config = make_config([
+        {"name": "avail", "dimension": "infrastructure", "sli": "availability", "objective": 0.99},
+        {"name": "p99", "dimension": "infrastructure", "sli": {"latency_quantile": {"quantile": 0.99}},
+         "objective": 100, "budgeting": {"timeslices": "5m", "min_samples": 10, "target": 0.99}},
+        {"name": "p95", "dimension": "infrastructure", "sli": {"latency_quantile": {"quantile": 0.95}},
+         "objective": 100, "budgeting": {"timeslices": "15m", "min_samples": 10, "target": 0.99}},
+    ], models={"m": {"segments": ["region"], "features": ["a", "b"], "no_data_after": "1d"}})
+    events = [event(0, T0 + 1, region="once")]
+    events += [event(i, T0 + i, region=("eu", "us")[i % 2]) for i in range(2, 3600)]
+    outputs = []
+    for reuse in (True, False):
+        ev = ModelEvaluator(config, "m")
+        ev.judge.reuse = reuse
+        out, _ = run(config, events, evaluator=ev)
+        outputs.append([m for kind, m in out if m.get("segment") == {"region": "once"}])
+    assert outputs[0] == outputs[1]
+    thirty = [m["events"]["30m"] for m in outputs[0] if m.get("slo") == "p99"]
+    assert 1 in thirty and thirty[-1] == 0  # the event leaves the p99 30 m window while the key stays idle
+
+
 @pytest.mark.parametrize("workers", [2, 4])
 def test_shard_keys_spread_evenly_over_bytewax_workers(workers: int) -> None:
     """flows/routing.py replays Bytewax's key hash; a real cluster must put each model's shards evenly."""
