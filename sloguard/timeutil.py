@@ -98,8 +98,10 @@ def _midnight(year: str, month: str, day: str) -> float | None:
         return None
 
 
+@functools.lru_cache(maxsize=8192)
 def to_rfc3339(epoch_s: float) -> str:
-    """RFC 3339 UTC string with millisecond precision, as sloguard writes timestamps."""
+    """RFC 3339 UTC string with millisecond precision, as sloguard writes timestamps (cached: the
+    judge formats the same ticks and slice ends for every key and SLO)."""
     dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=round(epoch_s * 1000))
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
