@@ -25,7 +25,7 @@ from sloguard.policy import AlertRule, PolicyError, load_policy, scale_rules
 from sloguard.quality import canonical
 from sloguard.sli import CATALOGUE, DIMENSIONS, METRIC, RATIO, SliKind
 from sloguard.timeutil import format_duration, parse_duration
-from sloguard.yamlfile import load_yaml
+from sloguard.yamlfile import key_lines, line_of, load_yaml
 
 DEFAULT_TOPICS = {
     "inference": "ml.inference",
@@ -45,11 +45,16 @@ class StateMismatch(ValueError):
 
 
 class ConfigError(ValueError):
-    """A config that cannot work; `problems` holds one `path: message` line each."""
+    """A config that cannot work; `problems` holds one `path: message` line each. With `lines`
+    (field path -> line of the file, yamlfile.key_lines) each problem is shown with its line."""
 
-    def __init__(self, problems: list[str], source: str = "config") -> None:
+    def __init__(self, problems: list[str], source: str = "config", lines: dict[str, int] | None = None) -> None:
         self.problems = problems
-        super().__init__(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+        shown = []
+        for p in problems:
+            line = line_of(p, lines) if lines else None
+            shown.append(f"  - line {line}: {p}" if line is not None else f"  - {p}")
+        super().__init__(f"{source} is invalid:\n" + "\n".join(shown))
 
 
 @dataclass(frozen=True)
@@ -201,12 +206,16 @@ def load_config(path: str | Path, baseline_pending: bool = False) -> Config:
     """Read, validate and resolve a YAML config file (paths inside are relative to it)."""
     path = Path(path)
     try:
-        data = load_yaml(path.read_text())
+        text = path.read_text()
+        data = load_yaml(text)
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"], str(path)) from None
     except yaml.YAMLError as e:
         raise ConfigError([f"not valid YAML: {e}"], str(path)) from None
-    return parse_config(data, base_dir=path.parent, source=str(path), baseline_pending=baseline_pending)
+    try:
+        return parse_config(data, base_dir=path.parent, source=str(path), baseline_pending=baseline_pending)
+    except ConfigError as e:  # the same problems, each with the line of the field it names
+        raise ConfigError(e.problems, str(path), key_lines(text)) from None
 
 
 class _Checker:

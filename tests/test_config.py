@@ -470,3 +470,34 @@ def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path) -> None:
         load_config(path)
     assert "key 'slos' appears twice" in str(e.value)
     assert "first on line" in str(e.value)
+
+
+def test_each_problem_of_a_config_file_names_its_line(tmp_path: Path) -> None:
+    from sloguard.yamlfile import key_lines, line_of
+
+    text = """\
+models:
+  m:
+    label_delay: soon
+slos:
+  - name: a
+    model: m
+    dimension: infrastructure
+    sli: availability
+    objective: 99.9
+    window: 30d
+  - {name: b, model: m, dimension: infrastructure, sli: availability, objective: 0.99, window: 7x}
+"""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    lines = str(e.value).splitlines()
+    assert any(x.startswith("  - line 3: models.m.label_delay: ") for x in lines), lines
+    assert any(x.startswith("  - line 9: slos[0].objective: a ratio SLI's objective") for x in lines), lines
+    assert any(x.startswith("  - line 11: slos[1].window: ") for x in lines), lines
+    assert all(" line " not in p for p in e.value.problems)  # the problems themselves stay `path: message`
+    index = key_lines(text)
+    assert index["slos[1]"] == 11 and index["models.m"] == 2
+    assert line_of("slos[0].sli.latency.threshold_ms: bad", index) == 8  # the deepest field the file has
+    assert line_of("(top level): must be a mapping", index) is None
