@@ -138,6 +138,8 @@ class Judge:
         self._bad_cache = {}
         self._label_report: dict[str, Any] | None = None
         self.report = Report(self)
+        span = plan.slices.labelled_layout.tiers[0].span_s if plan.slices.labelled_layout is not None else 0
+        self._ring_windows = [[w for w in plan.burn_windows[i] if w <= span] for i in range(len(plan.slos))]
         if state is None:
             state = JudgeState(frontiers={s: SourceFrontier(self.sources) for s in range(plan.shards)})
             for attr in plan.attrs:
@@ -497,16 +499,18 @@ class Judge:
         if start is None or ring is None:
             return None
         end = start + self.slos[i].budgeting.slice_s
-        span = ring.layout.tiers[0].span_s
+        windows = self._ring_windows[i]
         bad = self._bad_slices(key, ring)[i]
-        edges = np.searchsorted(bad, [end - w for w in self.plan.burn_windows[i] if w <= span] + [end])
-        weights = self.plan.adjustments.weights(key.key, i, bad) if self.plan.adjustments else None
-        if weights is not None:  # excluded or scaled periods: bad slices there cost less, or nothing
-            cum = np.concatenate(([0.0], np.cumsum(weights)))
-            return end, {w: float(cum[edges[-1]] - cum[e]) for w, e in
-                         zip([w for w in self.plan.burn_windows[i] if w <= span], edges[:-1].tolist(), strict=True)}
-        return end, {w: int(edges[-1] - e) for w, e in zip([w for w in self.plan.burn_windows[i] if w <= span],
-                                                            edges[:-1].tolist(), strict=True)}
+        if self.plan.adjustments:  # excluded or scaled periods: bad slices there cost less, or nothing
+            edges = np.searchsorted(bad, [end - w for w in windows] + [end])
+            weights = self.plan.adjustments.weights(key.key, i, bad)
+            if weights is not None:
+                cum = np.concatenate(([0.0], np.cumsum(weights)))
+                return end, {w: float(cum[edges[-1]] - cum[e]) for w, e in zip(windows, edges[:-1].tolist(),
+                                                                                 strict=True)}
+        starts = bad.tolist()  # a few dozen sorted slice starts: bisect beats numpy's call overhead
+        last = bisect.bisect_left(starts, end)
+        return end, {w: last - bisect.bisect_left(starts, end - w) for w in windows}
 
     def _bad_slices(self, key: KeyState, ring: Windows) -> dict[int, np.ndarray]:
         """Per labelled SLO, the sorted starts of its bad slices in the key's ring (once per tick)."""

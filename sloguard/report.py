@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sloguard.adjustments import Adjustment
 from sloguard.aggregate import EVENTS
 from sloguard.alerts import BUDGET_EXHAUSTED, NO_DATA, alert_id, rule_holds
-from sloguard.budget import budget_remaining, budget_text, burn_rate, health_score
+from sloguard.budget import budget_remaining, budget_text, health_score
 from sloguard.config import Owner, Slo
 from sloguard.label_coverage import describe as describe_coverage
 from sloguard.policy import AlertRule
@@ -35,6 +35,12 @@ class Report:
         self.plan = judge.plan
         self.model = judge.plan.name
         self.ts_text = ""
+        plan = judge.plan
+        # per SLO, what every budget event of it reads: columns, 1 - target, timeslice or not, slice
+        # width, burn windows and their labels
+        self.static = [(plan.layout.columns[i], s.error_budget, plan.metric[i], s.budgeting.slice_s,
+                        plan.burn_windows[i], [plan.window_label[w] for w in plan.burn_windows[i]])
+                       for i, s in enumerate(plan.slos)]
 
     def tick(self, t: float) -> None:
         self.ts_text = to_rfc3339(t)
@@ -43,29 +49,37 @@ class Report:
             out: list[Output]) -> None:
         """The budget event of one key and SLO at tick `t`, and its alert transitions."""
         plan, judge = self.plan, self.judge
-        c = plan.layout.columns[i]
-        eb = slo.error_budget
+        c, eb, metric, slice_s, windows, labels = self.static[i]
         w = sums[slo.window_s]
         if not any(w):
             return
-        metric = plan.metric[i]
         labelled = judge.labelled_bad(key, i) if slo.sli.spec.labelled else None
-
-        def counts(window_s: int) -> tuple[float, float]:
-            """(bad, total) over a window: bad slices of all slices, or bad events of all."""
-            if labelled is not None and window_s in labelled[1]:
-                return labelled[1][window_s], window_s / slo.budgeting.slice_s
-            v = sums[window_s]
-            if metric:
-                return v[c.total], window_s / slo.budgeting.slice_s
-            return v[c.total] - v[c.good], v[c.total]
-
-        bad, total = counts(slo.window_s)
+        read = labelled[1] if labelled is not None else {}
+        # (bad, total) over each window: bad slices of all slices, or bad events of all; burn rate =
+        # (bad / total) / (1 - target), 0 over an empty window (budget.burn_rate, inlined: the judge
+        # writes one budget event per key, SLO and tick)
+        if slo.window_s in read:
+            bad, total = read[slo.window_s], slo.window_s / slice_s
+        elif metric:
+            bad, total = w[c.total], slo.window_s / slice_s
+        else:
+            bad, total = w[c.total] - w[c.good], w[c.total]
         remaining = budget_remaining(bad, total, eb)
-        windows = plan.burn_windows[i]
-        label = plan.window_label
-        burns = {ws: burn_rate(*counts(ws), eb) for ws in windows}
-        burn_labels = {label[ws]: round(burns[ws], 4) for ws in windows}
+        burns: dict[int, float] = {}
+        burn_labels: dict[str, float] = {}
+        events: dict[str, int] = {}
+        for ws, text in zip(windows, labels, strict=True):
+            v = sums[ws]
+            if ws in read:
+                bad_w, total_w = read[ws], ws / slice_s
+            elif metric:
+                bad_w, total_w = v[c.total], ws / slice_s
+            else:
+                bad_w, total_w = v[c.total] - v[c.good], v[c.total]
+            rate = (bad_w / total_w) / eb if total_w > 0 else 0.0
+            burns[ws] = rate
+            burn_labels[text] = round(rate, 4)
+            events[text] = int(v[EVENTS])
         low_traffic = {}
         # the guard counts events; completeness counts each event's expected feature values
         per_event = max(1, len(plan.model.features)) if slo.sli.kind == "completeness" else 1
@@ -126,7 +140,7 @@ class Report:
             "total": judged,
             "budget_remaining": round(remaining, 6),
             "burn_rates": burn_labels,
-            "events": {label[ws]: int(sums[ws][EVENTS]) for ws in windows},
+            "events": events,
             "counted": {"good": counted[0], "total": counted[1]},
             "firing": firing,
         }
@@ -146,7 +160,7 @@ class Report:
         if low_traffic:
             event["low_traffic"] = low_traffic
         resolving = {r: to_rfc3339(book.clearing[(slo.name, key.key, r)]) for r in firing
-                     if (slo.name, key.key, r) in book.clearing}
+                     if (slo.name, key.key, r) in book.clearing} if book.clearing else None
         if resolving:  # firing rules that stopped holding, waiting out the resolve hold since then
             event["resolving"] = resolving
         if plan.adjustments:
