@@ -12,6 +12,8 @@ A baseline file (JSON) holds, per model:
 * ``segment_references``: per segment key with at least `segment_min_values` values of a feature,
   its own shares on those bins (segment_refs.py): drift SLOs compare that key's slices with them,
   so a feature that differs by segment by design does not drift in every segment.
+* ``calibration``: per positive class, the isotonic map from score to P(label positive) fitted on
+  the history's labelled scores (calibration_history.py), which estimated quality SLIs read.
 * ``slice_values``: per metric SLO, its per-slice values over the history (at most
   `MAX_SLICE_VALUES`, evenly spaced in rank), from which `validate` tells whether an objective sits
   within the baseline's normal variation and how often it would page on noise (objective_check.py).
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from sloguard.batch import ParsedBatch
+from sloguard.calibration_history import ScoreLabelHistory
 from sloguard.config import Config
 from sloguard.drift import categorical_reference, numeric_reference
 from sloguard.evaluator import ModelEvaluator, split_by_model
@@ -46,8 +49,9 @@ class BaselineBuilder:
         self.bins = bins
         self.max_categories = max_categories
         self.segment_min_values = segment_min_values
-        # Drift SLOs compare against the reference being built here: leave them out of the run.
-        self.config = dataclasses.replace(config, slos=tuple(s for s in config.slos if s.sli.kind != "drift"))
+        # Drift and estimated SLOs read the reference and calibration being built here: leave them out.
+        self.config = dataclasses.replace(config, slos=tuple(s for s in config.slos if s.sli.kind != "drift"
+                                                             and s.sli.spec.sliced != "estimated"))
         self.models = list(config.models)
         self.evaluators: dict[str, ModelEvaluator] = {}
         for m in self.models:
@@ -59,6 +63,8 @@ class BaselineBuilder:
         self.events = dict.fromkeys(self.models, 0)
         self.labels = dict.fromkeys(self.models, 0)
         self.span = dict.fromkeys(self.models, (math.inf, -math.inf))
+        self.scored = {m: ScoreLabelHistory({str(s.sli.params["positive"]) for s in config.slos_of(m)
+                                             if "positive" in s.sli.params}) for m in self.models}
 
     def add(self, parsed: ParsedBatch) -> None:
         """Fold one parsed batch (inference, labels, features) into the history."""
@@ -76,6 +82,7 @@ class BaselineBuilder:
                     kept.extend(values)
             if batch.labels is not None:
                 self.labels[m] += len(batch.labels)
+            self.scored[m].add(batch.inference, batch.labels)
             if self.evaluators[m].plan.slos:
                 self.evaluators[m].process(batch)
 
@@ -99,6 +106,7 @@ class BaselineBuilder:
                 "metrics": metrics,
                 "slices": slices,
                 "slice_values": self._slice_values(ev),
+                "calibration": self.scored[m].calibrations(),
                 "reference": refs,
                 "segment_references": self._segment_references(m, refs),
             }

@@ -147,6 +147,7 @@ class Model:
     reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # feature -> drift.py reference dict
     segment_reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> feature -> segment_refs.py
     slice_values: dict[str, list[float]] = field(default_factory=dict)  # SLO -> baseline per-slice values
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # positive class -> calibration.py dict
     added_segments: tuple[str, ...] = ()  # attributes added to `segments` that the config did not list
     fairness_attribute: str | None = None
     min_support: int = 30  # fairness: groups with fewer samples are reported, not judged
@@ -472,6 +473,7 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
     reference: dict[str, dict[str, Any]] = {}
     by_segment: dict[str, dict[str, Any]] = {}
     slice_values: dict[str, list[float]] = {}
+    calibration: dict[str, dict[str, Any]] = {}
     if m.get("baseline") is not None:
         baseline = (base_dir / str(m["baseline"])).resolve()
         try:
@@ -481,6 +483,7 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
             by_segment = _segment_refs(c, doc.get("segment_references") or {}, reference, f"{path}.baseline",
                                        baseline)
             slice_values = {k: [float(x) for x in v] for k, v in (doc.get("slice_values") or {}).items()}
+            calibration = _calibrations(c, doc.get("calibration") or {}, f"{path}.baseline", baseline)
         except FileNotFoundError:
             if not pending:
                 c.fail(f"{path}.baseline", f"file {baseline} not found (make one with `sloguard baseline`)")
@@ -515,6 +518,7 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
         reference=reference,
         segment_reference=by_segment,
         slice_values=slice_values,
+        calibration=calibration,
         added_segments=added,
         fairness_attribute=attribute,
         min_support=int(
@@ -557,6 +561,22 @@ def _weights(c: _Checker, raw: Any, path: str) -> dict[str, float]:
     if out and not sum(out.values()):
         c.fail(path, "at least one weight must be > 0")
     return out
+
+
+def _calibrations(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dict[str, Any]]:
+    """A baseline's score calibrations (calibration.py): positive class -> knots, checked."""
+    from sloguard.calibration import IsotonicCalibration
+
+    if not isinstance(raw, dict):
+        c.fail(path, f"{file}: 'calibration' must map positive classes to calibrations")
+        return {}
+    for positive, d in raw.items():
+        try:
+            IsotonicCalibration.from_dict(d)
+        except (KeyError, TypeError, ValueError) as e:
+            c.fail(path, f"{file}: calibration of class {positive!r} is not valid ({e}); re-run sloguard baseline")
+            return {}
+    return raw
 
 
 def _references(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dict[str, Any]]:
@@ -679,6 +699,8 @@ def _model_params(c: _Checker, kind: str, spec: SliKind, params: dict[str, Any],
                 f"{path}.{kind}.attribute",
                 f"{params['attribute']!r} is not a segment of {model.name} (add it to models.{model.name}.segments)",
             )
+    if spec.sliced == "estimated":
+        _check_calibrated(c, kind, params, path, model)
     if kind == "drift":
         params.setdefault("method", "auto")
         params.setdefault("p_value", 0.05)
@@ -697,6 +719,16 @@ def _model_params(c: _Checker, kind: str, spec: SliKind, params: dict[str, Any],
                     path,
                     f"baseline {model.baseline} has no reference for {', '.join(missing)} (re-run sloguard baseline)",
                 )
+
+
+def _check_calibrated(c: _Checker, kind: str, params: dict[str, Any], path: str, model: Model) -> None:
+    """An estimated quality SLI reads scores calibrated on the baseline's labelled history."""
+    remedy = "run `sloguard baseline --labels ...` on history whose predictions carry a `score`"
+    if model.baseline is None:
+        c.fail(path, f"{kind} needs a score calibration: set models.{model.name}.baseline ({remedy})")
+    elif not c.pending and canonical(params["positive"]) not in model.calibration:
+        c.fail(path, f"{kind}: baseline {model.baseline} has no score calibration for positive class "
+               f"{params['positive']!r} (the model sent no scores, or the history had no labels): {remedy}")
 
 
 def _objective(c: _Checker, raw: Any, path: str) -> Objective:

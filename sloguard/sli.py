@@ -38,7 +38,7 @@ class SliKind:
     unit: str = ""
     doc: str = ""
     labelled: bool = False  # needs ground truth joined from ml.labels
-    sliced: str = ""  # counted per slice in slices.py: "confusion" | "regression" | "drift" | "selection"
+    sliced: str = ""  # counted per slice in slices.py: "confusion" | "regression" | "drift" | "selection" | "estimated"
 
     @property
     def fairness(self) -> bool:
@@ -74,6 +74,19 @@ def _quality() -> tuple[SliKind, ...]:
         SliKind(name, "quality", METRIC, {}, (), d, "", f"per slice: {doc}", True, "regression")
         for name, d, doc in regression
     )
+
+
+def _estimated() -> tuple[SliKind, ...]:
+    """Quality estimated from calibrated scores before labels arrive (CBPE, cbpe.py)."""
+    kinds = (
+        ("estimated_precision", "E[tp] / (E[tp] + E[fp])"),
+        ("estimated_recall", "E[tp] / (E[tp] + E[fn])"),
+        ("estimated_f1", "2 E[tp] / (2 E[tp] + E[fp] + E[fn])"),
+        ("estimated_accuracy", "(E[tp] + E[tn]) / scored predictions"),
+    )
+    doc = "; expected counts from the score calibrated on the baseline's labels (CBPE)"
+    return tuple(SliKind(name, "quality", METRIC, dict(_CLASS_PARAMS), (), ">=", "", f"per slice: {formula}{doc}",
+                         sliced="estimated") for name, formula in kinds)
 
 
 def _fairness() -> tuple[SliKind, ...]:
@@ -172,6 +185,7 @@ CATALOGUE: dict[str, SliKind] = {
             "per slice: min(1 - missing-feature rate, 1 - stale rate) (the seed's score)",
         ),
         *_quality(),
+        *_estimated(),
         SliKind(
             "low_confidence",
             "quality",

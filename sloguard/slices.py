@@ -27,12 +27,15 @@ from typing import Any
 import numpy as np
 
 from sloguard.batch import InferenceColumns
+from sloguard.calibration import IsotonicCalibration
+from sloguard.cbpe import estimated_metric, expected_cells
 from sloguard.config import Model, Slo
 from sloguard.drift import DriftRule, FeatureDrift
 from sloguard.drift import judge as judge_drift
 from sloguard.events import STATUS_CODE
 from sloguard.fairness import fairness
 from sloguard.quality import (
+    canonical,
     classification_metric,
     confusion_index,
     metric_samples,
@@ -67,7 +70,7 @@ class Block:
 
 def _block_name(slo: Slo) -> str:
     kind = slo.sli.spec.sliced
-    if kind in ("confusion", "selection"):
+    if kind in ("confusion", "selection", "estimated"):
         return f"{kind}:{slo.sli.params['positive']}:{slo.sli.params.get('threshold')}"
     return kind
 
@@ -77,6 +80,7 @@ class SliceLayout:
 
     def __init__(self, model: Model, slos: tuple[Slo, ...], lateness_s: int, references: dict[str, Any]) -> None:
         self.references = references
+        self.calibrations = {c: IsotonicCalibration.from_dict(d) for c, d in model.calibration.items()}
         self.labelled: dict[str, Block] = {}
         self.live: dict[str, Block] = {}
         self.blocks: dict[int, list[Block]] = {}  # SLO index -> the blocks it reads
@@ -125,7 +129,7 @@ class SliceLayout:
         feature: str = "",
     ) -> Block:
         if name not in ring:
-            width = {"confusion": 4, "selection": 4, "regression": 3}.get(kind)
+            width = {"confusion": 4, "selection": 4, "estimated": 4, "regression": 3}.get(kind)
             if width is None:
                 width = self.references[feature].bins()
             ring[name] = Block(name, kind, self._width(ring), width, positive, threshold, feature)
@@ -184,6 +188,10 @@ class SliceLayout:
                 pp = predicted_positive(cols.predictions, cols.score, b.positive, b.threshold)
                 cell = b.start + np.where(pp, 1, 3)  # fp / tn cells: selection, label unknown
                 cells.append((np.where(cols.status == STATUS_CODE["ok"], cell, -1), None))
+            elif b.kind == "estimated":  # CBPE: calibrated probabilities as fractional confusion counts
+                pp = predicted_positive(cols.predictions, cols.score, b.positive, b.threshold)
+                probability = self.calibrations[canonical(b.positive)].probability(cols.score)
+                cells += expected_cells(b.start, pp, probability, cols.status == STATUS_CODE["ok"])
             elif b.kind == "drift":
                 ref = self.references[b.feature]
                 values = cols.feature(b.feature)
@@ -246,6 +254,10 @@ def judge_slice(
         verdict = "unjudged" if not res.judged or samples < need else _compare(slo, res.value)
         return Judgement(res.value, samples, verdict, res.to_dict())
     c = counts[blocks[0].cols]
+    if spec.sliced == "estimated":
+        value, samples = estimated_metric(kind, c)
+        verdict = "unjudged" if samples < need or math.isnan(value) else _compare(slo, value)
+        return Judgement(value, samples, verdict, {"expected": [round(float(x), 3) for x in c]})
     if spec.sliced == "regression":
         value, samples = regression_metric(kind, c), int(c[0])
     else:
