@@ -31,6 +31,7 @@ from sloguard.events import (
     readable_ts,
     unknown_model,
 )
+from sloguard.intersections import SEPARATOR, components, join_values
 from sloguard.timeutil import parse_rfc3339, to_rfc3339
 
 
@@ -391,8 +392,10 @@ EVENT_FIELD_ATTRIBUTES = ("variant", "version")
 
 def _per_attribute(segments: list[dict], attrs: tuple[str, ...], events: list[Any] | None = None
                    ) -> list[list[str | None]]:
-    """For each segment attribute, every event's value of it (None when absent)."""
-    return [list(map(attrgetter(a), events)) if events is not None and a in EVENT_FIELD_ATTRIBUTES
+    """For each segment attribute, every event's value of it (None when absent); an intersection
+    (``region&age_band``, intersections.py) joins its components' values."""
+    return [join_values(_per_attribute(segments, components(a), events)) if SEPARATOR in a
+            else list(map(attrgetter(a), events)) if events is not None and a in EVENT_FIELD_ATTRIBUTES
             else list(map(dict.get, segments, repeat(a))) for a in attrs]
 
 

@@ -490,11 +490,13 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as e:
             c.fail(f"{path}.baseline", f"{baseline} is not a baseline file: {e}")
     segments = c.names(m.get("segments"), f"{path}.segments")
-    fairness = c.mapping(m.get("fairness"), f"{path}.fairness", {"attribute", "min_support"})
+    fairness = c.mapping(m.get("fairness"), f"{path}.fairness", {"attribute", "attributes", "min_support"})
     attribute = fairness.get("attribute")
     if attribute is not None and (not isinstance(attribute, str) or not attribute):
         c.fail(f"{path}.fairness.attribute", "must be a segment attribute name (e.g. merchant_type)")
         attribute = None
+    if fairness.get("attributes") is not None:
+        attribute = _intersection(c, fairness, f"{path}.fairness")
     added: tuple[str, ...] = ()
     if attribute and attribute not in segments:
         # fairness compares the groups that segment keys count: the attribute becomes a segmentation,
@@ -534,6 +536,22 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
 
 
 DEFAULT_LABEL_SHARE = 0.4  # models.<m>.label_coverage.min_share
+
+
+def _intersection(c: _Checker, fairness: dict, path: str) -> str | None:
+    """`fairness.attributes: [region, age_band]`: the intersection's segment attribute (intersections.py)."""
+    from sloguard.intersections import SEPARATOR, intersection_name
+
+    names = c.names(fairness["attributes"], f"{path}.attributes")
+    if "attribute" in fairness:
+        c.fail(f"{path}.attributes", "give attribute (one) or attributes (their intersection), not both")
+    if len(names) < 2 or len(set(names)) != len(names):
+        c.fail(f"{path}.attributes", f"needs at least two distinct attributes to intersect, got {list(names)}")
+        return None
+    if any(SEPARATOR in n for n in names):
+        c.fail(f"{path}.attributes", f"attribute names must not contain {SEPARATOR!r}")
+        return None
+    return intersection_name(names)
 
 
 def _or_zero(seconds: int) -> str:

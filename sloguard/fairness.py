@@ -16,7 +16,15 @@ fpr_gap             fp / (fp + tn)  (negatives)   max - min  (``false_positive_r
                                                   FPR half of ``equalized_odds_difference``)
 positive_rate_gap   (tp + fp) / n   (all)         max - min  (``demographic_parity_difference``)
 disparate_impact    (tp + fp) / n   (all)         min / max  (``demographic_parity_ratio``)
+equalized_odds_     TPR and FPR     (positives    max(TPR max - min, FPR max - min)
+difference                           and negatives) (``equalized_odds_difference``)
+equalized_odds_     TPR and FPR     (positives    min(TPR min / max, FPR min / max)
+ratio                                and negatives) (``equalized_odds_ratio``)
 ==================  ============================  =====================================================
+
+For the equalized-odds pair a group is judged when both its positives and its negatives reach
+``min_support`` (its support is the smaller of the two), so both rates compare the same groups;
+the value's ``component`` says which rate (tpr or fpr) made it.
 
 Differences from Fairlearn, on purpose: with fewer than two judged groups the value is NaN (not
 judged) where Fairlearn returns 0 or 1; a group whose rate is undefined (support 0) is never
@@ -33,7 +41,9 @@ import numpy as np
 
 from sloguard.quality import canonical, confusion_index
 
-FAIRNESS_METRICS = ("tpr_gap", "fpr_gap", "positive_rate_gap", "disparate_impact")
+FAIRNESS_METRICS = ("tpr_gap", "fpr_gap", "positive_rate_gap", "disparate_impact", "equalized_odds_difference",
+                    "equalized_odds_ratio")
+EQUALIZED_ODDS = ("equalized_odds_difference", "equalized_odds_ratio")
 
 # metric -> (numerator columns, denominator columns) over [tp, fp, fn, tn]
 _RATES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -72,9 +82,10 @@ class FairnessResult:
     worst_group: str | None
     best_group: str | None
     judged: bool
+    component: str | None = None  # equalized odds: the rate (tpr | fpr) whose gap or ratio is the value
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "metric": self.metric,
             "value": _json_float(self.value),
             "groups": [g.to_dict() for g in self.groups],
@@ -82,6 +93,9 @@ class FairnessResult:
             "best_group": self.best_group,
             "judged": self.judged,
         }
+        if self.component is not None:
+            out["component"] = self.component
+        return out
 
 
 def _json_float(x: float) -> float | None:
@@ -124,6 +138,8 @@ def fairness(
     >>> round(r.value, 6), r.worst_group, r.best_group
     (0.2, 'b', 'a')
     """
+    if metric in EQUALIZED_ODDS:
+        return equalized_odds(metric, per_group, min_support)
     if metric not in _RATES:
         raise ValueError(f"unknown fairness metric {metric!r}; expected one of {FAIRNESS_METRICS}")
     num_cols, den_cols = _RATES[metric]
@@ -159,6 +175,50 @@ def fairness(
     else:
         worst, best = lo, hi
     return FairnessResult(metric, float(value), groups, names[worst], names[best], True)
+
+
+def equalized_odds(metric: str, per_group: dict[str, np.ndarray], min_support: int = 30) -> FairnessResult:
+    """Equalized odds (Hardt et al. 2016) over groups judged on both rates: see the module docstring.
+
+    ``equalized_odds_difference`` = max(TPR gap, FPR gap); ``equalized_odds_ratio`` = min(TPR
+    min / max, FPR min / max), Fairlearn's functions of the same names (``agg="worst_case"``).
+    The groups reported carry the deciding component's rates; its worst group is the lowest TPR or
+    the highest FPR.
+
+    >>> a, b = np.array([40, 5, 10, 45]), np.array([30, 5, 20, 45])
+    >>> r = equalized_odds("equalized_odds_difference", {"a": a, "b": b})
+    >>> round(r.value, 6), r.component, r.worst_group
+    (0.2, 'tpr', 'b')
+    """
+    names = sorted(per_group)
+    counts = np.stack([np.asarray(per_group[g], np.float64) for g in names]) if names else np.zeros((0, 4))
+    positives, negatives = counts[:, 0] + counts[:, 2], counts[:, 1] + counts[:, 3]
+    support = np.minimum(positives, negatives)
+    judged = (support >= min_support) & (support > 0)
+    idx = np.flatnonzero(judged)
+    rates = {"tpr": np.divide(counts[:, 0], positives, out=np.full(len(names), np.nan), where=positives > 0),
+             "fpr": np.divide(counts[:, 1], negatives, out=np.full(len(names), np.nan), where=negatives > 0)}
+
+    def groups_of(component: str) -> tuple[GroupRate, ...]:
+        return tuple(GroupRate(g, float(r), round(s), bool(j))
+                     for g, r, s, j in zip(names, rates[component], support, judged, strict=True))
+
+    if idx.size < 2:
+        return FairnessResult(metric, math.nan, groups_of("tpr"), None, None, False)
+    scores = {}
+    for component, r in rates.items():
+        lo, hi = int(idx[np.argmin(r[idx])]), int(idx[np.argmax(r[idx])])
+        ratio = r[lo] / r[hi] if r[hi] > 0 else math.nan
+        value = r[hi] - r[lo] if metric == "equalized_odds_difference" else ratio
+        worst, best = (lo, hi) if component == "tpr" else (hi, lo)
+        scores[component] = (float(value), worst, best)
+    pick = max if metric == "equalized_odds_difference" else min
+    finite = {c: v for c, v in scores.items() if not math.isnan(v[0])}
+    if not finite:
+        return FairnessResult(metric, math.nan, groups_of("tpr"), None, None, False)
+    component = pick(finite, key=lambda c: finite[c][0])
+    value, worst, best = finite[component]
+    return FairnessResult(metric, value, groups_of(component), names[worst], names[best], True, component)
 
 
 def confusion_by_group(

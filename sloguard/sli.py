@@ -107,6 +107,8 @@ def _fairness() -> tuple[SliKind, ...]:
             "min / max predicted-positive rate over groups (demographic parity "
             "ratio; the 4/5 rule is a heuristic, not a legal test)",
         ),
+        ("equalized_odds_difference", "<=", True, "the larger of the TPR gap and the FPR gap over groups"),
+        ("equalized_odds_ratio", ">=", True, "the smaller of min / max TPR and min / max FPR over groups"),
     )
     return tuple(
         SliKind(

@@ -113,6 +113,8 @@ def test_min_support_excludes_small_groups(seed: int, metric: str) -> None:
         "fpr_gap": flm.false_positive_rate_difference,
         "positive_rate_gap": flm.demographic_parity_difference,
         "disparate_impact": flm.demographic_parity_ratio,
+        "equalized_odds_difference": flm.equalized_odds_difference,
+        "equalized_odds_ratio": flm.equalized_odds_ratio,
     }[metric]
     assert result.value == pytest.approx(fl(y, yhat, sensitive_features=g), rel=1e-12)
     assert result.value != pytest.approx(fl(y_all, yhat_all, sensitive_features=g_all))
