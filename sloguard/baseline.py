@@ -14,6 +14,8 @@ A baseline file (JSON) holds, per model:
   so a feature that differs by segment by design does not drift in every segment.
 * ``calibration``: per positive class, the isotonic map from score to P(label positive) fitted on
   the history's labelled scores (calibration_history.py), which estimated quality SLIs read.
+* ``multivariate_reference``: per feature set of a `multivariate_drift` SLO, the PCA its slices'
+  reconstruction errors are measured with (multivariate_drift.py).
 * ``slice_values``: per metric SLO, its per-slice values over the history (at most
   `MAX_SLICE_VALUES`, evenly spaced in rank), from which `validate` tells whether an objective sits
   within the baseline's normal variation and how often it would page on noise (objective_check.py).
@@ -34,11 +36,13 @@ from sloguard.calibration_history import ScoreLabelHistory
 from sloguard.config import Config
 from sloguard.drift import categorical_reference, numeric_reference
 from sloguard.evaluator import ModelEvaluator, split_by_model
+from sloguard.multivariate_drift import MIN_REFERENCE_ROWS, PcaReference, reference_key
 from sloguard.segment_refs import DEFAULT_MIN_VALUES, segment_shares
 from sloguard.slices import as_numbers
 from sloguard.timeutil import to_rfc3339
 
 MAX_SLICE_VALUES = 2000  # per SLO in the baseline file's slice_values
+_REFERENCE_READERS = ("estimated", "multivariate")  # sliced SLIs that read what the baseline is building
 
 
 class BaselineBuilder:
@@ -49,10 +53,12 @@ class BaselineBuilder:
         self.bins = bins
         self.max_categories = max_categories
         self.segment_min_values = segment_min_values
-        # Drift and estimated SLOs read the reference and calibration being built here: leave them out.
+        # Drift, estimated and multivariate SLOs read the references being built here: leave them out.
         self.config = dataclasses.replace(config, slos=tuple(s for s in config.slos if s.sli.kind != "drift"
-                                                             and s.sli.spec.sliced != "estimated"))
+                                                             and s.sli.spec.sliced not in _REFERENCE_READERS))
         self.models = list(config.models)
+        self.feature_sets = {m: sorted({tuple(sorted(s.sli.params["features"])) for s in config.slos_of(m)
+                                        if s.sli.spec.sliced == "multivariate"}) for m in self.models}
         self.evaluators: dict[str, ModelEvaluator] = {}
         for m in self.models:
             ev = ModelEvaluator(self.config, m)
@@ -74,7 +80,8 @@ class BaselineBuilder:
                 self.events[m] += len(cols)
                 lo, hi = self.span[m]
                 self.span[m] = (min(lo, float(cols.ts.min())), max(hi, float(cols.ts.max())))
-                for feature in self.config.models[m].features:
+                for feature in dict.fromkeys([*self.config.models[m].features,
+                                              *(f for fs in self.feature_sets[m] for f in fs)]):
                     self.values[m].setdefault(feature, []).append([f.get(feature) for f in cols.features])
                 if not self.segments[m]:
                     self.segments[m] = [[] for _ in cols.segments]
@@ -107,6 +114,7 @@ class BaselineBuilder:
                 "slices": slices,
                 "slice_values": self._slice_values(ev),
                 "calibration": self.scored[m].calibrations(),
+                "multivariate_reference": self._pca_references(m),
                 "reference": refs,
                 "segment_references": self._segment_references(m, refs),
             }
@@ -156,6 +164,19 @@ class BaselineBuilder:
                     shares = segment_shares(ref, vs)
                     if shares is not None:
                         out.setdefault(f"{attr}={seg}", {})[feature] = shares
+        return out
+
+    def _pca_references(self, model: str) -> dict[str, dict[str, Any]]:
+        """Per multivariate drift feature set: PCA on the rows where at least one feature is a number."""
+        out = {}
+        for features in self.feature_sets[model]:
+            columns = [as_numbers([v for chunk in self.values[model].get(f, []) for v in chunk]) for f in features]
+            if not columns or not len(columns[0]):
+                continue
+            rows = np.column_stack(columns)
+            rows = rows[~np.isnan(rows).all(axis=1)]
+            if len(rows) >= MIN_REFERENCE_ROWS and not np.isnan(rows).all(axis=0).any():
+                out[reference_key(features)] = PcaReference.fit(features, rows).to_dict()
         return out
 
     def _references(self, model: str) -> dict[str, dict[str, Any]]:

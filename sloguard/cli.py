@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "end, dimension, segment and the alert it should raise. region=apac is a "
         "clean control segment.",
     )
-    p.add_argument("--scenario", choices=("fraud", "recsys"), required=True)
+    p.add_argument("--scenario", choices=("fraud", "recsys", "ml-depth"), required=True)
     p.add_argument("--out", type=Path, required=True, help="directory to write into")
     p.add_argument("--events", type=int, default=300_000, help="number of inference events (default 300000)")
     p.add_argument("--seed", type=int, default=7, help="random seed: same seed, same bytes (default 7)")
@@ -387,6 +387,10 @@ def _params(params: dict[str, Any]) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    if args.scenario == "ml-depth":  # estimated quality, intersections, multivariate drift (depth_scenario.py)
+        from sloguard.depth_scenario import cmd_generate_depth
+
+        return cmd_generate_depth(args)
     from sloguard.scenarios import min_duration_s, plan, write_scenario
     from sloguard.timeutil import parse_duration
 

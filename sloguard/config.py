@@ -148,6 +148,7 @@ class Model:
     segment_reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> feature -> segment_refs.py
     slice_values: dict[str, list[float]] = field(default_factory=dict)  # SLO -> baseline per-slice values
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # positive class -> calibration.py dict
+    pca_reference: dict[str, dict[str, Any]] = field(default_factory=dict)  # "a,b" -> multivariate_drift.py dict
     added_segments: tuple[str, ...] = ()  # attributes added to `segments` that the config did not list
     fairness_attribute: str | None = None
     min_support: int = 30  # fairness: groups with fewer samples are reported, not judged
@@ -474,6 +475,7 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
     by_segment: dict[str, dict[str, Any]] = {}
     slice_values: dict[str, list[float]] = {}
     calibration: dict[str, dict[str, Any]] = {}
+    pca_reference: dict[str, dict[str, Any]] = {}
     if m.get("baseline") is not None:
         baseline = (base_dir / str(m["baseline"])).resolve()
         try:
@@ -484,6 +486,7 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
                                        baseline)
             slice_values = {k: [float(x) for x in v] for k, v in (doc.get("slice_values") or {}).items()}
             calibration = _calibrations(c, doc.get("calibration") or {}, f"{path}.baseline", baseline)
+            pca_reference = _pca_references(c, doc.get("multivariate_reference") or {}, f"{path}.baseline", baseline)
         except FileNotFoundError:
             if not pending:
                 c.fail(f"{path}.baseline", f"file {baseline} not found (make one with `sloguard baseline`)")
@@ -521,6 +524,7 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
         segment_reference=by_segment,
         slice_values=slice_values,
         calibration=calibration,
+        pca_reference=pca_reference,
         added_segments=added,
         fairness_attribute=attribute,
         min_support=int(
@@ -593,6 +597,22 @@ def _calibrations(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dic
             IsotonicCalibration.from_dict(d)
         except (KeyError, TypeError, ValueError) as e:
             c.fail(path, f"{file}: calibration of class {positive!r} is not valid ({e}); re-run sloguard baseline")
+            return {}
+    return raw
+
+
+def _pca_references(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dict[str, Any]]:
+    """A baseline's multivariate drift references (multivariate_drift.py): "a,b" -> PCA, checked."""
+    from sloguard.multivariate_drift import PcaReference
+
+    if not isinstance(raw, dict):
+        c.fail(path, f"{file}: 'multivariate_reference' must map feature sets to references")
+        return {}
+    for key, d in raw.items():
+        try:
+            PcaReference.from_dict(d)
+        except (KeyError, TypeError, ValueError) as e:
+            c.fail(path, f"{file}: multivariate reference {key!r} is not valid ({e}); re-run sloguard baseline")
             return {}
     return raw
 
@@ -719,6 +739,8 @@ def _model_params(c: _Checker, kind: str, spec: SliKind, params: dict[str, Any],
             )
     if spec.sliced == "estimated":
         _check_calibrated(c, kind, params, path, model)
+    if spec.sliced == "multivariate":
+        _check_pca(c, params, path, model)
     if kind == "drift":
         params.setdefault("method", "auto")
         params.setdefault("p_value", 0.05)
@@ -747,6 +769,21 @@ def _check_calibrated(c: _Checker, kind: str, params: dict[str, Any], path: str,
     elif not c.pending and canonical(params["positive"]) not in model.calibration:
         c.fail(path, f"{kind}: baseline {model.baseline} has no score calibration for positive class "
                f"{params['positive']!r} (the model sent no scores, or the history had no labels): {remedy}")
+
+
+def _check_pca(c: _Checker, params: dict[str, Any], path: str, model: Model) -> None:
+    """A multivariate drift SLI: two or more features, with a PCA reference in the baseline."""
+    from sloguard.multivariate_drift import reference_key
+
+    features = params.get("features") or ()
+    if len(features) < 2:
+        c.fail(f"{path}.multivariate_drift.features", f"needs at least two features, got {list(features)}")
+    elif model.baseline is None:
+        c.fail(path, f"multivariate_drift compares against a reference: set models.{model.name}.baseline "
+               "(sloguard baseline)")
+    elif not c.pending and reference_key(features) not in model.pca_reference:
+        c.fail(path, f"baseline {model.baseline} has no multivariate reference for {', '.join(features)} "
+               "(re-run sloguard baseline with this SLO in the config; the features must be numbers)")
 
 
 def _objective(c: _Checker, raw: Any, path: str) -> Objective:

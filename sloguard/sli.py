@@ -210,6 +210,19 @@ CATALOGUE: dict[str, SliKind] = {
             sliced="drift",
         ),
         *_fairness(),
+        SliKind(
+            "multivariate_drift",
+            "drift",
+            METRIC,
+            {"features": "names"},
+            ("features",),
+            "<=",
+            "",
+            "per slice: mean PCA reconstruction error of the features / the reference's (multivariate_drift.py): "
+            "catches a change in their joint distribution, such as a flipped correlation, that per-feature "
+            "tests miss",
+            sliced="multivariate",
+        ),
     )
 }
 

@@ -34,6 +34,7 @@ from sloguard.drift import DriftRule, FeatureDrift
 from sloguard.drift import judge as judge_drift
 from sloguard.events import STATUS_CODE
 from sloguard.fairness import fairness
+from sloguard.multivariate_drift import PcaReference, error_cells, error_ratio, reference_key
 from sloguard.quality import (
     canonical,
     classification_metric,
@@ -62,6 +63,7 @@ class Block:
     positive: str = "1"
     threshold: float | None = None
     feature: str = ""
+    reference_error: float = math.nan  # multivariate: the reference's mean reconstruction error
 
     @property
     def cols(self) -> slice:
@@ -81,6 +83,7 @@ class SliceLayout:
     def __init__(self, model: Model, slos: tuple[Slo, ...], lateness_s: int, references: dict[str, Any]) -> None:
         self.references = references
         self.calibrations = {c: IsotonicCalibration.from_dict(d) for c, d in model.calibration.items()}
+        self.pca = {k: PcaReference.from_dict(d) for k, d in model.pca_reference.items()}
         self.labelled: dict[str, Block] = {}
         self.live: dict[str, Block] = {}
         self.blocks: dict[int, list[Block]] = {}  # SLO index -> the blocks it reads
@@ -93,6 +96,11 @@ class SliceLayout:
                 self.blocks[i] = [
                     self._block(self.live, f"drift:{f}", "drift", feature=f) for f in slo.sli.params["features"]
                 ]
+                continue
+            if kind == "multivariate":
+                key = reference_key(slo.sli.params["features"])
+                block = self._block(self.live, f"multivariate:{key}", kind, feature=key)
+                self.blocks[i] = [dataclasses.replace(block, reference_error=self.pca[key].reference_error)]
                 continue
             ring = self.labelled if slo.sli.spec.labelled else self.live
             p = slo.sli.params
@@ -129,7 +137,7 @@ class SliceLayout:
         feature: str = "",
     ) -> Block:
         if name not in ring:
-            width = {"confusion": 4, "selection": 4, "estimated": 4, "regression": 3}.get(kind)
+            width = {"confusion": 4, "selection": 4, "estimated": 4, "regression": 3, "multivariate": 2}.get(kind)
             if width is None:
                 width = self.references[feature].bins()
             ring[name] = Block(name, kind, self._width(ring), width, positive, threshold, feature)
@@ -192,6 +200,10 @@ class SliceLayout:
                 pp = predicted_positive(cols.predictions, cols.score, b.positive, b.threshold)
                 probability = self.calibrations[canonical(b.positive)].probability(cols.score)
                 cells += expected_cells(b.start, pp, probability, cols.status == STATUS_CODE["ok"])
+            elif b.kind == "multivariate":  # PCA reconstruction error of each prediction's features
+                pca = self.pca[b.feature]
+                values = np.column_stack([as_numbers(cols.feature(f)) for f in pca.features])
+                cells += error_cells(b.start, pca.errors(values), cols.status == STATUS_CODE["ok"])
             elif b.kind == "drift":
                 ref = self.references[b.feature]
                 values = cols.feature(b.feature)
@@ -258,6 +270,13 @@ def judge_slice(
         value, samples = estimated_metric(kind, c)
         verdict = "unjudged" if samples < need or math.isnan(value) else _compare(slo, value)
         return Judgement(value, samples, verdict, {"expected": [round(float(x), 3) for x in c]})
+    if spec.sliced == "multivariate":
+        reference_error = blocks[0].reference_error
+        value, samples = error_ratio(c, reference_error)
+        verdict = "unjudged" if samples < need or math.isnan(value) else _compare(slo, value)
+        return Judgement(value, samples, verdict, {"features": list(slo.sli.params["features"]),
+                                                   "mean_error": None if not samples else round(float(c[1] / c[0]), 6),
+                                                   "reference_error": round(reference_error, 6)})
     if spec.sliced == "regression":
         value, samples = regression_metric(kind, c), int(c[0])
     else:
