@@ -42,7 +42,8 @@ from sloguard.slices import as_numbers
 from sloguard.timeutil import to_rfc3339
 
 MAX_SLICE_VALUES = 2000  # per SLO in the baseline file's slice_values
-_REFERENCE_READERS = ("estimated", "multivariate")  # sliced SLIs that read what the baseline is building
+# sliced SLIs that read what the baseline is building
+_REFERENCE_READERS = ("estimated", "estimation_error", "multivariate")
 
 
 class BaselineBuilder:

@@ -709,6 +709,10 @@ def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
             if value not in DRIFT_METHODS:
                 c.fail(f"{ppath}.{key}", f"must be one of {', '.join(DRIFT_METHODS)}, got {value!r}")
             resolved[key] = value
+        elif kind_of == "estimated_metric":
+            if value not in ESTIMATED_BASES:
+                c.fail(f"{ppath}.{key}", f"must be one of {', '.join(ESTIMATED_BASES)}, got {value!r}")
+            resolved[key] = value
     if "source" in spec.params:
         resolved.setdefault("source", "inference")
     if "positive" in spec.params:
@@ -721,6 +725,7 @@ def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
 
 
 DRIFT_METHODS = ("auto", "ks", "chi2", "psi", "wasserstein", "jensen_shannon")
+ESTIMATED_BASES = ("precision", "recall", "f1", "accuracy")  # estimation_error.metric: what CBPE estimates
 
 
 def _model_params(c: _Checker, kind: str, spec: SliKind, params: dict[str, Any], path: str, model: Model) -> None:
@@ -737,7 +742,7 @@ def _model_params(c: _Checker, kind: str, spec: SliKind, params: dict[str, Any],
                 f"{path}.{kind}.attribute",
                 f"{params['attribute']!r} is not a segment of {model.name} (add it to models.{model.name}.segments)",
             )
-    if spec.sliced == "estimated":
+    if spec.sliced in ("estimated", "estimation_error"):
         _check_calibrated(c, kind, params, path, model)
     if spec.sliced == "multivariate":
         _check_pca(c, params, path, model)

@@ -11,7 +11,9 @@ Three incidents, in event time:
   after the recording ends (`labels_withheld` in the manifest). Only `estimated_precision` can page.
 * **intersection_gap** (fairness): the model misses every fraud of old customers in the eu and of
   young ones in the us. Each region and each age band keeps the same average true positive rate,
-  so a per-attribute gap stays flat; the region x age_band groups' equalized odds do not.
+  so a per-attribute gap stays flat; the region x age_band groups' equalized odds do not. The
+  missed frauds' scores no longer mean what the calibration learnt: once their labels are in, the
+  estimate's error (`estimation_error`: estimated ~0.47 against realised ~0.29 precision) pages too.
 * **correlation_flip** (drift): amount and merchant risk, normally correlated (rho 0.8 through a
   Gaussian copula), become anti-correlated. Each marginal is unchanged, so per-feature drift stays
   quiet; the PCA reconstruction error of the pair triples.
@@ -53,7 +55,8 @@ def incidents(start: float) -> list[Incident]:
     return [
         Incident("score_shift", "score_shift", MODEL, "quality", ("fraud-estimated-precision",), "fast-burn", {},
                  a0, a1, 30 * 60.0, "a new population scored just above the threshold; its labels are 3 days late"),
-        Incident("intersection_gap", "intersection_gap", MODEL, "fairness", ("fraud-equalized-odds",), "fast-burn",
+        Incident("intersection_gap", "intersection_gap", MODEL, "fairness",
+                 ("fraud-equalized-odds", "fraud-estimate-error"), "fast-burn",
                  {}, b0, b1, 60 * 60.0, "frauds of eu 65+ and us 18-34 customers missed; each attribute alone "
                  "keeps the same average TPR", group={"region&age_band": "eu&65+"}),
         Incident("correlation_flip", "correlation_flip", MODEL, "drift", ("fraud-joint-drift",), "fast-burn", {},

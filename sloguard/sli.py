@@ -85,8 +85,12 @@ def _estimated() -> tuple[SliKind, ...]:
         ("estimated_accuracy", "(E[tp] + E[tn]) / scored predictions"),
     )
     doc = "; expected counts from the score calibrated on the baseline's labels (CBPE)"
-    return tuple(SliKind(name, "quality", METRIC, dict(_CLASS_PARAMS), (), ">=", "", f"per slice: {formula}{doc}",
-                         sliced="estimated") for name, formula in kinds)
+    error = SliKind("estimation_error", "quality", METRIC, {"metric": "estimated_metric", **_CLASS_PARAMS},
+                    ("metric",), "<=", "", "per slice, once its labels are in: |estimated - realised| metric on the "
+                    "labelled predictions (a calibration-drift signal); events show both values", True,
+                    "estimation_error")
+    return (*(SliKind(name, "quality", METRIC, dict(_CLASS_PARAMS), (), ">=", "", f"per slice: {formula}{doc}",
+                      sliced="estimated") for name, formula in kinds), error)
 
 
 def _fairness() -> tuple[SliKind, ...]:

@@ -72,7 +72,7 @@ class Block:
 
 def _block_name(slo: Slo) -> str:
     kind = slo.sli.spec.sliced
-    if kind in ("confusion", "selection", "estimated"):
+    if kind in ("confusion", "selection", "estimated", "estimation_error"):
         return f"{kind}:{slo.sli.params['positive']}:{slo.sli.params.get('threshold')}"
     return kind
 
@@ -96,6 +96,14 @@ class SliceLayout:
                 self.blocks[i] = [
                     self._block(self.live, f"drift:{f}", "drift", feature=f) for f in slo.sli.params["features"]
                 ]
+                continue
+            if kind == "estimation_error":  # realised and expected confusion of the same labelled pairs
+                p = slo.sli.params
+                confusion = self._block(self.labelled, _block_name(slo).replace(kind, "confusion", 1), "confusion",
+                                        p["positive"], p.get("threshold"))
+                expected = self._block(self.labelled, _block_name(slo).replace(kind, "expected", 1), "expected",
+                                       p["positive"], p.get("threshold"), feature=confusion.name)
+                self.blocks[i] = [confusion, expected]
                 continue
             if kind == "multivariate":
                 key = reference_key(slo.sli.params["features"])
@@ -137,7 +145,8 @@ class SliceLayout:
         feature: str = "",
     ) -> Block:
         if name not in ring:
-            width = {"confusion": 4, "selection": 4, "estimated": 4, "regression": 3, "multivariate": 2}.get(kind)
+            width = {"confusion": 4, "selection": 4, "estimated": 4, "expected": 4, "regression": 3,
+                     "multivariate": 2}.get(kind)
             if width is None:
                 width = self.references[feature].bins()
             ring[name] = Block(name, kind, self._width(ring), width, positive, threshold, feature)
@@ -169,6 +178,8 @@ class SliceLayout:
                 out[b.name] = predicted_positive(cols.predictions, cols.score, b.positive, b.threshold)
             elif b.kind == "regression":
                 out[b.name] = as_numbers(cols.predictions)
+            elif b.kind == "expected":  # the calibrated probability, for the estimate on the labelled pairs
+                out[b.name] = self.calibrations[canonical(b.positive)].probability(cols.score)
         return out
 
     def labelled_cells(self, pred: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> list[Cells]:
@@ -186,6 +197,9 @@ class SliceLayout:
                 ok = ~np.isnan(err)
                 col = np.where(ok, b.start, -1)
                 cells += [(col, None), (col + ok, np.abs(err)), (col + 2 * ok, err * err)]
+            elif b.kind == "expected":
+                pp = pred[b.feature]
+                cells += expected_cells(b.start, pp, pred[b.name], np.ones(len(pp), bool))
         return cells
 
     def live_cells(self, cols: InferenceColumns) -> list[Cells]:
@@ -270,6 +284,8 @@ def judge_slice(
         value, samples = estimated_metric(kind, c)
         verdict = "unjudged" if samples < need or math.isnan(value) else _compare(slo, value)
         return Judgement(value, samples, verdict, {"expected": [round(float(x), 3) for x in c]})
+    if spec.sliced == "estimation_error":
+        return _judge_estimation_error(slo, counts[blocks[0].cols], counts[blocks[1].cols])
     if spec.sliced == "multivariate":
         reference_error = blocks[0].reference_error
         value, samples = error_ratio(c, reference_error)
@@ -283,6 +299,19 @@ def judge_slice(
         value, samples = classification_metric(kind, c), metric_samples(kind, c)
     verdict = "unjudged" if samples < need or math.isnan(value) else _compare(slo, value)
     return Judgement(value, samples, verdict)
+
+
+def _judge_estimation_error(slo: Slo, realised_counts: np.ndarray, expected_counts: np.ndarray) -> Judgement:
+    """|CBPE estimate - realised metric| on one slice's labelled predictions, both reported."""
+    metric = slo.sli.params["metric"]
+    realised = classification_metric(metric, realised_counts)
+    estimated = classification_metric(metric, expected_counts)
+    value, samples = abs(estimated - realised), metric_samples(metric, realised_counts)
+    verdict = "unjudged" if samples < slo.budgeting.min_samples or math.isnan(value) else _compare(slo, value)
+    return Judgement(value, samples, verdict, {
+        "metric": metric, "estimated": None if math.isnan(estimated) else round(estimated, 6),
+        "realised": None if math.isnan(realised) else round(realised, 6),
+        "labelled": round(float(realised_counts.sum()))})
 
 
 def _compare(slo: Slo, value: float) -> str:

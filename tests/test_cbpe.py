@@ -105,3 +105,17 @@ def test_matches_nannyml_cbpe(metric, monkeypatch):
     calibration = IsotonicCalibration.fit(ref_score, ref_y)
     ours = [estimate(metric, calibration, s, s >= threshold) for s, _ in chunks]
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+
+
+def test_estimation_error_arithmetic():
+    from types import SimpleNamespace
+
+    from sloguard.slices import _judge_estimation_error
+
+    slo = SimpleNamespace(sli=SimpleNamespace(params={"metric": "precision"}, spec=SimpleNamespace(direction="<=")),
+                          budgeting=SimpleNamespace(min_samples=10), objective=0.1)
+    realised = np.array([6.0, 14.0, 2.0, 78.0])  # precision 0.3
+    expected = np.array([10.0, 10.0, 3.0, 77.0])  # estimated 0.5
+    j = _judge_estimation_error(slo, realised, expected)
+    assert j.value == pytest.approx(0.2) and j.verdict == "bad" and j.samples == 20
+    assert j.details == {"metric": "precision", "estimated": 0.5, "realised": 0.3, "labelled": 100}

@@ -71,6 +71,18 @@ def test_what_cannot_see_the_incidents_stays_quiet(run: dict) -> None:
     assert not _pages(run, "fraud-feature-drift")  # the correlation flip keeps both marginals
 
 
+def test_the_estimate_error_shows_estimate_and_realised_and_burns_when_calibration_breaks(run: dict) -> None:
+    gap = next(i for i in incidents_from_manifest(run["manifest"]) if i.kind == "intersection_gap")
+    page = next(a for a in _pages(run, "fraud-estimate-error") if not a["segment"])
+    d = page["details"]
+    assert d["metric"] == "precision" and d["labelled"] >= 100
+    assert d["estimated"] - d["realised"] > 0.1  # the estimate still believes the scores
+    assert page["budget_remaining"] < 1 and gap.start < _ts(page["ts"]) < gap.end + 1800
+    quiet = [b["details"] for b in run["budget"] if b["slo"] == "fraud-estimate-error" and not b["segment"]
+             and _ts(b["ts"]) < gap.start and b.get("details")]
+    assert quiet and all(abs(q["estimated"] - q["realised"]) < 0.1 for q in quiet)
+
+
 def test_the_intersection_names_a_diagonal_group(run: dict) -> None:
     page = next(a for a in _pages(run, "fraud-equalized-odds") if not a["segment"])
     assert page["fairness"]["worst_group"] in ("eu&65+", "us&18-34")
