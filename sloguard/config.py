@@ -485,8 +485,8 @@ def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False
             by_segment = _segment_refs(c, doc.get("segment_references") or {}, reference, f"{path}.baseline",
                                        baseline)
             slice_values = {k: [float(x) for x in v] for k, v in (doc.get("slice_values") or {}).items()}
-            calibration = _calibrations(c, doc.get("calibration") or {}, f"{path}.baseline", baseline)
-            pca_reference = _pca_references(c, doc.get("multivariate_reference") or {}, f"{path}.baseline", baseline)
+            calibration = _baseline_section(c, doc, "calibration", f"{path}.baseline", baseline)
+            pca_reference = _baseline_section(c, doc, "multivariate_reference", f"{path}.baseline", baseline)
         except FileNotFoundError:
             if not pending:
                 c.fail(f"{path}.baseline", f"file {baseline} not found (make one with `sloguard baseline`)")
@@ -585,34 +585,22 @@ def _weights(c: _Checker, raw: Any, path: str) -> dict[str, float]:
     return out
 
 
-def _calibrations(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dict[str, Any]]:
-    """A baseline's score calibrations (calibration.py): positive class -> knots, checked."""
+def _baseline_section(c: _Checker, doc: dict, section: str, path: str, file: Path) -> dict[str, dict[str, Any]]:
+    """A baseline's `calibration` (positive class -> calibration.py) or `multivariate_reference`
+    (feature set -> multivariate_drift.py) section, each entry checked by loading it."""
     from sloguard.calibration import IsotonicCalibration
-
-    if not isinstance(raw, dict):
-        c.fail(path, f"{file}: 'calibration' must map positive classes to calibrations")
-        return {}
-    for positive, d in raw.items():
-        try:
-            IsotonicCalibration.from_dict(d)
-        except (KeyError, TypeError, ValueError) as e:
-            c.fail(path, f"{file}: calibration of class {positive!r} is not valid ({e}); re-run sloguard baseline")
-            return {}
-    return raw
-
-
-def _pca_references(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dict[str, Any]]:
-    """A baseline's multivariate drift references (multivariate_drift.py): "a,b" -> PCA, checked."""
     from sloguard.multivariate_drift import PcaReference
 
+    raw = doc.get(section) or {}
+    load = IsotonicCalibration.from_dict if section == "calibration" else PcaReference.from_dict
     if not isinstance(raw, dict):
-        c.fail(path, f"{file}: 'multivariate_reference' must map feature sets to references")
+        c.fail(path, f"{file}: {section!r} must be a mapping")
         return {}
     for key, d in raw.items():
         try:
-            PcaReference.from_dict(d)
+            load(d)
         except (KeyError, TypeError, ValueError) as e:
-            c.fail(path, f"{file}: multivariate reference {key!r} is not valid ({e}); re-run sloguard baseline")
+            c.fail(path, f"{file}: {section} {key!r} is not valid ({e}); re-run sloguard baseline")
             return {}
     return raw
 

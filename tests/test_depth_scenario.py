@@ -121,3 +121,22 @@ def test_bad_config_names_the_field(tmp_path: Path, sli: dict, field: str, messa
     bad = tmp_path / "bad.yaml"
     bad.write_text(orjson.dumps(data).decode())
     assert main(["validate", str(bad)]) == 2
+
+
+@pytest.mark.parametrize(("baseline", "message"), [
+    (None, "set models.fraud.baseline"),
+    ({"calibration": {"1": {"score": [0.5, 0.2], "probability": [0.1, 0.2]}}}, "calibration '1' is not valid"),
+    ({"multivariate_reference": {"a,b": {"features": ["a"]}}}, "multivariate_reference 'a,b' is not valid"),
+])
+def test_missing_or_broken_baseline_sections_name_the_field(tmp_path: Path, baseline: dict | None,
+                                                            message: str) -> None:
+    data = load_yaml(EXAMPLE.read_text())
+    data["slos"] = [s for s in data["slos"] if s["name"] == "fraud-estimated-precision"]
+    if baseline is None:
+        del data["models"]["fraud"]["baseline"]
+    else:
+        (tmp_path / "b.json").write_bytes(orjson.dumps(baseline))
+        data["models"]["fraud"]["baseline"] = str(tmp_path / "b.json")
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, base_dir=EXAMPLE.parent, source=str(EXAMPLE))
+    assert any(message in p for p in e.value.problems), e.value.problems
