@@ -10,11 +10,13 @@ import orjson
 from factories import T0
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_quality_slos import run_mixed
 from test_sharding import _outputs
 
 from sloguard.cbpe import expected_cells
 from sloguard.config import parse_config
 from sloguard.depth_scenario import generate_depth
+from sloguard.evaluator import ModelEvaluator
 from sloguard.multivariate_drift import PcaReference, error_cells
 from sloguard.summary import fold_cells, segmentations
 from sloguard.yamlfile import load_yaml
@@ -53,16 +55,38 @@ def test_shards_of_expected_and_error_cells_sum_to_the_whole(n: int, parts: int,
     assert _totals(pieces) == _totals([whole])
 
 
-def test_outputs_are_the_same_for_any_shards_and_batches(tmp_path: Path) -> None:
+def _depth(tmp_path: Path, lo: float, hi: float) -> tuple:
+    """The example config with its model named `m` (as the shared helpers expect), and the ml-depth
+    scenario's inference and labels between `lo` and `hi`."""
     paths = generate_depth(tmp_path, seed=11, rate=3.0)
-    lo, hi = T0 + 3600, T0 + 3 * 3600  # the score shift, and the clean hour before it
     streams = {k: [{**e, "model": "m"} for e in map(orjson.loads, paths[k].read_bytes().splitlines())
                    if lo <= e["ts"] < hi] for k in ("inference", "labels")}
-    data = load_yaml(EXAMPLE.read_text())  # the example's model, named as test_sharding's helper expects
+    data = load_yaml(EXAMPLE.read_text())
     data["models"] = {"m": data["models"]["fraud"]}
     data["slos"] = [{**s, "model": "m"} for s in data["slos"]]
-    config = parse_config(data, base_dir=EXAMPLE.parent)
+    return parse_config(data, base_dir=EXAMPLE.parent), streams
+
+
+def test_outputs_are_the_same_for_any_shards_and_batches(tmp_path: Path) -> None:
+    config, streams = _depth(tmp_path, T0 + 3600, T0 + 3 * 3600)  # the score shift, and the clean hour before
     one = _outputs(config, streams, 1, 2000)
     assert one == _outputs(config, streams, 5, 777)
     assert any(k == "alert" and m["slo"] == "fraud-estimated-precision" for k, m in one)
     assert any(k == "budget" and m["slo"] == "fraud-joint-drift" and m.get("value") for k, m in one)
+
+
+def test_a_snapshot_mid_stream_continues_as_if_never_stopped(tmp_path: Path) -> None:
+    """Estimated-quality, estimation-error (a waiting prediction keeps its calibrated probability)
+    and joint-drift state survive a snapshot: the restored run writes what the uninterrupted one does."""
+    config, streams = _depth(tmp_path, T0 + 3.5 * 3600, T0 + 5 * 3600)  # into the intersection gap
+    preds, labels = streams["inference"], streams["labels"]
+    whole, _ = run_mixed(config, preds, labels, size=500)
+    cut = T0 + 4.25 * 3600
+    first, ev = run_mixed(config, [e for e in preds if e["ts"] < cut], [e for e in labels if e["ts"] < cut],
+                          size=500, finish=False)
+    restored = ModelEvaluator.from_snapshot(config, "m", ev.snapshot())
+    rest, _ = run_mixed(config, [e for e in preds if e["ts"] >= cut], [e for e in labels if e["ts"] >= cut],
+                        size=500, evaluator=restored)
+    kept = ("budget", "alert")
+    assert [o for o in first + rest if o[0] in kept] == [o for o in whole if o[0] in kept]
+    assert any(k == "alert" and m["slo"] == "fraud-estimate-error" for k, m in whole)

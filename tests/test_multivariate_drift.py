@@ -21,6 +21,7 @@ def _correlated(n: int, rho: float, seed: int, d: int = 3) -> np.ndarray:
     return x * np.array([50.0, 0.2, 3.0][:d]) + np.array([100.0, 0.5, 0.0][:d])
 
 
+@pytest.mark.filterwarnings("ignore")
 def test_matches_nannyml_data_reconstruction_drift(monkeypatch):
     """NannyML's DataReconstructionDriftCalculator on the same chunks: equal within 1e-9."""
     monkeypatch.setenv("NML_DISABLE_USAGE_LOGGING", "1")
