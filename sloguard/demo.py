@@ -170,6 +170,9 @@ def run_replay_demo(out: Path, events: int = 250_000, seed: int = 7, stream: Tex
         show_notifications(seen, stream, incidents=[orjson.loads(x) for x in (run / "incidents.jsonl").read_bytes()
                                                     .splitlines()])
         manifests.append(manifest)
+    from sloguard.depth_scenario import run_depth_demo
+
+    run_depth_demo(out, stream, seed=seed)
     scenarios = ["fraud", "recsys"]
     write_demo_report([(f"{s}-run", out / f"{s}-run") for s in scenarios], scenarios, manifests,
                       out / "report.html", stream)

@@ -382,6 +382,9 @@ def explain(slo: Slo, details: Any, value: float | None) -> str:
             for d in drifting
         ]
         return "; drifting: " + ", ".join(parts)
+    if slo.sli.spec.sliced == "multivariate" and details.get("mean_error") is not None:
+        return (f"; {', '.join(details['features'])} break their joint distribution: mean reconstruction error "
+                f"{_g(details['mean_error'])} against {_g(details['reference_error'])} on the reference")
     if slo.sli.spec.fairness:
         worst, best = details.get("worst_group"), details.get("best_group")
         rates = {g["group"]: g["rate"] for g in details.get("groups", [])}

@@ -140,3 +140,18 @@ def test_missing_or_broken_baseline_sections_name_the_field(tmp_path: Path, base
     with pytest.raises(ConfigError) as e:
         parse_config(data, base_dir=EXAMPLE.parent, source=str(EXAMPLE))
     assert any(message in p for p in e.value.problems), e.value.problems
+
+
+def test_the_demo_shows_the_estimated_page_before_any_label(tmp_path: Path) -> None:
+    import io
+
+    from sloguard.depth_scenario import run_depth_demo
+
+    stream = io.StringIO()
+    run_depth_demo(tmp_path, stream)
+    lines = stream.getvalue().splitlines()
+    first = next(line for line in lines if " PAGE " in line)
+    assert "fraud-estimated-precision" in first and "no label of these predictions yet" in first
+    assert any("fraud-estimate-error" in line and "realised" in line for line in lines)
+    table = lines[lines.index(next(line for line in lines if line.strip().startswith("incident"))):]
+    assert len(table) == 4 and not any("MISSED" in line for line in table)
