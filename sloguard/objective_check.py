@@ -108,8 +108,11 @@ def objective_warnings(config: Config) -> list[str]:
 
 def segment_warnings(config: Config) -> list[str]:
     """Attributes added to a model's segments because its fairness SLOs compare their groups."""
+    from sloguard.intersections import SEPARATOR
+
     return [
-        f"models.{m.name}.fairness.attribute: {attr!r} is not in models.{m.name}.segments, so it was added to "
+        f"models.{m.name}.fairness.{'attributes' if SEPARATOR in attr else 'attribute'}: {attr!r} is not in "
+        f"models.{m.name}.segments, so it was added to "
         f"them: every SLO of {m.name} gets a budget and alerts per {attr} (list it in segments to say so)"
         for m in config.models.values() for attr in m.added_segments
     ]
