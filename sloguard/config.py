@@ -816,6 +816,10 @@ def _resolve_objective(
     if model.baseline is None:
         c.fail(path, f"a relative objective needs models.{model.name}.baseline")
         return None, None
+    if sli.spec.sliced in ("estimated", "estimation_error", "multivariate"):  # read what the baseline builds
+        c.fail(path, f"{sli.kind} has no baseline value to be relative to: give a number (the baseline's "
+               "labelled metric, e.g. its precision SLO's, is a good anchor)")
+        return None, None
     base = model.baseline_metrics.get(name)
     if base is None and c.pending:
         return math.nan, None

@@ -155,3 +155,11 @@ def test_the_demo_shows_the_estimated_page_before_any_label(tmp_path: Path) -> N
     assert any("fraud-estimate-error" in line and "realised" in line for line in lines)
     table = lines[lines.index(next(line for line in lines if line.strip().startswith("incident"))):]
     assert len(table) == 4 and not any("MISSED" in line for line in table)
+
+
+def test_a_relative_objective_on_an_estimate_says_to_give_a_number() -> None:
+    data = load_yaml(EXAMPLE.read_text())
+    data["slos"] = [{**data["slos"][0], "objective": {"relative_to_baseline": 0.9}}]
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, base_dir=EXAMPLE.parent, source=str(EXAMPLE))
+    assert any(p.startswith("slos[0].objective") and "give a number" in p for p in e.value.problems)
