@@ -655,6 +655,9 @@ def cmd(args: argparse.Namespace) -> int:
     """Run the ``notifier`` subcommand; exit status 0, or 2 for a config problem."""
     try:
         if args.alerts:
+            if not Path(args.alerts).is_file():
+                print(f"error: --alerts: no such file: {args.alerts}", file=sys.stderr)
+                return 2
             policy = NotifyPolicy()
             if args.config or args.notifier_config:
                 policy = load_notifier_config(args.config, notifier_path=args.notifier_config).settings.policy

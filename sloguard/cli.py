@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sloguard import adjustments
-from sloguard.config import Config, ConfigError, StateMismatch, load_config
+from sloguard import __version__, adjustments
+from sloguard.config import Config, ConfigError, load_config
 from sloguard.timeutil import format_duration, to_rfc3339
 
 if TYPE_CHECKING:
@@ -47,14 +47,38 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if _interrupted(e):  # Ctrl-C inside Bytewax comes back wrapped in its runtime error
             return 130
-        mismatch = _cause(e, StateMismatch)
-        if mismatch is not None:
-            print(f"error: {mismatch}", file=sys.stderr)
+        user = _cause(e, _user_errors())
+        if user is not None:  # a problem the user can fix: say it in one line, exit 2, no traceback
+            text = str(user)
+            config = getattr(args, "config", None)
+            if type(user).__name__ in _SECTION_ERRORS and config and not text.startswith(str(config)):
+                text = f"{config}: {text}"  # a section of the config file: name the file too
+            print(f"error: {text}", file=sys.stderr)
             return 2
         raise
 
 
-def _cause(e: BaseException | None, kind: type) -> BaseException | None:
+# Exceptions that report what the user gave (a config section, a file, an unreachable broker), by
+# module: only modules already imported can have raised them, so none is imported for this.
+_USER_ERRORS = (
+    ("sloguard.config", "StateMismatch"),
+    ("sloguard.policy", "PolicyError"),
+    ("sloguard.openslo", "OpenSloError"),
+    ("connectors.kafka_config", "KafkaConfigError"),
+    ("connectors.notifier_config", "NotifierConfigError"),
+    ("connectors.admin", "TopicAdminError"),
+    ("connectors.broker", "BrokerStartError"),
+)
+
+
+_SECTION_ERRORS = {"KafkaConfigError", "NotifierConfigError", "PolicyError"}  # about a section of --config
+
+
+def _user_errors() -> tuple[type, ...]:
+    return tuple(getattr(sys.modules[m], name) for m, name in _USER_ERRORS if m in sys.modules)
+
+
+def _cause(e: BaseException | None, kind: type | tuple[type, ...]) -> BaseException | None:
     """The first exception of `kind` in e's chain of causes (Bytewax wraps what a step raised)."""
     seen = 0
     while e is not None and seen < 20:
@@ -77,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"sloguard {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     p = sub.add_parser(

@@ -147,3 +147,31 @@ def test_validate_refuses_what_the_commands_would_refuse(tmp_path, capsys, extra
     (tmp_path / "baselines").symlink_to(ROOT / "examples" / "baselines")
     assert main(["validate", str(path)]) == 2
     assert problem in capsys.readouterr().err
+
+
+def test_version_prints_the_package_version(capsys):
+    from sloguard import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"sloguard {__version__}"
+
+
+@pytest.mark.parametrize("command", [["run"], ["controller"], ["topics", "create"]])
+def test_a_bad_kafka_section_is_one_line_naming_file_and_field_exit_2(tmp_path, command):
+    """User errors end in one line on stderr and exit 2, never a traceback (issue 11): the kafka
+    section of the config used to raise KafkaConfigError through `run`, `controller`, `topics create`."""
+    text = (ROOT / "examples" / "fraud.yaml").read_text().replace(
+        "baselines/fraud.json", str(ROOT / "examples" / "baselines" / "fraud.json"))
+    config = tmp_path / "c.yaml"
+    config.write_text(text + "\nkafka:\n  bootstrap_servers: 5\n")
+    done = subprocess.run([sys.executable, "-m", "sloguard.cli", *command, "--config", str(config)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: {config}: kafka.bootstrap_servers: must be a string or a list of 'host:port' strings"]
+
+
+def test_notifier_preview_of_a_missing_alerts_file_exits_2(tmp_path, capsys):
+    assert main(["notifier", "--alerts", str(tmp_path / "missing.jsonl")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --alerts: no such file: {tmp_path / 'missing.jsonl'}"
