@@ -37,10 +37,12 @@ def add_parser(sub: Any) -> None:
         "--reason 'eu database failover drill'",
     )
     p.add_argument("--config", type=Path, required=True, help="the config file to append to")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="the model the adjustment applies to")
     p.add_argument("--slo", help="one SLO of the model (default: every SLO, and the model's no-data alert)")
     p.add_argument("--segment", help="one segment key, attr=value (default: every key; '' for the whole model)")
-    p.add_argument("--effect", required=True, choices=("exclude", "scale", "silence"))
+    p.add_argument("--effect", required=True, choices=("exclude", "scale", "silence"),
+                   help="exclude: the period counts toward no budget; scale: multiply the error budget by "
+                   "--budget-factor; silence: no notifications, the budget untouched")
     p.add_argument("--budget-factor", type=float, help="scale: multiply the error budget (0.5 halves it)")
     p.add_argument("--start", help="RFC 3339 with a zone (default: now, the wall clock)")
     end = p.add_mutually_exclusive_group(required=True)

@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         "end, dimension, segment and the alert it should raise. region=apac is a "
         "clean control segment.",
     )
-    p.add_argument("--scenario", choices=("fraud", "recsys", "ml-depth"), required=True)
+    p.add_argument("--scenario", choices=("fraud", "recsys", "ml-depth"), required=True,
+                   help="which traffic: a fraud classifier, a recommender, or the ML-depth showcase")
     p.add_argument("--out", type=Path, required=True, help="directory to write into")
     p.add_argument("--events", type=int, default=300_000, help="number of inference events (default 300000)")
     p.add_argument("--seed", type=int, default=7, help="random seed: same seed, same bytes (default 7)")
@@ -138,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "event time, and write budget.jsonl, alerts.jsonl and dead_letter.jsonl to "
         "--out. The same input always gives byte-identical output.",
     )
-    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--config", type=Path, required=True, help="the sloguard config (YAML)")
     p.add_argument("--inference", type=Path, required=True, help="ml.inference events, one JSON per line")
     p.add_argument("--labels", type=Path, help="ml.labels events")
     p.add_argument("--features", type=Path, help="ml.features events")
@@ -155,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "neither, an embedded broker is started. Bytewax cluster options pass through: -w workers per "
         "process, -i/-a for several processes.",
     )
-    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--config", type=Path, required=True, help="the sloguard config (YAML)")
     p.add_argument("-w", "--workers", type=int, default=1, help="worker threads per process (default 1)")
     p.add_argument("-i", "--process-id", type=int, default=None, help="this process's index in -a")
     p.add_argument(
@@ -217,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the input and output topics (idempotent)",
         description="Create every topic of the config (inputs and outputs); existing ones are left as they are.",
     )
-    t.add_argument("--config", type=Path, required=True)
+    t.add_argument("--config", type=Path, required=True, help="the sloguard config (YAML): its kafka: section and topics")
     t.add_argument("--partitions", type=int, default=3, help="partitions per topic (default 3)")
     t.add_argument("--replication", type=int, default=1, help="replication factor (default 1)")
     t.set_defaults(func=cmd_topics_create)
@@ -260,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--events", type=int, default=None, help="events per scenario (default 100000 live, 250000 with --replay)"
     )
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="random seed of the generated traffic (default 7)")
     p.add_argument("--duration", type=float, default=90.0, help="seconds the live demo runs (default 90)")
     p.add_argument(
         "--replay",

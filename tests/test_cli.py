@@ -175,3 +175,22 @@ def test_a_bad_kafka_section_is_one_line_naming_file_and_field_exit_2(tmp_path, 
 def test_notifier_preview_of_a_missing_alerts_file_exits_2(tmp_path, capsys):
     assert main(["notifier", "--alerts", str(tmp_path / "missing.jsonl")]) == 2
     assert capsys.readouterr().err.strip() == f"error: --alerts: no such file: {tmp_path / 'missing.jsonl'}"
+
+
+def test_every_option_of_every_command_says_what_it_is():
+    import argparse
+
+    from sloguard.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, p in action.choices.items():
+                    walk(p, f"{name} {sub}")
+            elif not action.help and "-h" not in action.option_strings:
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "sloguard")
+    assert missing == []
