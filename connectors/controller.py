@@ -863,7 +863,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--audit-log", type=Path, help="JSONL audit log of every decision served")
     p.add_argument("--state", type=Path, help="snapshot file for restarts")
     p.add_argument("--clock", choices=("wall", "event"), help="judge at wall-clock time or newest event time")
-    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level (each consumed message, the gate's requests)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level (every message consumed)")
     from connectors.service_metrics import add_metrics_args
 
     add_metrics_args(p)

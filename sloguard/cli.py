@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the input and output topics (idempotent)",
         description="Create every topic of the config (inputs and outputs); existing ones are left as they are.",
     )
-    t.add_argument("--config", type=Path, required=True, help="the sloguard config (YAML): its kafka: section and topics")
+    t.add_argument("--config", type=Path, required=True, help="the sloguard config (YAML): kafka: section, topics")
     t.add_argument("--partitions", type=int, default=3, help="partitions per topic (default 3)")
     t.add_argument("--replication", type=int, default=1, help="replication factor (default 1)")
     t.set_defaults(func=cmd_topics_create)
