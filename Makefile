@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast lint bench clean prometheus reliability
+.PHONY: demo test test-fast lint bench clean prometheus reliability golden
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ prometheus:  ## Debian's prometheus (promtool) for the rules tests, where apt ca
 
 test-fast: $(STAMP)  ## skip the tests marked slow
 	$(BIN)/pytest -q -m "not slow"
+
+golden: $(STAMP)  ## accept a meant change of the outputs: rewrite tests/golden/ from a replay of the fixed scenario
+	SLOGUARD_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
+	@git --no-pager diff --stat -- tests/golden/ 2>/dev/null || true
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
