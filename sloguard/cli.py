@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, help="ml.labels events")
     p.add_argument("--features", type=Path, help="ml.features events")
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--quiet", action="store_true", help="no progress display (shown only on a terminal anyway)")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
@@ -452,7 +452,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    counts = replay(config, {k: p for k, p in inputs.items() if p is not None}, args.out, progress=not args.quiet)
+    # a progress line redrawn in place belongs on a terminal, not in a CI log or a pipe
+    progress = not args.quiet and sys.stderr.isatty()
+    counts = replay(config, {k: p for k, p in inputs.items() if p is not None}, args.out, progress=progress)
     print(summary_line(counts, args.out))
     return 0
 

@@ -194,3 +194,16 @@ def test_every_option_of_every_command_says_what_it_is():
 
     walk(build_parser(), "sloguard")
     assert missing == []
+
+
+def test_replay_into_a_pipe_writes_no_progress_line(tmp_path):
+    """Progress redrawn with carriage returns is for a terminal: a CI log or a pipe gets the summary only."""
+    data = tmp_path / "data"
+    assert main(["generate", "--scenario", "fraud", "--events", "3000", "--seed", "3", "--healthy",
+                 "--duration", "1h", "--out", str(data)]) == 0
+    done = subprocess.run([sys.executable, "-m", "sloguard.cli", "replay", "--config",
+                           str(ROOT / "examples" / "fraud.yaml"), "--inference", str(data / "inference.jsonl"),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "replay:" not in done.stderr
+    assert "budget" in done.stdout  # the summary line still says what was written
