@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate a config: every problem is reported with its path "
         "(e.g. slos[2].sli.latency.threshold_ms). Exit status 2 when invalid.",
     )
-    p.add_argument("config", type=Path, help="the YAML config file")
+    p.add_argument("config", type=Path, nargs="?", help="the YAML config file")
+    p.add_argument("--schema", action="store_true",
+                   help="print a JSON Schema of the config file for editors (completion, misspelt keys) and exit")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
@@ -276,6 +278,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from connectors.kafka_config import KafkaConfigError, KafkaSettings
     from sloguard.objective_check import objective_warnings, segment_warnings
 
+    if args.schema:
+        import json
+
+        from sloguard.config_schema import config_schema
+
+        print(json.dumps(config_schema(), indent=2))
+        return 0
+    if args.config is None:
+        print("error: validate needs a config file (or --schema)", file=sys.stderr)
+        return 2
     config = load_config(args.config)
     try:  # the `kafka:` section as `run` will read it (environment overrides come at run time)
         KafkaSettings.from_file(args.config, env={})

@@ -451,24 +451,23 @@ def _rules(
     return load_policy("sre-workbook")
 
 
+_MODEL_KEYS = {
+    "segments",
+    "features",
+    "no_data_after",
+    "label_delay",
+    "baseline",
+    "fairness",
+    "max_pending_labels",
+    "health",
+    "description",
+    "label_coverage",
+}
+
+
 def _model(c: _Checker, name: str, m: Any, base_dir: Path, pending: bool = False) -> Model:
     path = f"models.{name}"
-    m = c.mapping(
-        m,
-        path,
-        {
-            "segments",
-            "features",
-            "no_data_after",
-            "label_delay",
-            "baseline",
-            "fairness",
-            "max_pending_labels",
-            "health",
-            "description",
-            "label_coverage",
-        },
-    )
+    m = c.mapping(m, path, _MODEL_KEYS)
     baseline = None
     metrics: dict[str, float] = {}
     reference: dict[str, dict[str, Any]] = {}
