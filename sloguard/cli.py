@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sloguard import __version__, adjustments
 from sloguard.config import Config, ConfigError, load_config
 from sloguard.timeutil import format_duration, to_rfc3339
+from sloguard.yamlfile import key_lines
 
 if TYPE_CHECKING:
     from sloguard.rollout import RolloutSpec
@@ -293,6 +294,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         KafkaSettings.from_file(args.config, env={})
     except KafkaConfigError as e:
         raise ConfigError([str(e)], str(args.config)) from None
+    check_notifier(args.config)
     spec, warnings = check_rollout(args.config, config)
     warnings += segment_warnings(config) + objective_warnings(config)
     print(describe(config))
@@ -302,6 +304,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"\n{args.config}: OK")
     return 0
+
+
+def check_notifier(path: Path) -> None:
+    """Validate the ``notifier:`` section as `sloguard notifier` reads it (routes, targets, pacing);
+    the secrets it names are read only when the notifier runs (`notifier --check` reads them)."""
+    from connectors.notifier_config import NotifierConfigError, parse_notifier_section
+    from sloguard.yamlfile import load_yaml
+
+    data = load_yaml(Path(path).read_text())
+    if not isinstance(data, dict) or data.get("notifier") is None:
+        return
+    try:
+        parse_notifier_section(data["notifier"], str(path))
+    except NotifierConfigError as e:
+        raise ConfigError(list(e.problems), str(path), key_lines(Path(path).read_text())) from None
 
 
 def check_rollout(path: Path, config: Config) -> tuple[RolloutSpec | None, list[str]]:

@@ -139,9 +139,12 @@ def test_help_does_not_load_scipy() -> None:
     ("kafka: {bootstrap_servers: 5}", "kafka.bootstrap_servers: must be a string"),
     ("kafka: {topics: {inference: 'bad topic!'}}", "kafka.topics.inference: 'bad topic!' is not a legal Kafka topic"),
     ("health: {weights: {quality: 1}}", "health: health weights are per model"),
+    ("notifier: {routes: {sre-oncall: []}}", "notifier.routes.sre-oncall: needs at least one target"),
+    ("notifier: {min_intervall: 2}", "notifier.min_intervall: unknown key"),
 ])
 def test_validate_refuses_what_the_commands_would_refuse(tmp_path, capsys, extra: str, problem: str) -> None:
-    """`validate` reads the kafka section as `run` does, so it never says OK to a config a command rejects."""
+    """`validate` reads the kafka and notifier sections as `run` and `notifier` do, so it never says OK
+    to a config a command rejects."""
     path = tmp_path / "c.yaml"
     path.write_text((ROOT / "examples" / "fraud.yaml").read_text() + "\n" + extra + "\n")
     (tmp_path / "baselines").symlink_to(ROOT / "examples" / "baselines")
