@@ -127,12 +127,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import yaml
 
 from connectors.audit import AuditLog
 from connectors.kafka_config import KafkaSettings
 from sloguard.config import Config, ConfigError, parse_config
+from sloguard.messages import dead_letter
 from sloguard.rollout import (
     HOLD,
     PROMOTE,
@@ -802,21 +804,8 @@ class Controller:
         return changed
 
     def _dead_letter(self, producer: Any, m: Any, error: str) -> None:
-        raw = m.value() or b""
-        payload = raw[:4096].decode("utf-8", "replace")
-        letter = {
-            "type": "dead_letter",
-            "topic": m.topic(),
-            "partition": m.partition(),
-            "offset": m.offset(),
-            "error": error,
-            "payload": payload,
-            "payload_bytes": len(raw),
-            "model": None,
-            "ts": None,
-            "stage": "controller",
-        }
-        producer.produce(self.topics["dead_letter"], key=(m.topic() or "").encode(), value=orjson.dumps(letter))
+        letter = dead_letter(m.topic() or "", m.partition(), m.offset(), "controller", error, m.value())
+        producer.produce(self.topics["dead_letter"], key=(m.topic() or "").encode(), value=msgspec.json.encode(letter))
         log.warning("dead-lettered %s[%s]@%s: %s", m.topic(), m.partition(), m.offset(), error)
 
     def _maybe_reload(self) -> None:

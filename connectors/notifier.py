@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
 import orjson
 
 from connectors.notifier_cli import add_parser
@@ -74,6 +75,7 @@ from connectors.slack import render_preview
 from connectors.webhooks import Redactor
 from sloguard.config import ConfigError
 from sloguard.incident_notify import IncidentNotifications
+from sloguard.messages import dead_letter
 from sloguard.notify_policy import (
     REMINDER,
     SNAPSHOT_VERSION,
@@ -106,7 +108,6 @@ __all__ = [
 
 log = logging.getLogger("sloguard.notifier")
 
-_PAYLOAD_LIMIT = 8192  # bytes of the raw alert kept in a dead letter
 
 
 # -- state ----------------------------------------------------------------------------------------
@@ -455,26 +456,21 @@ class Notifier:
             self.state.compact(self.core.snapshot())
 
     def _dead_letter(self, raw: bytes | None, tp: tuple[str, int], offset: int, error: str,
-                     alert: Mapping[str, Any] | None, **extra: Any) -> None:
+                     alert: Mapping[str, Any] | None, **extra: str) -> None:
         """Publish one dead letter and wait for the broker's ack (dead letters are rare; an
         unacknowledged one must not let its offset be committed)."""
-        text = (raw or b"").decode("utf-8", errors="replace")
-        record = {
-            "type": "dead_letter", "topic": tp[0], "partition": tp[1], "offset": offset,
-            "error": self.redactor.redact(error), "payload": text[:_PAYLOAD_LIMIT],
-            "model": (alert or {}).get("model"),
-            "ts": (alert or {}).get("ts") if isinstance((alert or {}).get("ts"), str) else None,
-            "source": "notifier", "payload_bytes": len(raw or b""),
-            "alert_id": (alert or {}).get("id"), **extra,
-        }
+        model, ts, alert_id = ((alert or {}).get(name) for name in ("model", "ts", "id"))
+        letter = dead_letter(tp[0], tp[1], offset, "notifier", self.redactor.redact(error), raw,
+                             model=model if isinstance(model, str) else None, ts=ts if isinstance(ts, str) else None,
+                             alert_id=alert_id if isinstance(alert_id, str) else None, **extra)
         self.stats.dead_lettered += 1
 
         def ack(err: Any, _msg: Any) -> None:
             if err is not None:
                 self._dl_errors.append(str(err))
 
-        key = str(record["alert_id"] or "").encode() or None
-        self.producer.produce(self.dead_letter_topic, key=key, value=orjson.dumps(record), on_delivery=ack)
+        key = (letter.alert_id or "").encode() or None
+        self.producer.produce(self.dead_letter_topic, key=key, value=msgspec.json.encode(letter), on_delivery=ack)
         left = self.producer.flush(30)
         if left or self._dl_errors:
             raise RuntimeError(f"could not publish a dead letter to {self.dead_letter_topic}: "

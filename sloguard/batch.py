@@ -19,7 +19,6 @@ import numpy as np
 
 from sloguard.events import (
     STATUS_CODE,
-    DeadLetter,
     FeatureEvent,
     Inference,
     Label,
@@ -32,6 +31,7 @@ from sloguard.events import (
     unknown_model,
 )
 from sloguard.intersections import SEPARATOR, components, join_values
+from sloguard.messages import DeadLetter, dead_letter
 from sloguard.timeutil import parse_rfc3339, to_rfc3339
 
 
@@ -335,9 +335,8 @@ def _reject(out: ParsedBatch, raw: RawBatch, i: int, error: str, model: str | No
     """Dead-letter message i; a known model's rejection counts toward its schema SLI at `count_at`
     (default: the message's own time `ts`; NaN: at its source's time, see `_date_unreadable_rejections`)."""
     ok_ts = None if math.isnan(ts) else ts
-    out.dead_letters.append(
-        DeadLetter(raw.topic, raw.partition, raw.offsets[i], error, raw.values[i], model, ok_ts)
-    )
+    out.dead_letters.append(dead_letter(raw.topic, raw.partition, raw.offsets[i], "parse", error, raw.values[i],
+                                        model=model, ts=None if ok_ts is None else to_rfc3339(ok_ts)))
     if model is not None:
         rejections = out.rejections.setdefault(model, Rejections(model))
         rejections.ts.append(ts if count_at is None else count_at)

@@ -19,14 +19,13 @@ import msgspec
 import orjson
 from msgspec import Meta, Struct, field
 
-from sloguard.timeutil import MAX_EPOCH_S, MIN_EPOCH_S, parse_rfc3339, to_rfc3339
+from sloguard.timeutil import MAX_EPOCH_S, MIN_EPOCH_S, parse_rfc3339
 
 KINDS = ("inference", "labels", "features")
 STATUSES = ("ok", "error", "timeout")
 STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
 VARIANTS = ("stable", "canary")
 MAX_LATENCY_MS = 3_600_000.0
-MAX_PAYLOAD_IN_DEAD_LETTER = 1024
 
 _Id = Annotated[str, Meta(min_length=1, max_length=256)]
 _Name = Annotated[str, Meta(min_length=1, max_length=128)]
@@ -80,33 +79,6 @@ Event = Inference | Label | FeatureEvent
 
 class Rejected(ValueError):
     """A message that cannot be used; the message names the field and the problem."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An input message that could not be used, with a reason a person can act on."""
-
-    topic: str
-    partition: int
-    offset: int
-    error: str
-    payload: bytes
-    model: str | None = None
-    ts: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The `slo.dead-letter` message (schemas/dead_letter.schema.json)."""
-        return {
-            "type": "dead_letter",
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "error": self.error,
-            "model": self.model,
-            "ts": None if self.ts is None else to_rfc3339(self.ts),
-            "payload": self.payload.rstrip(b"\r\n")[:MAX_PAYLOAD_IN_DEAD_LETTER].decode("utf-8", "replace"),
-            "payload_bytes": len(self.payload.rstrip(b"\r\n")),
-        }
 
 
 @dataclass(slots=True)

@@ -27,14 +27,15 @@ from typing import Any
 import numpy as np
 
 from sloguard.dedupe import RecentIds
-from sloguard.events import STATUS_CODE, DeadLetter
+from sloguard.events import STATUS_CODE
 from sloguard.frontier import SourceFrontier
 from sloguard.judge import MAX_VALUES_PER_ATTRIBUTE
 from sloguard.labels import Joined, LabelRefs, LabelStore, Rejected
+from sloguard.messages import dead_letter
 from sloguard.pieces import InferencePiece, Piece, Rows, fold_inference, fold_messages, tick_of
 from sloguard.plan import ModelPlan
 from sloguard.summary import Summary, fold_cells, segmentations
-from sloguard.timeutil import format_duration
+from sloguard.timeutil import format_duration, to_rfc3339
 
 #: Per attribute and shard: distinct segment values a waiting prediction can name. The judge keeps a
 #: key for the first MAX_VALUES_PER_ATTRIBUTE values and remembers 4x as many (judge.py); a shard
@@ -136,9 +137,9 @@ class Shard:
         window = format_duration(int(self.state.recent.window_s))
         for j in range(len(p)):
             raw = p.payloads[j]
-            meta = DeadLetter(p.topic, p.partition, int(p.offsets[j]), "", raw, self.plan.name, float(p.ts[j]))
-            dead.append(("dead_letter", {**meta.to_dict(),
-                                         "error": f"duplicate: id {_id_of(raw)!r} was already seen within {window}"}))
+            error = f"duplicate: id {_id_of(raw)!r} was already seen within {window}"
+            dead.append(("dead_letter", dead_letter(p.topic, p.partition, int(p.offsets[j]), "dedupe", error, raw,
+                                                    model=self.plan.name, ts=to_rfc3339(float(p.ts[j]))).to_dict()))
         summary.counters["duplicates"] = summary.counters.get("duplicates", 0) + len(p)
         fold_inference(self.plan, summary, p, sign=-1.0)
         fold_messages(self.plan, summary, p.ts, valid=False)
@@ -194,8 +195,8 @@ class Shard:
 
     def _reject(self, rejected: Rejected, dead: list[Output]) -> None:
         for meta, reason in rejected:
-            dead.append(("dead_letter", DeadLetter(meta.topic, meta.partition, meta.offset, reason, meta.raw,
-                                                   self.plan.name, meta.ts).to_dict()))
+            dead.append(("dead_letter", dead_letter(meta.topic, meta.partition, meta.offset, "label_join", reason,
+                                                    meta.raw, model=self.plan.name, ts=to_rfc3339(meta.ts)).to_dict()))
 
     def _date(self, summary: Summary, source: str) -> None:
         """Rejected messages with no readable time and no valid event before them in their batch

@@ -13,6 +13,7 @@ from sloguard.batch import ParseSpec, parse_batch
 from sloguard.dedupe import RecentIds
 from sloguard.events import RawBatch, decode_event, validate_message
 from sloguard.idhash import id_hashes
+from sloguard.messages import MAX_DEAD_LETTER_PAYLOAD_BYTES
 from sloguard.timeutil import to_rfc3339
 
 SPEC = ParseSpec({"m": ("region",)}, {"m": ("a", "b")}, max_message_bytes=2048)
@@ -79,9 +80,10 @@ def test_each_bad_message_is_dead_lettered_with_a_reason_naming_the_problem(payl
     (dead,) = parsed.dead_letters
     assert dead.error.startswith(reason), dead.error
     assert (dead.topic, dead.partition, dead.offset) == ("ml.inference", 3, 101)
-    assert dead.payload == payload
+    assert dead.stage == "parse" and dead.payload_bytes == len(payload)
+    assert dead.payload == payload[:MAX_DEAD_LETTER_PAYLOAD_BYTES].decode("utf-8", "replace")
     message = dead.to_dict()
-    assert message["type"] == "dead_letter" and len(message["payload"]) <= 1024
+    assert message["type"] == "dead_letter" and len(message["payload"]) <= MAX_DEAD_LETTER_PAYLOAD_BYTES
     if reason not in ("model: unknown", "not a JSON object"):  # a known model's rejects count toward its schema SLI
         assert len(parsed.rejections["m"]) == 1
 

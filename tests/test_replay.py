@@ -12,6 +12,7 @@ from factories import epoch
 
 from sloguard.cli import replay
 from sloguard.config import load_config
+from sloguard.messages import MAX_DEAD_LETTER_PAYLOAD_BYTES
 from sloguard.scenarios import plan, write_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +124,8 @@ def test_bad_input_lands_in_dead_letters_with_reasons_and_counts_toward_the_sche
     assert reasons["duplicate"] == bad["duplicate_id"]
     for d in dead:
         assert d["topic"] == "ml.inference" and d["offset"] >= 0 and d["error"] and d["payload"]
-        assert len(d["payload"]) <= 1024
+        assert len(d["payload"]) <= MAX_DEAD_LETTER_PAYLOAD_BYTES and d["payload_bytes"] >= len(d["payload"])
+        assert d["stage"] == ("dedupe" if d["error"].startswith("duplicate") else "parse")
     model = replayed["name"]
     known = sum(1 for d in dead if d["model"] == model)
     schema = [b for b in replayed["budget"] if b["slo"] == f"{model}-schema" and b["segment"] == {}][-1]
