@@ -791,7 +791,7 @@ class Controller:
                     self.published[(model, version)] = d.fingerprint
                     changed.append(d)
         for d in changed:
-            producer.produce(self.topics["decisions"], key=d.model.encode(), value=orjson.dumps(d.to_message()))
+            producer.produce(self.topics["decisions"], key=d.model.encode(), value=msgspec.json.encode(d.message()))
             self.counters["decisions"] += 1
             self.decision_kinds[d.decision] = self.decision_kinds.get(d.decision, 0) + 1
             log.info(

@@ -63,6 +63,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from sloguard import messages
 from sloguard.canary import (
     FAIL,
     INCONCLUSIVE,
@@ -609,23 +612,26 @@ class Decision:
             tuple(sorted(o["index"] for o in self.overrides)),
         )
 
+    def message(self) -> messages.Decision:
+        """The ``rollout.decisions`` message (`sloguard.messages.Decision`, schemas/rollout_decision.schema.json)."""
+        return messages.Decision(
+            model=self.model,
+            version=self.version,
+            decision=self.decision,  # type: ignore[arg-type]
+            result=self.result,  # type: ignore[arg-type]
+            allow=self.allowed,
+            reasons=[r.message for r in self.reasons],
+            checks=[messages.Check(**r.as_dict()) for r in self.reasons],
+            budgets=self.budgets,
+            overrides=list(self.overrides),
+            canary=[c.as_dict() for c in self.canary],
+            stable_version=self.stable_version,
+            ts=to_rfc3339(self.ts),
+        )
+
     def to_message(self) -> dict[str, Any]:
-        """The ``rollout.decisions`` message (schemas/rollout_decision.schema.json)."""
-        return {
-            "type": "rollout_decision",
-            "model": self.model,
-            "version": self.version,
-            "decision": self.decision,
-            "result": self.result,
-            "allow": self.allowed,
-            "reasons": [r.message for r in self.reasons],
-            "checks": [r.as_dict() for r in self.reasons],
-            "budgets": self.budgets,
-            "overrides": list(self.overrides),
-            "canary": [c.as_dict() for c in self.canary],
-            "stable_version": self.stable_version,
-            "ts": to_rfc3339(self.ts),
-        }
+        """`message()` as JSON-ready builtins."""
+        return msgspec.to_builtins(self.message())
 
 
 def _segment_key(segment: Mapping[str, str]) -> str:
