@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 
 __all__ = [
     "MAX_DEAD_LETTER_PAYLOAD_BYTES",
@@ -54,8 +54,9 @@ AlertState = Literal["firing", "resolved"]
 Stage = Literal["parse", "dedupe", "label_join", "notifier", "controller"]
 
 
-class _Message(Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """Base of every message: unknown fields are errors; optional fields left unset are not written."""
+class _Message(Struct, forbid_unknown_fields=True):
+    """Base of every message: unknown fields are errors. An optional field is `UNSET` when the
+    message does not carry it (and is then not written); a present field may still be null."""
 
 
 # ---- pieces -------------------------------------------------------------------------------------
@@ -88,11 +89,11 @@ class Adjustment(_Message):
     """A silence or budget adjustment in effect (adjustments.py); `silenced` may carry only `id`."""
 
     id: str
-    effect: Literal["exclude", "scale", "silence"] | None = None
-    reason: str | None = None
-    start: str | None = None
-    end: str | None = None
-    budget_factor: float | None = None
+    effect: Literal["exclude", "scale", "silence"] | UnsetType = UNSET
+    reason: str | UnsetType = UNSET
+    start: str | UnsetType = UNSET
+    end: str | UnsetType = UNSET
+    budget_factor: float | UnsetType = UNSET
 
 
 class RuleWindows(_Message):
@@ -133,19 +134,19 @@ class Budget(_Message, tag="budget", tag_field="type"):
     events: dict[str, int]
     counted: Counted
     firing: list[str]
-    slices_unjudged: float | None = None
-    value: float | None = None
-    drift: dict[str, Any] | None = None
-    fairness: dict[str, Any] | None = None
-    details: dict[str, Any] | None = None
-    burn_rates_to: str | None = None
-    label_coverage: LabelCoverage | None = None
-    baseline: float | None = None
-    low_traffic: dict[str, LowTraffic] | None = None
-    resolving: dict[str, str] | None = None
-    adjustments: list[Adjustment] | None = None
-    late_dropped: int | None = None
-    health: dict[str, Any] | None = None
+    slices_unjudged: float | UnsetType = UNSET
+    value: float | UnsetType | None = UNSET
+    drift: list[dict[str, Any]] | UnsetType = UNSET
+    fairness: dict[str, Any] | UnsetType = UNSET
+    details: Any = UNSET
+    burn_rates_to: str | UnsetType = UNSET
+    label_coverage: LabelCoverage | UnsetType = UNSET
+    baseline: float | UnsetType = UNSET
+    low_traffic: dict[str, LowTraffic] | UnsetType = UNSET
+    resolving: dict[str, str] | UnsetType = UNSET
+    adjustments: list[Adjustment] | UnsetType = UNSET
+    late_dropped: int | UnsetType = UNSET
+    health: dict[str, Any] | UnsetType = UNSET
 
 
 # ---- slo.alerts ---------------------------------------------------------------------------------
@@ -171,17 +172,17 @@ class Alert(_Message, tag="alert", tag_field="type"):
     summary: str
     actions: list[str]
     runbook: str | None
-    windows: RuleWindows | None = None
-    threshold: float | None = None
-    cleared_at: str | None = None
-    adjustments: list[Adjustment] | None = None
-    silenced: Adjustment | None = None
-    silence_ended: str | None = None
-    drift: dict[str, Any] | None = None
-    fairness: dict[str, Any] | None = None
-    details: dict[str, Any] | None = None
-    incident_id: str | None = None
-    inhibited_by: str | None = None
+    windows: RuleWindows | UnsetType = UNSET
+    threshold: float | UnsetType = UNSET
+    cleared_at: str | UnsetType = UNSET
+    adjustments: list[Adjustment] | UnsetType = UNSET
+    silenced: Adjustment | UnsetType = UNSET
+    silence_ended: str | UnsetType = UNSET
+    drift: list[dict[str, Any]] | UnsetType = UNSET
+    fairness: dict[str, Any] | UnsetType = UNSET
+    details: Any = UNSET
+    incident_id: str | UnsetType = UNSET
+    inhibited_by: str | UnsetType = UNSET
 
 
 # ---- slo.incidents ------------------------------------------------------------------------------
@@ -202,8 +203,8 @@ class IncidentMember(_Message):
     inhibited_by: str | None
     burn_rates: dict[str, float]
     budget_remaining: float | None
-    windows: RuleWindows | None = None
-    threshold: float | None = None
+    windows: RuleWindows | UnsetType = UNSET
+    threshold: float | UnsetType = UNSET
 
 
 class Incident(_Message, tag="incident", tag_field="type"):
@@ -253,9 +254,9 @@ class DeadLetter(_Message, tag="dead_letter", tag_field="type"):
     payload_bytes: int
     model: str | None
     ts: str | None
-    alert_id: str | None = None
-    route: str | None = None
-    kind: str | None = None
+    alert_id: str | UnsetType = UNSET
+    route: str | UnsetType = UNSET
+    kind: str | UnsetType = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         """The message as JSON-ready builtins (what the sinks write)."""
@@ -268,8 +269,9 @@ def dead_letter(topic: str, partition: int, offset: int, stage: Stage, error: st
     (trailing newline dropped, invalid UTF-8 replaced), its full size in `payload_bytes`."""
     raw = (payload or b"").rstrip(b"\r\n")
     text = raw[:MAX_DEAD_LETTER_PAYLOAD_BYTES].decode("utf-8", "replace")
+    extra = {k: v for k, v in notifier.items() if v is not None}
     return DeadLetter(topic=topic, partition=partition, offset=offset, stage=stage, error=error, payload=text,
-                      payload_bytes=len(raw), model=model, ts=ts, **notifier)
+                      payload_bytes=len(raw), model=model, ts=ts, **extra)
 
 
 # ---- rollout.decisions --------------------------------------------------------------------------
