@@ -27,6 +27,7 @@ from msgspec import UNSET, Struct, UnsetType
 __all__ = [
     "MAX_DEAD_LETTER_PAYLOAD_BYTES",
     "Adjustment",
+    "AdjustmentRef",
     "Alert",
     "Budget",
     "Check",
@@ -86,7 +87,18 @@ class LowTraffic(_Message):
 
 
 class Adjustment(_Message):
-    """A silence or budget adjustment in effect (adjustments.py); `silenced` may carry only `id`."""
+    """A silence or budget adjustment in effect (adjustments.py); `budget_factor` for `scale` only."""
+
+    id: str
+    effect: Literal["exclude", "scale", "silence"]
+    reason: str
+    start: str
+    end: str
+    budget_factor: float | UnsetType = UNSET
+
+
+class AdjustmentRef(_Message):
+    """The silence an alert was sent under: the adjustment, or only its id once it left the config."""
 
     id: str
     effect: Literal["exclude", "scale", "silence"] | UnsetType = UNSET
@@ -176,7 +188,7 @@ class Alert(_Message, tag="alert", tag_field="type"):
     threshold: float | UnsetType = UNSET
     cleared_at: str | UnsetType = UNSET
     adjustments: list[Adjustment] | UnsetType = UNSET
-    silenced: Adjustment | UnsetType = UNSET
+    silenced: AdjustmentRef | UnsetType = UNSET
     silence_ended: str | UnsetType = UNSET
     drift: list[dict[str, Any]] | UnsetType = UNSET
     fairness: dict[str, Any] | UnsetType = UNSET

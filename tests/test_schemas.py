@@ -476,3 +476,86 @@ def test_valid_timestamp_strategy_is_valid() -> None:
         assert check(ts), ts
 
     run()
+
+
+# --------------------------------------------------------------------------- output Structs
+# The output schemas and `sloguard.messages` describe the same messages: every Struct field is a
+# schema property and every schema property a Struct field, and a field is required in one exactly
+# when it is required in the other, down through nested objects the Structs type (`counted`,
+# incident `members`, decision `checks`...). A field renamed, added or dropped on one side fails.
+
+STRUCT_OF = {"budget": "Budget", "alert": "Alert", "incident": "Incident", "dead_letter": "DeadLetter",
+             "rollout_decision": "Decision"}
+
+
+def _resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """`node` with a local `$ref` followed and a nullable `oneOf`/`anyOf` reduced to its object branch."""
+    while True:
+        if "$ref" in node:
+            node = doc["$defs"][node["$ref"].rsplit("/", 1)[1]]
+        elif "oneOf" in node or "anyOf" in node:
+            node = next(b for b in node.get("oneOf", node.get("anyOf")) if b.get("type") != "null")
+        else:
+            return node
+
+
+def _struct_in(t: Any) -> tuple[Any, Any] | None:
+    """(the StructType inside a field type, how to step into the schema) or None: through
+    optional/nullable unions, list items and dict values."""
+    import msgspec
+
+    if isinstance(t, msgspec.inspect.StructType):
+        return t, None
+    if isinstance(t, msgspec.inspect.UnionType):
+        found = [s for s in (_struct_in(u) for u in t.types) if s is not None]
+        return found[0] if found else None
+    for kind, step in ((msgspec.inspect.ListType, "items"), (msgspec.inspect.DictType, "additionalProperties")):
+        if isinstance(t, kind):
+            inner = _struct_in(t.item_type if step == "items" else t.value_type)
+            return (inner[0], step) if inner else None
+    return None
+
+
+def _mismatches(doc: dict[str, Any], node: dict[str, Any], struct: Any, path: str) -> list[str]:
+    node = _resolve(doc, node)
+    props, required = node.get("properties", {}), set(node.get("required", []))
+    fields = {f.encode_name: f for f in struct.fields}
+    tagged = {struct.tag_field} if struct.tag_field else set()
+    names = set(fields) | tagged
+    problems = [f"{path}.{n}: in the Struct, not in the schema" for n in sorted(names - set(props))]
+    problems += [f"{path}.{n}: in the schema, not in the Struct" for n in sorted(set(props) - names)]
+    struct_required = {n for n, f in fields.items() if f.required} | tagged
+    problems += [f"{path}.{n}: required by the Struct only" for n in sorted(struct_required - required)]
+    problems += [f"{path}.{n}: required by the schema only" for n in sorted(required - struct_required)]
+    for name, f in fields.items():
+        inner = _struct_in(f.type)
+        if inner is not None and name in props:
+            sub = _resolve(doc, props[name])
+            if inner[1] is not None:
+                sub = _resolve(doc, sub[inner[1]])
+            problems += _mismatches(doc, sub, inner[0], f"{path}.{name}")
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(STRUCT_OF))
+def test_output_schema_and_struct_have_the_same_fields(name: str) -> None:
+    import msgspec
+
+    from sloguard import messages
+
+    struct = msgspec.inspect.type_info(getattr(messages, STRUCT_OF[name]))
+    problems = _mismatches(schema(name), schema(name), struct, name)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", sorted(STRUCT_OF))
+def test_output_examples_convert_to_their_struct(name: str) -> None:
+    import msgspec
+
+    from sloguard import messages
+
+    for n, line in enumerate(examples(name), 1):
+        try:
+            msgspec.json.decode(line, type=getattr(messages, STRUCT_OF[name]))
+        except msgspec.ValidationError as e:
+            raise AssertionError(f"examples/{name}.valid.jsonl:{n}: {e}") from None
