@@ -150,3 +150,16 @@ def test_dead_letter_of_a_tombstone_and_with_the_notifier_fields() -> None:
     message = msgspec.convert(d.to_dict(), type=DeadLetter)
     assert (message.payload, message.payload_bytes, message.model, message.ts) == ("", 0, None, None)
     assert (message.alert_id, message.route, message.kind) == ("a1", "gone", "alert")
+
+
+def test_the_messages_module_is_pure() -> None:
+    """sloguard.messages imports msgspec and the standard library only: any consumer can use it."""
+    import ast
+    import sys
+
+    import sloguard.messages
+
+    tree = ast.parse(Path(sloguard.messages.__file__).read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported - {"msgspec"} <= set(sys.stdlib_module_names) | {"__future__"}

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 import yaml
@@ -34,6 +35,7 @@ from connectors.notifier import (
 )
 from connectors.slack import SlackWebhookSender
 from connectors.webhooks import GenericWebhookSender, Redactor, Secret
+from sloguard.messages import DeadLetter
 from sloguard.notify_policy import Batch, Pending
 
 SESSION_MS = 6000
@@ -657,6 +659,9 @@ def test_alerts_without_a_route_and_invalid_messages_are_dead_lettered(slack: Fa
     assert reasons == ["notifier: no route for owner 'feature-platform' and no 'default' route: add one under "
                        "notifier.routes", "notifier: id: must be a non-empty string"]
     assert [(d["topic"], d["partition"], d["offset"]) for d in producer.sent] == [("alerts", 0, 1), ("alerts", 0, 2)]
+    letters = [msgspec.convert(d, type=DeadLetter) for d in producer.sent]  # the one dead-letter format
+    assert [(d.stage, d.model, d.alert_id) for d in letters] == [("notifier", "recsys", examples()[2]["id"]),
+                                                                  ("notifier", None, None)]
     assert consumer.commits == [{("alerts", 0): 3}]
 
 
