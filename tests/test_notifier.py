@@ -661,7 +661,7 @@ def test_alerts_without_a_route_and_invalid_messages_are_dead_lettered(slack: Fa
     assert [(d["topic"], d["partition"], d["offset"]) for d in producer.sent] == [("alerts", 0, 1), ("alerts", 0, 2)]
     letters = [msgspec.convert(d, type=DeadLetter) for d in producer.sent]  # the one dead-letter format
     assert [(d.stage, d.model, d.alert_id) for d in letters] == [("notifier", "recsys", examples()[2]["id"]),
-                                                                  ("notifier", None, None)]
+                                                                  ("notifier", None, msgspec.UNSET)]
     assert consumer.commits == [{("alerts", 0): 3}]
 
 
