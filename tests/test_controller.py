@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
 import orjson
 import pytest
 import yaml
@@ -35,6 +36,7 @@ from connectors.controller import (
 )
 from connectors.kafka_config import KafkaSettings
 from sloguard.config import ConfigError
+from sloguard.messages import DeadLetter, Decision
 from sloguard.rollout import RolloutState, parse_rollout
 from sloguard.timeutil import to_rfc3339
 
@@ -109,7 +111,10 @@ def wait_for(pred: Callable[[], Any], timeout: float = 20.0, what: str = "") -> 
 
 
 def decisions_of(env: Env, model: str) -> list[dict[str, Any]]:
-    return [orjson.loads(m.value()) for m in list(env.decisions) if m.key() == model.encode()]
+    mine = [m.value() for m in list(env.decisions) if m.key() == model.encode()]
+    for raw in mine:  # every published decision is a messages.Decision (unknown fields forbidden)
+        msgspec.json.decode(raw, type=Decision)
+    return [orjson.loads(raw) for raw in mine]
 
 
 def latest(env: Env, model: str, decision: str) -> dict[str, Any] | None:
@@ -274,6 +279,7 @@ def test_controller_publishes_decisions_and_serves_the_gate(env: Env) -> None:
     env.send("budget", [b"{not json", orjson.dumps({"type": "budget", "model": "fraud"})])
     letters = read_all(env, "dead_letter", 2)
     assert {json.loads(m.value())["topic"] for m in letters} == {env.topics["budget"]}
+    assert {msgspec.json.decode(m.value(), type=DeadLetter).stage for m in letters} == {"controller"}
     assert any("slo:" in json.loads(m.value())["error"] for m in letters)
     assert env.controller.counters["invalid"] == 2
 
