@@ -254,7 +254,8 @@ class DeadLetter(_Message, tag="dead_letter", tag_field="type"):
     `topic`, `partition` and `offset` locate the refused message (for files: the file and line);
     `offset` is -1 when it has none (a notice the notifier built itself). `model` and `ts` (RFC 3339)
     are null when they cannot be read. The notifier adds `alert_id`, and for a notice a receiver
-    refused for good, the `route` and notice `kind`.
+    refused for good, the `route` and the notice `kind` (firing | resolved | reminder for alerts,
+    post | update | open | resolve for incidents).
     """
 
     topic: str

@@ -146,10 +146,10 @@ def test_dead_letter_keeps_a_bounded_payload_and_its_full_size() -> None:
 
 def test_dead_letter_of_a_tombstone_and_with_the_notifier_fields() -> None:
     d = dead_letter("slo.alerts", 0, 3, "notifier", "empty message (tombstone)", None, alert_id="a1",
-                    route="gone", kind="alert")
+                    route="gone", kind="reminder")
     message = msgspec.convert(d.to_dict(), type=DeadLetter)
     assert (message.payload, message.payload_bytes, message.model, message.ts) == ("", 0, None, None)
-    assert (message.alert_id, message.route, message.kind) == ("a1", "gone", "alert")
+    assert (message.alert_id, message.route, message.kind) == ("a1", "gone", "reminder")
 
 
 def test_the_messages_module_is_pure() -> None:
