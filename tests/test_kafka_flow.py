@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 from bytewax.testing import run_main
@@ -15,6 +16,7 @@ from connectors.runner import INPUTS, RunOptions, build_kafka_flow
 from sloguard.cli import replay
 from sloguard.config import parse_config
 from sloguard.frontier import SourceFrontier
+from sloguard.messages import DeadLetter
 from sloguard.scenarios import plan, write_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +146,7 @@ def test_bad_input_on_the_topics_lands_in_the_dead_letter_topic_and_the_flow_run
     dead = consume_all(kafka_bootstrap, settings.topic("dead_letter"))
     reasons = sorted(m["error"].split(":")[0] for _, m, _ in dead)
     assert reasons == ["duplicate", "malformed JSON", "malformed JSON", "model", "ts"]
+    assert sorted(msgspec.convert(m, type=DeadLetter).stage for _, m, _ in dead) == ["dedupe", *["parse"] * 4]
 
 
 def test_the_frontier_holds_event_time_at_the_slowest_source_with_unread_messages():
