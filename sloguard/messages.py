@@ -39,6 +39,7 @@ __all__ = [
     "LabelCoverage",
     "LabelStore",
     "LowTraffic",
+    "OutputMessage",
     "RuleWindows",
     "Stage",
     "dead_letter",
@@ -334,3 +335,8 @@ class LabelStore(_Message):
     rejected_labels: int = 0
     unanswered: int = 0
     late_labels: int = 0
+
+
+#: Any message on an output topic, told apart by its `type` tag:
+#: `msgspec.json.Decoder(OutputMessage).decode(raw)` returns a Budget, Alert, Incident, DeadLetter or Decision.
+OutputMessage = Budget | Alert | Incident | DeadLetter | Decision

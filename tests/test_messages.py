@@ -22,6 +22,7 @@ from sloguard.messages import (
     Decision,
     Incident,
     LabelStore,
+    OutputMessage,
     dead_letter,
 )
 from sloguard.scenarios import plan, write_scenario
@@ -120,6 +121,14 @@ def test_a_renamed_or_missing_field_fails(replayed: dict[str, Any], name: str, f
         msgspec.convert(renamed, type=OUTPUTS[name])
     with pytest.raises(msgspec.ValidationError, match=f"missing required field `{field}`"):
         msgspec.convert({k: v for k, v in message.items() if k != field}, type=OUTPUTS[name])
+
+
+def test_one_decoder_tells_the_output_messages_apart_by_type(replayed: dict[str, Any]) -> None:
+    decoder = msgspec.json.Decoder(OutputMessage)
+    for name, struct in OUTPUTS.items():
+        assert type(decoder.decode(replayed["files"][name][0])) is struct
+    with pytest.raises(msgspec.ValidationError, match=r"Invalid value 'label_store' - at `\$.type`"):
+        decoder.decode(b'{"type": "label_store"}')
 
 
 def test_a_message_of_another_type_is_refused() -> None:
