@@ -900,7 +900,7 @@ def _slo(
     dimension = s.get("dimension")
     if dimension not in DIMENSIONS:
         c.fail(f"{path}.dimension", f"must be one of {', '.join(DIMENSIONS)}, got {dimension!r}")
-    elif sli is not None and sli.spec.dimension != dimension:
+    elif sli is not None and sli.spec.dimension and sli.spec.dimension != dimension:  # "": the config says
         c.fail(f"{path}.dimension", f"{sli.kind} is a {sli.spec.dimension} SLI, not {dimension}")
     window = c.duration(s.get("window"), f"{path}.window")
     if window is None:

@@ -145,7 +145,7 @@ CATALOGUE: dict[str, SliKind] = {
         ),
         SliKind(
             "ratio",
-            "infrastructure",
+            "",  # any dimension: what the expression measures is the config's to say
             RATIO,
             {"good": "expression", "total": "expression"},
             ("good",),
@@ -153,7 +153,7 @@ CATALOGUE: dict[str, SliKind] = {
         ),
         SliKind(
             "threshold",
-            "infrastructure",
+            "",  # any dimension: what the expression measures is the config's to say
             RATIO,
             {"field": "numeric_field", "min": "bound", "max": "bound"},
             ("field",),
