@@ -704,6 +704,9 @@ def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
             resolved[key] = value
     if kind == "threshold" and "min" not in params and "max" not in params:
         c.fail(ppath, "needs max (good = value <= max), min (good = value >= min), or both")
+    if kind == "threshold" and isinstance(resolved.get("min"), float) and isinstance(resolved.get("max"), float) \
+            and resolved["min"] > resolved["max"]:
+        c.fail(f"{ppath}.min", f"must be <= max ({resolved['max']:g}): no value could be good")
     if "source" in spec.params:
         resolved.setdefault("source", "inference")
     if "positive" in spec.params:
