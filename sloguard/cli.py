@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "clean control segment.",
     )
     p.add_argument("--scenario", choices=("fraud", "recsys", "ml-depth", "llm"), required=True,
-                   help="which traffic: a fraud classifier, a recommender, or the ML-depth showcase")
+                   help="which traffic: a fraud classifier, a recommender, the ML-depth showcase, or an LLM assistant")
     p.add_argument("--out", type=Path, required=True, help="directory to write into")
     p.add_argument("--events", type=int, default=300_000, help="number of inference events (default 300000)")
     p.add_argument("--seed", type=int, default=7, help="random seed: same seed, same bytes (default 7)")
