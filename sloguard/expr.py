@@ -224,7 +224,7 @@ class _Parser:
             raise self.fail(field, f"{field.text!r}: {name!r} is not a segment attribute of the model "
                                    f"(segments: {', '.join(self.segments) or 'none'})")
         is_number = isinstance(value, float)
-        if kind == "string" and is_number:
+        if kind == "string" and value is not None and not isinstance(value, str):
             raise self.fail(literal, f"{field.text} is a string field: compare it with a quoted string, "
                                      f"not {literal.text}")
         if kind == "number" and not is_number and value is not None:

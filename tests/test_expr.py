@@ -43,6 +43,8 @@ def test_literal_on_the_left_flips_the_operator() -> None:
         ("lateny_ms < 500", 0, "unknown field 'lateny_ms'"),
         ('status < 3', 9, "status is a string field"),
         ('status == 3', 10, "status is a string field"),
+        ("segment.region != true", 18, "segment.region is a string field"),
+        ("score == false", 9, "score is a number field"),
         ('latency_ms == "fast"', 14, "latency_ms is a number field"),
         ('attributes.safety > "pass"', 18, "compares numbers only"),
         ('segment.region == "eu" and x == 1', 27, "unknown field 'x'"),
