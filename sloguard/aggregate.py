@@ -106,6 +106,9 @@ class ModelLayout:
             elif kind == "schema_violations":
                 m[:, c.good] = 1.0
                 m[:, c.total] = 1.0
+            elif kind in ("ratio", "threshold"):
+                flags = cols.ratio_flags  # evaluated in the parse step (ratio_sli.py)
+                m[:, c.good], m[:, c.total] = flags[f"{slo.name}:good"], flags[f"{slo.name}:total"]
             elif kind == "low_confidence":
                 scored = ~np.isnan(cols.score)
                 m[:, c.good] = scored & (np.maximum(cols.score, 1 - cols.score) >= p["min_confidence"])

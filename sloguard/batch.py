@@ -77,6 +77,7 @@ class InferenceColumns:
     topic: str = ""
     partition: int = 0
     feature_values: dict[str, list] = field(default_factory=dict)  # expected feature -> value per event
+    attributes: list[dict] = field(default_factory=list)  # the optional `attributes` object per event
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -110,6 +111,7 @@ class InferenceColumns:
             pick(self.offsets),
             self.topic,
             self.partition,
+            attributes=pick(self.attributes) if self.attributes else [],
         )
 
 
@@ -426,11 +428,13 @@ def _inference_columns(
         topic=raw.topic,
         partition=raw.partition,
         feature_values=feature_values,
+        attributes=list(map(_ATTRIBUTES, events)),
     )
     out.max_ts = max(out.max_ts, float(ts.max()))
 
 
 _FEATURES, _SEGMENT, _STATUS = attrgetter("features"), attrgetter("segment"), attrgetter("status")
+_ATTRIBUTES = attrgetter("attributes")
 _ID, _VERSION, _VARIANT, _PREDICTION = (attrgetter(a) for a in ("id", "version", "variant", "prediction"))
 
 

@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "end, dimension, segment and the alert it should raise. region=apac is a "
         "clean control segment.",
     )
-    p.add_argument("--scenario", choices=("fraud", "recsys", "ml-depth"), required=True,
-                   help="which traffic: a fraud classifier, a recommender, or the ML-depth showcase")
+    p.add_argument("--scenario", choices=("fraud", "recsys", "ml-depth", "llm"), required=True,
+                   help="which traffic: a fraud classifier, a recommender, the ML-depth showcase, or an LLM assistant")
     p.add_argument("--out", type=Path, required=True, help="directory to write into")
     p.add_argument("--events", type=int, default=300_000, help="number of inference events (default 300000)")
     p.add_argument("--seed", type=int, default=7, help="random seed: same seed, same bytes (default 7)")
@@ -446,6 +446,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         from sloguard.depth_scenario import cmd_generate_depth
 
         return cmd_generate_depth(args)
+    if args.scenario == "llm":  # ratio and threshold SLIs over event attributes (llm_scenario.py)
+        from sloguard.llm_scenario import cmd_generate_llm
+
+        return cmd_generate_llm(args)
     from sloguard.scenarios import min_duration_s, plan, write_scenario
     from sloguard.timeutil import parse_duration
 

@@ -696,10 +696,17 @@ def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
             if value not in DRIFT_METHODS:
                 c.fail(f"{ppath}.{key}", f"must be one of {', '.join(DRIFT_METHODS)}, got {value!r}")
             resolved[key] = value
+        elif kind_of in ("expression", "numeric_field", "bound"):
+            resolved[key] = _expression_param(c, kind_of, value, f"{ppath}.{key}", model)
         elif kind_of == "estimated_metric":
             if value not in ESTIMATED_BASES:
                 c.fail(f"{ppath}.{key}", f"must be one of {', '.join(ESTIMATED_BASES)}, got {value!r}")
             resolved[key] = value
+    if kind == "threshold" and "min" not in params and "max" not in params:
+        c.fail(ppath, "needs max (good = value <= max), min (good = value >= min), or both")
+    if kind == "threshold" and isinstance(resolved.get("min"), float) and isinstance(resolved.get("max"), float) \
+            and resolved["min"] > resolved["max"]:
+        c.fail(f"{ppath}.min", f"must be <= max ({resolved['max']:g}): no value could be good")
     if "source" in spec.params:
         resolved.setdefault("source", "inference")
     if "positive" in spec.params:
@@ -709,6 +716,30 @@ def _sli(c: _Checker, raw: Any, path: str, model: Model | None) -> Sli | None:
     if kind in ("completeness", "data_quality") and model is not None and not model.features:
         c.fail(path, f"{kind} needs the expected feature names: set models.{model.name}.features")
     return Sli(kind, resolved)
+
+
+def _expression_param(c: _Checker, kind_of: str, value: Any, path: str, model: Model | None) -> Any:
+    """A ratio SLI's expression, a threshold's numeric field or bound, checked (expr.py)."""
+    from sloguard.expr import ExprError, field_type, known_fields, parse_expression
+
+    if kind_of == "bound":
+        return c.number(value, path, -math.inf, math.inf, open_lo=True, open_hi=True)
+    if kind_of == "numeric_field":
+        kind = field_type(value) if isinstance(value, str) else None
+        if kind is None:
+            c.fail(path, f"unknown field {value!r} (known: {known_fields()})")
+        elif kind == "string":
+            c.fail(path, f"{value} is not a numeric field (a threshold needs numbers, e.g. latency_ms or "
+                         "attributes.cost_usd)")
+        return value
+    if not isinstance(value, str):
+        c.fail(path, f"must be an expression in quotes (e.g. 'status == \"ok\"'), got {value!r}")
+        return value
+    try:
+        parse_expression(value, model.segments if model is not None else None)
+    except ExprError as e:
+        c.fail(path, str(e))
+    return value
 
 
 DRIFT_METHODS = ("auto", "ks", "chi2", "psi", "wasserstein", "jensen_shannon")
@@ -872,7 +903,7 @@ def _slo(
     dimension = s.get("dimension")
     if dimension not in DIMENSIONS:
         c.fail(f"{path}.dimension", f"must be one of {', '.join(DIMENSIONS)}, got {dimension!r}")
-    elif sli is not None and sli.spec.dimension != dimension:
+    elif sli is not None and sli.spec.dimension and sli.spec.dimension != dimension:  # "": the config says
         c.fail(f"{path}.dimension", f"{sli.kind} is a {sli.spec.dimension} SLI, not {dimension}")
     window = c.duration(s.get("window"), f"{path}.window")
     if window is None:

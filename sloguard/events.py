@@ -48,6 +48,7 @@ class Inference(Struct, gc=False):
     features: dict[str, _Scalar] = field(default_factory=dict)
     feature_ts: _Epoch | str | None = None
     variant: Literal["stable", "canary"] = "stable"
+    attributes: dict[str, _Scalar] = field(default_factory=dict)  # optional: e.g. ttft_ms, cost_usd
 
 
 class Label(Struct, gc=False):
@@ -297,8 +298,10 @@ def _check_inference(d: dict) -> Inference:
     variant = d.get("variant", "stable")
     if variant not in VARIANTS:
         raise Rejected(f"variant: must be stable or canary, got {variant!r}")
+    attributes = _scalar_map(d, "attributes", False)
     return Inference(
-        ident, model, version, ts, status, latency, prediction, score, segment, features, feature_ts, variant
+        ident, model, version, ts, status, latency, prediction, score, segment, features, feature_ts, variant,
+        attributes,
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from sloguard.events import STATUS_CODE
 from sloguard.idhash import id_hashes, shard_of
 from sloguard.plan import ModelPlan
 from sloguard.quality import label_positive
+from sloguard.ratio_sli import ratio_flags
 from sloguard.sketch import LogHistogram
 from sloguard.slices import as_numbers
 from sloguard.summary import Progress, SketchPart, Summary, fold_cells, fold_rows, newest_per_key, segmentations
@@ -99,6 +100,7 @@ class InferencePiece:
     offsets: np.ndarray
     topic: str = ""
     partition: int = 0
+    ratio_flags: dict[str, np.ndarray] = field(default_factory=dict)  # "slo:good"/"slo:total" (ratio_sli.py)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -113,7 +115,8 @@ class InferencePiece:
                   if isinstance(getattr(self, f.name), np.ndarray) and f.name != "version_codes"}
         return replace(self, **arrays, codes=list(codes), tables=list(tables), version_codes=vcodes,
                        versions=versions, predicted={k: v[rows] for k, v in self.predicted.items()},
-                       live_cells=cells, payloads=self.payloads.take(rows))
+                       live_cells=cells, payloads=self.payloads.take(rows),
+                       ratio_flags={k: v[rows] for k, v in self.ratio_flags.items()})
 
 
 @dataclass
@@ -181,7 +184,7 @@ def inference_piece(plan: ModelPlan, cols: InferenceColumns) -> InferencePiece:
         n_missing=cols.n_missing, score=cols.score, codes=list(codes), tables=list(tables), version_codes=vcodes,
         versions=versions, predicted=plan.slices.prediction_columns(cols), live_cells=plan.slices.live_cells(cols),
         payloads=RaggedBytes.of(cols.raw), offsets=np.asarray(cols.offsets, np.int64), topic=cols.topic,
-        partition=cols.partition,
+        partition=cols.partition, ratio_flags=ratio_flags(plan.slos, cols, plan.attrs),
     )
 
 

@@ -144,6 +144,22 @@ CATALOGUE: dict[str, SliKind] = {
             doc="ok and timed-out requests answered within threshold_ms / those requests",
         ),
         SliKind(
+            "ratio",
+            "",  # any dimension: what the expression measures is the config's to say
+            RATIO,
+            {"good": "expression", "total": "expression"},
+            ("good",),
+            doc="events matching the good expression / events matching total (default: all); expr.py",
+        ),
+        SliKind(
+            "threshold",
+            "",  # any dimension: what the expression measures is the config's to say
+            RATIO,
+            {"field": "numeric_field", "min": "bound", "max": "bound"},
+            ("field",),
+            doc="events whose numeric field is within [min, max] / events with a numeric value of the field",
+        ),
+        SliKind(
             "latency_quantile",
             "infrastructure",
             METRIC,

@@ -68,7 +68,7 @@ def _export(example: str, tmp_path: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("example", ["fraud", "recsys"])
+@pytest.mark.parametrize("example", ["fraud", "recsys", "llm"])
 def test_export_then_import_gives_back_an_equal_config(tmp_path, example):
     exported = _export(example, tmp_path)
     back = tmp_path / "elsewhere" / "config.yaml"  # another directory: the baseline path is rebased
@@ -81,7 +81,7 @@ def test_export_then_import_gives_back_an_equal_config(tmp_path, example):
     assert got == want
 
 
-@pytest.mark.parametrize("example", ["fraud", "recsys"])
+@pytest.mark.parametrize("example", ["fraud", "recsys", "llm"])
 def test_every_exported_object_is_valid_openslo_v1(tmp_path, validator, example):
     docs = list(yaml.safe_load_all(_export(example, tmp_path).read_text()))
     assert {d["kind"] for d in docs} >= {"Service", "SLO", "AlertPolicy", "AlertNotificationTarget"}

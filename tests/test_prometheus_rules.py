@@ -22,7 +22,7 @@ needs_promtool = pytest.mark.skipif(
 
 
 @needs_promtool
-@pytest.mark.parametrize("example", ["fraud", "recsys"])
+@pytest.mark.parametrize("example", ["fraud", "recsys", "llm"])
 def test_promtool_accepts_the_exported_rules(tmp_path, example, capsys):
     out = tmp_path / "rules.yml"
     assert main(["export", "prometheus", "--config", str(ROOT / "examples" / f"{example}.yaml"),

@@ -380,6 +380,8 @@ FIELDS: dict[str, dict[str, tuple[bool, st.SearchStrategy[Any], st.SearchStrateg
                      st.dictionaries(st.text(max_size=6), feature_values, max_size=4) | json_values),
         "feature_ts": (False, st.none() | good_timestamps, timestamps),
         "variant": (False, st.sampled_from(["stable", "canary"]), enum_near(("stable", "canary"))),
+        "attributes": (False, good_features,
+                       st.dictionaries(st.text(max_size=6), feature_values, max_size=4) | json_values),
     },
     "labels": {
         "id": (True, good_strings(256), strings_near(256)),
