@@ -441,15 +441,38 @@ def _params(params: dict[str, Any]) -> str:
     return "" if not params else "(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")"
 
 
+def _generate_spread(args: argparse.Namespace, generate: Any, default_s: float, min_s: float) -> int:
+    """`generate` for the compact scenarios (ml-depth, llm): --events spread over --duration."""
+    from sloguard.timeutil import parse_duration
+
+    try:
+        duration_s = float(parse_duration(args.duration)) if args.duration else default_s
+    except ValueError as e:
+        print(f"error: --duration: {e}", file=sys.stderr)
+        return 2
+    if args.events < 1:
+        print(f"error: --events must be at least 1, got {args.events}", file=sys.stderr)
+        return 2
+    if not args.healthy and duration_s < min_s:
+        print(f"note: the {args.scenario} incidents need --duration {format_duration(int(min_s))} or more: "
+              "writing healthy traffic", file=sys.stderr)
+    paths = generate(args.out, args.seed, duration_s=duration_s, rate=args.events / duration_s, healthy=args.healthy)
+    for name, path in paths.items():
+        print(f"wrote {path} ({name})")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     if args.scenario == "ml-depth":  # estimated quality, intersections, multivariate drift (depth_scenario.py)
-        from sloguard.depth_scenario import cmd_generate_depth
+        from sloguard import depth_scenario
 
-        return cmd_generate_depth(args)
+        return _generate_spread(args, depth_scenario.generate_depth, depth_scenario.DEFAULT_DURATION_S,
+                                depth_scenario.MIN_DURATION_S)
     if args.scenario == "llm":  # ratio and threshold SLIs over event attributes (llm_scenario.py)
-        from sloguard.llm_scenario import cmd_generate_llm
+        from sloguard import llm_scenario
 
-        return cmd_generate_llm(args)
+        return _generate_spread(args, llm_scenario.generate_llm, llm_scenario.DEFAULT_DURATION_S,
+                                llm_scenario.MIN_DURATION_S)
     from sloguard.scenarios import min_duration_s, plan, write_scenario
     from sloguard.timeutil import parse_duration
 

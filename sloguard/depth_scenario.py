@@ -24,7 +24,6 @@ incidents out (history for `sloguard baseline`).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -115,27 +114,6 @@ def generate_depth(out_dir: Path, seed: int = 7, start: float = DEFAULT_START,
         paths[kind].write_bytes(b"".join(line + b"\n" for line in lines))
     paths["manifest"].write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     return paths
-
-
-def cmd_generate_depth(args: Any) -> int:
-    """`sloguard generate --scenario ml-depth`: --events spread over --duration (default 10 h)."""
-    from sloguard.timeutil import parse_duration
-
-    try:
-        duration_s = float(parse_duration(args.duration)) if args.duration else DEFAULT_DURATION_S
-    except ValueError as e:
-        print(f"error: --duration: {e}", file=sys.stderr)
-        return 2
-    if args.events < 1:
-        print(f"error: --events must be at least 1, got {args.events}", file=sys.stderr)
-        return 2
-    if not args.healthy and duration_s < MIN_DURATION_S:
-        print("note: the ml-depth incidents need --duration 8h30m or more: writing healthy traffic", file=sys.stderr)
-    paths = generate_depth(args.out, args.seed, duration_s=duration_s, rate=args.events / duration_s,
-                           healthy=args.healthy)
-    for name, path in paths.items():
-        print(f"wrote {path} ({name})")
-    return 0
 
 
 def run_depth_demo(out: Path, stream: Any, events: int = 108_000, seed: int = 7) -> None:

@@ -18,7 +18,6 @@ incidents out.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -101,22 +100,3 @@ def _inference_lines(seed: int, ts: np.ndarray, region: np.ndarray, ok: np.ndarr
     return rows
 
 
-def cmd_generate_llm(args: Any) -> int:
-    """`sloguard generate --scenario llm`: --events spread over --duration (default 10 h)."""
-    from sloguard.timeutil import parse_duration
-
-    try:
-        duration_s = float(parse_duration(args.duration)) if args.duration else DEFAULT_DURATION_S
-    except ValueError as e:
-        print(f"error: --duration: {e}", file=sys.stderr)
-        return 2
-    if args.events < 1:
-        print(f"error: --events must be at least 1, got {args.events}", file=sys.stderr)
-        return 2
-    if not args.healthy and duration_s < MIN_DURATION_S:
-        print("note: the llm incidents need --duration 8h30m or more: writing healthy traffic", file=sys.stderr)
-    paths = generate_llm(args.out, args.seed, duration_s=duration_s, rate=args.events / duration_s,
-                         healthy=args.healthy)
-    for name, path in paths.items():
-        print(f"wrote {path} ({name})")
-    return 0
