@@ -30,7 +30,7 @@ test-fast: $(STAMP)  ## skip the tests marked slow
 	$(BIN)/pytest -q -m "not slow"
 
 golden: $(STAMP)  ## accept a meant change of the outputs: rewrite tests/golden/ from a replay of the fixed scenario
-	SLOGUARD_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
+	SLOGUARD_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/golden/test_golden.py
 	@git --no-pager diff --stat -- tests/golden/ 2>/dev/null || true
 
 lint: $(STAMP)

@@ -4,9 +4,10 @@
     python benchmarks/alert_quality_bench.py --score-only      # re-score the replays already in --out
 
 For each seed and scenario: `sloguard generate` (seed 7 is `make demo`'s), a replay of the example
-config over it (the same dataflow as `sloguard run`), then per injected incident (sloguard/alert_bench.py):
+config over it (the same dataflow as `sloguard run`), then per injected incident
+(sloguard/core/backtest/alert_bench.py):
 pages and tickets raised, the messages the notifier would send (its default, one incident's open
-and resolve through an incoming webhook, `connectors.notifier_preview.preview_incidents`; per-alert
+and resolve through an incoming webhook, `sloguard.connectors.notifier_preview.preview_incidents`; per-alert
 messages, `preview_alerts`, for a run without incidents.jsonl), detection time (first page; and of
 the alert the manifest expects, as `sloguard demo` prints it), reset time, flaps (fire-resolve-fire
 of one alert id within an hour); and per run the pages and messages that met no incident. When alerts carry an
@@ -32,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
 
-from sloguard.alert_bench import BenchResult, bench  # noqa: E402
-from sloguard.alert_quality import parse_ts  # noqa: E402
+from sloguard.core.backtest.alert_bench import BenchResult, bench  # noqa: E402
+from sloguard.core.backtest.alert_quality import parse_ts  # noqa: E402
 
 
 def _last_ts(path: Path) -> float:
@@ -51,17 +52,17 @@ def run_one(scenario: str, seed: int, events: int, out: Path, config: Path, scor
     data, run = out / f"seed{seed}" / scenario, out / f"seed{seed}" / f"{scenario}-run"
     timings: dict[str, float] = {}
     if not score_only:
-        from sloguard.cli import replay
-        from sloguard.config import load_config
-        from sloguard.scenarios import plan, write_scenario
+        from sloguard.apps.cli import replay
+        from sloguard.core.spec.config import load_config
+        from sloguard.core.synth.scenarios import plan, write_scenario
 
         t0 = time.perf_counter()
         write_scenario(plan(scenario, events=events, seed=seed), data)
         t1 = time.perf_counter()
         replay(load_config(config), {k: data / f"{k}.jsonl" for k in ("inference", "labels", "features")}, run)
         timings = {"generate_s": round(t1 - t0, 1), "replay_s": round(time.perf_counter() - t1, 1)}
-    from connectors.notifier import preview_alerts
-    from connectors.notifier_preview import preview_incidents
+    from sloguard.connectors.notifier import preview_alerts
+    from sloguard.connectors.notifier_preview import preview_incidents
 
     alerts = [orjson.loads(x) for x in (run / "alerts.jsonl").read_bytes().splitlines() if x.strip()]
     incidents_file = run / "incidents.jsonl"

@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
-from sloguard.idhash import id_hashes
-from sloguard.labels import LabelRefs, LabelStore
-from sloguard.pieces import RaggedBytes
+from sloguard.core.evaluate.idhash import id_hashes
+from sloguard.core.evaluate.labels import LabelRefs, LabelStore
+from sloguard.core.evaluate.pieces import RaggedBytes
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ PLAIN_EXTRA = {"fetch.queue.backoff.ms": 20}
 
 
 def _settings(spec: dict):
-    from connectors.kafka_config import KafkaSettings
+    from sloguard.connectors.kafka_config import KafkaSettings
 
     kafka = {"bootstrap_servers": spec["bootstrap"], "topics": spec["topics"], "client": spec["client"]}
     return kafka, KafkaSettings.from_mapping(kafka, env={})
@@ -108,7 +108,7 @@ def _cpu_s() -> float:
 
 
 def _plain(spec: dict) -> dict:
-    from connectors.runner import INPUTS
+    from sloguard.apps.run import INPUTS
 
     _, settings = _settings(spec)
     parts = _partitions(settings, [settings.topic(k) for k in INPUTS])
@@ -122,8 +122,8 @@ def _flow(spec: dict) -> dict:
     import yaml
     from bytewax.testing import run_main
 
-    from connectors.runner import RunOptions, build_kafka_flow
-    from sloguard.config import parse_config
+    from sloguard.apps.run import RunOptions, build_kafka_flow
+    from sloguard.core.spec.config import parse_config
 
     kafka, settings = _settings(spec)
     yaml_path = ROOT / "examples" / f"{spec['scenario']}.yaml"
@@ -151,7 +151,7 @@ def _child(mode: str, spec: dict) -> dict:
 
 def _cluster(spec: dict, processes: int) -> dict:
     """The flow as `processes` single-worker processes of one cluster, timed from outside."""
-    from connectors.broker import free_port
+    from sloguard.connectors.broker import free_port
 
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
     start = time.perf_counter()
@@ -223,10 +223,11 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    from connectors.admin import create_topics, delete_topics
-    from connectors.kafka_config import ENV_BOOTSTRAP, KafkaSettings
-    from connectors.runner import INPUTS
-    from sloguard.scenarios import plan, write_scenario
+    from sloguard.connectors.admin import create_topics, delete_topics
+    from sloguard.connectors.kafka_config import ENV_BOOTSTRAP, KafkaSettings
+
+    from sloguard.apps.run import INPUTS
+    from sloguard.core.synth.scenarios import plan, write_scenario
 
     data = ROOT / "out" / "bench" / f"{args.scenario}-{args.events}"
     if not (data / "manifest.json").exists():
@@ -237,7 +238,7 @@ def main() -> int:
     broker = None
     bootstrap = os.environ.get(ENV_BOOTSTRAP, "").strip()
     if not bootstrap:
-        from connectors.broker import EmbeddedBroker
+        from sloguard.connectors.broker import EmbeddedBroker
 
         broker = EmbeddedBroker().start()
         bootstrap = broker.bootstrap_servers

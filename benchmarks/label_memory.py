@@ -49,18 +49,19 @@ def main() -> None:
 
     import subprocess
 
-    from connectors.files import JsonlReplaySource
-    from flows.slo_flow import parse_spec
-    from sloguard.batch import parse_batch
-    from sloguard.config import parse_config
-    from sloguard.evaluator import ModelEvaluator, split_by_model
-    from sloguard.live_demo import example_config
+    from sloguard.connectors.files import JsonlReplaySource
+    from sloguard.flows.slo_flow import parse_spec
+
+    from sloguard.apps.live_demo import example_config
+    from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
+    from sloguard.core.messages.batch import parse_batch
+    from sloguard.core.spec.config import parse_config
 
     data = ROOT / "out" / "bench" / f"labels-{args.scenario}-{args.events}-{args.hours:g}h"
     if not (data / "inference.jsonl").exists():  # in a subprocess: the peak RSS below is the replay's own
         print(f"generating {args.events:,} {args.scenario} events over {args.hours:g} h into {data} ...")
         subprocess.run(
-            [sys.executable, "-m", "sloguard.cli", "generate", "--scenario", args.scenario, "--events",
+            [sys.executable, "-m", "sloguard.apps.cli", "generate", "--scenario", args.scenario, "--events",
              str(args.events), "--seed", "11", "--duration", f"{int(args.hours * 3600)}s", "--out", str(data)],
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
@@ -118,13 +119,13 @@ def waiting(n: int, scenario: str) -> None:
 
     import numpy as np
     import orjson
+    from sloguard.flows.slo_flow import parse_spec
 
-    from flows.slo_flow import parse_spec
-    from sloguard.batch import parse_batch
-    from sloguard.config import parse_config
-    from sloguard.evaluator import ModelEvaluator, split_by_model
-    from sloguard.events import RawBatch
-    from sloguard.live_demo import example_config
+    from sloguard.apps.live_demo import example_config
+    from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
+    from sloguard.core.messages.batch import parse_batch
+    from sloguard.core.messages.events import RawBatch
+    from sloguard.core.spec.config import parse_config
 
     raw = example_config(scenario)
     for m in raw["models"].values():

@@ -76,7 +76,7 @@ def _cpu_s(pid: int) -> float | None:
 
 
 def _epoch(value: Any) -> float:
-    from sloguard.timeutil import parse_rfc3339
+    from sloguard.core.spec.timeutil import parse_rfc3339
 
     if isinstance(value, int | float):
         return float(value)
@@ -207,11 +207,11 @@ def _args() -> argparse.Namespace:
 def _start_run(args: argparse.Namespace, work: Path, bootstrap: str) -> tuple[subprocess.Popen, Path, Any, Any]:
     """Topics, the config and `sloguard run --recovery-dir`; (process, its log, config, Kafka settings)."""
     import yaml
+    from sloguard.connectors.kafka_config import KafkaSettings
 
-    from connectors.kafka_config import KafkaSettings
-    from connectors.runner import ensure_topics
-    from sloguard.config import parse_config
-    from sloguard.live_demo import example_config
+    from sloguard.apps.live_demo import example_config
+    from sloguard.apps.run import ensure_topics
+    from sloguard.core.spec.config import parse_config
 
     kafka = {"bootstrap_servers": bootstrap}
     settings = KafkaSettings.from_mapping(kafka, env={})
@@ -220,7 +220,7 @@ def _start_run(args: argparse.Namespace, work: Path, bootstrap: str) -> tuple[su
     config_path = work / "fraud.yaml"
     config_path.write_text(yaml.safe_dump(data, sort_keys=False))
     log = work / "run.log"
-    cmd = [sys.executable, "-c", "import sys; from sloguard.cli import main; sys.exit(main())", "run",
+    cmd = [sys.executable, "-c", "import sys; from sloguard.apps.cli import main; sys.exit(main())", "run",
            "--config", str(config_path), "--recovery-dir", str(work / "recovery"), *shlex.split(args.run_args)]
     with log.open("wb") as fh:
         run = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -402,7 +402,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import shutil
 
-    from connectors.broker import EmbeddedBroker
+    from sloguard.connectors.broker import EmbeddedBroker
 
     work = (args.workdir or ROOT / "out" / "bench" / f"live-{uuid.uuid4().hex[:8]}").resolve()
     work.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ def _pool(seed: int) -> dict[str, Any]:
     import numpy as np
     import orjson
 
-    from sloguard.scenarios import plan
+    from sloguard.core.synth.scenarios import plan
 
     # a long timeline so almost no label falls past its end: ~90 % of predictions get one, as in the scenario
     p = plan("fraud", events=POOL_EVENTS, seed=seed, duration_s=1000 * 3600.0, healthy=True)

@@ -40,9 +40,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sloguard.cli import replay  # noqa: E402
-from sloguard.config import load_config, parse_config  # noqa: E402
-from sloguard.scenarios import plan, write_scenario  # noqa: E402
+from sloguard.apps.cli import replay  # noqa: E402
+from sloguard.core.spec.config import load_config, parse_config  # noqa: E402
+from sloguard.core.synth.scenarios import plan, write_scenario  # noqa: E402
 
 CONFIG = ROOT / "examples" / "fraud.yaml"
 KINDS = ("inference", "labels", "features")
@@ -64,7 +64,7 @@ def write(path: Path, messages: list[bytes]) -> Path:
 
 def event_ts(line: bytes) -> float:
     """A line's `ts` when it is readable, else 0 (the generated traffic has malformed lines)."""
-    from sloguard.timeutil import MAX_EPOCH_S, MIN_EPOCH_S, parse_rfc3339
+    from sloguard.core.spec.timeutil import MAX_EPOCH_S, MIN_EPOCH_S, parse_rfc3339
 
     try:
         ts = orjson.loads(line).get("ts")
@@ -79,7 +79,7 @@ def event_ts(line: bytes) -> float:
 def account(inputs: int, out: Path) -> tuple[int, int, list[dict]]:
     """(lost, duplicated) of a replay's inputs: valid ones count in fraud-schema's `good`, the rest
     are dead letters; returns the budget events too."""
-    from sloguard.events import Rejected, decode_event
+    from sloguard.core.messages.events import Rejected, decode_event
 
     budgets = read(out / "budget.jsonl")
     schema = [b for b in budgets if b["slo"] == "fraud-schema" and b["segment"] == {}]
@@ -157,7 +157,7 @@ def invalid_only(data: dict[str, list[bytes]], base: Path) -> tuple:
     tried, lost, dup, _, out = run_replay("invalid-only", {**data, "inference": data["inference"] + extra}, base)
     pages = [a for a in read(out / "alerts.jsonl") if a["slo"] == "fraud-schema" and a["state"] == "firing"
              and a["severity"] == "page"]
-    from sloguard.timeutil import parse_rfc3339
+    from sloguard.core.spec.timeutil import parse_rfc3339
 
     # the workbook's fast burn at 100 % errors: 3600 s x 14.4 x (1 - 0.999), one tick, the lateness
     on_time = any(last < parse_rfc3339(a["ts"]) <= last + 51.84 + 60 + 60 for a in pages)
@@ -167,10 +167,11 @@ def invalid_only(data: dict[str, list[bytes]], base: Path) -> tuple:
 def resume_changed(data: dict[str, list[bytes]], base: Path) -> tuple:
     import pickle
 
-    from flows.slo_flow import parse_spec
-    from sloguard.batch import parse_batch
-    from sloguard.evaluator import ModelEvaluator, split_by_model
-    from sloguard.events import RawBatch
+    from sloguard.flows.slo_flow import parse_spec
+
+    from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
+    from sloguard.core.messages.batch import parse_batch
+    from sloguard.core.messages.events import RawBatch
 
     raw = yaml.safe_load(CONFIG.read_text())
     first = parse_config(raw, base_dir=CONFIG.parent)
@@ -212,8 +213,7 @@ def resume_changed(data: dict[str, list[bytes]], base: Path) -> tuple:
 
 def _kafka(data: dict[str, list[bytes]], base: Path, bootstrap: str, prefix: str) -> tuple[Path, dict]:
     from confluent_kafka import Producer
-
-    from connectors.admin import create_topics
+    from sloguard.connectors.admin import create_topics
 
     names = {k: f"{prefix}.{k}" for k in (*KINDS, "budget", "alerts", "dead_letter")}
     create_topics({"bootstrap.servers": bootstrap}, list(names.values()))
@@ -294,7 +294,7 @@ def kills(data: dict[str, list[bytes]], base: Path, bootstrap: str, n: int, refe
 
 
 def broker_down(data: dict[str, list[bytes]], base: Path) -> tuple:
-    from connectors.broker import EmbeddedBroker, free_port
+    from sloguard.connectors.broker import EmbeddedBroker, free_port
 
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((*scenario(data, base), time.perf_counter() - started))
         print(f"  {rows[-1][0]}: done in {rows[-1][-1]:.0f} s", file=sys.stderr)
     if not args.no_kafka:
-        from connectors.broker import EmbeddedBroker
+        from sloguard.connectors.broker import EmbeddedBroker
 
         clean = base / "clean"
         replay(load_config(CONFIG), {k: paths[k] for k in KINDS}, clean)

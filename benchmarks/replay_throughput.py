@@ -46,8 +46,8 @@ def _plain(paths: list[Path]) -> dict:
 
 def _replay(data: Path, config: Path, out: Path, limit: int | None, kinds: list[str]) -> dict:
     sys.path.insert(0, str(ROOT))
-    from sloguard.cli import replay
-    from sloguard.config import load_config
+    from sloguard.apps.cli import replay
+    from sloguard.core.spec.config import load_config
 
     inputs = {k: data / f"{k}.jsonl" for k in kinds}
     if limit is not None:  # the first `limit` lines of each file
@@ -105,7 +105,7 @@ def main() -> int:
         return 0
 
     sys.path.insert(0, str(ROOT))
-    from sloguard.scenarios import plan, write_scenario
+    from sloguard.core.synth.scenarios import plan, write_scenario
 
     if args.density:
         return densities(args, [float(d) for d in args.density.split(",")])
@@ -142,7 +142,7 @@ def main() -> int:
 
 
 def densities(args: argparse.Namespace, rates: list[float]) -> int:
-    from sloguard.scenarios import plan, write_scenario
+    from sloguard.core.synth.scenarios import plan, write_scenario
 
     config = ROOT / "examples" / f"{args.scenario}.yaml"
     every = ["inference", "labels", "features"]

@@ -1,10 +1,10 @@
 """The rollout controller: budgets and alerts in, promote / hold / rollback out, and an HTTP gate.
 
 ``sloguard controller --config C`` consumes ``slo.budget`` and ``slo.alerts`` in a consumer group
-(manual commits), folds them into `sloguard.rollout.RolloutState`, publishes a decision to
+(manual commits), folds them into `sloguard.core.rollout.policy.RolloutState`, publishes a decision to
 ``rollout.decisions`` (key = model) whenever the decision for a model version changes, and serves
-the gate that deployment tools call. The policy and its maths live in `sloguard.rollout` and
-`sloguard.canary`; this module is the I/O around them.
+the gate that deployment tools call. The policy and its maths live in `sloguard.core.rollout.policy` and
+`sloguard.core.stats.canary`; this module is the I/O around them.
 
 At most once a second it flushes the decisions, writes the snapshot (``state_path``) and commits
 the offsets, in that order. While it is more than a batch behind (a backlog after a restart) it
@@ -130,12 +130,11 @@ from typing import Any
 import msgspec
 import orjson
 import yaml
+from sloguard.connectors.audit import AuditLog
+from sloguard.connectors.kafka_config import KafkaSettings
 
-from connectors.audit import AuditLog
-from connectors.kafka_config import KafkaSettings
-from sloguard.config import Config, ConfigError, parse_config
-from sloguard.messages import dead_letter
-from sloguard.rollout import (
+from sloguard.core.messages.outputs import dead_letter
+from sloguard.core.rollout.policy import (
     HOLD,
     PROMOTE,
     ROLLBACK,
@@ -145,7 +144,8 @@ from sloguard.rollout import (
     RolloutState,
     parse_rollout,
 )
-from sloguard.timeutil import parse_duration, to_rfc3339
+from sloguard.core.spec.config import Config, ConfigError, parse_config
+from sloguard.core.spec.timeutil import parse_duration, to_rfc3339
 
 __all__ = [
     "AuditLog",
@@ -284,7 +284,7 @@ def load_controller_config(
     """Read the sloguard YAML: the core config, its ``rollout:`` section and the Kafka settings.
 
     The ``rollout:`` key is taken out before the core config is validated, so this works whether
-    or not `sloguard.config` knows about it.
+    or not `sloguard.core.spec.config` knows about it.
     """
     path = Path(path)
     try:
@@ -853,7 +853,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--state", type=Path, help="snapshot file for restarts")
     p.add_argument("--clock", choices=("wall", "event"), help="judge at wall-clock time or newest event time")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level (every message consumed)")
-    from connectors.service_metrics import add_metrics_args
+    from sloguard.connectors.service_metrics import add_metrics_args
 
     add_metrics_args(p)
     p.set_defaults(func=cmd_controller)
@@ -899,7 +899,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
         return 2
     _ensure_topics(kafka, [config.topics[k] for k in ("decisions", "dead_letter", "incidents")])
     controller = Controller(config, spec, settings, kafka, config_path=args.config)
-    from connectors.service_metrics import register_controller, serve_from_args
+    from sloguard.connectors.service_metrics import register_controller, serve_from_args
 
     if (registry := serve_from_args(args)) is not None:
         register_controller(registry, controller)
@@ -927,7 +927,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
 
 
 def _ensure_topics(kafka: KafkaSettings, names: list[str]) -> None:
-    from connectors.admin import TopicAdminError, create_topics
+    from sloguard.connectors.admin import TopicAdminError, create_topics
 
     try:
         create_topics(kafka, names)
@@ -936,7 +936,7 @@ def _ensure_topics(kafka: KafkaSettings, names: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m connectors.controller --config C`` (the same as ``sloguard controller``)."""
+    """``python -m sloguard.connectors.controller --config C`` (the same as ``sloguard controller``)."""
     parser = argparse.ArgumentParser(prog="sloguard")
     sub = parser.add_subparsers()
     add_parser(sub)

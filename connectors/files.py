@@ -19,8 +19,8 @@ import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from sloguard.events import KINDS, RawBatch
-from sloguard.timeutil import MAX_EPOCH_S, MIN_EPOCH_S, parse_rfc3339
+from sloguard.core.messages.events import KINDS, RawBatch
+from sloguard.core.spec.timeutil import MAX_EPOCH_S, MIN_EPOCH_S, parse_rfc3339
 
 Progress = Callable[[int, int, int], None]  # (bytes read, bytes total, lines read)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sloguard.config import DEFAULT_TOPICS as _CONFIG_TOPICS
+from sloguard.core.spec.config import DEFAULT_TOPICS as _CONFIG_TOPICS
 
 __all__ = [
     "DEFAULT_TOPICS",
@@ -190,7 +190,7 @@ class KafkaSettings:
         cls, path: str | os.PathLike[str], env: Mapping[str, str] | None = None
     ) -> KafkaSettings:
         """Build from a YAML config file path."""
-        from sloguard.yamlfile import load_yaml
+        from sloguard.core.spec.yamlfile import load_yaml
 
         with Path(path).open(encoding="utf-8") as fh:
             data = load_yaml(fh)

@@ -3,7 +3,7 @@
 `KafkaRawSource` reads the input topics one partition per Bytewax partition, hands whole batches of
 raw messages to the flow (`RawBatch`), and resumes from its offsets under Bytewax recovery. Every
 batch reports its partition's progress (newest event time, caught up or not) to the models' state,
-which advances event time only as far as every partition has delivered (sloguard/frontier.py): after
+which advances event time only as far as every partition has delivered (sloguard/core/evaluate/frontier.py): after
 downtime the backlog is replayed in event time, as `sloguard replay` would, with any number of
 workers. A caught-up, idle partition sends a wall-clock heartbeat, so a model that goes silent
 raises `no-data` while the flow runs, not only when its next event comes.
@@ -26,9 +26,9 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from sloguard.connectors.kafka_config import KafkaSettings
 
-from connectors.kafka_config import KafkaSettings
-from sloguard.events import RawBatch
+from sloguard.core.messages.events import RawBatch
 
 
 class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
@@ -80,7 +80,7 @@ class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
             self._last_read = now
         # A source leaves the event-time frontier only when it has read everything AND has been idle
         # for a while (or, draining, reached the end): a partition that is merely caught up for a
-        # moment may still be behind the others in event time (see sloguard/frontier.py).
+        # moment may still be behind the others in event time (see sloguard/core/evaluate/frontier.py).
         at_end = at_end or self._caught_up()
         caught_up = at_end and (not self._source.tail or now - self._last_read >= self._source.idle_after_s)
         if values:  # the wall clock at reading bounds how far ahead an event may be stamped

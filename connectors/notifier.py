@@ -33,7 +33,7 @@ notifier:
 ```
 
 The pure decisions (dedupe, grouping, reminders, retry timing, committable offsets) live in
-``sloguard/notify_policy.py``; Block Kit rendering and the Slack client in ``connectors/slack.py``;
+``sloguard/core/notify/notify_policy.py``; Block Kit rendering and the Slack client in ``connectors/slack.py``;
 the ``notifier:`` section, routes and senders in ``connectors/notifier_config.py``.
 """
 
@@ -57,9 +57,7 @@ from typing import Any, TextIO
 
 import msgspec
 import orjson
-
-from connectors.notifier_cli import add_parser
-from connectors.notifier_config import (
+from sloguard.connectors.notifier_config import (
     NotifierConfig,
     NotifierConfigError,
     NotifierSettings,
@@ -70,13 +68,14 @@ from connectors.notifier_config import (
     load_notifier_config,
     parse_notifier_section,
 )
-from connectors.notifier_preview import iter_jsonl, preview_alerts, preview_incidents
-from connectors.slack import render_preview
-from connectors.webhooks import Redactor
-from sloguard.config import ConfigError
-from sloguard.incident_notify import IncidentNotifications
-from sloguard.messages import dead_letter
-from sloguard.notify_policy import (
+from sloguard.connectors.notifier_preview import iter_jsonl, preview_alerts, preview_incidents
+from sloguard.connectors.slack import render_preview
+from sloguard.connectors.webhooks import Redactor
+
+from sloguard.apps.notifier import add_parser
+from sloguard.core.messages.outputs import dead_letter
+from sloguard.core.notify.incident_notify import IncidentNotifications
+from sloguard.core.notify.notify_policy import (
     REMINDER,
     SNAPSHOT_VERSION,
     Batch,
@@ -85,6 +84,7 @@ from sloguard.notify_policy import (
     OffsetTracker,
     alert_epoch,
 )
+from sloguard.core.spec.config import ConfigError
 
 __all__ = [
     "Notifier",
@@ -631,7 +631,7 @@ def run_notifier(config_path: str | os.PathLike[str] | None = None, *,
                         owner_routes=cfg.owner_routes, state=state, clock=clock, commit=not dry_run,
                         on_commit=on_commit, redactor=redactor)
     if registry is not None:  # a prometheus_client CollectorRegistry: posts, retries, failures
-        from connectors.service_metrics import register_notifier
+        from sloguard.connectors.service_metrics import register_notifier
 
         register_notifier(registry, notifier.stats)
     log.info("notifier: group %s, %s -> %s", group, cfg.input_topic,
@@ -674,7 +674,7 @@ def cmd(args: argparse.Namespace) -> int:
                 print(f"route {t.name}: {t.kind} via {t.source} (ok)")
             print(f"alerts topic {cfg.alerts_topic}, dead letters to {cfg.dead_letter_topic}")
             return 0
-        from connectors.service_metrics import serve_from_args
+        from sloguard.connectors.service_metrics import serve_from_args
 
         if not logging.getLogger().handlers:  # a long-running command: say what it does
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -694,7 +694,7 @@ def cmd(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m connectors.notifier ...``: the same as ``sloguard notifier ...``."""
+    """``python -m sloguard.connectors.notifier ...``: the same as ``sloguard notifier ...``."""
     parser = argparse.ArgumentParser(prog="sloguard")
     sub = parser.add_subparsers()
     add_parser(sub).set_defaults(func=cmd)

@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import yaml
+from sloguard.connectors.kafka_config import KafkaConfigError, KafkaSettings, is_valid_topic_name
+from sloguard.connectors.slack import render_batch_preview
+from sloguard.connectors.slack_api import SlackApiSender
+from sloguard.connectors.slack_incident import SlackIncidentWebhookSender, render_incident_preview
+from sloguard.connectors.webhooks import GenericWebhookSender, Redactor, Secret, SendResult
 
-from connectors.kafka_config import KafkaConfigError, KafkaSettings, is_valid_topic_name
-from connectors.notifier_cli import DEFAULT_GROUP_ID
-from connectors.slack import render_batch_preview
-from connectors.slack_api import SlackApiSender
-from connectors.slack_incident import SlackIncidentWebhookSender, render_incident_preview
-from connectors.webhooks import GenericWebhookSender, Redactor, Secret, SendResult
-from sloguard.notify_policy import NotifyPolicy
-from sloguard.timeutil import parse_duration
+from sloguard.apps.notifier import DEFAULT_GROUP_ID
+from sloguard.core.notify.notify_policy import NotifyPolicy
+from sloguard.core.spec.timeutil import parse_duration
 
 __all__ = [
     "DEFAULT_GROUP_ID",
@@ -336,10 +336,10 @@ def _read_yaml(path: str | os.PathLike[str]) -> Any:
 
 
 def _owner_routes(data: Mapping[str, Any], path: Path) -> dict[str, str]:
-    """dimension -> route from the main config's owners (validated by sloguard.config when the
+    """dimension -> route from the main config's owners (validated by sloguard.core.spec.config when the
     file is a whole sloguard config)."""
     if "models" in data:
-        from sloguard.config import parse_config
+        from sloguard.core.spec.config import parse_config
 
         config = parse_config(data, base_dir=path.parent, source=str(path))
         return {dim: o.route for dim, o in config.owners.items()}

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from connectors.slack import SlackWebhookSender, render_batch_preview
-from connectors.slack_incident import SlackIncidentWebhookSender, render_incident_preview
-from connectors.webhooks import Secret, SendResult
-from sloguard.incident_notify import IncidentNotifications, Send
-from sloguard.notify_policy import Batch, Notifications, NotifyPolicy, alert_epoch
+from sloguard.connectors.slack import SlackWebhookSender, render_batch_preview
+from sloguard.connectors.slack_incident import SlackIncidentWebhookSender, render_incident_preview
+from sloguard.connectors.webhooks import Secret, SendResult
+
+from sloguard.core.notify.incident_notify import IncidentNotifications, Send
+from sloguard.core.notify.notify_policy import Batch, Notifications, NotifyPolicy, alert_epoch
 
 __all__ = ["IncidentPreview", "preview_alerts", "preview_incidents"]
 

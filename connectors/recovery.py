@@ -6,7 +6,7 @@ state for, and stops with "Key ... is not in this worker's routing map" when the
 other topics; so the directory records what it was made for (`sloguard-recovery.json`: the input
 partitions, sloguard's version, the state schema) and a run whose inputs do not cover those is
 refused with a message saying what changed and what to do. The state of each model carries its
-own fingerprint (sloguard/state.py): a changed SLO list is migrated or refused per model.
+own fingerprint (sloguard/core/evaluate/state.py): a changed SLO list is migrated or refused per model.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from sloguard import __version__
-from sloguard.config import ConfigError
-from sloguard.state import STATE_SCHEMA
+from sloguard.core.evaluate.state import STATE_SCHEMA
+from sloguard.core.spec.config import ConfigError
 
 IDENTITY = "sloguard-recovery.json"
 

@@ -1,6 +1,6 @@
 """Slack: Block Kit messages for alert batches, terminal previews, and the incoming-webhook sender.
 
-:func:`render_message` turns a :class:`~sloguard.notify_policy.Batch` (alerts of one kind for one
+:func:`render_message` turns a :class:`~sloguard.core.notify.notify_policy.Batch` (alerts of one kind for one
 route and model) into an incoming-webhook payload an on-call engineer can act on: what burns, how
 fast over which windows, how much budget is left, since when, the dimension's playbook and its
 runbook. Resolved messages cannot thread under the firing one (incoming webhooks return no
@@ -15,7 +15,7 @@ ping ``<!channel>`` or forge a link.
 has by default. Its logger is private and quiet: ``slack_sdk`` logs the webhook URL at DEBUG and
 on retries at INFO.
 
-Not for: deciding what to send or when (``sloguard/notify_policy.py``).
+Not for: deciding what to send or when (``sloguard/core/notify/notify_policy.py``).
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.webhook import WebhookClient
-
-from connectors.webhooks import (
+from sloguard.connectors.webhooks import (
     Redactor,
     Secret,
     SendResult,
@@ -46,9 +45,10 @@ from connectors.webhooks import (
     quiet_logger,
     retry_after_seconds,
 )
-from sloguard.budget import budget_text
-from sloguard.notify_policy import REMINDER, RESOLVED, Batch, alert_epoch
-from sloguard.timeutil import parse_duration
+
+from sloguard.core.notify.notify_policy import REMINDER, RESOLVED, Batch, alert_epoch
+from sloguard.core.spec.timeutil import parse_duration
+from sloguard.core.stats.budget import budget_text
 
 __all__ = [
     "MAX_BLOCKS",

@@ -7,7 +7,7 @@ ledger, and every later state of the incident is a ``chat.update`` of that messa
 secret read from an environment variable or a file named in the config, never logged.
 
 A 429 (Slack's Web API rate limits, per method and channel) is returned with its Retry-After for
-the notifier to schedule (sloguard/pacing.py holds the whole channel), not slept in-line; 5xx and
+the notifier to schedule (sloguard/core/notify/pacing.py holds the whole channel), not slept in-line; 5xx and
 connection errors are retried in-line with backoff. A message that cannot be edited any more (it
 was deleted: ``message_not_found``, ``cant_update_message``) is posted anew. Alerts (the notifier's
 ``source: alerts``) are posted with ``chat.postMessage``.
@@ -27,10 +27,9 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-
-from connectors.slack import render_message, retry_handlers
-from connectors.slack_incident import render_incident
-from connectors.webhooks import Redactor, Secret, SendResult, classify_http, quiet_logger, retry_after_seconds
+from sloguard.connectors.slack import render_message, retry_handlers
+from sloguard.connectors.slack_incident import render_incident
+from sloguard.connectors.webhooks import Redactor, Secret, SendResult, classify_http, quiet_logger, retry_after_seconds
 
 __all__ = ["API_ERROR_HINTS", "SlackApiSender"]
 

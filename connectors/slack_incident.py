@@ -8,7 +8,7 @@ rules, how fast it burns over the rule's windows and the budget left, the alerts
 playbook and runbook. The context line names the incident id and its state (tests and the reader
 use it to tell notices apart). Limits and escaping as in connectors/slack.py.
 
-Not for: deciding what to send (sloguard/incident_notify.py).
+Not for: deciding what to send (sloguard/core/notify/incident_notify.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.slack import (
+from sloguard.connectors.slack import (
     MAX_BLOCKS,
     MAX_FALLBACK_TEXT,
     MAX_HEADER_TEXT,
@@ -35,8 +35,9 @@ from connectors.slack import (
     _when,
     human_duration,
 )
-from connectors.webhooks import SendResult
-from sloguard.notify_policy import alert_epoch
+from sloguard.connectors.webhooks import SendResult
+
+from sloguard.core.notify.notify_policy import alert_epoch
 
 __all__ = ["INCIDENT_REF", "SlackIncidentWebhookSender", "render_incident", "render_incident_preview"]
 

@@ -188,7 +188,7 @@ def quiet_logger(name: str, redactor: Redactor) -> logging.Logger:
 
 
 def pace_key_of(url: Secret) -> str:
-    """A receiver's name for pacing (sloguard/pacing.py): a fingerprint of its URL, not the URL."""
+    """A receiver's name for pacing (sloguard/core/notify/pacing.py): a fingerprint of its URL, not the URL."""
     return "hook:" + hashlib.sha256(url.reveal().encode()).hexdigest()[:16]
 
 

@@ -1,4 +1,4 @@
-"""The flow's `incidents` step: one `IncidentBook` per model after the judge (sloguard/incidents.py).
+"""The flow's `incidents` step: one `IncidentBook` per model after the judge (sloguard/core/notify/incidents.py).
 
 The judge step hands on everything it wrote for a model in one call as one item (whole ticks: a
 tick is always judged in one call), so the book sees each tick complete and its decisions never
@@ -13,9 +13,9 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
-from sloguard.config import Config
-from sloguard.evaluator import Output
-from sloguard.incidents import IncidentBook, IncidentState, slo_burns
+from sloguard.core.evaluate.evaluator import Output
+from sloguard.core.notify.incidents import IncidentBook, IncidentState, slo_burns
+from sloguard.core.spec.config import Config
 
 
 class IncidentLogic(StatefulLogic[list[Output], list[Output], bytes | None]):

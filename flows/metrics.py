@@ -23,9 +23,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from sloguard.alerts import BUDGET_EXHAUSTED
-from sloguard.batch import ParsedBatch
-from sloguard.config import Config
+from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED
+from sloguard.core.messages.batch import ParsedBatch
+from sloguard.core.spec.config import Config
 
 WHOLE_MODEL = "all"
 UNKNOWN_SEVERITY = "unknown"

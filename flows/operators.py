@@ -15,17 +15,17 @@ from typing import Any
 
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
+from sloguard.flows.routing import shard_key
 
-from flows.routing import shard_key
-from sloguard.batch import ParsedBatch
-from sloguard.config import StateMismatch
-from sloguard.evaluator import Output, pieces_of, split_by_model
-from sloguard.judge import Judge, segment_key
-from sloguard.pieces import Piece
-from sloguard.plan import ModelPlan
-from sloguard.shard import Shard
-from sloguard.state import migrate_judge, migrate_shard, plan_migration
-from sloguard.summary import Summary
+from sloguard.core.evaluate.evaluator import Output, pieces_of, split_by_model
+from sloguard.core.evaluate.judge import Judge, segment_key
+from sloguard.core.evaluate.pieces import Piece
+from sloguard.core.evaluate.plan import ModelPlan
+from sloguard.core.evaluate.shard import Shard
+from sloguard.core.evaluate.state import migrate_judge, migrate_shard, plan_migration
+from sloguard.core.evaluate.summary import Summary
+from sloguard.core.messages.batch import ParsedBatch
+from sloguard.core.spec.config import StateMismatch
 
 Keyed = tuple[str, dict[str, Any]]  # (Kafka message key, message)
 
@@ -43,7 +43,7 @@ def _snapshot(state: Any, recovery: bool) -> bytes | None:
 
 
 class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
-    """Bytewax state of one (model, shard): dedupe, label join (sloguard/shard.py).
+    """Bytewax state of one (model, shard): dedupe, label join (sloguard/core/evaluate/shard.py).
 
     Bytewax builds a logic before it sees the key, so the shard is made from the first piece (which
     names its model and shard) or from the resume state (which records them).
@@ -123,7 +123,7 @@ def _whole(outputs: list[Output]) -> list[list[Output]]:
 
 def _plan_of(plans: dict[str, ModelPlan], state: dict, reset: frozenset[str]) -> tuple[ModelPlan, Any]:
     """The plan a resumed state belongs to, and how to carry the state over to it (None: as it is);
-    `StateMismatch` when it cannot be (sloguard/state.py)."""
+    `StateMismatch` when it cannot be (sloguard/core/evaluate/state.py)."""
     plan = plans.get(state["model"])
     if plan is None:
         raise StateMismatch(f"the recovery state holds model {state['model']!r}, which the config no longer has; "

@@ -3,7 +3,7 @@
 `build_flow` is a factory: tests pass `TestingSource`/`TestingSink`, `sloguard replay` passes
 JSONL files, `sloguard run` passes Kafka. The same steps run in every case. Per-event work runs
 where the batch was read and in shards keyed by model and id hash, so it spreads over every
-worker; the per-model judge only merges summaries and judges ticks (sloguard/evaluator.py).
+worker; the per-model judge only merges summaries and judges ticks (sloguard/core/evaluate/evaluator.py).
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
+from sloguard.flows.incident_step import IncidentLogic, explode
+from sloguard.flows.metrics import FlowMetrics
+from sloguard.flows.operators import JudgeLogic, ShardLogic, dead_letters, message_key, only, route_batch
 
-from flows.incident_step import IncidentLogic, explode
-from flows.metrics import FlowMetrics
-from flows.operators import JudgeLogic, ShardLogic, dead_letters, message_key, only, route_batch
-from sloguard.batch import ParsedBatch, ParseSpec, parse_batch
-from sloguard.config import Config
-from sloguard.events import RawBatch
-from sloguard.plan import ModelPlan
+from sloguard.core.evaluate.plan import ModelPlan
+from sloguard.core.messages.batch import ParsedBatch, ParseSpec, parse_batch
+from sloguard.core.messages.events import RawBatch
+from sloguard.core.spec.config import Config
 
 
 @dataclass(frozen=True)
 class Sinks:
     """Where the outputs go; each receives `(message key, message dict)` items. Incident messages
-    (sloguard/incidents.py) go to `incidents` when it is given."""
+    (sloguard/core/notify/incidents.py) go to `incidents` when it is given."""
 
     budget: Sink
     alerts: Sink
@@ -63,12 +63,12 @@ def build_flow(
 
     `finish_at_eof` evaluates the ticks still pending when the input ends (replay); a live run
     leaves them to the next events or clock ticks. `sources` names every input source (topic
-    partitions, files) so that event time waits for each of them (sloguard/frontier.py);
+    partitions, files) so that event time waits for each of them (sloguard/core/evaluate/frontier.py);
     `metrics`, when given, is fed by `inspect` steps at the flow's edges. Events stamped more than
     `limits.max_future_skew` after the time their batch was read (`RawBatch.not_after`, set by the
     source: the flow itself reads no clock) are dead letters. `recovery` makes the keyed steps hand
     Bytewax their state at each epoch (pickled bytes, no deep copies); without it they hand nothing.
-    A resumed state written for another SLO list is carried over by SLO name (sloguard/state.py);
+    A resumed state written for another SLO list is carried over by SLO name (sloguard/core/evaluate/state.py);
     the SLOs named in `reset_state` start afresh.
     """
     plans = {m: ModelPlan(config, m) for m in config.models}

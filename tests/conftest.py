@@ -15,9 +15,8 @@ import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
-
-from connectors.admin import create_topics, delete_topics
-from connectors.kafka_config import ENV_BOOTSTRAP
+from sloguard.connectors.admin import create_topics, delete_topics
+from sloguard.connectors.kafka_config import ENV_BOOTSTRAP
 
 
 def _docker_engine_answers() -> bool:
@@ -59,7 +58,7 @@ def kafka_bootstrap() -> Iterator[str]:
             finally:
                 container.stop()
             return
-    from connectors.broker import EmbeddedBroker
+    from sloguard.connectors.broker import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
         yield broker.bootstrap_servers
@@ -71,7 +70,7 @@ def topic_factory(
 ) -> Iterator[Callable[..., str]]:
     """Callable ``make(prefix=<test name>, partitions=1) -> str`` creating a unique topic.
 
-    Topics are created through :func:`connectors.admin.create_topics` and deleted after the
+    Topics are created through :func:`sloguard.connectors.admin.create_topics` and deleted after the
     test (best effort).
     """
     conf = {"bootstrap.servers": kafka_bootstrap}

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from sloguard.batch import ParseSpec, parse_batch
-from sloguard.config import Config, parse_config
-from sloguard.evaluator import ModelEvaluator, Output, split_by_model
-from sloguard.events import RawBatch
+from sloguard.core.evaluate.evaluator import ModelEvaluator, Output, split_by_model
+from sloguard.core.messages.batch import ParseSpec, parse_batch
+from sloguard.core.messages.events import RawBatch
+from sloguard.core.spec.config import Config, parse_config
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a multiple of every window
 
@@ -118,7 +118,7 @@ def roundtrip(obj: Any) -> Any:
 
 
 def epoch(text: str) -> float:
-    from sloguard.timeutil import parse_rfc3339
+    from sloguard.core.spec.timeutil import parse_rfc3339
 
     value = parse_rfc3339(text)
     assert value is not None

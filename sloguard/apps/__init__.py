@@ -1,0 +1,1 @@
+"""Commands: composition roots that read files and the environment, build, run, exit."""

@@ -1,0 +1,157 @@
+"""`sloguard run`: the dataflow on Kafka, live, with Bytewax recovery and cluster options.
+
+Without `kafka.bootstrap_servers` (or `KAFKA_BOOTSTRAP_SERVERS`) the embedded broker is started
+and the topics created, so `sloguard run` works on a laptop with nothing else installed.
+
+Recovery: with `--recovery-dir`, Bytewax snapshots every model's state (windows, open slices,
+firing alerts, recent ids) and the input offsets every `--snapshot-interval`; a restarted flow
+resumes from the last snapshot, replays what came after, and repeats alerts with the same ids.
+The number of recovery partitions (`--recovery-partitions`, fixed when the directory is first made)
+bounds how far the flow can later be rescaled: keep it >= the number of workers you may run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sloguard.connectors.admin import create_topics
+from sloguard.connectors.kafka_config import KafkaSettings
+from sloguard.connectors.kafka_io import KafkaJsonSink, KafkaRawSource, dead_letter_headers
+from sloguard.core.spec.config import Config
+from sloguard.flows.metrics import FlowMetrics
+from sloguard.flows.slo_flow import Sinks, build_flow
+
+INPUTS = ("inference", "labels", "features")
+OUTPUTS = ("budget", "alerts", "dead_letter")
+
+
+@dataclass
+class RunOptions:
+    """How to run the flow; the defaults are those of `sloguard run`."""
+
+    workers: int = 1
+    process_id: int | None = None
+    addresses: list[str] | None = None
+    recovery_dir: Path | None = None
+    recovery_partitions: int = 8
+    snapshot_interval_s: float = 10.0
+    epoch_interval_s: float = 1.0
+    tail: bool = True
+    heartbeat_s: float | None = 30.0
+    partitions: int = 1
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+    metrics_retire_ticks: int = 10
+    reset_state: frozenset[str] = frozenset()  # SLOs whose resumed state starts afresh (--reset-state)
+    kafka_retry_max_s: float = 30.0  # longest wait between attempts while Kafka does not answer
+
+
+def kafka_settings(config: Config) -> KafkaSettings:
+    return KafkaSettings.from_mapping(config.kafka or None)
+
+
+def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOptions,
+                     metrics: FlowMetrics | None = None) -> Any:
+    """The sloguard dataflow between the configured Kafka topics."""
+    source = KafkaRawSource(settings, {k: settings.topic(k) for k in INPUTS}, tail=options.tail,
+                            heartbeat_s=options.heartbeat_s if options.tail else None,
+                            on_lag=metrics.set_lag if metrics is not None else None)
+    sinks = Sinks(
+        KafkaJsonSink(settings, settings.topic("budget")),
+        KafkaJsonSink(settings, settings.topic("alerts")),
+        KafkaJsonSink(settings, settings.topic("dead_letter"), headers=dead_letter_headers),
+        KafkaJsonSink(settings, settings.topic("incidents")) if config.incidents.enabled else None,
+    )
+    return build_flow(config, source, sinks, finish_at_eof=not options.tail, sources=tuple(source.list_parts()),
+                      metrics=metrics, recovery=options.recovery_dir is not None, reset_state=options.reset_state)
+
+
+def wait_for_kafka(settings: KafkaSettings, topics: list[str], out: Any, max_delay_s: float = 30.0,
+                   sleep: Callable[[float], None] = time.sleep) -> Any:
+    """The cluster's metadata once Kafka answers and has every topic of `topics`: until then say
+    what is missing and retry, backing off to `max_delay_s` (a broker that is down when `run`
+    starts, or whose topics are still being created, is waited for: no traceback, no exit)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    delay = 1.0
+    while True:
+        try:
+            meta = AdminClient(settings.admin_config()).list_topics(timeout=5)
+        except KafkaException as e:
+            reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
+            problem = f"Kafka at {settings.bootstrap_servers} does not answer ({reason})"
+        else:
+            missing = [t for t in topics if t not in meta.topics or meta.topics[t].error is not None]
+            if not missing:
+                return meta
+            problem = (f"input topic {', '.join(missing)} does not exist on {settings.bootstrap_servers} "
+                       "(create the topics with `sloguard topics create --config <config>`)")
+        print(f"sloguard run: {problem}; retrying in {delay:.0f} s (Ctrl-C stops)", file=out, flush=True)
+        sleep(delay)
+        delay = min(max_delay_s, delay * 2)
+
+
+def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1) -> dict[str, str]:
+    """Create the input and output topics, and rollout.decisions, if missing (idempotent)."""
+    names = [settings.topic(k) for k in (*INPUTS, *OUTPUTS, "decisions", "incidents")]
+    return create_topics(settings, names, partitions=partitions, replication=replication)
+
+
+def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
+    """Run the flow until interrupted (or, with `tail=False`, until the topics are drained).
+
+    Exits 2 with a message (never a traceback) for what the user can fix: a recovery directory that
+    is another flow's or writable by others; waits, saying so, for a Kafka that does not answer yet
+    and for input topics that do not exist yet.
+    """
+    from bytewax.recovery import RecoveryConfig
+    from bytewax.run import cli_main
+
+    from sloguard.connectors import recovery as recovery_dir
+
+    settings = kafka_settings(config)
+    broker = None
+    if settings.is_embedded:
+        from sloguard.connectors.broker import EmbeddedBroker
+
+        broker = EmbeddedBroker().start()
+        settings = settings.with_bootstrap(broker.bootstrap_servers)
+        print(f"no Kafka configured: embedded broker on {broker.bootstrap_servers}", file=out)
+        ensure_topics(settings, options.partitions)
+    try:
+        inputs = [settings.topic(k) for k in INPUTS]
+        meta = wait_for_kafka(settings, inputs, out, options.kafka_retry_max_s)
+        parts = [f"{t}#{p}" for t in inputs for p in sorted(meta.topics[t].partitions)]
+        recovery = None
+        if options.recovery_dir is not None:
+            recovery_dir.prepare(options.recovery_dir, options.recovery_partitions, parts)
+            recovery = RecoveryConfig(str(options.recovery_dir), backup_interval=timedelta(0))
+        metrics = None
+        if options.metrics_port is not None:
+            from prometheus_client import CollectorRegistry
+
+            from sloguard.flows.metrics import rule_severities, serve
+
+            metrics = FlowMetrics(CollectorRegistry(), rule_severities(config), options.metrics_retire_ticks)
+            serve(metrics, options.metrics_port, options.metrics_address)
+            print(f"metrics on http://{options.metrics_address}:{options.metrics_port}/metrics", file=out)
+        print(f"sloguard run: {settings!r}, {options.workers} worker(s) per process", file=out)
+        cli_main(
+            build_kafka_flow(config, settings, options, metrics),
+            workers_per_process=options.workers,
+            process_id=options.process_id,
+            addresses=options.addresses,
+            epoch_interval=timedelta(seconds=options.snapshot_interval_s if recovery else options.epoch_interval_s),
+            recovery_config=recovery,
+        )
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0

@@ -1,0 +1,1 @@
+"""Alert quality: precision, recall, detection and reset of pages against incidents."""

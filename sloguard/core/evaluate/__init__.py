@@ -1,0 +1,1 @@
+"""Evaluation: the sharded ingest and label join, windows per key, judging ticks."""

@@ -1,0 +1,1 @@
+"""The SLO ecosystem: OpenSLO documents and Prometheus rules from the config."""

@@ -1,0 +1,1 @@
+"""Input events and their columnar batches; the output message types."""

@@ -1,0 +1,1 @@
+"""Notification policy: incidents from pages, grouping, inhibition, pacing."""

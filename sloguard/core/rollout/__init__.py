@@ -1,0 +1,1 @@
+"""Rollout policy: canary analysis turned into promote, hold or rollback decisions."""

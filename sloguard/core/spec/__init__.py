@@ -1,0 +1,1 @@
+"""The config file: SLO specs, SLI catalogue, alert policy, one strict YAML reader."""

@@ -1,0 +1,1 @@
+"""Mergeable statistics: windows, budgets, sketches, quality, fairness, drift, canary tests."""

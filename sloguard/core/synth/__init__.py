@@ -1,0 +1,1 @@
+"""Synthetic scenarios: generated traffic with injected incidents."""

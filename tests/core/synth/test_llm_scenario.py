@@ -1,0 +1,100 @@
+"""The llm scenario end to end: `sloguard replay` of examples/llm.yaml pages on each injected
+incident (time to first token, safety filter, cost per query: threshold and ratio SLIs over event
+attributes) and nowhere else; and bad ratio/threshold SLIs fail `validate` with their path and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from sloguard.apps.cli import main, replay
+from sloguard.core.interop.prometheus_rules import prometheus_rules
+from sloguard.core.spec.config import load_config
+from sloguard.core.spec.timeutil import parse_rfc3339
+from sloguard.core.synth.llm_scenario import generate_llm
+from sloguard.core.synth.scenarios import incidents_from_manifest
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples" / "llm.yaml"
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    base = tmp_path_factory.mktemp("llm")
+    paths = generate_llm(base / "in", seed=7)
+    manifest = orjson.loads(paths["manifest"].read_bytes())
+    replay(load_config(EXAMPLE), {k: paths[k] for k in ("inference", "labels", "features")}, base / "out",
+           now=manifest["end"] + 3600)
+    return {"manifest": manifest, "alerts": _jsonl(base / "out" / "alerts.jsonl"),
+            "budget": _jsonl(base / "out" / "budget.jsonl"), "inference": _jsonl(paths["inference"])}
+
+
+def _pages(run: dict) -> list[dict]:
+    return [a for a in run["alerts"] if a["state"] == "firing" and a["severity"] == "page"]
+
+
+def test_each_incident_pages_on_its_slo_in_time(run: dict) -> None:
+    planned = incidents_from_manifest(run["manifest"])
+    assert len(planned) == 3
+    for inc in planned:
+        pages = [a for a in _pages(run) if a["slo"] in inc.slos and not a["segment"]]
+        assert pages, inc.name
+        first = min(parse_rfc3339(a["ts"]) for a in pages)
+        assert inc.start < first <= inc.start + inc.detect_within_s, (inc.name, first - inc.start)
+
+
+def test_nothing_pages_outside_the_incidents(run: dict) -> None:
+    planned = incidents_from_manifest(run["manifest"])
+    for a in _pages(run):
+        t = parse_rfc3339(a["ts"])
+        assert any(a["slo"] in i.slos and i.start < t <= i.end + 30 * 60 for i in planned), (a["slo"], a["ts"])
+
+
+def test_the_whole_model_budget_counts_match_the_events(run: dict) -> None:
+    """Hand counts from the generated events equal the SLOs' good/total over the run."""
+    answered = [e for e in run["inference"] if e["status"] == "ok"]
+    want = {
+        "assistant-ttft": (sum(e["attributes"]["ttft_ms"] <= 500 for e in answered), len(answered)),
+        "assistant-cost": (sum(e["attributes"]["cost_usd"] <= 0.02 for e in answered), len(answered)),
+        "assistant-safety": (sum(e["attributes"]["safety"] == "pass" for e in answered), len(answered)),
+    }
+    for slo, (good, total) in want.items():
+        counted = [b["counted"] for b in run["budget"] if b["slo"] == slo and not b["segment"]]
+        assert (sum(c["good"] for c in counted), sum(c["total"] for c in counted)) == (good, total), slo
+
+
+def test_prometheus_rules_cover_the_ratio_and_threshold_slos() -> None:
+    doc, skipped = prometheus_rules(load_config(EXAMPLE))
+    assert not skipped
+    names = {g["name"] for g in doc["groups"]}
+    assert {f"sloguard-slo-sli-recordings-assistant-{s}" for s in ("ttft", "safety", "cost")} <= names
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ('good: attributes.safety == "pass"', 'good: attributes.safety == "pass" and', "slos[2].sli.ratio.good: "
+         "expected a comparison"),
+        ('good: attributes.safety == "pass"', 'good: atributes.safety == "pass"',
+         "slos[2].sli.ratio.good: unknown field 'atributes.safety'"),
+        ('good: attributes.safety == "pass"', "good: attributes.safety == 1 or status > 2",
+         "slos[2].sli.ratio.good: status is a string field"),
+        ("field: attributes.cost_usd", "field: status", "slos[3].sli.threshold.field: status is not a numeric field"),
+        ("field: attributes.cost_usd", "field: cost_usd", "slos[3].sli.threshold.field: unknown field 'cost_usd'"),
+    ],
+)
+def test_validate_names_the_path_and_line_of_a_bad_expression(tmp_path, capsys, old: str, new: str,
+                                                               problem: str) -> None:
+    text = EXAMPLE.read_text()
+    assert old in text
+    bad = tmp_path / "llm.yaml"
+    bad.write_text(text.replace(old, new, 1))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and "line " in err and "Traceback" not in err
