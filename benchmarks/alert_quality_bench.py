@@ -52,7 +52,7 @@ def run_one(scenario: str, seed: int, events: int, out: Path, config: Path, scor
     data, run = out / f"seed{seed}" / scenario, out / f"seed{seed}" / f"{scenario}-run"
     timings: dict[str, float] = {}
     if not score_only:
-        from sloguard.apps.cli import replay
+        from sloguard.apps.replay import replay
         from sloguard.core.spec.config import load_config
         from sloguard.core.synth.scenarios import plan, write_scenario
 

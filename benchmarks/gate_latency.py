@@ -23,7 +23,6 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sloguard.connectors.controller import AuditLog, Gate, GateServer, SharedState
-
 from sloguard.core.rollout.policy import RolloutState, parse_rollout
 from sloguard.core.spec.config import parse_config
 

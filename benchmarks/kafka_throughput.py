@@ -223,10 +223,9 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
+    from sloguard.apps.run import INPUTS
     from sloguard.connectors.admin import create_topics, delete_topics
     from sloguard.connectors.kafka_config import ENV_BOOTSTRAP, KafkaSettings
-
-    from sloguard.apps.run import INPUTS
     from sloguard.core.synth.scenarios import plan, write_scenario
 
     data = ROOT / "out" / "bench" / f"{args.scenario}-{args.events}"

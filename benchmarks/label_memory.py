@@ -49,13 +49,12 @@ def main() -> None:
 
     import subprocess
 
-    from sloguard.connectors.files import JsonlReplaySource
-    from sloguard.flows.slo_flow import parse_spec
-
     from sloguard.apps.live_demo import example_config
+    from sloguard.connectors.files import JsonlReplaySource
     from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
     from sloguard.core.messages.batch import parse_batch
     from sloguard.core.spec.config import parse_config
+    from sloguard.flows.slo_flow import parse_spec
 
     data = ROOT / "out" / "bench" / f"labels-{args.scenario}-{args.events}-{args.hours:g}h"
     if not (data / "inference.jsonl").exists():  # in a subprocess: the peak RSS below is the replay's own
@@ -119,13 +118,13 @@ def waiting(n: int, scenario: str) -> None:
 
     import numpy as np
     import orjson
-    from sloguard.flows.slo_flow import parse_spec
 
     from sloguard.apps.live_demo import example_config
     from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
     from sloguard.core.messages.batch import parse_batch
     from sloguard.core.messages.events import RawBatch
     from sloguard.core.spec.config import parse_config
+    from sloguard.flows.slo_flow import parse_spec
 
     raw = example_config(scenario)
     for m in raw["models"].values():

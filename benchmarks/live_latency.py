@@ -207,10 +207,10 @@ def _args() -> argparse.Namespace:
 def _start_run(args: argparse.Namespace, work: Path, bootstrap: str) -> tuple[subprocess.Popen, Path, Any, Any]:
     """Topics, the config and `sloguard run --recovery-dir`; (process, its log, config, Kafka settings)."""
     import yaml
-    from sloguard.connectors.kafka_config import KafkaSettings
 
     from sloguard.apps.live_demo import example_config
     from sloguard.apps.run import ensure_topics
+    from sloguard.connectors.kafka_config import KafkaSettings
     from sloguard.core.spec.config import parse_config
 
     kafka = {"bootstrap_servers": bootstrap}

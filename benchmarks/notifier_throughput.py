@@ -24,12 +24,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from confluent_kafka import Producer  # noqa: E402
 from slack_server import FakeSlack, example_alerts  # noqa: E402
+
 from sloguard.connectors.admin import create_topics  # noqa: E402
 from sloguard.connectors.broker import EmbeddedBroker  # noqa: E402
 from sloguard.connectors.notifier import run_notifier  # noqa: E402
 from sloguard.connectors.slack import SlackWebhookSender, render_message  # noqa: E402
 from sloguard.connectors.webhooks import Secret  # noqa: E402
-
 from sloguard.core.notify.notify_policy import Batch, Pending  # noqa: E402
 
 

@@ -40,7 +40,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sloguard.apps.cli import replay  # noqa: E402
+from sloguard.apps.replay import replay  # noqa: E402
 from sloguard.core.spec.config import load_config, parse_config  # noqa: E402
 from sloguard.core.synth.scenarios import plan, write_scenario  # noqa: E402
 
@@ -167,11 +167,10 @@ def invalid_only(data: dict[str, list[bytes]], base: Path) -> tuple:
 def resume_changed(data: dict[str, list[bytes]], base: Path) -> tuple:
     import pickle
 
-    from sloguard.flows.slo_flow import parse_spec
-
     from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
     from sloguard.core.messages.batch import parse_batch
     from sloguard.core.messages.events import RawBatch
+    from sloguard.flows.slo_flow import parse_spec
 
     raw = yaml.safe_load(CONFIG.read_text())
     first = parse_config(raw, base_dir=CONFIG.parent)
@@ -213,6 +212,7 @@ def resume_changed(data: dict[str, list[bytes]], base: Path) -> tuple:
 
 def _kafka(data: dict[str, list[bytes]], base: Path, bootstrap: str, prefix: str) -> tuple[Path, dict]:
     from confluent_kafka import Producer
+
     from sloguard.connectors.admin import create_topics
 
     names = {k: f"{prefix}.{k}" for k in (*KINDS, "budget", "alerts", "dead_letter")}

@@ -46,7 +46,7 @@ def _plain(paths: list[Path]) -> dict:
 
 def _replay(data: Path, config: Path, out: Path, limit: int | None, kinds: list[str]) -> dict:
     sys.path.insert(0, str(ROOT))
-    from sloguard.apps.cli import replay
+    from sloguard.apps.replay import replay
     from sloguard.core.spec.config import load_config
 
     inputs = {k: data / f"{k}.jsonl" for k in kinds}

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from sloguard.connectors.kafka_config import KafkaSettings, is_valid_topic_name
 
 __all__ = ["AdminTarget", "TopicAdminError", "create_topics", "delete_topics", "list_topics"]

@@ -130,9 +130,9 @@ from typing import Any
 import msgspec
 import orjson
 import yaml
+
 from sloguard.connectors.audit import AuditLog
 from sloguard.connectors.kafka_config import KafkaSettings
-
 from sloguard.core.messages.outputs import dead_letter
 from sloguard.core.rollout.policy import (
     HOLD,

@@ -26,8 +26,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from sloguard.connectors.kafka_config import KafkaSettings
 
+from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.core.messages.events import RawBatch
 
 

@@ -39,13 +39,10 @@ the ``notifier:`` section, routes and senders in ``connectors/notifier_config.py
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import logging
 import os
-import signal
-import sys
 import tempfile
 import threading
 import time
@@ -57,6 +54,7 @@ from typing import Any, TextIO
 
 import msgspec
 import orjson
+
 from sloguard.connectors.notifier_config import (
     NotifierConfig,
     NotifierConfigError,
@@ -68,11 +66,9 @@ from sloguard.connectors.notifier_config import (
     load_notifier_config,
     parse_notifier_section,
 )
-from sloguard.connectors.notifier_preview import iter_jsonl, preview_alerts, preview_incidents
+from sloguard.connectors.notifier_preview import preview_alerts
 from sloguard.connectors.slack import render_preview
 from sloguard.connectors.webhooks import Redactor
-
-from sloguard.apps.notifier import add_parser
 from sloguard.core.messages.outputs import dead_letter
 from sloguard.core.notify.incident_notify import IncidentNotifications
 from sloguard.core.notify.notify_policy import (
@@ -80,11 +76,9 @@ from sloguard.core.notify.notify_policy import (
     SNAPSHOT_VERSION,
     Batch,
     Notifications,
-    NotifyPolicy,
     OffsetTracker,
     alert_epoch,
 )
-from sloguard.core.spec.config import ConfigError
 
 __all__ = [
     "Notifier",
@@ -94,11 +88,8 @@ __all__ = [
     "NotifierStats",
     "StateFile",
     "TargetSpec",
-    "add_parser",
     "build_senders",
-    "cmd",
     "load_notifier_config",
-    "main",
     "parse_alert",
     "parse_notifier_section",
     "preview_alerts",
@@ -644,63 +635,3 @@ def run_notifier(config_path: str | os.PathLike[str] | None = None, *,
         finally:
             producer.flush(10)
             redactor.uninstall()
-
-
-def cmd(args: argparse.Namespace) -> int:
-    """Run the ``notifier`` subcommand; exit status 0, or 2 for a config problem."""
-    try:
-        if args.alerts:
-            if not Path(args.alerts).is_file():
-                print(f"error: --alerts: no such file: {args.alerts}", file=sys.stderr)
-                return 2
-            policy = NotifyPolicy()
-            if args.config or args.notifier_config:
-                policy = load_notifier_config(args.config, notifier_path=args.notifier_config).settings.policy
-            messages = list(iter_jsonl(args.alerts))
-            if messages and all(m.get("type") == "incident" for m in messages):
-                p = preview_incidents(messages, policy, sys.stdout)
-                print(f"{p.incidents} incidents -> {p.webhook_messages} webhook messages (opens and resolves, "
-                      f"{p.escalations} escalations, {p.reminders} reminders); Slack API: {p.api_posts} messages, "
-                      f"edited {p.api_edits} times, {p.api_replies} replies in their threads")
-                return 0
-            alerts = [a for m in messages if (a := parse_alert(orjson.dumps(m))[0]) is not None]
-            batches = preview_alerts(alerts, policy)
-            print(f"{sum(len(b.items) for b in batches)} alerts -> {len(batches)} messages")
-            return 0
-        if args.check:
-            cfg = load_notifier_config(args.config, notifier_path=args.notifier_config)
-            build_senders(cfg.settings)
-            for t in cfg.settings.targets():
-                print(f"route {t.name}: {t.kind} via {t.source} (ok)")
-            print(f"alerts topic {cfg.alerts_topic}, dead letters to {cfg.dead_letter_topic}")
-            return 0
-        from sloguard.connectors.service_metrics import serve_from_args
-
-        if not logging.getLogger().handlers:  # a long-running command: say what it does
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        stop = threading.Event()
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
-        stats = run_notifier(args.config, notifier_config=args.notifier_config, bootstrap=args.bootstrap,
-                             stop_after=args.stop_after, stop=stop, group_id=args.group_id,
-                             state_file=args.state_file, dry_run=args.dry_run,
-                             registry=serve_from_args(args))
-        print(f"notifier stopped: {stats.as_dict()}", file=sys.stderr)
-        return 0
-    except (NotifierConfigError, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sloguard.connectors.notifier ...``: the same as ``sloguard notifier ...``."""
-    parser = argparse.ArgumentParser(prog="sloguard")
-    sub = parser.add_subparsers()
-    add_parser(sub).set_defaults(func=cmd)
-    args = parser.parse_args(["notifier", *(sys.argv[1:] if argv is None else argv)])
-    return cmd(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

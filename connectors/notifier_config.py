@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import yaml
+
 from sloguard.connectors.kafka_config import KafkaConfigError, KafkaSettings, is_valid_topic_name
 from sloguard.connectors.slack import render_batch_preview
 from sloguard.connectors.slack_api import SlackApiSender
 from sloguard.connectors.slack_incident import SlackIncidentWebhookSender, render_incident_preview
 from sloguard.connectors.webhooks import GenericWebhookSender, Redactor, Secret, SendResult
-
-from sloguard.apps.notifier import DEFAULT_GROUP_ID
-from sloguard.core.notify.notify_policy import NotifyPolicy
+from sloguard.core.notify.notify_policy import DEFAULT_GROUP_ID, NotifyPolicy
 from sloguard.core.spec.timeutil import parse_duration
 
 __all__ = [

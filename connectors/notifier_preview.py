@@ -16,7 +16,6 @@ from typing import Any, TextIO
 from sloguard.connectors.slack import SlackWebhookSender, render_batch_preview
 from sloguard.connectors.slack_incident import SlackIncidentWebhookSender, render_incident_preview
 from sloguard.connectors.webhooks import Secret, SendResult
-
 from sloguard.core.notify.incident_notify import IncidentNotifications, Send
 from sloguard.core.notify.notify_policy import Batch, Notifications, NotifyPolicy, alert_epoch
 

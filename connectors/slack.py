@@ -36,6 +36,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.webhook import WebhookClient
+
 from sloguard.connectors.webhooks import (
     Redactor,
     Secret,
@@ -45,7 +46,6 @@ from sloguard.connectors.webhooks import (
     quiet_logger,
     retry_after_seconds,
 )
-
 from sloguard.core.notify.notify_policy import REMINDER, RESOLVED, Batch, alert_epoch
 from sloguard.core.spec.timeutil import parse_duration
 from sloguard.core.stats.budget import budget_text

@@ -27,6 +27,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+
 from sloguard.connectors.slack import render_message, retry_handlers
 from sloguard.connectors.slack_incident import render_incident
 from sloguard.connectors.webhooks import Redactor, Secret, SendResult, classify_http, quiet_logger, retry_after_seconds

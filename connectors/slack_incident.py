@@ -36,7 +36,6 @@ from sloguard.connectors.slack import (
     human_duration,
 )
 from sloguard.connectors.webhooks import SendResult
-
 from sloguard.core.notify.notify_policy import alert_epoch
 
 __all__ = ["INCIDENT_REF", "SlackIncidentWebhookSender", "render_incident", "render_incident_preview"]

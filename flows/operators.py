@@ -15,7 +15,6 @@ from typing import Any
 
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
-from sloguard.flows.routing import shard_key
 
 from sloguard.core.evaluate.evaluator import Output, pieces_of, split_by_model
 from sloguard.core.evaluate.judge import Judge, segment_key
@@ -26,6 +25,7 @@ from sloguard.core.evaluate.state import migrate_judge, migrate_shard, plan_migr
 from sloguard.core.evaluate.summary import Summary
 from sloguard.core.messages.batch import ParsedBatch
 from sloguard.core.spec.config import StateMismatch
+from sloguard.flows.routing import shard_key
 
 Keyed = tuple[str, dict[str, Any]]  # (Kafka message key, message)
 

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from sloguard.connectors.admin import create_topics, delete_topics
 from sloguard.connectors.kafka_config import ENV_BOOTSTRAP
 

@@ -20,16 +20,13 @@ from typing import Any
 
 import orjson
 
+from sloguard.apps.runs import load_incidents, summarize
 from sloguard.core.backtest.alert_quality import (
-    BudgetSummary,
     Incident,
-    firing_spans,
     key_label,
-    key_stats,
     rank_key,
-    score,
 )
-from sloguard.core.spec.config import Config, ConfigError, load_config
+from sloguard.core.spec.config import Config, load_config
 from sloguard.core.stats.budget import budget_text
 
 INPUTS = ("inference", "labels", "features")
@@ -103,7 +100,7 @@ def slo_meta(config: Config) -> dict[str, Any]:
 
 def run_config(config_path: Path, inputs: dict[str, Path], out: Path, progress: Any = None) -> dict[str, int]:
     """Replay one config over `inputs` into `out` (budget/alerts/dead_letter.jsonl and slos.json)."""
-    from sloguard.apps.cli import replay
+    from sloguard.apps.replay import replay
 
     config = load_config(config_path)
     counts = replay(config, inputs, out, progress=progress or False)
@@ -159,58 +156,6 @@ def run_all(
     if stream is not None:
         stream.write("\n")
     return {label: f.result() for (label, _), f in zip(configs, futures, strict=True)}  # re-raises a worker's error
-
-
-def read_jsonl(path: Path) -> Any:
-    with path.open("rb") as f:
-        for line in f:
-            if line.strip():
-                yield orjson.loads(line)
-
-
-def load_incidents(paths: list[Path]) -> list[Incident]:
-    """Incidents of manifest.json files; a bad file raises ConfigError naming the file and field."""
-    out = []
-    for path in paths:
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise ConfigError([f"cannot read incidents: {e}"], str(path)) from None
-        entries = manifest.get("incidents") if isinstance(manifest, dict) else None
-        if not isinstance(entries, list):
-            raise ConfigError(
-                ["incidents: a list of {name, start, end[, model, detect_within_s]} is required"], str(path)
-            )
-        for i, entry in enumerate(entries):
-            try:
-                inc = Incident.from_manifest(entry, manifest.get("scenario"))
-            except (KeyError, TypeError, ValueError) as e:
-                raise ConfigError([f"incidents[{i}]: missing or bad field {e}"], str(path)) from None
-            if not inc.model or inc.end < inc.start:
-                raise ConfigError(
-                    [f"incidents[{i}]: needs a model (or the manifest's scenario) and end >= start"], str(path)
-                )
-            out.append(inc)
-    return out
-
-
-def summarize(run_dir: Path, incidents: list[Incident]) -> dict[str, Any]:
-    """Per key stats and the workbook score of one replay output directory (streams budget.jsonl)."""
-    budget = BudgetSummary()
-    for event in read_jsonl(run_dir / "budget.jsonl"):
-        budget.add(event)
-    spans = firing_spans(read_jsonl(run_dir / "alerts.jsonl"))
-    run_end = budget.last_ts if budget.last_ts is not None else max((s.start for s in spans), default=0.0)
-    mine = [i for i in incidents if i.model in {k[0] for k in budget.keys} or not budget.keys]
-    result = score(spans, mine, run_end)
-    return {
-        "dir": str(run_dir),
-        "start": budget.first_ts,
-        "end": run_end,
-        "score": result,
-        "keys": key_stats(spans, budget, run_end),
-        "spans": spans,
-    }
 
 
 def _pct(x: float | None) -> str:

@@ -130,7 +130,7 @@ def decisions_from_outputs(config_path: Path, out: Path) -> list[dict[str, Any]]
 
 def run_replay_demo(out: Path, events: int = 250_000, seed: int = 7, stream: TextIO = sys.stdout) -> int:
     """Generate both scenarios, replay them and print alerts as they fire, then a detection table."""
-    from sloguard.apps.cli import replay, summary_line
+    from sloguard.apps.replay import replay, summary_line
     from sloguard.core.synth.scenarios import plan, write_scenario
 
     colour = stream.isatty()
@@ -170,8 +170,6 @@ def run_replay_demo(out: Path, events: int = 250_000, seed: int = 7, stream: Tex
         show_notifications(seen, stream, incidents=[orjson.loads(x) for x in (run / "incidents.jsonl").read_bytes()
                                                     .splitlines()])
         manifests.append(manifest)
-    from sloguard.core.synth.depth_scenario import run_depth_demo
-
     run_depth_demo(out, stream, seed=seed)
     scenarios = ["fraud", "recsys"]
     write_demo_report([(f"{s}-run", out / f"{s}-run") for s in scenarios], scenarios, manifests,
@@ -229,3 +227,34 @@ def show_notifications(alerts: list[dict[str, Any]], stream: TextIO, shown: int 
         previews[-1].append(line)
     for lines in previews[:shown]:
         print("\n".join("      " + line for line in lines), file=stream)
+
+
+def run_depth_demo(out: Path, stream: Any, events: int = 108_000, seed: int = 7) -> None:
+    """`sloguard demo`'s epilogue: replay ml-depth and print its whole-model pages, the estimated
+    precision's first (before any label of its predictions exists), then the detection table."""
+    from sloguard.apps.replay import replay
+    from sloguard.core.spec.config import load_config
+    from sloguard.core.spec.timeutil import to_rfc3339
+    from sloguard.core.synth.depth_scenario import DEFAULT_DURATION_S, generate_depth
+
+    print(f"\n=== ml-depth: quality before the labels, fairness across intersections, joint drift "
+          f"({EXAMPLES_DIR / 'ml-depth.yaml'})", file=stream)
+    paths = generate_depth(out / "ml-depth", seed, rate=events / DEFAULT_DURATION_S)
+    manifest = orjson.loads(paths["manifest"].read_bytes())
+    withheld = manifest["labels_withheld"][0]
+    print(f"    chargebacks of predictions from {to_rfc3339(withheld['from'])} to {to_rfc3339(withheld['to'])} "
+          "come 3 days late; "
+          "whole-model pages as they fire:\n", file=stream)
+    seen: list[dict[str, Any]] = []
+
+    def show(alert: dict[str, Any]) -> None:
+        seen.append(alert)
+        if alert["severity"] == "page" and alert["state"] == "firing" and not alert["segment"]:
+            d = alert.get("details") or {}
+            note = (f" [estimated {d['estimated']:.2f}, realised {d['realised']:.2f}]" if "realised" in d else
+                    " [no label of these predictions yet]" if "expected" in d else "")
+            print("  " + format_alert(alert, stream.isatty()) + note, file=stream)
+
+    replay(load_config(EXAMPLES_DIR / "ml-depth.yaml"), {k: paths[k] for k in ("inference", "labels", "features")},
+           out / "ml-depth-run", on_alert=show)
+    print("\n    " + "\n    ".join(detection_table(manifest, seen)), file=stream)

@@ -332,7 +332,7 @@ def run_live_demo(
     producer = None  # a live client would log the stopped broker's refusals while the report is written
     write_demo_report([("live", out / "live")], list(SCENARIOS), [manifests[s] for s in SCENARIOS],
                       out / "report.html", stream)
-    from sloguard.core.synth.depth_scenario import run_depth_demo  # a replay: estimated quality pages before any label
+    from sloguard.apps.demo import run_depth_demo  # a replay: estimated quality pages before any label
 
     run_depth_demo(out, stream, seed=seed)
     return 0 if not missed else 1

@@ -5,11 +5,16 @@ only when the subcommand runs."""
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_GROUP_ID", "add_parser"]
+from sloguard.core.notify.notify_policy import DEFAULT_GROUP_ID
 
-DEFAULT_GROUP_ID = "sloguard-notifier"
+__all__ = ["add_parser", "cmd", "main"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -36,11 +41,73 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from sloguard.connectors.service_metrics import add_metrics_args
 
     add_metrics_args(p)
-    p.set_defaults(func=_cmd)
+    p.set_defaults(func=cmd)
     return p
 
 
-def _cmd(args: argparse.Namespace) -> int:
-    from sloguard.connectors.notifier import cmd
+def cmd(args: argparse.Namespace) -> int:
+    """Run the ``notifier`` subcommand; exit status 0, or 2 for a config problem."""
+    import orjson
 
+    from sloguard.connectors.notifier import parse_alert, run_notifier
+    from sloguard.connectors.notifier_config import NotifierConfigError, build_senders, load_notifier_config
+    from sloguard.connectors.notifier_preview import iter_jsonl, preview_alerts, preview_incidents
+    from sloguard.core.notify.notify_policy import NotifyPolicy
+    from sloguard.core.spec.config import ConfigError
+
+    try:
+        if args.alerts:
+            if not Path(args.alerts).is_file():
+                print(f"error: --alerts: no such file: {args.alerts}", file=sys.stderr)
+                return 2
+            policy = NotifyPolicy()
+            if args.config or args.notifier_config:
+                policy = load_notifier_config(args.config, notifier_path=args.notifier_config).settings.policy
+            messages = list(iter_jsonl(args.alerts))
+            if messages and all(m.get("type") == "incident" for m in messages):
+                p = preview_incidents(messages, policy, sys.stdout)
+                print(f"{p.incidents} incidents -> {p.webhook_messages} webhook messages (opens and resolves, "
+                      f"{p.escalations} escalations, {p.reminders} reminders); Slack API: {p.api_posts} messages, "
+                      f"edited {p.api_edits} times, {p.api_replies} replies in their threads")
+                return 0
+            alerts = [a for m in messages if (a := parse_alert(orjson.dumps(m))[0]) is not None]
+            batches = preview_alerts(alerts, policy)
+            print(f"{sum(len(b.items) for b in batches)} alerts -> {len(batches)} messages")
+            return 0
+        if args.check:
+            cfg = load_notifier_config(args.config, notifier_path=args.notifier_config)
+            build_senders(cfg.settings)
+            for t in cfg.settings.targets():
+                print(f"route {t.name}: {t.kind} via {t.source} (ok)")
+            print(f"alerts topic {cfg.alerts_topic}, dead letters to {cfg.dead_letter_topic}")
+            return 0
+        from sloguard.connectors.service_metrics import serve_from_args
+
+        if not logging.getLogger().handlers:  # a long-running command: say what it does
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+        stats = run_notifier(args.config, notifier_config=args.notifier_config, bootstrap=args.bootstrap,
+                             stop_after=args.stop_after, stop=stop, group_id=args.group_id,
+                             state_file=args.state_file, dry_run=args.dry_run,
+                             registry=serve_from_args(args))
+        print(f"notifier stopped: {stats.as_dict()}", file=sys.stderr)
+        return 0
+    except (NotifierConfigError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sloguard.apps.notifier ...``: the same as ``sloguard notifier ...``."""
+    parser = argparse.ArgumentParser(prog="sloguard")
+    sub = parser.add_subparsers()
+    add_parser(sub).set_defaults(func=cmd)
+    args = parser.parse_args(["notifier", *(sys.argv[1:] if argv is None else argv)])
     return cmd(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

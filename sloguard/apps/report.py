@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from sloguard.apps.runs import read_jsonl, summarize
 from sloguard.core.backtest.alert_quality import Incident, Span, key_label, segment_label
 from sloguard.core.backtest.report_series import Grid, RunSeries, is_segment
 from sloguard.core.stats.budget import budget_text, health_score
@@ -47,8 +48,6 @@ def write_report(
     max_points: int = 300,
 ) -> Path:
     """Write the report of `runs` ((label, replay output dir), compared side by side) to `out`."""
-    from sloguard.apps.backtest import read_jsonl, summarize
-
     results = results or {label: summarize(d, incidents) for label, d in runs}
     metas = {label: (metas or {}).get(label) or _load_meta(d) for label, d in runs}
     starts = [r["start"] for r in results.values() if r["start"] is not None]

@@ -16,8 +16,9 @@ import pytest
 import yaml
 from chromium import Chromium, chromium_binary
 
-from sloguard.apps.cli import main, replay
+from sloguard.apps.cli import main
 from sloguard.apps.live_demo import example_config
+from sloguard.apps.replay import replay
 from sloguard.core.spec.config import load_config
 from sloguard.core.synth.scenarios import plan, write_scenario
 

@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as TP
 from confluent_kafka.admin import AdminClient
+
 from sloguard.connectors.admin import TopicAdminError, create_topics, delete_topics, list_topics
 from sloguard.connectors.broker import BrokerStartError, EmbeddedBroker
 from sloguard.connectors.kafka_config import KafkaSettings

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from rollout_factories import alert, budget, canary_pair, config_dict, healthy, make_config, make_spec
+
 from sloguard.connectors.controller import (
     AuditLog,
     Controller,
@@ -34,7 +35,6 @@ from sloguard.connectors.controller import (
     load_controller_config,
 )
 from sloguard.connectors.kafka_config import KafkaSettings
-
 from sloguard.core.messages.outputs import DeadLetter, Decision
 from sloguard.core.rollout.policy import RolloutState, parse_rollout
 from sloguard.core.spec.config import ConfigError

@@ -6,6 +6,7 @@ import io
 
 import orjson
 from factories import T0, event
+
 from sloguard.connectors.files import JsonlReplaySource, ProgressPrinter
 
 

@@ -22,6 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from factories import example_yaml
 from slack_server import Answer, FakeSlack, notices_in, rate_limited, server_error, slow
 from slack_server import example_alerts as examples
+
 from sloguard.connectors.notifier import (
     NotifierConfigError,
     build_senders,
@@ -34,7 +35,6 @@ from sloguard.connectors.notifier import (
 )
 from sloguard.connectors.slack import SlackWebhookSender
 from sloguard.connectors.webhooks import GenericWebhookSender, Redactor, Secret
-
 from sloguard.core.messages.outputs import DeadLetter
 from sloguard.core.notify.notify_policy import Batch, Pending
 

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from confluent_kafka import Producer
 from slack_server import PASS, FakeSlack, rate_limited
+
 from sloguard.connectors.slack_incident import INCIDENT_REF
 
 KILLS = 4

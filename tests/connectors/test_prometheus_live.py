@@ -23,11 +23,11 @@ import orjson
 import pytest
 import yaml
 from confluent_kafka import Producer
-from sloguard.connectors.broker import free_port
 from test_kafka_flow import consume_all
 
 from sloguard.apps.cli import main
 from sloguard.apps.run import INPUTS
+from sloguard.connectors.broker import free_port
 from sloguard.core.interop.prometheus_rules import ALERT_NAME
 
 PROMETHEUS = shutil.which("prometheus")

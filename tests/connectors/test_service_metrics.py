@@ -14,12 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from rollout_factories import make_config, make_spec
 from slack_server import example_alerts as examples
 from slack_server import server_error
+from test_controller import TOKEN, scenario_events
+from test_notifier import Clock, driver, slack, step  # noqa: F401 (slack is a fixture)
+
 from sloguard.connectors.broker import free_port
 from sloguard.connectors.controller import Controller, ControllerSettings
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.connectors.service_metrics import register_controller, register_notifier
-from test_controller import TOKEN, scenario_events
-from test_notifier import Clock, driver, slack, step  # noqa: F401 (slack is a fixture)
 
 
 def scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple], float]:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 from slack_server import example_alerts as examples
 from slack_server import notices_in as refs_in
+
 from sloguard.connectors.slack import (
     MAX_BLOCKS,
     MAX_FIELD_TEXT,
@@ -23,7 +24,6 @@ from sloguard.connectors.slack import (
     render_preview,
     render_text,
 )
-
 from sloguard.core.notify.notify_policy import Batch, Pending
 
 

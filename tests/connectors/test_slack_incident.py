@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_server import FakeSlack
+
 from sloguard.connectors.slack import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT
 from sloguard.connectors.slack_incident import INCIDENT_REF, render_incident
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from factories import T0, event, make_config
 
-from sloguard.apps.cli import replay
+from sloguard.apps.replay import replay
 from sloguard.core.spec.timeutil import parse_rfc3339
 
 FAR_FUTURE = 3_786_912_000.0  # 2090-01-01

@@ -113,6 +113,7 @@ def test_a_model_sending_only_invalid_events_pages_on_time_live(kafka_bootstrap,
 def test_run_waits_for_a_broker_that_is_down_and_goes_on_when_it_comes(tmp_path):
     """Issue 15, item 6: `run` with the broker down printed a traceback and exited."""
     from confluent_kafka.admin import AdminClient
+
     from sloguard.connectors.admin import create_topics
     from sloguard.connectors.broker import EmbeddedBroker, free_port
 

@@ -9,11 +9,11 @@ import orjson
 import pytest
 from bytewax.testing import run_main
 from confluent_kafka import Consumer, Producer, TopicPartition
+
+from sloguard.apps.replay import replay
+from sloguard.apps.run import INPUTS, RunOptions, build_kafka_flow
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.connectors.kafka_io import KafkaJsonSink
-
-from sloguard.apps.cli import replay
-from sloguard.apps.run import INPUTS, RunOptions, build_kafka_flow
 from sloguard.core.evaluate.frontier import SourceFrontier
 from sloguard.core.messages.outputs import DeadLetter
 from sloguard.core.spec.config import parse_config

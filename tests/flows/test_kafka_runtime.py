@@ -15,11 +15,11 @@ import yaml
 from bytewax.testing import cluster_main, run_main
 from confluent_kafka import Consumer, Producer, TopicPartition
 from factories import example_yaml
-from sloguard.connectors.broker import free_port
-from sloguard.connectors.kafka_config import KafkaSettings
 from test_kafka_flow import consume_all
 
 from sloguard.apps.run import INPUTS, RunOptions, build_kafka_flow
+from sloguard.connectors.broker import free_port
+from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.core.spec.config import parse_config
 from sloguard.core.synth.scenarios import plan, write_scenario
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import orjson
 from bytewax.testing import run_main
 from prometheus_client import CollectorRegistry
+
 from sloguard.connectors.broker import free_port
 from sloguard.connectors.files import JsonlReplaySource, JsonlSink
-from sloguard.flows.metrics import FlowMetrics, reason_class, rule_severities, serve
-from sloguard.flows.slo_flow import Sinks, build_flow
-
 from sloguard.core.spec.config import load_config
 from sloguard.core.synth.scenarios import plan, write_scenario
+from sloguard.flows.metrics import FlowMetrics, reason_class, rule_severities, serve
+from sloguard.flows.slo_flow import Sinks, build_flow
 
 ROOT = Path(__file__).resolve().parents[2]
 

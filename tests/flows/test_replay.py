@@ -10,7 +10,7 @@ import orjson
 import pytest
 from factories import epoch
 
-from sloguard.apps.cli import replay
+from sloguard.apps.replay import replay
 from sloguard.core.messages.outputs import MAX_DEAD_LETTER_PAYLOAD_BYTES
 from sloguard.core.spec.config import load_config
 from sloguard.core.synth.scenarios import plan, write_scenario

@@ -19,7 +19,7 @@ import orjson
 from factories import T0, make_config
 from test_quality_slos import traffic
 
-from sloguard.apps.cli import replay
+from sloguard.apps.replay import replay
 
 GOLDEN = Path(__file__).resolve().parent
 OUTPUTS = ("budget", "alerts", "incidents")

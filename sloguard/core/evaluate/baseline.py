@@ -33,13 +33,12 @@ import numpy as np
 
 from sloguard.core.evaluate.calibration_history import ScoreLabelHistory
 from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
-from sloguard.core.evaluate.segment_refs import DEFAULT_MIN_VALUES, segment_shares
-from sloguard.core.evaluate.slices import as_numbers
-from sloguard.core.messages.batch import ParsedBatch
+from sloguard.core.messages.batch import ParsedBatch, as_numbers
 from sloguard.core.spec.config import Config
 from sloguard.core.spec.timeutil import to_rfc3339
 from sloguard.core.stats.drift import categorical_reference, numeric_reference
 from sloguard.core.stats.multivariate_drift import MIN_REFERENCE_ROWS, PcaReference, reference_key
+from sloguard.core.stats.segment_refs import DEFAULT_MIN_VALUES, segment_shares
 
 MAX_SLICE_VALUES = 2000  # per SLO in the baseline file's slice_values
 # sliced SLIs that read what the baseline is building

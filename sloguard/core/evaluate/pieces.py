@@ -27,7 +27,6 @@ import numpy as np
 from sloguard.core.evaluate.idhash import id_hashes, shard_of
 from sloguard.core.evaluate.plan import ModelPlan
 from sloguard.core.evaluate.ratio_sli import ratio_flags
-from sloguard.core.evaluate.slices import as_numbers
 from sloguard.core.evaluate.summary import (
     Progress,
     SketchPart,
@@ -37,7 +36,7 @@ from sloguard.core.evaluate.summary import (
     newest_per_key,
     segmentations,
 )
-from sloguard.core.messages.batch import FeatureColumns, InferenceColumns, LabelColumns
+from sloguard.core.messages.batch import FeatureColumns, InferenceColumns, LabelColumns, as_numbers
 from sloguard.core.messages.events import STATUS_CODE
 from sloguard.core.stats.quality import label_positive
 from sloguard.core.stats.sketch import LogHistogram

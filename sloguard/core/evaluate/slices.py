@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from sloguard.core.messages.batch import InferenceColumns
+from sloguard.core.messages.batch import InferenceColumns, as_numbers
 from sloguard.core.messages.events import STATUS_CODE
 from sloguard.core.spec.config import Model, Slo
 from sloguard.core.stats.calibration import IsotonicCalibration
@@ -224,23 +224,6 @@ class SliceLayout:
                 index = ref.bin_index(as_numbers(values) if ref.kind == "numeric" else values)
                 cells.append((np.where(index >= 0, b.start + index, -1), None))
         return cells
-
-
-_NUMBER_TYPES = {int, float, type(None)}
-
-
-def as_numbers(values: list[Any]) -> np.ndarray:
-    """Floats, NaN for anything that is not a JSON number (None, strings, bools, NaN, inf).
-
-    A value reads the same whatever else is in the batch: "3.5" is not a number here, even when
-    numpy could convert every value of the batch.
-    """
-    if set(map(type, values)) <= _NUMBER_TYPES:
-        out = np.array(values, dtype=np.float64)  # None -> NaN
-    else:
-        out = np.array([v if type(v) in (int, float) else math.nan for v in values], dtype=np.float64)
-    out[~np.isfinite(out)] = math.nan
-    return out
 
 
 # ---- judging one slice ----------------------------------------------------------------------------

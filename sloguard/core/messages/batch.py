@@ -471,3 +471,20 @@ def _feature_columns(
 
 
 _COLUMNS = {"inference": _inference_columns, "labels": _label_columns, "features": _feature_columns}
+
+
+_NUMBER_TYPES = {int, float, type(None)}
+
+
+def as_numbers(values: list[Any]) -> np.ndarray:
+    """Floats, NaN for anything that is not a JSON number (None, strings, bools, NaN, inf).
+
+    A value reads the same whatever else is in the batch: "3.5" is not a number here, even when
+    numpy could convert every value of the batch.
+    """
+    if set(map(type, values)) <= _NUMBER_TYPES:
+        out = np.array(values, dtype=np.float64)  # None -> NaN
+    else:
+        out = np.array([v if type(v) in (int, float) else math.nan for v in values], dtype=np.float64)
+    out[~np.isfinite(out)] = math.nan
+    return out

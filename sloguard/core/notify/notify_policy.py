@@ -48,6 +48,8 @@ from sloguard.core.notify.offsets import OffsetTracker
 from sloguard.core.notify.pacing import Pacer
 from sloguard.core.spec.timeutil import parse_rfc3339
 
+DEFAULT_GROUP_ID = "sloguard-notifier"  # the notifier's consumer group unless its config names one
+
 __all__ = [
     "SNAPSHOT_VERSION",
     "Batch",

@@ -627,7 +627,7 @@ def _references(c: _Checker, raw: Any, path: str, file: Path) -> dict[str, dict[
 def _segment_refs(c: _Checker, raw: Any, reference: dict[str, dict[str, Any]], path: str, file: Path
                   ) -> dict[str, dict[str, Any]]:
     """A baseline's per-segment drift references: "attr=value" -> feature -> shares on the model's bins."""
-    from sloguard.core.evaluate.segment_refs import segment_reference
+    from sloguard.core.stats.segment_refs import segment_reference
 
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         c.fail(path, f"{file}: 'segment_references' must map segment keys to feature references")

@@ -116,37 +116,6 @@ def generate_depth(out_dir: Path, seed: int = 7, start: float = DEFAULT_START,
     return paths
 
 
-def run_depth_demo(out: Path, stream: Any, events: int = 108_000, seed: int = 7) -> None:
-    """`sloguard demo`'s epilogue: replay ml-depth and print its whole-model pages, the estimated
-    precision's first (before any label of its predictions exists), then the detection table."""
-    from sloguard.apps.cli import replay
-    from sloguard.apps.demo import EXAMPLES_DIR, detection_table, format_alert
-    from sloguard.core.spec.config import load_config
-    from sloguard.core.spec.timeutil import to_rfc3339
-
-    print(f"\n=== ml-depth: quality before the labels, fairness across intersections, joint drift "
-          f"({EXAMPLES_DIR / 'ml-depth.yaml'})", file=stream)
-    paths = generate_depth(out / "ml-depth", seed, rate=events / DEFAULT_DURATION_S)
-    manifest = orjson.loads(paths["manifest"].read_bytes())
-    withheld = manifest["labels_withheld"][0]
-    print(f"    chargebacks of predictions from {to_rfc3339(withheld['from'])} to {to_rfc3339(withheld['to'])} "
-          "come 3 days late; "
-          "whole-model pages as they fire:\n", file=stream)
-    seen: list[dict[str, Any]] = []
-
-    def show(alert: dict[str, Any]) -> None:
-        seen.append(alert)
-        if alert["severity"] == "page" and alert["state"] == "firing" and not alert["segment"]:
-            d = alert.get("details") or {}
-            note = (f" [estimated {d['estimated']:.2f}, realised {d['realised']:.2f}]" if "realised" in d else
-                    " [no label of these predictions yet]" if "expected" in d else "")
-            print("  " + format_alert(alert, stream.isatty()) + note, file=stream)
-
-    replay(load_config(EXAMPLES_DIR / "ml-depth.yaml"), {k: paths[k] for k in ("inference", "labels", "features")},
-           out / "ml-depth-run", on_alert=show)
-    print("\n    " + "\n    ".join(detection_table(manifest, seen)), file=stream)
-
-
 def _id(seed: int, i: int) -> str:
     return f"d{seed}-{i}"
 

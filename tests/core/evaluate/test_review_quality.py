@@ -21,8 +21,7 @@ from test_labels import labels as label_columns
 from test_quality_slos import confusion, last, quality_config, run_mixed, traffic
 
 from sloguard.core.evaluate.evaluator import MAX_VALUES_PER_ATTRIBUTE, ModelEvaluator, Output, split_by_model
-from sloguard.core.evaluate.slices import as_numbers
-from sloguard.core.messages.batch import parse_batch
+from sloguard.core.messages.batch import as_numbers, parse_batch
 from sloguard.core.messages.events import RawBatch
 from sloguard.core.spec.config import ConfigError, parse_config
 from sloguard.core.stats.drift import numeric_reference
@@ -64,7 +63,7 @@ class Feeder:
 
 
 def test_as_numbers_reads_a_value_the_same_whatever_else_is_in_the_batch() -> None:
-    """slices.as_numbers: "3.5" is 3.5 when every value of the batch converts, NaN when one does not.
+    """batch.as_numbers: "3.5" is 3.5 when every value of the batch converts, NaN when one does not.
     Its docstring says strings are not numbers; either way a value must not depend on its neighbours."""
     alone = as_numbers(["3.5", 2.0])[0]
     mixed = as_numbers(["3.5", "n/a"])[0]

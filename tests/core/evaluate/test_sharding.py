@@ -251,10 +251,10 @@ def test_the_replay_flow_on_two_workers_writes_the_same_messages_as_on_one(tmp_p
     """Shards of one model land on both workers; the judge still sees each tick's data complete."""
     from bytewax.testing import cluster_main, run_main
     from factories import example_yaml
-    from sloguard.connectors.files import JsonlReplaySource, JsonlSink
-    from sloguard.flows.slo_flow import Sinks, build_flow
 
+    from sloguard.connectors.files import JsonlReplaySource, JsonlSink
     from sloguard.core.synth.scenarios import plan, write_scenario
+    from sloguard.flows.slo_flow import Sinks, build_flow
 
     data = tmp_path / "data"
     write_scenario(plan("fraud", events=20_000, seed=3), data)
@@ -341,6 +341,7 @@ def test_shard_keys_spread_evenly_over_bytewax_workers(workers: int) -> None:
     import bytewax.operators as bop
     from bytewax.dataflow import Dataflow
     from bytewax.testing import TestingSource, cluster_main
+
     from sloguard.flows.routing import shard_key, worker_of
 
     class Keep(bop.StatefulLogic):

@@ -163,11 +163,11 @@ def test_state_of_an_older_schema_or_other_shape_is_refused_saying_what_to_do(hi
 def test_the_flow_steps_carry_state_over_by_name_too():
     """The Bytewax keyed steps resume through the same migration (flows/operators.py)."""
     from factories import make_config
-    from sloguard.flows.operators import JudgeLogic, ShardLogic
 
     from sloguard.core.evaluate.plan import ModelPlan
     from sloguard.core.evaluate.shard import Shard
     from sloguard.core.evaluate.summary import Summary
+    from sloguard.flows.operators import JudgeLogic, ShardLogic
 
     a = {"name": "a", "dimension": "infrastructure", "sli": "availability", "objective": 0.99}
     b = {"name": "b", "dimension": "infrastructure", "sli": {"latency": {"threshold_ms": 100}}, "objective": 0.99}

@@ -49,6 +49,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A small generated fraud scenario replayed through the flow: its output files and the
     label-store messages (those go to metrics only)."""
     from bytewax.testing import run_main
+
     from sloguard.connectors.files import JsonlReplaySource, JsonlSink
     from sloguard.flows.slo_flow import Sinks, build_flow
 

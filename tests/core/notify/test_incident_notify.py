@@ -209,7 +209,7 @@ def test_a_rising_severity_is_a_notice_and_firing_pages_are_reminded_until_they_
 
 
 def test_the_cli_previews_an_incidents_file(tmp_path, capsys):
-    from sloguard.connectors.notifier import main
+    from sloguard.apps.notifier import main
 
     path = tmp_path / "incidents.jsonl"
     rows = [msg("a", 1), msg("a", 2), msg("b", 1), msg("a", 3, "resolved"), msg("b", 2, "resolved")]

@@ -237,6 +237,7 @@ def test_the_section_is_read_with_the_config(tmp_path):
 
 def test_the_flow_step_resumes_from_its_snapshot_like_an_uninterrupted_run():
     from factories import example_yaml
+
     from sloguard.flows.incident_step import IncidentLogic, explode
 
     config = parse_config(example_yaml("fraud"))
@@ -271,7 +272,7 @@ def test_a_silenced_alert_opens_no_incident_until_it_outlives_its_silence():
 def test_with_incidents_off_the_flow_writes_the_alerts_alone(tmp_path):
     import dataclasses
 
-    from sloguard.apps.cli import replay
+    from sloguard.apps.replay import replay
     from sloguard.core.spec.config import load_config
     from sloguard.core.synth.scenarios import plan, write_scenario
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import yaml
 from factories import T0, epoch, make_config, of, roundtrip, run, steady
-from sloguard.connectors.notifier import preview_alerts
 from test_quality_slos import quality_config, run_mixed, traffic
 
 from sloguard.apps.adjust import appended
 from sloguard.apps.cli import main
+from sloguard.connectors.notifier import preview_alerts
 from sloguard.core.evaluate.evaluator import ModelEvaluator
 from sloguard.core.spec.config import ConfigError
 from sloguard.core.spec.timeutil import to_rfc3339

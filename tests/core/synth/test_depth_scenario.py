@@ -9,7 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sloguard.apps.cli import main, replay
+from sloguard.apps.cli import main
+from sloguard.apps.replay import replay
 from sloguard.core.spec.config import ConfigError, load_config, parse_config
 from sloguard.core.spec.timeutil import parse_rfc3339
 from sloguard.core.spec.yamlfile import load_yaml
@@ -145,7 +146,7 @@ def test_missing_or_broken_baseline_sections_name_the_field(tmp_path: Path, base
 def test_the_demo_shows_the_estimated_page_before_any_label(tmp_path: Path) -> None:
     import io
 
-    from sloguard.core.synth.depth_scenario import run_depth_demo
+    from sloguard.apps.demo import run_depth_demo
 
     stream = io.StringIO()
     run_depth_demo(tmp_path, stream)

@@ -9,7 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sloguard.apps.cli import main, replay
+from sloguard.apps.cli import main
+from sloguard.apps.replay import replay
 from sloguard.core.interop.prometheus_rules import prometheus_rules
 from sloguard.core.spec.config import load_config
 from sloguard.core.spec.timeutil import parse_rfc3339

@@ -1,4 +1,4 @@
-"""Per-segment drift references (sloguard/core/evaluate/segment_refs.py): a feature that differs by segment by
+"""Per-segment drift references (sloguard/core/stats/segment_refs.py): a feature that differs by segment by
 design does not drift in every segment, a real shift in one segment still pages there, and keys
 with too little history fall back to the model's reference."""
 
@@ -13,9 +13,9 @@ import yaml
 from factories import T0, event, of, run
 
 from sloguard.apps.cli import main
-from sloguard.core.evaluate.segment_refs import segment_reference
 from sloguard.core.spec.config import ConfigError, load_config
 from sloguard.core.stats.drift import reference_from_dict
+from sloguard.core.stats.segment_refs import segment_reference
 
 CONFIG = {
     "evaluation_interval": "1m",
