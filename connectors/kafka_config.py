@@ -23,8 +23,10 @@ every secret-like key.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from typing import Any
 from sloguard.core.spec.config import DEFAULT_TOPICS as _CONFIG_TOPICS
 
 __all__ = [
+    "CLIENT_LOG",
     "DEFAULT_TOPICS",
     "ENV_BOOTSTRAP",
     "ENV_PREFIX",
@@ -108,6 +111,37 @@ def _servers(value: Any, where: str) -> str | None:
 def _env_key(var: str) -> str:
     """``SLOGUARD_KAFKA_SASL_PASSWORD`` -> ``sasl.password``."""
     return var[len(ENV_PREFIX):].lower().replace("_", ".")
+
+
+class OncePerMinute(logging.Filter):
+    """Pass each distinct message (numbers ignored) at most once per `interval_s`.
+
+    librdkafka retries a refused connection every ~50 ms and logs every attempt, so a broker that is
+    down floods stderr with ``%3|...|FAIL|`` lines; the commands say what is wrong themselves ("Kafka
+    at ... does not answer; retrying in 4 s"), and one line a minute of the client's own view stays.
+    """
+
+    def __init__(self, interval_s: float = 60.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = re.sub(r"\d+", "#", record.getMessage())
+        now = self.clock()
+        if now - self._last.get(key, -self.interval_s) < self.interval_s:
+            return False
+        if len(self._last) > 1000:  # a bound: distinct messages are few in practice
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
+# Every client built from KafkaSettings logs through here (librdkafka's `logger` option) instead of
+# writing raw lines to stderr itself.
+CLIENT_LOG = logging.getLogger("sloguard.kafka.client")
+CLIENT_LOG.addFilter(OncePerMinute())
 
 
 @dataclass(frozen=True, repr=False)
@@ -227,6 +261,7 @@ class KafkaSettings:
                 "KAFKA_BOOTSTRAP_SERVERS, or start the embedded broker and use with_bootstrap())")
         conf: dict[str, Any] = dict(self.client)
         conf["bootstrap.servers"] = self.bootstrap_servers
+        conf.setdefault("logger", CLIENT_LOG)
         return conf
 
     def producer_config(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from sloguard.connectors.kafka_config import (
+    CLIENT_LOG,
     DEFAULT_TOPICS,
     KafkaConfigError,
     KafkaSettings,
+    OncePerMinute,
     is_secret_key,
     redact_config,
 )
@@ -105,6 +110,7 @@ def test_sasl_ssl_keys_pass_through() -> None:
         "sasl.password": "s3cret",
         "ssl.ca.location": "/etc/ca.pem",
         "enable.ssl.certificate.verification": True,
+        "logger": CLIENT_LOG,  # librdkafka logs through Python logging, one line a minute per message
     }
     assert s.producer_config() == expected
     assert s.admin_config() == expected
@@ -201,3 +207,31 @@ def test_example_configs_load() -> None:
     examples = Path(__file__).resolve().parents[2] / "examples"
     for path in sorted(examples.glob("*.yaml")):
         assert KafkaSettings.from_file(path, env={}).topic("alerts")
+
+
+def test_a_client_message_repeated_every_50_ms_passes_once_a_minute():
+    now = [0.0]
+    once = OncePerMinute(60.0, clock=lambda: now[0])
+
+    def passes(text: str) -> bool:
+        return once.filter(logging.LogRecord("sloguard.kafka.client", logging.ERROR, "", 0, text, None, None))
+
+    refused = "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after {}ms)"
+    seen = []
+    for step in range(2400):  # two minutes of retries
+        now[0] = step * 0.05
+        seen.append(passes(refused.format(step % 7)))
+    assert sum(seen) == 2 and seen[0] and seen[1200]
+    assert passes("1/1 brokers are down")  # another message is not held back by the first
+
+
+def test_an_unreachable_broker_does_not_flood_stderr():
+    """`sloguard notifier` against a port nothing listens on, for 3 s: librdkafka retries every
+    ~50 ms; stderr keeps a line or two of it, not one per retry."""
+    config = Path(__file__).resolve().parents[2] / "examples" / "fraud.yaml"
+    done = subprocess.run([sys.executable, "-m", "sloguard.apps.cli", "notifier", "--config", str(config),
+                           "--bootstrap", "127.0.0.1:1", "--dry-run", "--stop-after", "3"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    refused = [line for line in done.stderr.splitlines() if "Connection refused" in line]
+    assert 1 <= len(refused) <= 4, done.stderr[-2000:]
+    assert not any(line.startswith("%3|") for line in done.stderr.splitlines())
