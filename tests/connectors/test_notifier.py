@@ -23,11 +23,11 @@ from factories import example_yaml
 from slack_server import Answer, FakeSlack, notices_in, rate_limited, server_error, slow
 from slack_server import example_alerts as examples
 
+from sloguard.apps.notifier import main
 from sloguard.connectors.notifier import (
     NotifierConfigError,
     build_senders,
     load_notifier_config,
-    main,
     parse_alert,
     parse_notifier_section,
     preview_alerts,
