@@ -46,13 +46,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd(args: argparse.Namespace) -> int:
+    from sloguard.apps.checks import check_config_file
     from sloguard.connectors.files import JsonlReplaySource, ProgressPrinter
     from sloguard.core.evaluate.baseline import BaselineBuilder
     from sloguard.core.messages.batch import parse_batch
-    from sloguard.core.spec.config import load_config
     from sloguard.flows.slo_flow import parse_spec
 
-    config = load_config(args.config, baseline_pending=True)
+    config = check_config_file(args.config, baseline_pending=True).config
     inputs = {"inference": args.inference, "labels": args.labels, "features": args.features}
     inputs = {k: v for k, v in inputs.items() if v is not None}
     missing = [f"--{k} {p}" for k, p in inputs.items() if not p.exists()]

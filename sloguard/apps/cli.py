@@ -9,16 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sloguard import __version__
+from sloguard.apps.checks import check_config_file
 from sloguard.apps.generate import cmd_generate
 from sloguard.apps.replay import cmd_replay
 from sloguard.apps.validate import cmd_validate
-from sloguard.core.spec.config import ConfigError, load_config
-
-if TYPE_CHECKING:
-    pass
+from sloguard.core.spec.config import ConfigError
 
 EXAMPLES = """
 examples:
@@ -291,7 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics_address=args.metrics_address,
         metrics_retire_ticks=args.metrics_retire_ticks,
     )
-    config = load_config(args.config)
+    config = check_config_file(args.config).config  # every section, as validate checks it
     unknown = sorted(set(args.reset_state) - {s.name for s in config.slos})
     if unknown:
         print(f"error: --reset-state {', '.join(unknown)}: no such SLO in {args.config}", file=sys.stderr)
@@ -303,7 +300,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_topics_create(args: argparse.Namespace) -> int:
     from sloguard.apps.run import ensure_topics, kafka_settings
 
-    settings = kafka_settings(load_config(args.config))
+    settings = kafka_settings(check_config_file(args.config).config)
     if settings.is_embedded:
         print("error: no Kafka configured (kafka.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS)", file=sys.stderr)
         return 2

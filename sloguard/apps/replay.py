@@ -11,14 +11,15 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sloguard.core.spec.config import Config, load_config
+from sloguard.apps.checks import check_config_file
+from sloguard.core.spec.config import Config
 
 if TYPE_CHECKING:
     pass
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = check_config_file(args.config).config  # every section, as validate checks it
     inputs = {"inference": args.inference, "labels": args.labels, "features": args.features}
     missing = [f"--{k} {p}" for k, p in inputs.items() if p is not None and not p.exists()]
     if missing:

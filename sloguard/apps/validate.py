@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sloguard.apps.checks import check_config_file
 from sloguard.core.spec import adjustments
-from sloguard.core.spec.config import Config, ConfigError, load_config
+from sloguard.core.spec.config import Config
 from sloguard.core.spec.timeutil import format_duration, to_rfc3339
-from sloguard.core.spec.yamlfile import key_lines
 
 if TYPE_CHECKING:
     from sloguard.core.rollout.policy import RolloutSpec
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from sloguard.connectors.kafka_config import KafkaConfigError, KafkaSettings
     from sloguard.core.spec.objective_check import objective_warnings, segment_warnings
 
     if args.schema:
@@ -31,14 +29,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.config is None:
         print("error: validate needs a config file (or --schema)", file=sys.stderr)
         return 2
-    config = load_config(args.config)
-    try:  # the `kafka:` section as `run` will read it (environment overrides come at run time)
-        KafkaSettings.from_file(args.config, env={})
-    except KafkaConfigError as e:
-        raise ConfigError([str(e)], str(args.config)) from None
-    check_notifier(args.config)
-    spec, warnings = check_rollout(args.config, config)
-    warnings += segment_warnings(config) + objective_warnings(config)
+    checked = check_config_file(args.config)  # every section, all problems at once (what commands call)
+    config, spec = checked.config, checked.rollout
+    warnings = checked.warnings + segment_warnings(config) + objective_warnings(config)
     print(describe(config))
     if spec is not None:
         print("\n" + describe_rollout(spec))
@@ -46,60 +39,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"\n{args.config}: OK")
     return 0
-
-
-def check_notifier(path: Path) -> None:
-    """Validate the ``notifier:`` section as `sloguard notifier` reads it (routes, targets, pacing);
-    the secrets it names are read only when the notifier runs (`notifier --check` reads them)."""
-    from sloguard.connectors.notifier_config import NotifierConfigError, parse_notifier_section
-    from sloguard.core.spec.yamlfile import load_yaml
-
-    data = load_yaml(Path(path).read_text())
-    if not isinstance(data, dict) or data.get("notifier") is None:
-        return
-    try:
-        parse_notifier_section(data["notifier"], str(path))
-    except NotifierConfigError as e:
-        raise ConfigError(list(e.problems), str(path), key_lines(Path(path).read_text())) from None
-
-
-def check_rollout(path: Path, config: Config) -> tuple[RolloutSpec | None, list[str]]:
-    """Validate the ``rollout:`` section of the config file at ``path`` (policy, canary analysis,
-    overrides and the controller's settings) against the loaded ``config``.
-
-    Returns the parsed spec (None when the file has no ``rollout:`` section) and warnings about
-    what will not work as intended; raises `ConfigError` naming every bad field.
-    """
-    from sloguard.connectors.controller import controller_settings
-    from sloguard.core.rollout.policy import parse_rollout
-    from sloguard.core.spec.yamlfile import load_yaml
-
-    data = load_yaml(Path(path).read_text())
-    raw = data.get("rollout") if isinstance(data, dict) else None
-    if raw is None:
-        return None, []
-    problems: list[str] = []
-    spec = None
-    try:
-        spec = parse_rollout(raw, config, str(path))
-    except ConfigError as e:
-        problems += e.problems
-    if isinstance(raw, dict) and raw.get("controller") is not None:
-        try:  # tokens come from the environment at run time; a token_file must be readable now
-            controller_settings(raw["controller"], Path(path).parent, env={}, source=str(path))
-        except ConfigError as e:
-            problems += e.problems
-    if problems or spec is None:
-        raise ConfigError(problems, str(path))
-    warnings = []
-    if spec.canary.enabled:
-        for m in config.models.values():
-            if "variant" not in m.segments:
-                warnings.append(
-                    f"models.{m.name}.segments: no variant, so rollout.canary has no canary and stable budgets "
-                    f"to compare for {m.name} and its canaries will only ever hold (add variant to the segments)"
-                )
-    return spec, warnings
 
 
 def describe_rollout(spec: RolloutSpec) -> str:
