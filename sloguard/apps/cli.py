@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds of idle, caught-up input after which event time follows the wall clock, "
         "so silent models raise no-data (default 30; 0 disables)",
     )
-    p.add_argument("--partitions", type=int, default=1, help="partitions for topics created on the embedded broker")
+    p.add_argument("--partitions", type=int, default=1,
+                   help="partitions for topics created on the embedded broker (default 1)")
     p.add_argument(
         "--metrics-port",
         type=int,

@@ -30,14 +30,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="sloguard config (its notifier:, kafka: and owners: sections)")
     p.add_argument("--notifier-config", help="a separate notifier config file (wins over --config)")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides the config)")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the config's kafka.bootstrap_servers, "
+                   "or KAFKA_BOOTSTRAP_SERVERS)")
     p.add_argument("--group-id", help=f"consumer group (default: notifier.group_id or {DEFAULT_GROUP_ID})")
     p.add_argument("--state-file", help="ledger of delivered notices (default: notifier.state_file)")
     p.add_argument("--dry-run", action="store_true", help="print what would be posted; post and commit nothing")
     p.add_argument("--alerts", metavar="JSONL", help="preview an alerts file (no Kafka, nothing posted)")
     p.add_argument("--check", action="store_true", help="check the config and that every route's secret "
                    "is readable, then exit")
-    p.add_argument("--stop-after", type=float, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--stop-after", type=float, metavar="SECONDS",
+                   help="stop after this many seconds (default: run until SIGTERM or Ctrl-C)")
     from sloguard.connectors.service_metrics import add_metrics_args
 
     add_metrics_args(p)
