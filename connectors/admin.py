@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from sloguard.connectors.kafka_config import KafkaSettings, is_valid_topic_name
 
-__all__ = ["AdminTarget", "TopicAdminError", "create_topics", "delete_topics", "list_topics"]
+__all__ = ["AdminTarget", "TopicAdminError", "create_topics", "delete_topics", "list_topics", "wait_for_kafka"]
 
 #: What the functions here accept: settings, a ready confluent-kafka config dict, or a client.
 AdminTarget = KafkaSettings | Mapping[str, Any] | AdminClient
@@ -30,6 +30,32 @@ class TopicAdminError(RuntimeError):
         self.done = dict(done)
         detail = "; ".join(f"{name}: {why}" for name, why in self.errors.items())
         super().__init__(f"could not {action} {len(self.errors)} topic(s): {detail}")
+
+
+def wait_for_kafka(settings: KafkaSettings, topics: list[str], out: Any, max_delay_s: float = 30.0,
+                   sleep: Callable[[float], None] = time.sleep, who: str = "sloguard",
+                   stop: Callable[[], bool] = lambda: False, answer_timeout_s: float = 5.0) -> Any:
+    """The cluster's metadata once Kafka answers and has every topic of `topics`: until then say
+    what is missing and retry, backing off to `max_delay_s` (a broker that is down when a command
+    starts, or whose topics are still being created, is waited for: no traceback, no exit).
+    Returns None when `stop()` turns true while waiting."""
+    delay = 1.0
+    while not stop():
+        try:
+            meta = AdminClient(settings.admin_config()).list_topics(timeout=answer_timeout_s)
+        except KafkaException as e:
+            reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
+            problem = f"Kafka at {settings.bootstrap_servers} does not answer ({reason})"
+        else:
+            missing = [t for t in topics if t not in meta.topics or meta.topics[t].error is not None]
+            if not missing:
+                return meta
+            problem = (f"topic {', '.join(missing)} does not exist on {settings.bootstrap_servers} "
+                       "(create the topics with `sloguard topics create --config <config>`)")
+        print(f"{who}: {problem}; retrying in {delay:.0f} s (Ctrl-C stops)", file=out, flush=True)
+        sleep(delay)
+        delay = min(max_delay_s, delay * 2)
+    return None
 
 
 def _admin(target: AdminTarget) -> AdminClient:

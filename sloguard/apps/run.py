@@ -13,14 +13,12 @@ bounds how far the flow can later be rescaled: keep it >= the number of workers 
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sloguard.connectors.admin import create_topics
+from sloguard.connectors.admin import create_topics, wait_for_kafka
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.connectors.kafka_io import KafkaJsonSink, KafkaRawSource, dead_letter_headers
 from sloguard.core.spec.config import Config
@@ -72,32 +70,6 @@ def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOption
                       metrics=metrics, recovery=options.recovery_dir is not None, reset_state=options.reset_state)
 
 
-def wait_for_kafka(settings: KafkaSettings, topics: list[str], out: Any, max_delay_s: float = 30.0,
-                   sleep: Callable[[float], None] = time.sleep) -> Any:
-    """The cluster's metadata once Kafka answers and has every topic of `topics`: until then say
-    what is missing and retry, backing off to `max_delay_s` (a broker that is down when `run`
-    starts, or whose topics are still being created, is waited for: no traceback, no exit)."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    delay = 1.0
-    while True:
-        try:
-            meta = AdminClient(settings.admin_config()).list_topics(timeout=5)
-        except KafkaException as e:
-            reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
-            problem = f"Kafka at {settings.bootstrap_servers} does not answer ({reason})"
-        else:
-            missing = [t for t in topics if t not in meta.topics or meta.topics[t].error is not None]
-            if not missing:
-                return meta
-            problem = (f"input topic {', '.join(missing)} does not exist on {settings.bootstrap_servers} "
-                       "(create the topics with `sloguard topics create --config <config>`)")
-        print(f"sloguard run: {problem}; retrying in {delay:.0f} s (Ctrl-C stops)", file=out, flush=True)
-        sleep(delay)
-        delay = min(max_delay_s, delay * 2)
-
-
 def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1) -> dict[str, str]:
     """Create the input and output topics, and rollout.decisions, if missing (idempotent)."""
     names = [settings.topic(k) for k in (*INPUTS, *OUTPUTS, "decisions", "incidents")]
@@ -127,7 +99,7 @@ def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
         ensure_topics(settings, options.partitions)
     try:
         inputs = [settings.topic(k) for k in INPUTS]
-        meta = wait_for_kafka(settings, inputs, out, options.kafka_retry_max_s)
+        meta = wait_for_kafka(settings, inputs, out, options.kafka_retry_max_s, who="sloguard run")
         parts = [f"{t}#{p}" for t in inputs for p in sorted(meta.topics[t].partitions)]
         recovery = None
         if options.recovery_dir is not None:

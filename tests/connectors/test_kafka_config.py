@@ -235,3 +235,19 @@ def test_an_unreachable_broker_does_not_flood_stderr():
     refused = [line for line in done.stderr.splitlines() if "Connection refused" in line]
     assert 1 <= len(refused) <= 4, done.stderr[-2000:]
     assert not any(line.startswith("%3|") for line in done.stderr.splitlines())
+
+
+def test_waiting_for_an_unreachable_kafka_says_so_and_backs_off():
+    """Commands that need Kafka wait for it with a clear line and a growing delay (no traceback)."""
+    import io
+
+    from sloguard.connectors.admin import wait_for_kafka
+
+    settings = KafkaSettings.from_mapping({"bootstrap_servers": "127.0.0.1:1"}, env={})
+    out, slept = io.StringIO(), []
+    meta = wait_for_kafka(settings, ["ml.inference"], out, max_delay_s=4.0, sleep=slept.append,
+                          who="sloguard notifier", stop=lambda: len(slept) >= 4, answer_timeout_s=0.2)
+    assert meta is None and slept == [1.0, 2.0, 4.0, 4.0]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4 and all(line.startswith("sloguard notifier: Kafka at 127.0.0.1:1 does not answer")
+                                   for line in lines)
