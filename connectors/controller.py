@@ -144,7 +144,8 @@ from sloguard.core.rollout.policy import (
     RolloutState,
     parse_rollout,
 )
-from sloguard.core.spec.config import Config, ConfigError, parse_config
+from sloguard.core.spec.config import parse_config
+from sloguard.core.spec.model import Config, ConfigError
 from sloguard.core.spec.timeutil import parse_duration, to_rfc3339
 
 __all__ = [

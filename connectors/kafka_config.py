@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sloguard.core.spec.config import DEFAULT_TOPICS as _CONFIG_TOPICS
+from sloguard.core.spec.model import DEFAULT_TOPICS as _CONFIG_TOPICS
 
 __all__ = [
     "CLIENT_LOG",

@@ -20,7 +20,7 @@ import orjson
 
 from sloguard import __version__
 from sloguard.core.evaluate.state import STATE_SCHEMA
-from sloguard.core.spec.config import ConfigError
+from sloguard.core.spec.model import ConfigError
 
 IDENTITY = "sloguard-recovery.json"
 

@@ -15,7 +15,7 @@ from bytewax.operators import StatefulLogic
 
 from sloguard.core.evaluate.evaluator import Output
 from sloguard.core.notify.incidents import IncidentBook, IncidentState, slo_burns
-from sloguard.core.spec.config import Config
+from sloguard.core.spec.model import Config
 
 
 class IncidentLogic(StatefulLogic[list[Output], list[Output], bytes | None]):

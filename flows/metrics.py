@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED
 from sloguard.core.messages.batch import ParsedBatch
-from sloguard.core.spec.config import Config
+from sloguard.core.spec.model import Config
 
 WHOLE_MODEL = "all"
 UNKNOWN_SEVERITY = "unknown"

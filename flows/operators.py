@@ -24,7 +24,7 @@ from sloguard.core.evaluate.shard import Shard
 from sloguard.core.evaluate.state import migrate_judge, migrate_shard, plan_migration
 from sloguard.core.evaluate.summary import Summary
 from sloguard.core.messages.batch import ParsedBatch
-from sloguard.core.spec.config import StateMismatch
+from sloguard.core.spec.model import StateMismatch
 from sloguard.flows.routing import shard_key
 
 Keyed = tuple[str, dict[str, Any]]  # (Kafka message key, message)

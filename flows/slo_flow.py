@@ -19,7 +19,7 @@ from bytewax.outputs import Sink
 from sloguard.core.evaluate.plan import ModelPlan
 from sloguard.core.messages.batch import ParsedBatch, ParseSpec, parse_batch
 from sloguard.core.messages.events import RawBatch
-from sloguard.core.spec.config import Config
+from sloguard.core.spec.model import Config
 from sloguard.flows.incident_step import IncidentLogic, explode
 from sloguard.flows.metrics import FlowMetrics
 from sloguard.flows.operators import JudgeLogic, ShardLogic, dead_letters, message_key, only, route_batch

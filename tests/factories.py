@@ -11,7 +11,8 @@ import orjson
 from sloguard.core.evaluate.evaluator import ModelEvaluator, Output, split_by_model
 from sloguard.core.messages.batch import ParseSpec, parse_batch
 from sloguard.core.messages.events import RawBatch
-from sloguard.core.spec.config import Config, parse_config
+from sloguard.core.spec.config import parse_config
+from sloguard.core.spec.model import Config
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a multiple of every window
 

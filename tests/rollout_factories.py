@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sloguard.core.rollout.policy import RolloutSpec, parse_rollout
-from sloguard.core.spec.config import Config, parse_config
+from sloguard.core.spec.config import parse_config
+from sloguard.core.spec.model import Config
 
 NOW = 1_767_225_600.0 + 3 * 3600  # 2026-01-01T03:00:00Z
 MODELS = ("fraud", "recsys", "ranker", "scorer")

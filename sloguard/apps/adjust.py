@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from sloguard.core.spec.config import ConfigError, load_config
+from sloguard.core.spec.config import load_config
+from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import parse_duration, parse_rfc3339, to_rfc3339
 
 _TOP_KEY = re.compile(r"^[^\s#-][^:]*:")

@@ -26,7 +26,8 @@ from sloguard.core.backtest.alert_quality import (
     key_label,
     rank_key,
 )
-from sloguard.core.spec.config import Config, load_config
+from sloguard.core.spec.config import load_config
+from sloguard.core.spec.model import Config
 from sloguard.core.stats.budget import budget_text
 
 INPUTS = ("inference", "labels", "features")

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sloguard.core.spec.config import Config, ConfigError, load_config
+from sloguard.core.spec.config import load_config
+from sloguard.core.spec.model import Config, ConfigError
 from sloguard.core.spec.yamlfile import key_lines, load_yaml
 
 if TYPE_CHECKING:

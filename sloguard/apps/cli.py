@@ -15,7 +15,7 @@ from sloguard.apps.checks import check_config_file
 from sloguard.apps.generate import cmd_generate
 from sloguard.apps.replay import cmd_replay
 from sloguard.apps.validate import cmd_validate
-from sloguard.core.spec.config import ConfigError
+from sloguard.core.spec.model import ConfigError
 
 EXAMPLES = """
 examples:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 # Exceptions that report what the user gave (a config section, a file, an unreachable broker), by
 # module: only modules already imported can have raised them, so none is imported for this.
 _USER_ERRORS = (
-    ("sloguard.core.spec.config", "StateMismatch"),
+    ("sloguard.core.spec.model", "StateMismatch"),
     ("sloguard.core.spec.policy", "PolicyError"),
     ("sloguard.core.interop.openslo", "OpenSloError"),
     ("sloguard.connectors.kafka_config", "KafkaConfigError"),

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from sloguard.apps.checks import check_config_file
-from sloguard.core.spec.config import ConfigError
+from sloguard.core.spec.model import ConfigError
 
 
 def add_parsers(subparsers: Any) -> None:

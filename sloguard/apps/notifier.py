@@ -55,7 +55,7 @@ def cmd(args: argparse.Namespace) -> int:
     from sloguard.connectors.notifier_config import NotifierConfigError, build_senders, load_notifier_config
     from sloguard.connectors.notifier_preview import iter_jsonl, preview_alerts, preview_incidents
     from sloguard.core.notify.notify_policy import NotifyPolicy
-    from sloguard.core.spec.config import ConfigError
+    from sloguard.core.spec.model import ConfigError
 
     try:
         if args.alerts:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sloguard.apps.checks import check_config_file
-from sloguard.core.spec.config import Config
+from sloguard.core.spec.model import Config
 
 if TYPE_CHECKING:
     pass

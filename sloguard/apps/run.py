@@ -21,7 +21,7 @@ from typing import Any
 from sloguard.connectors.admin import create_topics, wait_for_kafka
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.connectors.kafka_io import KafkaJsonSink, KafkaRawSource, dead_letter_headers
-from sloguard.core.spec.config import Config
+from sloguard.core.spec.model import Config
 from sloguard.flows.metrics import FlowMetrics
 from sloguard.flows.slo_flow import Sinks, build_flow
 

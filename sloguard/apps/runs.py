@@ -16,7 +16,7 @@ from sloguard.core.backtest.alert_quality import (
     key_stats,
     score,
 )
-from sloguard.core.spec.config import ConfigError
+from sloguard.core.spec.model import ConfigError
 
 
 def read_jsonl(path: Path) -> Any:

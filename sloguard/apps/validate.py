@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sloguard.apps.checks import check_config_file
 from sloguard.core.spec import adjustments
-from sloguard.core.spec.config import Config
+from sloguard.core.spec.model import Config
 from sloguard.core.spec.timeutil import format_duration, to_rfc3339
 
 if TYPE_CHECKING:

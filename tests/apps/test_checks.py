@@ -10,7 +10,7 @@ import yaml
 
 from sloguard.apps.checks import check_config_file
 from sloguard.apps.cli import main
-from sloguard.core.spec.config import ConfigError
+from sloguard.core.spec.model import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -149,7 +149,7 @@ def test_a_bad_kafka_section_is_one_line_naming_file_and_field_exit_2(tmp_path, 
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"error: {config}: kafka.bootstrap_servers: must be a string or a list of 'host:port' strings"]
+        f"error: {config}: line 171: kafka.bootstrap_servers: must be a string or a list of 'host:port' strings"]
 
 
 def test_notifier_preview_of_a_missing_alerts_file_exits_2(tmp_path, capsys):

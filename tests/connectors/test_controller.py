@@ -37,7 +37,7 @@ from sloguard.connectors.controller import (
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.core.messages.outputs import DeadLetter, Decision
 from sloguard.core.rollout.policy import RolloutState, parse_rollout
-from sloguard.core.spec.config import ConfigError
+from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import to_rfc3339
 
 ROOT = Path(__file__).resolve().parents[2]

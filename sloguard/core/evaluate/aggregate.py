@@ -16,7 +16,7 @@ import numpy as np
 
 from sloguard.core.messages.batch import FeatureColumns, InferenceColumns
 from sloguard.core.messages.events import STATUS_CODE
-from sloguard.core.spec.config import Config, Slo
+from sloguard.core.spec.model import Config, Slo
 from sloguard.core.spec.sli import METRIC
 from sloguard.core.stats.windows import WindowLayout
 

@@ -34,7 +34,7 @@ import numpy as np
 from sloguard.core.evaluate.calibration_history import ScoreLabelHistory
 from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
 from sloguard.core.messages.batch import ParsedBatch, as_numbers
-from sloguard.core.spec.config import Config
+from sloguard.core.spec.model import Config
 from sloguard.core.spec.timeutil import to_rfc3339
 from sloguard.core.stats.drift import categorical_reference, numeric_reference
 from sloguard.core.stats.multivariate_drift import MIN_REFERENCE_ROWS, PcaReference, reference_key

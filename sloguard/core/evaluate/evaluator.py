@@ -29,7 +29,7 @@ from sloguard.core.evaluate.shard import Shard, ShardState
 from sloguard.core.evaluate.state import migrate_judge, migrate_shard, plan_migration
 from sloguard.core.evaluate.summary import Progress
 from sloguard.core.messages.batch import FeatureColumns, InferenceColumns, LabelColumns, ParsedBatch, Rejections
-from sloguard.core.spec.config import Config
+from sloguard.core.spec.model import Config
 
 Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter", message)
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from sloguard.core.evaluate.slices import Block, Judgement
-from sloguard.core.spec.config import Slo
+from sloguard.core.spec.model import Slo
 from sloguard.core.spec.timeutil import format_duration
 
 

@@ -14,7 +14,7 @@ from functools import cached_property
 from sloguard.core.evaluate.aggregate import ModelLayout
 from sloguard.core.evaluate.slices import SliceLayout
 from sloguard.core.spec.adjustments import ModelAdjustments
-from sloguard.core.spec.config import Config, Slo
+from sloguard.core.spec.model import Config, Slo
 from sloguard.core.spec.sli import METRIC
 from sloguard.core.spec.timeutil import format_duration
 from sloguard.core.stats.drift import reference_from_dict

@@ -16,8 +16,8 @@ import numpy as np
 
 from sloguard.core.messages.batch import InferenceColumns
 from sloguard.core.messages.events import STATUSES
-from sloguard.core.spec.config import Slo
 from sloguard.core.spec.expr import as_numbers, compile_expression, parse_expression
+from sloguard.core.spec.model import Slo
 
 _STATUS_NAMES = np.array(STATUSES, dtype=object)
 

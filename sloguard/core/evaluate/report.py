@@ -16,7 +16,7 @@ from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED, NO_DATA, alert_id, r
 from sloguard.core.evaluate.label_coverage import describe as describe_coverage
 from sloguard.core.evaluate.slices import explain
 from sloguard.core.spec.adjustments import Adjustment
-from sloguard.core.spec.config import Owner, Slo
+from sloguard.core.spec.model import Owner, Slo
 from sloguard.core.spec.policy import AlertRule
 from sloguard.core.spec.timeutil import format_duration, to_rfc3339
 from sloguard.core.stats.budget import budget_remaining, budget_text, health_score

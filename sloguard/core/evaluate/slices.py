@@ -28,7 +28,7 @@ import numpy as np
 
 from sloguard.core.messages.batch import InferenceColumns, as_numbers
 from sloguard.core.messages.events import STATUS_CODE
-from sloguard.core.spec.config import Model, Slo
+from sloguard.core.spec.model import Model, Slo
 from sloguard.core.stats.calibration import IsotonicCalibration
 from sloguard.core.stats.cbpe import estimated_metric, expected_cells
 from sloguard.core.stats.drift import DriftRule, FeatureDrift

@@ -30,7 +30,7 @@ import numpy as np
 
 from sloguard import __version__
 from sloguard.core.evaluate.summary import Rows
-from sloguard.core.spec.config import Slo, StateMismatch
+from sloguard.core.spec.model import Slo, StateMismatch
 from sloguard.core.stats.windows import WindowLayout, Windows
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ import os
 import re
 from typing import Any
 
-from sloguard.core.spec.config import Config, Slo
+from sloguard.core.spec.model import Config, Slo
 from sloguard.core.spec.sli import CATALOGUE, METRIC, RATIO
 from sloguard.core.spec.timeutil import format_duration
 

@@ -30,7 +30,7 @@ import re
 from typing import Any
 
 from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED
-from sloguard.core.spec.config import Config, Slo
+from sloguard.core.spec.model import Config, Slo
 from sloguard.core.spec.sli import METRIC
 from sloguard.core.spec.timeutil import format_duration
 

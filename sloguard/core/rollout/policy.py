@@ -66,7 +66,7 @@ from typing import Any
 import msgspec
 
 from sloguard.core.messages import outputs as messages
-from sloguard.core.spec.config import Config, ConfigError
+from sloguard.core.spec.model import Config, ConfigError
 from sloguard.core.spec.sli import CATALOGUE, DIMENSIONS, METRIC
 from sloguard.core.spec.timeutil import format_duration, parse_duration, parse_rfc3339, to_rfc3339
 from sloguard.core.stats.canary import (

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sloguard.core.spec.config import _MODEL_KEYS, _SLO_KEYS, _TOP, DRIFT_METHODS
+from sloguard.core.spec.config import _TOP
+from sloguard.core.spec.models_section import _MODEL_KEYS
 from sloguard.core.spec.sli import CATALOGUE, DIMENSIONS
+from sloguard.core.spec.slos_section import _SLO_KEYS, DRIFT_METHODS
 
 SCHEMA_ID = "https://sloguard.dev/schemas/config.schema.json"
 

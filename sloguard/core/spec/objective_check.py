@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from sloguard.core.spec.config import Config, Slo
+from sloguard.core.spec.model import Config, Slo
 from sloguard.core.spec.sli import METRIC
 from sloguard.core.spec.timeutil import format_duration
 

@@ -12,7 +12,8 @@ from factories import T0
 from test_quality_slos import confusion, traffic
 
 from sloguard.apps.cli import main
-from sloguard.core.spec.config import ConfigError, load_config
+from sloguard.core.spec.config import load_config
+from sloguard.core.spec.model import ConfigError
 from sloguard.core.stats.drift import reference_from_dict
 
 CONFIG = {

@@ -127,7 +127,7 @@ def test_psi_method_uses_the_objective_as_the_psi_threshold(tmp_path: Path) -> N
 
 
 def test_drift_needs_a_reference_for_each_feature(tmp_path: Path) -> None:
-    from sloguard.core.spec.config import ConfigError
+    from sloguard.core.spec.model import ConfigError
 
     rng = np.random.default_rng(5)
     with pytest.raises(ConfigError, match="no reference for c"):
@@ -135,7 +135,7 @@ def test_drift_needs_a_reference_for_each_feature(tmp_path: Path) -> None:
 
 
 def test_a_drift_target_that_would_page_on_test_noise_is_refused(tmp_path: Path) -> None:
-    from sloguard.core.spec.config import ConfigError
+    from sloguard.core.spec.model import ConfigError
 
     rng = np.random.default_rng(6)
     with pytest.raises(ConfigError, match=r"budgeting.target: 0.99 leaves 1% of slices to drift"):

@@ -9,7 +9,7 @@ import pytest
 from factories import T0, epoch, of
 from test_quality_slos import quality_config, run_mixed, traffic
 
-from sloguard.core.spec.config import ConfigError
+from sloguard.core.spec.model import ConfigError
 
 RECALL = {"name": "recall", "sli": {"recall": {"positive": 1}}, "objective": 0.9}
 

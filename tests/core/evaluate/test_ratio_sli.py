@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from sloguard.core.evaluate.ratio_sli import ratio_counts, ratio_flags
 from sloguard.core.messages.batch import parse_batch
-from sloguard.core.spec.config import ConfigError
 from sloguard.core.spec.expr import evaluate_event, parse_expression
+from sloguard.core.spec.model import ConfigError
 
 
 def _slo(sli: dict) -> dict:

@@ -23,7 +23,8 @@ from test_quality_slos import confusion, last, quality_config, run_mixed, traffi
 from sloguard.core.evaluate.evaluator import MAX_VALUES_PER_ATTRIBUTE, ModelEvaluator, Output, split_by_model
 from sloguard.core.messages.batch import as_numbers, parse_batch
 from sloguard.core.messages.events import RawBatch
-from sloguard.core.spec.config import ConfigError, parse_config
+from sloguard.core.spec.config import parse_config
+from sloguard.core.spec.model import ConfigError
 from sloguard.core.stats.drift import numeric_reference
 
 
@@ -177,7 +178,7 @@ def test_a_drift_parameter_that_cannot_work_fails_validation_not_the_flow(tmp_pa
     ],
 )
 def test_a_malformed_reference_in_the_baseline_is_a_config_error(tmp_path: Path, ref: dict) -> None:
-    """config._references checks only `kind`; a broken reference passes `validate` and the evaluator
+    """models_section._references checks only `kind`; a broken reference passes `validate` and the evaluator
     then crashes with KeyError / ValueError instead of a ConfigError naming the baseline."""
     (tmp_path / "b.json").write_bytes(orjson.dumps({"metrics": {}, "reference": {"a": ref}}))
     data = {

@@ -17,7 +17,7 @@ from factories import T0
 from test_quality_slos import quality_config, run_mixed, traffic
 
 from sloguard.core.evaluate.evaluator import ModelEvaluator
-from sloguard.core.spec.config import StateMismatch
+from sloguard.core.spec.model import StateMismatch
 
 AVAIL = {"name": "avail", "dimension": "infrastructure", "sli": "availability", "objective": 0.99,
          "budgeting": {"method": "occurrences"}}

@@ -159,7 +159,10 @@ def test_a_published_example_with_a_sloguard_metric_source_imports(tmp_path):
 
 def test_what_openslo_cannot_name_or_sloguard_cannot_read_is_an_error_with_its_path(tmp_path, capsys):
     raw = yaml.safe_load((ROOT / "examples" / "fraud.yaml").read_text())
+    old = raw["slos"][0]["name"]
     raw["slos"][0]["name"] = "Fraud_Availability"
+    canary = raw.get("rollout", {}).get("canary", {})  # the rollout section names the SLO too
+    canary["slos"] = ["Fraud_Availability" if s == old else s for s in canary.get("slos", [])]
     raw["models"]["fraud"]["baseline"] = str(ROOT / "examples" / "baselines" / "fraud.json")
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(raw))

@@ -9,7 +9,7 @@ import pytest
 from factories import make_config
 
 from sloguard.core.messages.intersections import components, intersection_name, join_values
-from sloguard.core.spec.config import ConfigError
+from sloguard.core.spec.model import ConfigError
 from sloguard.core.stats.fairness import confusion_by_group, equalized_odds, fairness
 
 flm = pytest.importorskip("fairlearn.metrics")

@@ -15,7 +15,8 @@ from sloguard.core.evaluate.alerts import alert_id
 from sloguard.core.notify.incident_cause import SloBurn
 from sloguard.core.notify.incident_policy import IncidentPolicy, parse_incident_policy
 from sloguard.core.notify.incidents import IncidentBook, incident_id
-from sloguard.core.spec.config import ConfigError, parse_config
+from sloguard.core.spec.config import parse_config
+from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import to_rfc3339
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -22,7 +22,7 @@ from sloguard.core.rollout.policy import (
     parse_rollout,
     replay_decisions,
 )
-from sloguard.core.spec.config import ConfigError
+from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import to_rfc3339
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -16,7 +16,7 @@ from sloguard.apps.adjust import appended
 from sloguard.apps.cli import main
 from sloguard.connectors.notifier import preview_alerts
 from sloguard.core.evaluate.evaluator import ModelEvaluator
-from sloguard.core.spec.config import ConfigError
+from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import to_rfc3339
 
 AVAILABILITY = {"name": "avail", "dimension": "infrastructure", "sli": "availability", "objective": 0.999}

@@ -18,7 +18,8 @@ import orjson
 import pytest
 import yaml
 
-from sloguard.core.spec.config import ConfigError, load_config, parse_config
+from sloguard.core.spec.config import load_config, parse_config
+from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.policy import AlertRule
 from sloguard.core.spec.timeutil import parse_duration
 
@@ -460,7 +461,8 @@ def test_cli_validate_rejects_a_bad_file_naming_the_path(tmp_path: Path) -> None
 
 def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path) -> None:
     """YAML keeps the last of two equal keys: a second `slos:` would silently drop the first's SLOs."""
-    from sloguard.core.spec.config import ConfigError, load_config
+    from sloguard.core.spec.config import load_config
+    from sloguard.core.spec.model import ConfigError
 
     text = (ROOT / "examples" / "fraud.yaml").read_text()
     path = tmp_path / "twice.yaml"

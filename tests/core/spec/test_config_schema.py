@@ -12,9 +12,11 @@ import pytest
 import yaml
 
 from sloguard.apps.cli import main
-from sloguard.core.spec.config import _MODEL_KEYS, _SLO_KEYS, _TOP
+from sloguard.core.spec.config import _TOP
 from sloguard.core.spec.config_schema import config_schema
+from sloguard.core.spec.models_section import _MODEL_KEYS
 from sloguard.core.spec.sli import CATALOGUE
+from sloguard.core.spec.slos_section import _SLO_KEYS
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

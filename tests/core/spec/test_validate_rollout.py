@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ def test_every_bad_rollout_field_is_named_at_once(tmp_path: Path, capsys: pytest
     assert main(["validate", str(path)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    fields = [line.strip()[2:].split(":")[0] for line in err.splitlines() if line.strip().startswith("- ")]
+    fields = [re.sub(r"^line \d+: ", "", line.strip()[2:]).split(":")[0] for line in err.splitlines()
+              if line.strip().startswith("- ")]
     assert sorted(fields) == sorted([
         "rollout.rollback",
         "rollout.policy.hard_stop",

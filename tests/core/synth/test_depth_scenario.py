@@ -11,7 +11,8 @@ import pytest
 
 from sloguard.apps.cli import main
 from sloguard.apps.replay import replay
-from sloguard.core.spec.config import ConfigError, load_config, parse_config
+from sloguard.core.spec.config import load_config, parse_config
+from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import parse_rfc3339
 from sloguard.core.spec.yamlfile import load_yaml
 from sloguard.core.stats.calibration import IsotonicCalibration
