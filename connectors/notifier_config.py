@@ -59,7 +59,10 @@ class NotifierConfigError(ValueError):
 
     def __init__(self, problems: list[str], source: str = "notifier config") -> None:
         self.problems = problems
-        super().__init__(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+        if len(problems) == 1:  # one problem, one line (as the main config's ConfigError)
+            super().__init__(f"{source}: {problems[0]}")
+        else:
+            super().__init__(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 # -- configuration --------------------------------------------------------------------------------

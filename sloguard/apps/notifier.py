@@ -82,6 +82,10 @@ def cmd(args: argparse.Namespace) -> int:
             check_config_file(args.config)
         if args.check:
             cfg = load_notifier_config(args.config, notifier_path=args.notifier_config)
+            if not cfg.settings.routes:  # the run refuses this too (without --dry-run)
+                raise NotifierConfigError(["notifier.routes: no routes configured (add at least a default "
+                                           "route; `--dry-run` prints what would be sent without any)"],
+                                          str(args.notifier_config or args.config))
             build_senders(cfg.settings)
             for t in cfg.settings.targets():
                 print(f"route {t.name}: {t.kind} via {t.source} (ok)")

@@ -65,3 +65,14 @@ def test_no_command_starts_on_a_config_validate_refuses(tmp_path, capsys, comman
     err = capsys.readouterr().err
     assert "notifier.routes.default" in err and "kafka.bootstrap_servers" in err
     assert "Traceback" not in err
+
+
+def test_notifier_check_refuses_what_the_notifier_run_refuses(tmp_path, capsys):
+    """`notifier --check` said OK to a config without routes, which the real run refuses."""
+    data = yaml.safe_load((EXAMPLES / "fraud.yaml").read_text())
+    data.pop("notifier", None)
+    path = tmp_path / "fraud.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    (tmp_path / "baselines").symlink_to(EXAMPLES / "baselines")
+    assert main(["notifier", "--config", str(path), "--check"]) == 2
+    assert f"{path}: notifier.routes: no routes configured" in capsys.readouterr().err
