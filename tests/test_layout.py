@@ -123,3 +123,20 @@ def test_no_module_is_over_about_500_lines():
     long = {str(p.relative_to(ROOT)): n for top in ("sloguard", "flows", "connectors")
             for p in (ROOT / top).rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
     assert long == {}
+
+
+def test_every_package_of_the_tree_is_installed():
+    """pyproject lists the packages explicitly (the package-dir mapping needs it): a new subpackage
+    missing there would import from a checkout and be absent from the wheel."""
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = tool["package-dir"]
+    on_disk = set()
+    for name, folder in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            if name == "sloguard" and rel.parts[:1] in (("flows",), ("connectors",)):
+                continue
+            on_disk.add(".".join((name, *rel.parts)))
+    assert set(tool["packages"]) == on_disk
