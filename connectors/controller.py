@@ -134,16 +134,9 @@ import yaml
 from sloguard.connectors.audit import AuditLog
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.core.messages.outputs import dead_letter
-from sloguard.core.rollout.policy import (
-    HOLD,
-    PROMOTE,
-    ROLLBACK,
-    Decision,
-    InvalidEvent,
-    RolloutSpec,
-    RolloutState,
-    parse_rollout,
-)
+from sloguard.core.rollout.decision import Decision
+from sloguard.core.rollout.policy import RolloutState
+from sloguard.core.rollout.spec import HOLD, PROMOTE, ROLLBACK, InvalidEvent, RolloutSpec, parse_rollout
 from sloguard.core.spec.config import parse_config
 from sloguard.core.spec.model import Config, ConfigError
 from sloguard.core.spec.timeutil import parse_duration, to_rfc3339

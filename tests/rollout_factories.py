@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sloguard.core.rollout.policy import RolloutSpec, parse_rollout
+from sloguard.core.rollout.spec import RolloutSpec, parse_rollout
 from sloguard.core.spec.config import parse_config
 from sloguard.core.spec.model import Config
 

@@ -19,7 +19,7 @@ from sloguard.core.spec.model import Config, ConfigError
 from sloguard.core.spec.yamlfile import key_lines, load_yaml
 
 if TYPE_CHECKING:
-    from sloguard.core.rollout.policy import RolloutSpec
+    from sloguard.core.rollout.spec import RolloutSpec
 
 
 @dataclass
@@ -92,7 +92,7 @@ def _rollout(data: dict[str, Any], path: Path, config: Config) -> tuple[RolloutS
     if raw is None:
         return None, [], []
     from sloguard.connectors.controller import controller_settings
-    from sloguard.core.rollout.policy import parse_rollout
+    from sloguard.core.rollout.spec import parse_rollout
 
     problems: list[str] = []
     spec = None

@@ -118,7 +118,8 @@ def decisions_from_outputs(config_path: Path, out: Path) -> list[dict[str, Any]]
     judged in event time (`sloguard.core.rollout.policy.replay_decisions`)."""
     import yaml
 
-    from sloguard.core.rollout.policy import parse_rollout, replay_decisions
+    from sloguard.core.rollout.policy import replay_decisions
+    from sloguard.core.rollout.spec import parse_rollout
 
     raw = yaml.safe_load(config_path.read_text()).get("rollout") or {}
     spec = parse_rollout(raw, load_config(config_path), str(config_path))

@@ -13,7 +13,7 @@ from sloguard.core.spec.model import Config
 from sloguard.core.spec.timeutil import format_duration, to_rfc3339
 
 if TYPE_CHECKING:
-    from sloguard.core.rollout.policy import RolloutSpec
+    from sloguard.core.rollout.spec import RolloutSpec
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from sloguard.apps.run import INPUTS, RunOptions, build_kafka_flow
 from sloguard.connectors.controller import AuditLog, Controller, ControllerSettings, Gate, GateServer
 from sloguard.connectors.kafka_config import KafkaSettings
-from sloguard.core.rollout.policy import parse_rollout
+from sloguard.core.rollout.spec import parse_rollout
 from sloguard.core.spec.config import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]

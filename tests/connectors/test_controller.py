@@ -36,7 +36,8 @@ from sloguard.connectors.controller import (
 )
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.core.messages.outputs import DeadLetter, Decision
-from sloguard.core.rollout.policy import RolloutState, parse_rollout
+from sloguard.core.rollout.policy import RolloutState
+from sloguard.core.rollout.spec import parse_rollout
 from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import to_rfc3339
 

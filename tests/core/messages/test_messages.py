@@ -98,7 +98,8 @@ def test_rollout_decisions_over_the_outputs_convert_and_encode_as_before(replaye
     `sloguard demo` does, each converts back and says what `to_message()` says."""
     import yaml
 
-    from sloguard.core.rollout.policy import parse_rollout, replay_decisions
+    from sloguard.core.rollout.policy import replay_decisions
+    from sloguard.core.rollout.spec import parse_rollout
 
     path = ROOT / "examples" / "fraud.yaml"
     spec = parse_rollout(yaml.safe_load(path.read_text())["rollout"], load_config(path))

@@ -11,17 +11,9 @@ import orjson
 import pytest
 from rollout_factories import NOW, alert, budget, canary_pair, healthy, make_config, make_spec, variant
 
-from sloguard.core.rollout.policy import (
-    HOLD,
-    PROMOTE,
-    ROLLBACK,
-    Decision,
-    InvalidEvent,
-    RolloutSpec,
-    RolloutState,
-    parse_rollout,
-    replay_decisions,
-)
+from sloguard.core.rollout.decision import Decision
+from sloguard.core.rollout.policy import RolloutState, replay_decisions
+from sloguard.core.rollout.spec import HOLD, PROMOTE, ROLLBACK, InvalidEvent, RolloutSpec, parse_rollout
 from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import to_rfc3339
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from rollout_factories import NOW, alert, canary_pair, healthy, make_spec, variant
 
-from sloguard.core.rollout.policy import HOLD, ROLLBACK, RolloutState, replay_decisions
+from sloguard.core.rollout.policy import RolloutState, replay_decisions
+from sloguard.core.rollout.spec import HOLD, ROLLBACK
 
 
 def fold(*events: dict[str, Any] | list[dict[str, Any]]) -> RolloutState:
