@@ -45,7 +45,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return _generate_spread(args, llm_scenario.generate_llm, llm_scenario.DEFAULT_DURATION_S,
                                 llm_scenario.MIN_DURATION_S)
     from sloguard.core.spec.timeutil import parse_duration
-    from sloguard.core.synth.scenarios import min_duration_s, plan, write_scenario
+    from sloguard.core.synth.definitions import min_duration_s
+    from sloguard.core.synth.scenarios import plan, write_scenario
 
     kwargs: dict[str, Any] = {}
     healthy = args.healthy

@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 from scipy.special import ndtr
 
-from sloguard.core.synth.scenarios import DEFAULT_START, FILES, Incident
+from sloguard.core.synth.contract import DEFAULT_START, FILES, Incident
 
 SCENARIO = "ml-depth"
 MODEL = "fraud"

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from sloguard.core.synth.scenarios import DEFAULT_START, FILES, Incident
+from sloguard.core.synth.contract import DEFAULT_START, FILES, Incident
 
 SCENARIO = "llm"
 MODEL = "assistant"

@@ -16,8 +16,8 @@ from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import parse_rfc3339
 from sloguard.core.spec.yamlfile import load_yaml
 from sloguard.core.stats.calibration import IsotonicCalibration
+from sloguard.core.synth.contract import incidents_from_manifest
 from sloguard.core.synth.depth_scenario import generate_depth
-from sloguard.core.synth.scenarios import incidents_from_manifest
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "ml-depth.yaml"

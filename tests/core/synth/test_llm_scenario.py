@@ -14,8 +14,8 @@ from sloguard.apps.replay import replay
 from sloguard.core.interop.prometheus_rules import prometheus_rules
 from sloguard.core.spec.config import load_config
 from sloguard.core.spec.timeutil import parse_rfc3339
+from sloguard.core.synth.contract import incidents_from_manifest
 from sloguard.core.synth.llm_scenario import generate_llm
-from sloguard.core.synth.scenarios import incidents_from_manifest
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "llm.yaml"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from sloguard.core.spec.timeutil import parse_duration
-from sloguard.core.synth.scenarios import (
+from sloguard.core.synth.contract import (
     BAD_KINDS,
     CONTROL,
     DEFAULT_DURATION_S,
@@ -31,12 +31,10 @@ from sloguard.core.synth.scenarios import (
     SCENARIOS,
     Incident,
     Scenario,
-    generate,
     incidents_from_manifest,
-    min_duration_s,
-    plan,
-    write_scenario,
 )
+from sloguard.core.synth.definitions import min_duration_s
+from sloguard.core.synth.scenarios import generate, plan, write_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 N = 60_000
