@@ -36,7 +36,7 @@ from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
 from sloguard.core.messages.batch import ParsedBatch, as_numbers
 from sloguard.core.spec.model import Config
 from sloguard.core.spec.timeutil import to_rfc3339
-from sloguard.core.stats.drift import categorical_reference, numeric_reference
+from sloguard.core.stats.drift_bins import categorical_reference, numeric_reference
 from sloguard.core.stats.multivariate_drift import MIN_REFERENCE_ROWS, PcaReference, reference_key
 from sloguard.core.stats.segment_refs import DEFAULT_MIN_VALUES, segment_shares
 
@@ -146,7 +146,7 @@ class BaselineBuilder:
 
     def _segment_references(self, model: str, refs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Per segment key with enough values of a feature: its shares on the model reference's bins."""
-        from sloguard.core.stats.drift import reference_from_dict
+        from sloguard.core.stats.drift_bins import reference_from_dict
 
         attrs = self.config.models[model].segments
         out: dict[str, dict[str, Any]] = {}

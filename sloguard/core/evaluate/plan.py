@@ -17,7 +17,7 @@ from sloguard.core.spec.adjustments import ModelAdjustments
 from sloguard.core.spec.model import Config, Slo
 from sloguard.core.spec.sli import METRIC
 from sloguard.core.spec.timeutil import format_duration
-from sloguard.core.stats.drift import reference_from_dict
+from sloguard.core.stats.drift_bins import reference_from_dict
 from sloguard.core.stats.segment_refs import segment_references
 
 

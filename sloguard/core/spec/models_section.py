@@ -12,7 +12,7 @@ from sloguard.core.spec.check import Checker, duration_or_zero, label_coverage_r
 from sloguard.core.spec.model import Model
 from sloguard.core.spec.sli import DIMENSIONS
 from sloguard.core.spec.timeutil import format_duration
-from sloguard.core.stats.drift import reference_from_dict
+from sloguard.core.stats.drift_bins import reference_from_dict
 
 _MODEL_KEYS = {
     "segments",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from sloguard.core.messages.batch import as_numbers
-from sloguard.core.stats.drift import NumericReference, Reference
+from sloguard.core.stats.drift_bins import NumericReference, Reference
 
 DEFAULT_MIN_VALUES = 1000  # values of a feature a segment key needs in the history for its own reference
 

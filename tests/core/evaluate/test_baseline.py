@@ -14,7 +14,7 @@ from test_quality_slos import confusion, traffic
 from sloguard.apps.cli import main
 from sloguard.core.spec.config import load_config
 from sloguard.core.spec.model import ConfigError
-from sloguard.core.stats.drift import reference_from_dict
+from sloguard.core.stats.drift_bins import reference_from_dict
 
 CONFIG = {
     "evaluation_interval": "1m",

@@ -12,7 +12,7 @@ from factories import T0, event, of, run
 from scipy import stats
 
 from sloguard.core.spec.config import parse_config
-from sloguard.core.stats.drift import categorical_reference, numeric_reference
+from sloguard.core.stats.drift_bins import categorical_reference, numeric_reference
 
 REF_N = 20_000
 

@@ -25,7 +25,7 @@ from sloguard.core.messages.batch import as_numbers, parse_batch
 from sloguard.core.messages.events import RawBatch
 from sloguard.core.spec.config import parse_config
 from sloguard.core.spec.model import ConfigError
-from sloguard.core.stats.drift import numeric_reference
+from sloguard.core.stats.drift_bins import numeric_reference
 
 
 def prediction(i: int | str, ts: float, p: int = 1, region: str = "eu", **kw: Any) -> dict[str, Any]:

@@ -15,25 +15,25 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial import distance
 
-from sloguard.core.stats.drift import (
+from sloguard.core.stats.drift import DriftRule, FeatureDrift, judge
+from sloguard.core.stats.drift_bins import (
     CategoricalReference,
-    DriftRule,
-    FeatureDrift,
     NumericReference,
+    categorical_reference,
+    numeric_reference,
+    reference_from_dict,
+    tail_levels,
+)
+from sloguard.core.stats.drift_stats import (
     benjamini_hochberg,
     bh_adjust,
-    categorical_reference,
     chi_square_from_counts,
     coarsen,
     jensen_shannon,
-    judge,
     ks_binning_error,
     ks_from_counts,
     ks_p_value,
-    numeric_reference,
     psi,
-    reference_from_dict,
-    tail_levels,
     wasserstein_from_counts,
 )
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sloguard.core.stats.drift import DriftRule, judge, numeric_reference
+from sloguard.core.stats.drift import DriftRule, judge
+from sloguard.core.stats.drift_bins import numeric_reference
 from sloguard.core.stats.multivariate_drift import PcaReference, error_cells, error_ratio, reference_key
 
 

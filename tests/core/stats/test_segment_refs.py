@@ -15,7 +15,7 @@ from factories import T0, event, of, run
 from sloguard.apps.cli import main
 from sloguard.core.spec.config import load_config
 from sloguard.core.spec.model import ConfigError
-from sloguard.core.stats.drift import reference_from_dict
+from sloguard.core.stats.drift_bins import reference_from_dict
 from sloguard.core.stats.segment_refs import segment_reference
 
 CONFIG = {
