@@ -17,7 +17,8 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
 from sloguard.core.evaluate.evaluator import Output, pieces_of, split_by_model
-from sloguard.core.evaluate.judge import Judge, segment_key
+from sloguard.core.evaluate.judge import Judge
+from sloguard.core.evaluate.judge_state import segment_key
 from sloguard.core.evaluate.pieces import Piece
 from sloguard.core.evaluate.plan import ModelPlan
 from sloguard.core.evaluate.shard import Shard

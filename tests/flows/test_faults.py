@@ -149,7 +149,7 @@ def test_a_segment_with_tens_of_thousands_of_values_costs_the_capped_keys_only()
 
     from test_quality_slos import quality_config, run_mixed, traffic
 
-    from sloguard.core.evaluate.judge import MAX_VALUES_PER_ATTRIBUTE
+    from sloguard.core.evaluate.judge_state import MAX_VALUES_PER_ATTRIBUTE
 
     config = quality_config([{"name": "q", "sli": {"precision": {"positive": 1}}, "objective": 0.5}])
     sizes = []

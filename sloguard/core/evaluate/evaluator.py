@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from sloguard.core.evaluate.judge import MAX_VALUES_PER_ATTRIBUTE, OTHER, Judge, JudgeState, segment_key
+from sloguard.core.evaluate.judge import Judge
+from sloguard.core.evaluate.judge_state import MAX_VALUES_PER_ATTRIBUTE, OTHER, JudgeState, segment_key
 from sloguard.core.evaluate.pieces import Piece, route
 from sloguard.core.evaluate.plan import ModelPlan
 from sloguard.core.evaluate.shard import Shard, ShardState

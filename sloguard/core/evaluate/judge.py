@@ -21,107 +21,28 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
-from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from sloguard.core.evaluate.aggregate import EVENTS, group_sum, whole_model_only
-from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED, AlertBook
+from sloguard.core.evaluate.aggregate import EVENTS, whole_model_only
+from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED
 from sloguard.core.evaluate.frontier import SourceFrontier
-from sloguard.core.evaluate.label_coverage import LabelWaits
+from sloguard.core.evaluate.judge_state import (
+    MAX_VALUES_PER_ATTRIBUTE,
+    OTHER,
+    JudgeState,
+    KeyState,
+    Output,
+    add_grouped,
+)
 from sloguard.core.evaluate.plan import ModelPlan
 from sloguard.core.evaluate.report import Report
 from sloguard.core.evaluate.slices import BAD, VERDICT_CODE, VERDICT_NAME, drift_family, judge_slice
 from sloguard.core.evaluate.summary import Rows, Summary
-from sloguard.core.spec.sli import METRIC
 from sloguard.core.stats.drift import FeatureDrift
 from sloguard.core.stats.sketch import LogHistogram
 from sloguard.core.stats.windows import Windows
-
-MAX_VALUES_PER_ATTRIBUTE = 200
-OTHER = "(other)"
-
-Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter" | "label_store", message)
-
-
-def segment_key(segment: dict[str, str]) -> str:
-    """`""` for the whole model, `attr=value` for a segment key."""
-    return ",".join(f"{k}={v}" for k, v in segment.items())
-
-
-class KeyState:
-    """Windows, open time slices and per-slice counts (slices.py) of one segment key."""
-
-    __slots__ = ("cache", "changed", "counted", "details", "dirty", "index", "key", "labelled", "last_ts", "live",
-                 "newest", "segment", "sketches", "value_start", "values", "version", "windows")
-
-    def __init__(self, index: int, segment: dict[str, str], windows: Windows,
-                 rings: tuple[Windows | None, Windows | None]) -> None:
-        self.index = index
-        self.key = segment_key(segment)
-        self.segment = segment
-        self.windows = windows
-        self.labelled, self.live = rings
-        self.sketches: dict[tuple[int, float], LogHistogram] = {}
-        self.values: dict[int, float | None] = {}  # SLO index -> the newest judged slice's value
-        self.version: str | None = None
-        self.last_ts = -math.inf
-        self.newest: dict[float, tuple[float, str | None]] = {}  # interval start -> newest (ts, version) in it
-        self.dirty: set[float] = set()  # labelled ring buckets that got labels since the last re-judge
-        self.details: dict[int, Any] = {}  # SLO index -> what explains the newest judged slice
-        self.value_start: dict[int, float] = {}  # SLO index -> start of the slice `values` holds
-        self.counted: dict[int, tuple[float, float]] = {}  # SLO index -> (good, judged) slices judged this tick
-        self.changed = True  # anything added or judged since the last tick
-        # last tick's sums, budget events and which sums each SLO read (Judge._evaluate)
-        self.cache: tuple[np.ndarray, list[dict[str, Any]], tuple[int, ...]] | None = None
-
-    def see(self, bucket: float, ts: float, version: str | None) -> None:
-        """Remember the newest event of an interval; it becomes `last_ts`/`version` at its tick."""
-        old = self.newest.get(bucket)
-        if old is None or (ts, version or "") > (old[0], old[1] or ""):
-            self.newest[bucket] = (ts, version)
-
-    def settle(self, t: float) -> None:
-        """Fold the newest events of intervals before tick `t` in: versions as of the tick, not of
-        whatever later data happened to arrive first."""
-        for bucket in sorted(b for b in self.newest if b < t):
-            ts, version = self.newest.pop(bucket)
-            if ts >= self.last_ts:
-                self.last_ts = ts
-                self.changed = True
-                if version is not None:
-                    self.version = version
-
-
-@dataclass
-class JudgeState:
-    """Everything the judge keeps between batches (pickled for recovery)."""
-
-    keys: dict[str, KeyState] = field(default_factory=dict)
-    ordered: list[KeyState] = field(default_factory=list)  # by KeyState.index (creation order)
-    reported: list[tuple[tuple[int, str], KeyState]] = field(default_factory=list)  # keys in report order
-    values: dict[str, dict[str, KeyState]] = field(default_factory=dict)  # attr -> value -> key
-    groups: dict[str, list[KeyState]] = field(default_factory=dict)  # attr -> its keys, in creation order
-    frontiers: dict[int, SourceFrontier] = field(default_factory=dict)  # per shard
-    marks: dict[int, float] = field(default_factory=dict)  # per shard: event time its sources vouched for
-    shard_labels: dict[int, dict[str, Any]] = field(default_factory=dict)  # per shard: label store report
-    book: AlertBook = field(default_factory=AlertBook)
-    counters: dict[str, int] = field(default_factory=lambda: {"duplicates": 0, "late_slice_values": 0})
-    watermark: float = -math.inf
-    next_tick: float | None = None
-    first_ts: float = math.inf  # earliest inference event: silence counts only after it
-    pending_windows: list[Rows] = field(default_factory=list)  # keys are KeyState.index
-    pending_live: list[Rows] = field(default_factory=list)
-    pending_labelled: dict[float, list[Rows]] = field(default_factory=dict)  # by the tick they count from
-    label_waits: LabelWaits = field(default_factory=LabelWaits)  # labelled slices waiting for their labels
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Recovery state pickled before a field existed gets that field's default."""
-        for f in fields(self):
-            if f.name not in state:
-                state[f.name] = f.default_factory() if f.default_factory is not MISSING else f.default
-        self.__dict__.update(state)
 
 
 class Judge:
@@ -304,14 +225,14 @@ class Judge:
             names = [k.key for k in ordered]
             st.pending_windows = [Rows(r.key, r.start, adjust.rows(r.key, r.start, r.rows, names))
                                   for r in st.pending_windows]
-        _add_grouped(st.pending_windows, ordered, "windows")
+        add_grouped(st.pending_windows, ordered, "windows")
         st.pending_windows = []
-        _add_grouped(st.pending_live, ordered, "live")
+        add_grouped(st.pending_live, ordered, "live")
         st.pending_live = []
         due = [tick for tick in st.pending_labelled if tick <= t]
         if due:
             rows = [r for tick in sorted(due) for r in st.pending_labelled.pop(tick)]
-            for key, start in _add_grouped(rows, ordered, "labelled"):
+            for key, start in add_grouped(rows, ordered, "labelled"):
                 key.dirty.add(start)
         for key in ordered:
             if key.newest:
@@ -562,25 +483,3 @@ class Judge:
         self._label_report = total
         return dict(total)
 
-
-def _add_grouped(pending: list[Rows], ordered: list[KeyState], ring: str) -> list[tuple[KeyState, float]]:
-    """Sum pending rows per (key, bucket) and add each sum to that key's windows or ring."""
-    rows = Rows.concat(pending)
-    if rows is None:
-        return []
-    starts, inverse = np.unique(rows.start, return_inverse=True)
-    gids, sums = group_sum(rows.key * len(starts) + inverse, rows.rows)
-    added = []
-    for gid, vec in zip(gids.tolist(), sums, strict=True):
-        k, s = divmod(gid, len(starts))
-        key = ordered[k]
-        start = float(starts[s])
-        target = getattr(key, ring)
-        if ring != "windows" and start // target.layout.base_s >= target.keep_from[0]:
-            added.append((key, start))
-        target.add(start, vec)
-        key.changed = True
-    return added
-
-
-__all__ = ["MAX_VALUES_PER_ATTRIBUTE", "METRIC", "OTHER", "Judge", "JudgeState", "KeyState", "segment_key"]

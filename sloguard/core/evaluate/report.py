@@ -22,7 +22,8 @@ from sloguard.core.spec.timeutil import format_duration, to_rfc3339
 from sloguard.core.stats.budget import budget_remaining, budget_text, health_score
 
 if TYPE_CHECKING:
-    from sloguard.core.evaluate.judge import Judge, KeyState
+    from sloguard.core.evaluate.judge import Judge
+    from sloguard.core.evaluate.judge_state import KeyState
 
 Output = tuple[str, dict[str, Any]]
 

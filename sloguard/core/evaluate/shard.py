@@ -28,7 +28,7 @@ import numpy as np
 
 from sloguard.core.evaluate.dedupe import RecentIds
 from sloguard.core.evaluate.frontier import SourceFrontier
-from sloguard.core.evaluate.judge import MAX_VALUES_PER_ATTRIBUTE
+from sloguard.core.evaluate.judge_state import MAX_VALUES_PER_ATTRIBUTE
 from sloguard.core.evaluate.labels import Joined, LabelRefs, LabelStore, Rejected
 from sloguard.core.evaluate.pieces import InferencePiece, Piece, Rows, fold_inference, fold_messages, tick_of
 from sloguard.core.evaluate.plan import ModelPlan

@@ -34,7 +34,7 @@ from sloguard.core.spec.model import Slo, StateMismatch
 from sloguard.core.stats.windows import WindowLayout, Windows
 
 if TYPE_CHECKING:
-    from sloguard.core.evaluate.judge import JudgeState
+    from sloguard.core.evaluate.judge_state import JudgeState
     from sloguard.core.evaluate.plan import ModelPlan
     from sloguard.core.evaluate.shard import ShardState
 
