@@ -22,7 +22,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sloguard.connectors.controller import AuditLog, Gate, GateServer, SharedState
+from sloguard.connectors.audit import AuditLog
+from sloguard.connectors.gate import Gate, GateServer, SharedState
 from sloguard.core.rollout.policy import RolloutState
 from sloguard.core.rollout.spec import parse_rollout
 from sloguard.core.spec.config import parse_config

@@ -91,7 +91,7 @@ def _rollout(data: dict[str, Any], path: Path, config: Config) -> tuple[RolloutS
     raw = data.get("rollout")
     if raw is None:
         return None, [], []
-    from sloguard.connectors.controller import controller_settings
+    from sloguard.connectors.controller_settings import controller_settings
     from sloguard.core.rollout.spec import parse_rollout
 
     problems: list[str] = []

@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sloguard.apps.notifier import add_parser as add_notifier_parser
 
     add_notifier_parser(sub)
-    from sloguard.connectors.controller import add_parser as add_controller_parser
+    from sloguard.apps.controller import add_parser as add_controller_parser
 
     add_controller_parser(sub)
     from sloguard.apps.baseline import add_parser as add_baseline_parser

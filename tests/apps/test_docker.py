@@ -383,7 +383,7 @@ def test_controller_listens_on_its_published_port_with_a_token_from_the_environm
     assert [c for _ip, _h, c in _ports(controller)] == [int(port)] == [8080]
     assert str(port) in json.dumps(controller["healthcheck"]["test"])
     assert _env(controller)["SLOGUARD_GATE_TOKEN"].startswith("${SLOGUARD_GATE_TOKEN")
-    controller_module = pytest.importorskip("sloguard.connectors.controller")
+    controller_module = pytest.importorskip("sloguard.connectors.controller_settings")
     _config, _spec, settings, kafka = controller_module.load_controller_config(
         SLOGUARD_YAML, env={"SLOGUARD_GATE_TOKEN": "t0ken"}
     )

@@ -31,7 +31,10 @@ from bytewax.testing import run_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from sloguard.apps.run import INPUTS, RunOptions, build_kafka_flow
-from sloguard.connectors.controller import AuditLog, Controller, ControllerSettings, Gate, GateServer
+from sloguard.connectors.audit import AuditLog
+from sloguard.connectors.controller import Controller
+from sloguard.connectors.controller_settings import ControllerSettings
+from sloguard.connectors.gate import Gate, GateServer
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.core.rollout.spec import parse_rollout
 from sloguard.core.spec.config import parse_config

@@ -25,15 +25,10 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from rollout_factories import alert, budget, canary_pair, config_dict, healthy, make_config, make_spec
 
-from sloguard.connectors.controller import (
-    AuditLog,
-    Controller,
-    ControllerSettings,
-    Gate,
-    GateServer,
-    SharedState,
-    load_controller_config,
-)
+from sloguard.connectors.audit import AuditLog
+from sloguard.connectors.controller import Controller
+from sloguard.connectors.controller_settings import ControllerSettings, load_controller_config
+from sloguard.connectors.gate import Gate, GateServer, SharedState
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.core.messages.outputs import DeadLetter, Decision
 from sloguard.core.rollout.policy import RolloutState

@@ -18,7 +18,8 @@ from test_controller import TOKEN, scenario_events
 from test_notifier import Clock, driver, slack, step  # noqa: F401 (slack is a fixture)
 
 from sloguard.connectors.broker import free_port
-from sloguard.connectors.controller import Controller, ControllerSettings
+from sloguard.connectors.controller import Controller
+from sloguard.connectors.controller_settings import ControllerSettings
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.connectors.service_metrics import register_controller, register_notifier
 
