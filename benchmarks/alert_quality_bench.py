@@ -61,8 +61,7 @@ def run_one(scenario: str, seed: int, events: int, out: Path, config: Path, scor
         t1 = time.perf_counter()
         replay(load_config(config), {k: data / f"{k}.jsonl" for k in ("inference", "labels", "features")}, run)
         timings = {"generate_s": round(t1 - t0, 1), "replay_s": round(time.perf_counter() - t1, 1)}
-    from sloguard.connectors.notifier import preview_alerts
-    from sloguard.connectors.notifier_preview import preview_incidents
+    from sloguard.connectors.notifier_preview import preview_alerts, preview_incidents
 
     alerts = [orjson.loads(x) for x in (run / "alerts.jsonl").read_bytes().splitlines() if x.strip()]
     incidents_file = run / "incidents.jsonl"

@@ -202,8 +202,7 @@ def show_notifications(alerts: list[dict[str, Any]], stream: TextIO, shown: int 
     import io
     import os
 
-    from sloguard.connectors.notifier import preview_alerts
-    from sloguard.connectors.notifier_preview import preview_incidents
+    from sloguard.connectors.notifier_preview import preview_alerts, preview_incidents
 
     webhook = os.environ.get("SLOGUARD_DEMO_SLACK_WEBHOOK")
     where = (

@@ -51,8 +51,9 @@ def cmd(args: argparse.Namespace) -> int:
     """Run the ``notifier`` subcommand; exit status 0, or 2 for a config problem."""
     import orjson
 
-    from sloguard.connectors.notifier import parse_alert, run_notifier
+    from sloguard.connectors.notifier import run_notifier
     from sloguard.connectors.notifier_config import NotifierConfigError, build_senders, load_notifier_config
+    from sloguard.connectors.notifier_messages import parse_alert
     from sloguard.connectors.notifier_preview import iter_jsonl, preview_alerts, preview_incidents
     from sloguard.core.notify.notify_policy import NotifyPolicy
     from sloguard.core.spec.model import ConfigError

@@ -24,15 +24,15 @@ from slack_server import Answer, FakeSlack, notices_in, rate_limited, server_err
 from slack_server import example_alerts as examples
 
 from sloguard.apps.notifier import main
-from sloguard.connectors.notifier import (
+from sloguard.connectors.notifier import run_notifier
+from sloguard.connectors.notifier_config import (
     NotifierConfigError,
     build_senders,
     load_notifier_config,
-    parse_alert,
     parse_notifier_section,
-    preview_alerts,
-    run_notifier,
 )
+from sloguard.connectors.notifier_messages import parse_alert
+from sloguard.connectors.notifier_preview import preview_alerts
 from sloguard.connectors.slack import SlackWebhookSender
 from sloguard.connectors.webhooks import GenericWebhookSender, Redactor, Secret
 from sloguard.core.messages.outputs import DeadLetter
@@ -557,7 +557,8 @@ class Clock:
 
 def driver(slack: FakeSlack, section: dict[str, Any], tmp_path: Path, clock: Clock,
            consumer: FakeConsumer | None = None) -> tuple[Any, FakeConsumer, FakeProducer, str]:
-    from sloguard.connectors.notifier import Notifier, StateFile
+    from sloguard.connectors.notifier import Notifier
+    from sloguard.connectors.notifier_ledger import StateFile
 
     url = slack.webhook()
     settings = parse_notifier_section({"source": "alerts", "min_interval": 0,
@@ -680,7 +681,7 @@ def test_consumption_pauses_while_too_many_alerts_wait(slack: FakeSlack, tmp_pat
 
 
 def test_the_state_file_journals_compacts_and_survives_torn_writes(tmp_path: Path) -> None:
-    from sloguard.connectors.notifier import StateFile
+    from sloguard.connectors.notifier_ledger import StateFile
 
     path = tmp_path / "s" / "state.json"
     state = StateFile(path)

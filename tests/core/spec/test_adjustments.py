@@ -14,7 +14,7 @@ from test_quality_slos import quality_config, run_mixed, traffic
 
 from sloguard.apps.adjust import appended
 from sloguard.apps.cli import main
-from sloguard.connectors.notifier import preview_alerts
+from sloguard.connectors.notifier_preview import preview_alerts
 from sloguard.core.evaluate.evaluator import ModelEvaluator
 from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import to_rfc3339
