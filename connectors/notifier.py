@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -421,6 +422,21 @@ def run_notifier(config_path: str | os.PathLike[str] | None = None, *,
         path = Path(state_file or settings.state_file or Path(".sloguard") / default)
         state = StateFile(path)
         log.info("notifier state: %s", path)
+    deadline = None if stop_after is None else time.monotonic() + stop_after
+    waiting = stop or threading.Event()
+
+    def stopped() -> bool:
+        return waiting.is_set() or (deadline is not None and time.monotonic() >= deadline)
+
+    def pause(seconds: float) -> None:
+        waiting.wait(seconds if deadline is None else max(0.0, min(seconds, deadline - time.monotonic())))
+
+    from sloguard.connectors.admin import wait_for_kafka
+
+    # the broker only: a topic not created yet is waited for by the consumer group itself
+    if wait_for_kafka(kafka, [], sys.stderr, who="sloguard notifier", stop=stopped,
+                      sleep=pause) is None:
+        return NotifierStats()  # stopped before Kafka answered
     consumer = Consumer(kafka.consumer_config(
         group, session_timeout_ms=session_timeout_ms or settings.session_timeout_ms))
     producer = Producer(kafka.producer_config({"enable.idempotence": True, "linger.ms": 5}))

@@ -60,6 +60,18 @@ def check_config_file(path: str | Path, *, baseline_pending: bool = False) -> Ch
     return CheckedConfig(path, config, rollout, warnings)
 
 
+def is_whole_config(path: str | Path) -> bool:
+    """Whether the file is a whole sloguard config (it has `models:` or `slos:`), as opposed to a
+    service-only file such as the notifier's (`kafka:`, `notifier:`, `owners:`), which that
+    service's own reader checks. A file that cannot be read counts as whole, so that
+    `check_config_file` reports why."""
+    try:
+        data = load_yaml(Path(path).read_text())
+    except Exception:  # any unreadable file goes to the full check, which names the problem
+        return True
+    return not isinstance(data, dict) or "models" in data or "slos" in data
+
+
 def _kafka_problems(data: dict[str, Any]) -> list[str]:
     """The `kafka:` section as `run` reads it (environment overrides come at run time)."""
     from sloguard.connectors.kafka_config import KafkaConfigError, KafkaSettings

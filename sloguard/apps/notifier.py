@@ -77,9 +77,9 @@ def cmd(args: argparse.Namespace) -> int:
             batches = preview_alerts(alerts, policy)
             print(f"{sum(len(b.items) for b in batches)} alerts -> {len(batches)} messages")
             return 0
-        if args.config:  # every section of the main config, as `validate` and the other commands check it
-            from sloguard.apps.checks import check_config_file
+        from sloguard.apps.checks import check_config_file, is_whole_config
 
+        if args.config and is_whole_config(args.config):  # every section, as `validate` checks it
             check_config_file(args.config)
         if args.check:
             cfg = load_notifier_config(args.config, notifier_path=args.notifier_config)

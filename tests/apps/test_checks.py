@@ -76,3 +76,19 @@ def test_notifier_check_refuses_what_the_notifier_run_refuses(tmp_path, capsys):
     (tmp_path / "baselines").symlink_to(EXAMPLES / "baselines")
     assert main(["notifier", "--config", str(path), "--check"]) == 2
     assert f"{path}: notifier.routes: no routes configured" in capsys.readouterr().err
+
+
+def test_a_notifier_only_file_is_checked_by_the_notifier_not_refused_for_missing_models(tmp_path, capsys,
+                                                                                      monkeypatch):
+    """The notifier runs on a file of its own (kafka:, notifier:): the whole-config check must not
+    refuse it for having no models, while a bad route in it is still refused by the notifier."""
+    monkeypatch.setenv("HOOK", "https://hooks.slack.com/services/T0/B0/x")
+    path = tmp_path / "notifier.yaml"
+    path.write_text(yaml.safe_dump({"kafka": {"topics": {"alerts": "slo.alerts"}},
+                                    "notifier": {"routes": {"default": {"webhook_env": "HOOK"}}}}))
+    assert main(["notifier", "--config", str(path), "--check"]) == 0, capsys.readouterr().err
+    assert "route default: slack via" in capsys.readouterr().out
+    path.write_text(yaml.safe_dump({"notifier": {"routes": {"default": []}}}))
+    assert main(["notifier", "--config", str(path), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "notifier.routes.default" in err and "models" not in err
