@@ -1,6 +1,9 @@
 """Reading ``slo.alerts`` and ``slo.incidents`` messages.
 
-Each is the notice the notifier can deliver, or the reason (naming the field) it goes to the dead-letter topic.
+Each is the notice the notifier can deliver, or the reason (naming the field) it goes to the
+dead-letter topic. The checks a person reads first (JSON, type, state, timestamps) come first; then
+the message is checked against its type (`sloguard.core.messages.outputs.AlertRead`, `IncidentRead`),
+so what the flow writes and what the notifier reads cannot drift apart unnoticed.
 """
 
 from __future__ import annotations
@@ -9,9 +12,8 @@ from typing import Any
 
 import orjson
 
-from sloguard.core.notify.notify_policy import (
-    alert_epoch,
-)
+from sloguard.core.messages.outputs import AlertRead, IncidentRead, read_message
+from sloguard.core.notify.notify_policy import alert_epoch
 
 
 def _decode(raw: bytes | str | None, kind: str, *, type_required: bool
@@ -47,6 +49,8 @@ def parse_incident(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str 
             return None, f"{name}: must be an RFC 3339 timestamp or epoch seconds"
     if not isinstance(msg.get("members"), list) or not msg["members"]:
         return None, "members: must be a non-empty list"
+    if (problem := read_message(msg, IncidentRead)) is not None:
+        return None, problem
     return msg, None
 
 
@@ -62,6 +66,6 @@ def parse_alert(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str | N
     for name in ("started_at", "ts"):
         if alert_epoch(alert, name) is None:
             return None, f"{name}: must be an RFC 3339 timestamp or epoch seconds"
-    if not isinstance(alert.get("segment", {}), dict):
-        return None, "segment: must be an object"
+    if (problem := read_message(alert, AlertRead)) is not None:
+        return None, problem
     return alert, None

@@ -253,10 +253,28 @@ def test_parse_alert_rejects_what_cannot_be_delivered_with_a_reason() -> None:
         orjson.dumps({**examples()[0], "state": "maybe"}): "state: must be firing or resolved",
         orjson.dumps({**examples()[0], "started_at": "yesterday"}): "started_at: must be an RFC 3339",
         orjson.dumps({**examples()[0], "type": "budget"}): "type: must be 'alert'",
+        # checked against the Alert type the flow writes: wrong types and missing fields by path
+        orjson.dumps({**examples()[0], "burn_rates": {"1h": "fast"}}): "burn_rates[...]: expected float, got str",
+        orjson.dumps({k: v for k, v in examples()[0].items() if k != "summary"}): "summary: required field missing",
+        orjson.dumps({**examples()[0], "dimension": "vibes"}): "dimension: invalid enum value 'vibes'",
     }
     for raw, reason in bad.items():
         alert, error = parse_alert(raw)
         assert alert is None and error.startswith(reason)
+
+
+def test_a_field_a_newer_writer_adds_does_not_dead_letter_a_page() -> None:
+    """Readers ignore unknown top-level fields, so upgrading the flow before the notifier keeps
+    pages flowing; every example alert and incident of the schemas reads cleanly."""
+    from sloguard.connectors.notifier_messages import parse_incident
+
+    assert parse_alert(orjson.dumps({**examples()[0], "added_in_a_later_version": {"x": 1}}))[1] is None
+    lines = (Path(__file__).resolve().parents[2] / "schemas" / "examples" / "incident.valid.jsonl").read_text()
+    incidents = [orjson.loads(line) for line in lines.splitlines() if line.strip()]
+    assert incidents and all(parse_incident(orjson.dumps(i)) == (i, None) for i in incidents)
+    member = {k: v for k, v in incidents[0]["members"][0].items() if k != "rule"}
+    assert parse_incident(orjson.dumps({**incidents[0], "members": [member]}))[1] == (
+        "members[0].rule: required field missing")
 
 
 def test_preview_groups_alerts_as_the_notifier_would(capsys: pytest.CaptureFixture[str]) -> None:

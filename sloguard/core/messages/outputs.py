@@ -6,8 +6,11 @@ for metrics only, on no topic). Each matches what its writer emits field for fie
 unknown fields, so a field renamed on one side fails a test (tests/core/messages/test_messages.py), and the JSON
 Schemas in `schemas/` are tested against them both ways.
 
-The flow's budget and alert writer (report.py) still builds dicts; a consumer that wants the type
-decodes with `msgspec.convert(message, type=Alert)` or `msgspec.json.decode(raw, type=...)`.
+The flow's budget and alert writer (report.py) still builds dicts, checked against these types by
+the tests. Readers check what they consume against them: the notifier converts every alert and
+incident with `read_message` into `AlertRead` / `IncidentRead` (the same fields and types; a
+top-level field a newer writer adds is ignored, so an upgrade in the wrong order does not
+dead-letter pages), and a wrong type is refused with the field's path.
 
 Dead letters have one format and one builder, `dead_letter(...)`, used by every writer: the
 parser, the dedupe and label join in the shards, the notifier and the rollout controller. It keeps
@@ -29,6 +32,7 @@ __all__ = [
     "Adjustment",
     "AdjustmentRef",
     "Alert",
+    "AlertRead",
     "Budget",
     "Check",
     "Counted",
@@ -36,6 +40,7 @@ __all__ = [
     "Decision",
     "Incident",
     "IncidentMember",
+    "IncidentRead",
     "LabelCoverage",
     "LabelStore",
     "LowTraffic",
@@ -43,6 +48,7 @@ __all__ = [
     "RuleWindows",
     "Stage",
     "dead_letter",
+    "read_message",
 ]
 
 #: Bytes of the refused message a dead letter keeps (its full size is in `payload_bytes`).
@@ -340,3 +346,32 @@ class LabelStore(_Message):
 #: Any message on an output topic, told apart by its `type` tag:
 #: `msgspec.json.Decoder(OutputMessage).decode(raw)` returns a Budget, Alert, Incident, DeadLetter or Decision.
 OutputMessage = Budget | Alert | Incident | DeadLetter | Decision
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+
+class AlertRead(Alert, forbid_unknown_fields=False):
+    """An `Alert` as a reader takes it: top-level fields it does not know are ignored."""
+
+
+class IncidentRead(Incident, forbid_unknown_fields=False):
+    """An `Incident` as a reader takes it: top-level fields it does not know are ignored."""
+
+
+def read_message(message: dict[str, Any], kind: type[Any]) -> str | None:
+    """None when `message` converts to `kind`, else the first problem with its field path
+    (msgspec's "Expected `str`, got `int` - at `$.segment.region`" reads "segment.region: expected
+    str, got int")."""
+    try:
+        msgspec.convert(message, type=kind, strict=True)
+    except msgspec.ValidationError as e:
+        text, _, where = str(e).partition(" - at `$")
+        path = where.rstrip("`").lstrip(".")
+        missing = text.removeprefix("Object missing required field `")
+        if missing != text:
+            name = missing.rstrip("`")
+            return f"{path + '.' if path else ''}{name}: required field missing"
+        text = text.replace("`", "")
+        return f"{path or 'message'}: {text[:1].lower()}{text[1:]}"
+    return None
