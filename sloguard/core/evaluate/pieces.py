@@ -284,6 +284,9 @@ def fold_inference(plan: ModelPlan, summary: Summary, p: InferencePiece, sign: f
         if slo.sli.kind == "latency_quantile":
             mask = p.status != STATUS_CODE["error"]  # a failed request has no latency to judge
             values = p.latency_ms
+        elif slo.sli.kind == "threshold_quantile":
+            values = p.ratio_flags[f"{slo.name}:value"]
+            mask = ~np.isnan(values)
         else:
             values = p.lag_s
             mask = ~np.isnan(values)

@@ -20,6 +20,9 @@ from sloguard.core.spec.timeutil import format_duration
 from sloguard.core.stats.drift_bins import reference_from_dict
 from sloguard.core.stats.segment_refs import segment_references
 
+#: Metric SLIs judged per slice on a quantile sketch of one value per event.
+QUANTILE_KINDS = ("latency_quantile", "freshness_quantile", "threshold_quantile")
+
 
 class ModelPlan:
     """Config-derived layout of one model's evaluation (see the module docstring)."""
@@ -38,7 +41,7 @@ class ModelPlan:
         self.segment_references = segment_references(self.references, self.model.segment_reference)
         self.slices = SliceLayout(self.model, self.slos, config.allowed_lateness_s, self.references)
         self.quantile_slos = [
-            (i, s) for i, s in enumerate(self.slos) if s.sli.kind in ("latency_quantile", "freshness_quantile")
+            (i, s) for i, s in enumerate(self.slos) if s.sli.kind in QUANTILE_KINDS
         ]
         self.sliced = [(i, s) for i, s in enumerate(self.slos) if i in self.slices.blocks]
         self.burn_windows = [sorted({x for r in s.rules for x in (r.long_window_s, r.short_window_s)})

@@ -1,5 +1,8 @@
 """Good and total counts of the configurable ratio SLIs, `ratio` and `threshold`, over a batch.
 
+`threshold_quantile: {field: ..., quantile: 0.95}` carries the field's values instead (NaN where an
+event has none), which the shard sketches per slice like latency.
+
 `ratio: {good: <expr>, total: <expr>}` counts events matching `good` among those matching `total`
 (every event when absent); `threshold: {field: attributes.cost_usd, max: 0.02}` counts events whose
 numeric value is within [min, max] among those with a numeric value. Expressions are parsed by
@@ -61,6 +64,8 @@ def ratio_flags(slos: Sequence[Slo], cols: InferenceColumns, segments: tuple[str
         if slo.sli.kind in ("ratio", "threshold"):
             out[f"{slo.name}:good"], out[f"{slo.name}:total"] = ratio_counts(slo.sli.kind, slo.sli.params, cols,
                                                                              segments)
+        elif slo.sli.kind == "threshold_quantile":  # the values themselves, for the slice's sketch
+            out[f"{slo.name}:value"] = as_numbers(column_lookup(cols, segments)(slo.sli.params["field"]))
     return out
 
 

@@ -160,6 +160,17 @@ CATALOGUE: dict[str, SliKind] = {
             doc="events whose numeric field is within [min, max] / events with a numeric value of the field",
         ),
         SliKind(
+            "threshold_quantile",
+            "",  # any dimension: what the field measures is the config's to say
+            METRIC,
+            {"field": "numeric_field", "quantile": "fraction"},
+            ("field", "quantile"),
+            "<=",
+            "",
+            "per slice: the quantile of a numeric field of the inference events (e.g. attributes.ttft_ms); "
+            "non-negative values, within 1 % (values at or below 0.001 count as 0.001)",
+        ),
+        SliKind(
             "latency_quantile",
             "infrastructure",
             METRIC,

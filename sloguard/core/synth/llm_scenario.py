@@ -40,8 +40,9 @@ def incidents(start: float) -> list[Incident]:
     """The three incidents at their offsets from `start` (the layout needs 8.5 h)."""
     (a0, a1), (b0, b1), (c0, c1) = ((start + x * _HOUR, start + y * _HOUR) for x, y in [(1.5, 2.5), (4, 5), (7, 8.5)])
     return [
-        Incident("ttft_spike", "ttft_spike", MODEL, "infrastructure", ("assistant-ttft",), "fast-burn", {},
-                 a0, a1, 45 * 60.0, "a GPU pool drains: 35 % of queries wait 0.8-3 s for their first token"),
+        Incident("ttft_spike", "ttft_spike", MODEL, "infrastructure", ("assistant-ttft", "assistant-ttft-p95"),
+                 "fast-burn", {}, a0, a1, 45 * 60.0,
+                 "a GPU pool drains: 35 % of queries wait 0.8-3 s for their first token"),
         Incident("safety_regression", "safety_regression", MODEL, "quality", ("assistant-safety",), "fast-burn", {},
                  b0, b1, 45 * 60.0, "a prompt change: 15 % of answers fail the safety filter"),
         Incident("cost_blowup", "cost_blowup", MODEL, "infrastructure", ("assistant-cost",), "fast-burn", {},
