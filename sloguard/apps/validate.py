@@ -96,7 +96,7 @@ def describe(config: Config) -> str:
             )
             lines.append(
                 f"  {s.name} [{s.dimension}] {s.sli.kind}{_params(s.sli.params)} "
-                f"objective {obj} over {s.window} ({how})"
+                f"objective {obj} over {s.calendar.describe() if s.calendar else s.window} ({how})"
             )
             if s.budgeting.min_label_share:
                 lines.append(f"      a slice is judged once {s.budgeting.min_label_share:.0%} of its predictions have "

@@ -65,7 +65,13 @@ class ModelLayout:
                 self.columns.append(SloColumns(base, base + 1))
         self.names = tuple(names)
         self.ncols = len(names)
-        windows = {s.window_s for s in self.slos}
+        windows = {s.counted_window_s for s in self.slos}
+        # a calendar period is read from buckets its boundaries fall on (the finest any SLO needs)
+        buckets: dict[int, int] = {}
+        for s in self.slos:
+            if s.calendar is not None:
+                w = s.counted_window_s
+                buckets[w] = min(buckets.get(w, s.calendar.bucket_s), s.calendar.bucket_s)
         for s in self.slos:
             for r in s.rules:
                 windows |= {r.long_window_s, r.short_window_s}
@@ -77,6 +83,7 @@ class ModelLayout:
             min_base_span_s=max(
                 longest_slice + config.allowed_lateness_s + self.interval_s, self.model.no_data_after_s
             ),
+            buckets=buckets,
         )
 
     def inference_matrix(self, cols: InferenceColumns) -> np.ndarray:

@@ -252,7 +252,13 @@ class Judge:
         sum_plan = plan.layout.window_layout.sum_plan(distinct)  # the same for every key
         # which rows of the sums each SLO reads: equal sums mean equal windows only under the same
         # mapping (a timeslice SLO's end moves to the next slice boundary while the others' sums stay)
-        reads = tuple(distinct.index(e) for e in ends)
+        reads: tuple = tuple(distinct.index(e) for e in ends)
+        # calendar SLOs read their period so far; a new period is a new reading for every key. A
+        # window ending on the boundary still reads the period it closes (its last report is whole).
+        periods = [s.calendar.bounds(end - 0.001) if s.calendar is not None else None
+                   for s, end in zip(self.slos, ends, strict=True)]
+        if any(periods):
+            reads = (reads, tuple(p[0] for p in periods if p is not None))
         for _, key in list(self.state.reported):
             key.windows.release(t - plan.longest_slice_s)  # timeslice SLOs read windows up to a slice back
             for ring in (key.labelled, key.live):
@@ -283,7 +289,10 @@ class Judge:
             for i, slo in enumerate(self.slos):
                 if key.key and whole_model_only(slo):
                     continue
-                self.report.slo(key, i, slo, sums_at[ends[i]], tick_row, t, out)
+                period = periods[i]
+                so_far = None if period is None else key.windows.since(slo.counted_window_s, period[0], ends[i])
+                self.report.slo(key, i, slo, sums_at[ends[i]], tick_row, t, out,
+                                None if period is None else (*period, so_far.tolist()))
             if not key.key:
                 self.report.health(out[first:])
             key.cache = (np.vstack([total, tick]), [m for kind, m in out[first:] if kind == "budget"], reads)

@@ -47,22 +47,26 @@ class Report:
         self.ts_text = to_rfc3339(t)
 
     def slo(self, key: KeyState, i: int, slo: Slo, sums: dict[int, list[float]], tick: list[float], t: float,
-            out: list[Output]) -> None:
-        """The budget event of one key and SLO at tick `t`, and its alert transitions."""
+            out: list[Output], period: tuple[float, float, list[float]] | None = None) -> None:
+        """The budget event of one key and SLO at tick `t`, and its alert transitions.
+
+        `period` is a calendar SLO's (start, end, sums so far): its budget counts from the start,
+        and for timeslices against every slice of the whole period (calendar.py)."""
         plan, judge = self.plan, self.judge
         c, eb, metric, slice_s, windows, labels = self.static[i]
-        w = sums[slo.window_s]
+        w = sums[slo.window_s] if period is None else period[2]
         if not any(w):
             return
+        window_slices = (slo.window_s if period is None else period[1] - period[0]) / slice_s if metric else 0.0
         labelled = judge.labelled_bad(key, i) if slo.sli.spec.labelled else None
         read = labelled[1] if labelled is not None else {}
         # (bad, total) over each window: bad slices of all slices, or bad events of all; burn rate =
         # (bad / total) / (1 - target), 0 over an empty window (budget.burn_rate, inlined: the judge
         # writes one budget event per key, SLO and tick)
         if slo.window_s in read:
-            bad, total = read[slo.window_s], slo.window_s / slice_s
+            bad, total = read[slo.window_s], window_slices
         elif metric:
-            bad, total = w[c.total], slo.window_s / slice_s
+            bad, total = w[c.total], window_slices
         else:
             bad, total = w[c.total] - w[c.good], w[c.total]
         remaining = budget_remaining(bad, total, eb)
@@ -145,6 +149,8 @@ class Report:
             "counted": {"good": counted[0], "total": counted[1]},
             "firing": firing,
         }
+        if period is not None and slo.calendar is not None:
+            event["period"] = {**slo.calendar.to_dict(), "start": to_rfc3339(period[0]), "end": to_rfc3339(period[1])}
         if metric:
             event["slices_unjudged"] = w[c.unjudged]
             event["value"] = key.values.get(i)

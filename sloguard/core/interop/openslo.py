@@ -8,7 +8,7 @@ sloguard -> OpenSLO (`export_openslo(config)`):
 |---|---|
 | model | `Service` (its settings, and the config's global ones, in `sloguard.io/*` annotations) |
 | owner (per dimension) | `AlertNotificationTarget` named after its key, `target` = the route |
-| SLO | `SLO`: `service` = model, rolling `timeWindow`, `budgetingMethod`, one objective |
+| SLO | `SLO`: `service` = model, `timeWindow` (rolling, or calendar `1M`/`1w`), `budgetingMethod`, one objective |
 | ratio SLI | inline `ratioMetric` over the Prometheus counters `sloguard_slo_good_total` / `_events_total` |
 | metric SLI (timeslices) | inline `thresholdMetric` (`type: sloguard`), objective `op`/`value` = the per-slice bound |
 | alert rule | one `AlertPolicy` with one inline burn-rate `AlertCondition` (v1 allows one per policy) |
@@ -23,8 +23,8 @@ OpenSLO -> sloguard (`import_openslo(objects)`) returns a config mapping for `pa
 reads the annotations when present and otherwise the spec fields: an SLI is named by the
 annotation or by a metric source `{type: sloguard, spec: {sli: availability}}`; sloguard computes
 SLIs from its own events, so a query for another system is an error naming its path. Calendar
-windows, `RatioTimeslices`, several objectives and burn-rate conditions other than "at least"
-are errors too; each problem is one `path: message` line.
+windows other than a month or week from local midnight, `RatioTimeslices`, several objectives and
+burn-rate conditions other than "at least" are errors too; each problem is one `path: message` line.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import os
 import re
 from typing import Any
 
+from sloguard.core.spec.calendar import NOMINAL_S
 from sloguard.core.spec.model import Config, Slo
 from sloguard.core.spec.sli import CATALOGUE, METRIC, RATIO
 from sloguard.core.spec.timeutil import format_duration
@@ -199,7 +200,7 @@ def _export_slo(config: Config, slo: Slo, path: str) -> list[dict[str, Any]]:
         "service": slo.model,
         "indicator": {"metadata": {"name": f"{slo.name}-sli", "annotations": {f"{A}sli": _json(sli)}},
                       "spec": indicator},
-        "timeWindow": [{"duration": shorthand(slo.window_s, f"{path}.window"), "isRolling": True}],
+        "timeWindow": [_export_window(slo, path)],
         "budgetingMethod": "Timeslices" if slo.budgeting.method == "timeslices" else "Occurrences",
         "objectives": [objective],
         "alertPolicies": [p["metadata"]["name"] for p in policies],
@@ -331,8 +332,11 @@ def _import_slo(d: _Doc, obj: dict[str, Any], name: str, warnings: list[str]) ->
     slo["dimension"] = ann.get(f"{A}dimension") or (CATALOGUE[kind].dimension if kind in CATALOGUE else None)
     if spec.get("description"):
         slo["description"] = spec["description"]
-    window_s = _window(d, obj, spec.get("timeWindow"))
-    if window_s is not None:
+    window = _window(d, obj, spec.get("timeWindow"))
+    window_s = window if isinstance(window, int) or window is None else NOMINAL_S[window["calendar"]]
+    if isinstance(window, dict):
+        slo["window"] = window
+    elif window_s is not None:
         slo["window"] = format_duration(window_s)
     objectives = spec.get("objectives") or []
     if len(objectives) != 1:
@@ -410,18 +414,60 @@ def _import_sli(d: _Doc, slo: dict[str, Any], indicator: Any, ipath: str) -> Any
     return None
 
 
-def _window(d: _Doc, obj: dict[str, Any], windows: Any) -> int | None:
+#: OpenSLO's calendar durations and the periods sloguard has; a start that is a Monday (week) or a 1st.
+_CALENDAR_DURATIONS = {"1M": "month", "1w": "week", "7d": "week"}
+_CALENDAR_START = "2024-01-01 00:00:00"  # a Monday and a 1st: midnight starting both kinds of period
+
+
+def _export_window(slo: Slo, path: str) -> dict[str, Any]:
+    """A rolling `timeWindow`, or a calendar one (OpenSLO's timeZone is an Area/City name: UTC is Etc/UTC)."""
+    if slo.calendar is None:
+        return {"duration": shorthand(slo.window_s, f"{path}.window"), "isRolling": True}
+    tz = "Etc/UTC" if slo.calendar.timezone == "UTC" else slo.calendar.timezone
+    return {"duration": "1M" if slo.calendar.period == "month" else "1w", "isRolling": False,
+            "calendar": {"startTime": _CALENDAR_START, "timeZone": tz}}
+
+
+def _window(d: _Doc, obj: dict[str, Any], windows: Any) -> int | dict[str, str] | None:
+    """Seconds of a rolling window, or sloguard's `{calendar, timezone}` for a calendar one."""
     if not isinstance(windows, list) or len(windows) != 1 or not isinstance(windows[0], dict):
-        d.fail(d.at(obj, "spec.timeWindow"), "required: one rolling window, e.g. [{duration: 30d, isRolling: true}]")
+        d.fail(d.at(obj, "spec.timeWindow"), "required: one window, e.g. [{duration: 30d, isRolling: true}]")
         return None
-    if not windows[0].get("isRolling") or "calendar" in windows[0]:
-        d.fail(d.at(obj, "spec.timeWindow[0]"), "calendar windows are not supported (rolling windows only)")
-        return None
+    w = windows[0]
+    if not w.get("isRolling") or "calendar" in w:
+        return _calendar_window(d, obj, w)
     try:
-        return parse_shorthand(windows[0].get("duration"))
+        return parse_shorthand(w.get("duration"))
     except ValueError as e:
         d.fail(d.at(obj, "spec.timeWindow[0].duration"), str(e))
         return None
+
+
+def _calendar_window(d: _Doc, obj: dict[str, Any], w: dict[str, Any]) -> dict[str, str] | None:
+    """`{duration: 1M | 1w, isRolling: false, calendar: {startTime, timeZone}}` as a sloguard calendar
+    window; sloguard's periods start at local midnight on the 1st (month) or a Monday (week)."""
+    import datetime as dt
+
+    path = "spec.timeWindow[0]"
+    period = _CALENDAR_DURATIONS.get(str(w.get("duration")))
+    if period is None:
+        d.fail(d.at(obj, f"{path}.duration"), f"a calendar window of {w.get('duration')!r}: sloguard has calendar "
+               "months (1M) and weeks (1w)")
+        return None
+    cal = w.get("calendar") if isinstance(w.get("calendar"), dict) else {}
+    tz = cal.get("timeZone", "UTC")
+    try:
+        start = dt.datetime.strptime(str(cal.get("startTime", _CALENDAR_START)), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        d.fail(d.at(obj, f"{path}.calendar.startTime"), f"{cal.get('startTime')!r} is not 'YYYY-MM-DD hh:mm:ss'")
+        return None
+    aligned = start.time() == dt.time(0) and (start.day == 1 if period == "month" else start.weekday() == 0)
+    if not aligned:
+        d.fail(d.at(obj, f"{path}.calendar.startTime"),
+               f"{cal.get('startTime')}: sloguard's calendar {period}s start at midnight on "
+               f"{'the 1st' if period == 'month' else 'a Monday'}")
+        return None
+    return {"calendar": period, "timezone": "UTC" if tz == "Etc/UTC" else str(tz)}
 
 
 def _import_rules(d: _Doc, slo: dict[str, Any], names: list[Any], window_s: int | None,

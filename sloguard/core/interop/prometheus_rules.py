@@ -52,6 +52,12 @@ def _group_name(slo: Slo) -> str:
 
 def unsupported_reason(slo: Slo) -> str | None:
     """Why the counters cannot give this SLO's burn rates in Prometheus, or None when they can."""
+    if slo.calendar is not None:
+        return (
+            f"a {slo.calendar.describe()} budget starts over at local midnight on the period's first day; "
+            "Prometheus rules read rolling windows, so Sloth-style rules would budget another window "
+            "(alert on slo.alerts, or on sloguard_budget_remaining, instead)"
+        )
     if slo.sli.spec.labelled:
         return (
             f"{slo.sli.kind} is judged on labels that arrive up to the model's label_delay late and re-judge "

@@ -34,6 +34,7 @@ __all__ = [
     "Alert",
     "AlertRead",
     "Budget",
+    "CalendarPeriod",
     "Check",
     "Counted",
     "DeadLetter",
@@ -115,6 +116,15 @@ class AdjustmentRef(_Message):
     budget_factor: float | UnsetType = UNSET
 
 
+class CalendarPeriod(_Message):
+    """The calendar period a calendar SLO's budget event reports (start inclusive, end exclusive)."""
+
+    calendar: Literal["month", "week"]
+    timezone: str
+    start: str
+    end: str
+
+
 class RuleWindows(_Message):
     """A burn-rate rule's long and short windows."""
 
@@ -166,6 +176,7 @@ class Budget(_Message, tag="budget", tag_field="type"):
     adjustments: list[Adjustment] | UnsetType = UNSET
     late_dropped: int | UnsetType = UNSET
     health: dict[str, Any] | UnsetType = UNSET
+    period: CalendarPeriod | UnsetType = UNSET
 
 
 # ---- slo.alerts ---------------------------------------------------------------------------------

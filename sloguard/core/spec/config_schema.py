@@ -75,7 +75,22 @@ def config_schema() -> dict[str, Any]:
             "sli": sli_schema(),
             "objective": {"description": "a number, or {relative_to_baseline: r} / {max_degradation: d}",
                           "oneOf": [{"type": "number"}, {"type": "object"}]},
-            "window": DURATION,
+            "window": {
+                "description": "a rolling window (a duration, e.g. 30d), or a calendar period whose budget starts "
+                               "over at local midnight on the 1st (month) or Monday (week)",
+                "oneOf": [
+                    DURATION,
+                    {
+                        "type": "object",
+                        "required": ["calendar"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "calendar": {"enum": ["month", "week"]},
+                            "timezone": {"type": "string", "minLength": 1, "description": "IANA name (default UTC)"},
+                        },
+                    },
+                ],
+            },
             "budgeting": {"type": "object"},
             "alerting": {"type": "object"},
             "owner": {"type": "string"},

@@ -9,6 +9,7 @@ from typing import Any
 
 from sloguard.core.notify.incident_policy import IncidentPolicy
 from sloguard.core.spec.adjustments import Adjustment
+from sloguard.core.spec.calendar import Calendar
 from sloguard.core.spec.policy import AlertRule
 from sloguard.core.spec.sli import CATALOGUE, SliKind
 from sloguard.core.spec.timeutil import format_duration
@@ -110,6 +111,7 @@ class Slo:
     baseline: float | None = None
     description: str = ""
     resolve_hold_s: int = 0  # alerts.py hysteresis: a rule false this long resolves
+    calendar: Calendar | None = None  # a calendar period instead of a rolling window (calendar.py)
 
     @property
     def slo_target(self) -> float:
@@ -123,6 +125,11 @@ class Slo:
     @property
     def window(self) -> str:
         return format_duration(self.window_s)
+
+    @property
+    def counted_window_s(self) -> int:
+        """The window its counters are kept for: the SLO window, or a calendar period's span."""
+        return self.calendar.span_s if self.calendar is not None else self.window_s
 
 
 @dataclass(frozen=True)
@@ -193,4 +200,4 @@ class Config:
 
     @property
     def longest_window_s(self) -> int:
-        return max((s.window_s for s in self.slos), default=86_400)
+        return max((s.counted_window_s for s in self.slos), default=86_400)

@@ -3,11 +3,13 @@ model), objective, window and budgeting method, and its alert rules."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
 
 from sloguard.core.spec.alerting_section import DEFAULT_HOLD_TICKS, parse_hold, parse_rules
+from sloguard.core.spec.calendar import Calendar
 from sloguard.core.spec.check import Checker, count, duration_or_zero, label_coverage_rule
 from sloguard.core.spec.model import Budgeting, Model, Objective, Sli, Slo
 from sloguard.core.spec.policy import AlertRule, scale_rules
@@ -279,12 +281,20 @@ def parse_slo(
         c.fail(f"{path}.dimension", f"must be one of {', '.join(DIMENSIONS)}, got {dimension!r}")
     elif sli is not None and sli.spec.dimension and sli.spec.dimension != dimension:  # "": the config says
         c.fail(f"{path}.dimension", f"{sli.kind} is a {sli.spec.dimension} SLI, not {dimension}")
-    window = c.duration(s.get("window"), f"{path}.window")
-    if window is None:
-        c.fail(f"{path}.window", "required (e.g. 30d)")
-    elif window % interval:
-        c.fail(f"{path}.window", f"must be a multiple of evaluation_interval ({format_duration(interval)})")
+    calendar = None
+    if isinstance(s.get("window"), dict):
+        calendar = _calendar(c, s["window"], f"{path}.window", interval, sli)
+        window = calendar.nominal_s if calendar is not None else None
+    else:
+        window = c.duration(s.get("window"), f"{path}.window")
+        if window is None:
+            c.fail(f"{path}.window", "required (e.g. 30d, or {calendar: month, timezone: Europe/Berlin})")
+        elif window % interval:
+            c.fail(f"{path}.window", f"must be a multiple of evaluation_interval ({format_duration(interval)})")
     budgeting = _budgeting(c, s.get("budgeting"), f"{path}.budgeting", sli, interval, window, model)
+    if calendar is not None and budgeting.method == "timeslices" and calendar.bucket_s % budgeting.slice_s:
+        c.fail(f"{path}.budgeting.timeslices", f"must divide {format_duration(calendar.bucket_s)} so that slices "
+                                               f"start on the calendar period's boundary")
     raw_obj = (
         _objective(c, s.get("objective"), f"{path}.objective")
         if s.get("objective") is not None or sli is None or sli.kind != "drift"
@@ -358,7 +368,40 @@ def parse_slo(
         description=str(s.get("description", "")),
         # a timeslice SLO's rules change only when a slice is judged: a shorter hold holds nothing
         resolve_hold_s=max(hold, budgeting.slice_s) if hold else 0,
+        calendar=calendar,
     )
+
+
+def _calendar(c: Checker, raw: dict[str, Any], path: str, interval: int, sli: Sli | None) -> Calendar | None:
+    """`window: {calendar: month | week, timezone: <IANA name>}`: a budget that resets each period."""
+    from sloguard.core.spec.calendar import PERIODS, Calendar, zone
+    from sloguard.core.stats.windows import LADDER
+
+    raw = c.mapping(raw, path, {"calendar", "timezone"})
+    start = len(c.problems)
+    period, tz = raw.get("calendar"), raw.get("timezone", "UTC")
+    if period not in PERIODS:
+        c.fail(f"{path}.calendar", f"must be one of {', '.join(PERIODS)}, got {period!r}")
+    if not isinstance(tz, str):
+        c.fail(f"{path}.timezone", f"must be an IANA timezone name such as Europe/Berlin, got {tz!r}")
+    else:
+        try:
+            zone(tz)
+        except ValueError as e:
+            c.fail(f"{path}.timezone", str(e))
+    if sli is not None and sli.spec.labelled:
+        c.fail(path, f"{sli.kind} is judged on labels, whose slices are re-judged as labels arrive: calendar "
+                     "windows are for SLIs judged when their events arrive (use a rolling window, e.g. 30d)")
+    if len(c.problems) > start:
+        return None
+    calendar = Calendar(period, tz)
+    # every bucket size must nest in the next, and the period's buckets must hold whole intervals
+    sizes = sorted({k * interval for k in LADDER} | {calendar.bucket_s})
+    if any(b % a for a, b in itertools.pairwise(sizes)):
+        c.fail(f"{path}.calendar", f"needs an evaluation_interval that divides {format_duration(calendar.bucket_s)} "
+                                   f"and nests with its multiples, not {format_duration(interval)} (e.g. 1m)")
+        return None
+    return calendar
 
 
 def _budgeting(c: Checker, raw: Any, path: str, sli: Sli | None, interval: int, window: int | None,

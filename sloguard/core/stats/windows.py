@@ -47,12 +47,21 @@ class WindowLayout:
     tier_of: dict[int, int]  # window length in s -> index into tiers
 
     @classmethod
-    def for_windows(cls, base_s: int, windows: set[int], min_base_span_s: int = 0) -> WindowLayout:
-        """Layout for `windows` (seconds, multiples of base_s); the base tier spans >= min_base_span_s."""
+    def for_windows(cls, base_s: int, windows: set[int], min_base_span_s: int = 0,
+                    buckets: dict[int, int] | None = None) -> WindowLayout:
+        """Layout for `windows` (seconds, multiples of base_s); the base tier spans >= min_base_span_s.
+
+        `buckets` fixes the bucket size of some windows (a calendar period reads from a bucket its
+        boundaries fall on, `Windows.since`); it must nest with the ladder's sizes.
+        """
         choice: dict[int, int] = {}
+        for w, b in (buckets or {}).items():
+            choice[w] = b
         for w in windows:
             if w % base_s:
                 raise ValueError(f"window {w}s is not a multiple of the interval {base_s}s")
+            if w in choice:
+                continue
             fits = [
                 k * base_s
                 for k in LADDER
@@ -259,6 +268,26 @@ class Windows:
         """
         prefix = [self._prefix(k) for k in range(self.layout.tier_of[window_s] + 1)]
         return self._window_sum(window_s, end_s, prefix)
+
+    def since(self, window_s: int, start_s: float, end_s: float) -> np.ndarray:
+        """Totals over [start_s, end_s), read like `window_sum` from the tier of `window_s` down:
+        exact when `start_s` is a multiple of that tier's bucket (a calendar period's start, whose
+        window was laid out with such a bucket) and the span is within the window."""
+        t = self.layout.tier_of[window_s]
+        prefix = [self._prefix(k) for k in range(t + 1)]
+        lo = start_s
+        total = np.zeros(self.counts[0].shape[1])
+        for k in range(t, -1, -1):
+            b = self.layout.tiers[k].bucket_s
+            cut = math.floor(end_s / b) * b
+            if cut > lo:
+                held, sums = prefix[k]
+                i, j = np.searchsorted(held, (math.ceil(lo / b), cut // b))
+                total += sums[j] - sums[i]
+                lo = cut
+            if lo >= end_s:
+                break
+        return total
 
     def _prefix(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Tier k's bucket indices in ascending order, and prefix sums of their vectors."""

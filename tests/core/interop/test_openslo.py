@@ -62,18 +62,30 @@ def test_the_vendored_schema_judges_the_spec_s_own_test_files_as_the_spec_does(v
     assert (not errors(validator, doc)) == SCHEMA_TABLE[name]
 
 
+def _config_path(example: str, tmp_path: Path) -> Path:
+    """An example config; `llm-calendar` is llm.yaml with calendar windows (month in New York, ISO week in UTC)."""
+    if example != "llm-calendar":
+        return ROOT / "examples" / f"{example}.yaml"
+    data = yaml.safe_load((ROOT / "examples" / "llm.yaml").read_text())
+    data["slos"][0]["window"] = {"calendar": "month", "timezone": "America/New_York"}
+    data["slos"][4]["window"] = {"calendar": "week"}
+    path = tmp_path / "llm-calendar.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 def _export(example: str, tmp_path: Path) -> Path:
     out = tmp_path / "openslo" / f"{example}.yaml"
-    assert main(["export", "openslo", "--config", str(ROOT / "examples" / f"{example}.yaml"), "--out", str(out)]) == 0
+    assert main(["export", "openslo", "--config", str(_config_path(example, tmp_path)), "--out", str(out)]) == 0
     return out
 
 
-@pytest.mark.parametrize("example", ["fraud", "recsys", "llm"])
+@pytest.mark.parametrize("example", ["fraud", "recsys", "llm", "llm-calendar"])
 def test_export_then_import_gives_back_an_equal_config(tmp_path, example):
     exported = _export(example, tmp_path)
     back = tmp_path / "elsewhere" / "config.yaml"  # another directory: the baseline path is rebased
     assert main(["import", "openslo", str(exported), "--out", str(back)]) == 0
-    want = dataclasses.replace(load_config(ROOT / "examples" / f"{example}.yaml"), source="")
+    want = dataclasses.replace(load_config(_config_path(example, tmp_path)), source="")
     got = dataclasses.replace(load_config(back), source="")
     assert [s.name for s in got.slos] == [s.name for s in want.slos]
     for a, b in zip(got.slos, want.slos, strict=True):
@@ -81,7 +93,7 @@ def test_export_then_import_gives_back_an_equal_config(tmp_path, example):
     assert got == want
 
 
-@pytest.mark.parametrize("example", ["fraud", "recsys", "llm"])
+@pytest.mark.parametrize("example", ["fraud", "recsys", "llm", "llm-calendar"])
 def test_every_exported_object_is_valid_openslo_v1(tmp_path, validator, example):
     docs = list(yaml.safe_load_all(_export(example, tmp_path).read_text()))
     assert {d["kind"] for d in docs} >= {"Service", "SLO", "AlertPolicy", "AlertNotificationTarget"}
@@ -112,7 +124,8 @@ def _load_all(path: Path) -> list:
 @pytest.mark.parametrize(("example", "message"), [
     ("examples/budgeting-method/occurences-slo.yaml",
      "[0] SLO search-slo: spec.indicator.spec.thresholdMetric: not supported for metric source 'Any'"),
-    ("examples/budgeting-method/timeslices-slo.yaml", "spec.timeWindow[0]: calendar windows are not supported"),
+    ("examples/budgeting-method/timeslices-slo.yaml",
+     "spec.timeWindow[0].duration: a calendar window of '1m': sloguard has calendar months (1M) and weeks (1w)"),
     ("examples/budgeting-method/timeslices-slo.yaml", "spec.objectives: 2 objectives"),
     ("examples/budgeting-method/ratio-timeslices.yaml",
      "spec.indicator.spec.ratioMetric.total.metricSource.type: 'Any' is not supported"),
@@ -185,3 +198,15 @@ def test_kafka_secrets_stay_out_of_the_export_and_topic_names_travel(tmp_path):
     assert "hunter2" not in text and "kafka:9092" not in text
     back, _ = import_openslo(list(yaml.safe_load_all(text)))
     assert back["kafka"] == {"topics": {"alerts": "team.alerts"}}
+
+
+def test_a_calendar_window_sloguard_cannot_start_is_an_error_with_its_path(tmp_path, capsys):
+    """sloguard's months start on the 1st and its weeks on a Monday, at local midnight."""
+    exported = _export("llm-calendar", tmp_path)
+    text = exported.read_text()
+    assert text.count("startTime: '2024-01-01 00:00:00'") == 2
+    exported.write_text(text.replace("startTime: '2024-01-01 00:00:00'", "startTime: '2024-01-02 00:00:00'", 1))
+    assert main(["import", "openslo", str(exported)]) == 2
+    err = capsys.readouterr().err
+    assert ("spec.timeWindow[0].calendar.startTime: 2024-01-02 00:00:00: sloguard's calendar months start at "
+            "midnight on the 1st") in err

@@ -144,3 +144,17 @@ def test_metric_slis_burn_bad_slices_of_all_the_window_s_slices(tmp_path):
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
     run = subprocess.run([PROMTOOL, "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_a_calendar_slo_is_skipped_with_the_reason() -> None:
+    """A calendar budget resets at local midnight on the 1st; rules over rolling windows would budget
+    another window, so the export says so instead of writing them."""
+    from sloguard.core.spec.config import parse_config
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[3] / "examples" / "llm.yaml").read_text())
+    data["slos"][0]["window"] = {"calendar": "month", "timezone": "Europe/Berlin"}
+    doc, skipped = prometheus_rules(parse_config(data))
+    assert [name for name, _ in skipped] == ["assistant-availability"]
+    assert "calendar month (Europe/Berlin) budget starts over" in skipped[0][1]
+    assert not any("assistant-availability" in g["name"] for g in doc["groups"])
+    assert any("assistant-ttft" in g["name"] for g in doc["groups"])
