@@ -135,6 +135,21 @@ def test_a_week_calendar_reports_its_iso_week(run: dict) -> None:
     assert {b["window"] for b in budgets} == {"7d"}
 
 
+def test_calendar_budget_events_are_budget_messages(run: dict) -> None:
+    """The period field is part of the Budget type the readers and the JSON Schema share."""
+    import jsonschema
+    import msgspec
+
+    from sloguard.core.messages.outputs import Budget
+
+    schema = orjson.loads((Path(__file__).resolve().parents[3] / "schemas" / "budget.schema.json").read_bytes())
+    with_period = [b for b in run["budget"] if "period" in b]
+    assert with_period
+    for b in with_period[:: max(1, len(with_period) // 50)]:
+        assert msgspec.convert(b, Budget).period.calendar in ("month", "week")
+        jsonschema.validate(b, schema)
+
+
 def test_the_editors_schema_accepts_calendar_windows_and_refuses_unknown_keys() -> None:
     import jsonschema
 
