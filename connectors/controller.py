@@ -123,7 +123,7 @@ import orjson
 from sloguard.connectors.controller_settings import ControllerSettings, load_controller_config
 from sloguard.connectors.gate import SharedState
 from sloguard.connectors.kafka_config import KafkaSettings
-from sloguard.core.messages.outputs import dead_letter
+from sloguard.core.messages.outputs import AlertRead, BudgetRead, IncidentRead, dead_letter, read_message
 from sloguard.core.rollout.decision import Decision
 from sloguard.core.rollout.policy import RolloutState
 from sloguard.core.rollout.spec import InvalidEvent, RolloutSpec
@@ -306,7 +306,7 @@ class Controller:
                     continue
                 self.counters["events"] += 1
                 try:
-                    touched.add(self.shared.state.apply(orjson.loads(m.value())))
+                    touched.add(self.shared.state.apply(_typed(orjson.loads(m.value()))))
                 except (orjson.JSONDecodeError, InvalidEvent) as e:
                     self.counters["invalid"] += 1
                     self._dead_letter(producer, m, str(e))
@@ -376,6 +376,18 @@ class Controller:
         with self.shared.lock:
             self.shared.state.spec = spec
         log.info("reloaded the rollout policy from %s (%d overrides)", self.config_path, len(spec.overrides))
+
+
+_READ_AS = {"budget": BudgetRead, "alert": AlertRead, "incident": IncidentRead}
+
+
+def _typed(message: Any) -> Any:
+    """`message` once it reads as the type its `type` names (the flow's Budget, Alert or Incident);
+    else `InvalidEvent` with the field's path. Other shapes go on to the policy, which names why."""
+    kind = _READ_AS.get(message.get("type")) if isinstance(message, dict) else None
+    if kind is not None and (problem := read_message(message, kind)) is not None:
+        raise InvalidEvent(problem)
+    return message
 
 
 def _tuplify(x: Any) -> Any:

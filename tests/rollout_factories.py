@@ -1,4 +1,8 @@
-"""Builders for the rollout tests: a config with several models, budget and alert events as dicts."""
+"""Builders for the rollout tests: a config with several models, budget and alert events as dicts.
+
+The events have every field the flow writes (the controller reads them as its Budget and Alert
+types); `ts` is epoch seconds (the policy reads both); `as_sent` gives the RFC 3339 text the flow writes.
+"""
 
 from __future__ import annotations
 
@@ -80,6 +84,8 @@ def budget(
         # by default the whole window's traffic happened within the last 5 minutes
         "burn_rates": {"5m": burn, "1h": burn, "6h": burn},
         "events": {"5m": int(total), "1h": int(total), "6h": int(total)},
+        "counted": {"good": float(good), "total": float(total)},
+        "firing": [],
     }
     if burn_1h is not None:
         e["burn_rates"]["1h"] = burn_1h
@@ -150,4 +156,13 @@ def alert(
         "ts": ts,
         "summary": f"{dimension} gap of {model} burns fast",
         "actions": ["roll back"],
+        "runbook": None,
     }
+
+
+def as_sent(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as the flow puts it on Kafka: its times as RFC 3339 text."""
+    from sloguard.core.spec.timeutil import to_rfc3339
+
+    return {k: to_rfc3339(v) if k in ("ts", "started_at") and isinstance(v, int | float) else v
+            for k, v in event.items()}

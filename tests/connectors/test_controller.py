@@ -23,7 +23,7 @@ import orjson
 import pytest
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from rollout_factories import alert, budget, canary_pair, config_dict, healthy, make_config, make_spec
+from rollout_factories import alert, as_sent, budget, canary_pair, config_dict, healthy, make_config, make_spec
 
 from sloguard.connectors.audit import AuditLog
 from sloguard.connectors.controller import Controller
@@ -55,7 +55,7 @@ class Env:
 
     def send(self, topic: str, events: list[dict[str, Any]] | list[bytes]) -> None:
         for e in events:
-            value = e if isinstance(e, bytes) else orjson.dumps(e)
+            value = e if isinstance(e, bytes) else orjson.dumps(as_sent(e))
             self.producer.produce(self.topics[topic], value=value)
         assert self.producer.flush(10) == 0
 
@@ -272,12 +272,15 @@ def test_controller_publishes_decisions_and_serves_the_gate(env: Env) -> None:
     assert status == 200 and body["decision"] == "hold" and body["overrides"] == []
 
     # -- garbage on the input topics is dead-lettered, not fatal ----------------------------------
-    env.send("budget", [b"{not json", orjson.dumps({"type": "budget", "model": "fraud"})])
-    letters = read_all(env, "dead_letter", 2)
+    # ... and every budget is read as the flow's Budget type: a wrong type is refused with its path
+    mistyped = as_sent({**budget("fraud", "v2", "availability", ts=time.time()), "burn_rates": {"1h": "fast"}})
+    env.send("budget", [b"{not json", orjson.dumps({"type": "budget", "model": "fraud"}), orjson.dumps(mistyped)])
+    letters = read_all(env, "dead_letter", 3)
     assert {json.loads(m.value())["topic"] for m in letters} == {env.topics["budget"]}
     assert {msgspec.json.decode(m.value(), type=DeadLetter).stage for m in letters} == {"controller"}
-    assert any("slo:" in json.loads(m.value())["error"] for m in letters)
-    assert env.controller.counters["invalid"] == 2
+    errors = [json.loads(m.value())["error"] for m in letters]
+    assert "slo: required field missing" in errors and "burn_rates[...]: expected float, got str" in errors
+    assert env.controller.counters["invalid"] == 3
 
     # -- the audit log has every decision served, and every refusal ------------------------------
     entries = [json.loads(line) for line in env.audit.read_text().splitlines()]
@@ -367,8 +370,8 @@ def test_restarts_keep_firing_pages_with_or_without_a_snapshot(
     for e in (
         healthy("ranker", "v2", ts=now) + healthy("ranker", "v1", ts=now) + canary_pair("ranker", "v2", "v1", ts=now)
     ):
-        producer.produce(topics["budget"], value=orjson.dumps(e))
-    producer.produce(topics["alerts"], value=orjson.dumps(alert("ranker", "v2", dimension="fairness", ts=now)))
+        producer.produce(topics["budget"], value=orjson.dumps(as_sent(e)))
+    producer.produce(topics["alerts"], value=orjson.dumps(as_sent(alert("ranker", "v2", dimension="fairness", ts=now))))
     assert producer.flush(10) == 0
 
     def decide(c: Controller) -> str:

@@ -7,8 +7,9 @@ unknown fields, so a field renamed on one side fails a test (tests/core/messages
 Schemas in `schemas/` are tested against them both ways.
 
 The flow's budget and alert writer (report.py) still builds dicts, checked against these types by
-the tests. Readers check what they consume against them: the notifier converts every alert and
-incident with `read_message` into `AlertRead` / `IncidentRead` (the same fields and types; a
+the tests. Readers check what they consume against them: the notifier (alerts, incidents) and the
+rollout controller (budgets, alerts, incidents) check every message with `read_message` against
+`BudgetRead` / `AlertRead` / `IncidentRead` (the same fields and types; a
 top-level field a newer writer adds is ignored, so an upgrade in the wrong order does not
 dead-letter pages), and a wrong type is refused with the field's path.
 
@@ -34,6 +35,7 @@ __all__ = [
     "Alert",
     "AlertRead",
     "Budget",
+    "BudgetRead",
     "CalendarPeriod",
     "Check",
     "Counted",
@@ -360,6 +362,10 @@ OutputMessage = Budget | Alert | Incident | DeadLetter | Decision
 
 
 # ---- reading ------------------------------------------------------------------------------------
+
+
+class BudgetRead(Budget, forbid_unknown_fields=False):
+    """A `Budget` as a reader takes it: top-level fields it does not know are ignored."""
 
 
 class AlertRead(Alert, forbid_unknown_fields=False):
