@@ -271,8 +271,11 @@ class Controller:
                     pending, last_commit = 0, time.monotonic()
                 producer.poll(0)
         finally:
-            if pending:
-                self._commit(consumer, producer)
+            if pending:  # a commit refused mid-rebalance is retried: a restart should not re-read it
+                for attempt in range(3):
+                    if self._commit(consumer, producer) or attempt == 2:
+                        break
+                    time.sleep(0.5)
             else:
                 producer.flush(10)
             consumer.close()  # leaves the group
@@ -313,15 +316,18 @@ class Controller:
             self.shared.events = self.counters["events"]
         return touched
 
-    def _commit(self, consumer: Any, producer: Any) -> None:
-        """Decisions delivered, then the snapshot written, then the offsets committed."""
+    def _commit(self, consumer: Any, producer: Any) -> bool:
+        """Decisions delivered, then the snapshot written, then the offsets committed; False when
+        the broker refused the commit."""
         producer.flush(10)
         self._snapshot()
         try:
             consumer.commit(asynchronous=False)
             self.counters["commits"] += 1
+            return True
         except Exception as e:  # e.g. a rebalance in progress: the next commit covers it
             log.warning("commit failed: %s", e)
+            return False
 
     def candidates(self) -> list[tuple[str, str]]:
         """Canary versions (all versions when canary analysis is off) and those asked about."""

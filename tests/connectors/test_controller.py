@@ -39,7 +39,7 @@ from sloguard.core.spec.timeutil import to_rfc3339
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "schemas" / "rollout_decision.schema.json").read_text())
 TOKEN = "s3cret-token"
-OVERRIDE_S = 6.0
+OVERRIDE_S = 20.0  # long enough for a loaded CI machine to judge scorer before it expires
 
 
 @dataclass
@@ -396,7 +396,7 @@ def test_restarts_keep_firing_pages_with_or_without_a_snapshot(
     assert decide(third) == "hold"  # knows nothing yet
     run_for(third, lambda: third.shared.state.alerts)
     assert [a.dimension for a in third.shared.state.alerts.values()] == ["fairness"]
-    assert third.counters["events"] == 1  # only the alert was re-read
+    assert third.counters["events"] == 1, (first.counters, second.counters, third.counters)  # only the alert
 
 
 def test_a_live_stream_a_few_messages_behind_is_judged_but_a_backlog_is_not() -> None:

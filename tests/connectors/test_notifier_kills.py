@@ -33,7 +33,8 @@ SLACK_BIN = Path(sys.executable).with_name("sloguard")
 
 
 def incident_messages(n: int) -> list[dict[str, Any]]:
-    """n incidents, each opened, joined by a second key, then resolved (seq 1, 2, 3)."""
+    """n incidents, each opened, joined by a second key, then resolved (seq 1, 2, 3): whole incident
+    messages, as the flow writes them (the notifier reads them as its Incident type)."""
     out = []
     for i in range(n):
         owner = OWNERS[i % len(OWNERS)]
@@ -41,12 +42,13 @@ def incident_messages(n: int) -> list[dict[str, Any]]:
         member = {"alert_id": f"{i:016x}", "slo": "fraud-availability", "dimension": "infrastructure",
                   "rule": "fast-burn", "severity": "page", "segment": {"region": "eu"}, "started_at": opened,
                   "state": "firing", "resolved_at": None, "burn_rates": {"1h": 20.0, "5m": 50.0},
-                  "budget_remaining": 0.4}
+                  "budget_remaining": 0.4, "inhibited_by": None}
         base = {"type": "incident", "id": f"{i:016x}", "severity": "page", "model": "fraud", "owner": owner,
                 "group": {"model": "fraud", "slo": "fraud-availability", "severity": "page"},
                 "slo": "fraud-availability", "dimension": "infrastructure", "opened_at": opened, "ts": opened,
                 "resolved_at": None, "keys": 1, "inhibited": [], "explained_by": None, "cause": None,
-                "summary": f"fraud-availability: fast-burn on region=eu (incident {i})", "actions": ["look"]}
+                "summary": f"fraud-availability: fast-burn on region=eu (incident {i})", "actions": ["look"],
+                "runbook": None}
         out.append({**base, "seq": 1, "state": "firing", "change": "opened", "members": [member]})
         out.append({**base, "seq": 2, "state": "firing", "change": "joined", "keys": 2,
                     "members": [member, {**member, "segment": {}}]})
