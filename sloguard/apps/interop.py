@@ -116,7 +116,8 @@ def cmd_export_prometheus(args: argparse.Namespace) -> int:
 
 
 def cmd_export_openslo(args: argparse.Namespace) -> int:
-    from sloguard.core.interop.openslo import OpenSloError, export_openslo
+    from sloguard.core.interop.openslo import export_openslo
+    from sloguard.core.interop.openslo_time import OpenSloError
 
     config = check_config_file(args.config).config
     out_dir = (args.out.parent if args.out else Path.cwd()).resolve()
@@ -132,7 +133,8 @@ def cmd_export_openslo(args: argparse.Namespace) -> int:
 
 
 def cmd_import_openslo(args: argparse.Namespace) -> int:
-    from sloguard.core.interop.openslo import OpenSloError, import_openslo
+    from sloguard.core.interop.openslo import import_openslo
+    from sloguard.core.interop.openslo_time import OpenSloError
     from sloguard.core.spec.config import parse_config
 
     try:

@@ -12,7 +12,8 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
 from sloguard.apps.cli import main
-from sloguard.core.interop.openslo import OpenSloError, export_openslo, import_openslo
+from sloguard.core.interop.openslo import export_openslo, import_openslo
+from sloguard.core.interop.openslo_time import OpenSloError
 from sloguard.core.spec.config import load_config
 
 ROOT = Path(__file__).resolve().parents[3]
