@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from sloguard import __version__
+from sloguard.apps.args import duration_arg
 from sloguard.apps.checks import check_config_file
 from sloguard.apps.generate import cmd_generate
 from sloguard.apps.replay import cmd_replay
@@ -170,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         help="partitions of a new recovery dir; bounds later rescaling (default 8)",
     )
-    p.add_argument("--snapshot-interval", type=float, default=10.0, help="seconds between snapshots (default 10)")
+    p.add_argument("--snapshot-interval", type=duration_arg, default=10.0, metavar="DURATION",
+                   help="time between snapshots, e.g. 10s or 1m (default 10s)")
     p.add_argument(
         "--reset-state",
         action="append",
@@ -262,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--events", type=int, default=None, help="events per scenario (default 100000 live, 250000 with --replay)"
     )
     p.add_argument("--seed", type=int, default=7, help="random seed of the generated traffic (default 7)")
-    p.add_argument("--duration", type=float, default=90.0, help="seconds the live demo runs (default 90)")
+    p.add_argument("--duration", type=duration_arg, default=90.0, metavar="DURATION",
+                   help="how long the live demo runs, e.g. 90s or 5m (default 90s)")
     p.add_argument(
         "--replay",
         action="store_true",

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from sloguard.apps.args import duration_arg
 from sloguard.core.notify.notify_policy import DEFAULT_GROUP_ID
 
 __all__ = ["add_parser", "cmd", "main"]
@@ -38,8 +39,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--alerts", metavar="JSONL", help="preview an alerts file (no Kafka, nothing posted)")
     p.add_argument("--check", action="store_true", help="check the config and that every route's secret "
                    "is readable, then exit")
-    p.add_argument("--stop-after", type=float, metavar="SECONDS",
-                   help="stop after this many seconds (default: run until SIGTERM or Ctrl-C)")
+    p.add_argument("--stop-after", type=duration_arg, metavar="DURATION",
+                   help="stop after this long, e.g. 30s or 1h (default: run until SIGTERM or Ctrl-C)")
     from sloguard.connectors.service_metrics import add_metrics_args
 
     add_metrics_args(p)

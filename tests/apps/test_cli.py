@@ -187,3 +187,20 @@ def test_replay_into_a_pipe_writes_no_progress_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stderr and "replay:" not in done.stderr
     assert "budget" in done.stdout  # the summary line still says what was written
+
+
+def test_duration_flags_read_the_config_s_syntax_or_seconds(capsys):
+    """One duration syntax everywhere (issue 11): flags take 90s, 5m, 1h30m as the config does, or
+    plain seconds as before; anything else is one line naming the flag, exit 2."""
+    from sloguard.apps.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["notifier", "--stop-after", "5m"]).stop_after == 300.0
+    assert parser.parse_args(["notifier", "--stop-after", "2.5"]).stop_after == 2.5
+    assert parser.parse_args(["run", "--config", "c.yaml", "--snapshot-interval", "1m"]).snapshot_interval == 60.0
+    assert parser.parse_args(["demo", "--duration", "2m"]).duration == 120.0
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(["notifier", "--stop-after", "soon"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --stop-after: 'soon' is not a duration (e.g. 90s, 5m, 1h30m, or seconds)" in err
