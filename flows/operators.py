@@ -7,6 +7,7 @@ copy taken in one pass, no deep copy of object graphs), and nothing at all witho
 
 from __future__ import annotations
 
+import logging
 import pickle
 import sys
 from collections.abc import Iterable
@@ -25,8 +26,11 @@ from sloguard.core.evaluate.shard import Shard
 from sloguard.core.evaluate.state import migrate_judge, migrate_shard, plan_migration
 from sloguard.core.evaluate.summary import Summary
 from sloguard.core.messages.batch import ParsedBatch
+from sloguard.core.messages.outputs import Alert, Budget, Incident, read_message
 from sloguard.core.spec.model import StateMismatch
 from sloguard.flows.routing import shard_key
+
+log = logging.getLogger("sloguard.flow")
 
 Keyed = tuple[str, dict[str, Any]]  # (Kafka message key, message)
 
@@ -146,6 +150,26 @@ def only(kind: str, item: tuple, by_model: bool = False) -> tuple | None:
     if k != kind:
         return None
     return (msg.model, msg) if by_model else (key, msg)
+
+
+#: The type each output kind is written as: what the notifier and the controller read it as.
+_WRITTEN_AS = {"budget": Budget, "alert": Alert, "incident": Incident}
+_reported: set[tuple[str, str]] = set()
+
+
+def checked(kind: str, item: tuple) -> tuple | None:
+    """`only(kind)`, each message checked against its type before it is written (strictly: the
+    exact fields of `sloguard.core.messages.outputs`). A mismatch is a sloguard bug: it is logged
+    once per kind and problem, with the field's path, and the message still goes out (its readers
+    will refuse it with the same path) rather than stopping the flow."""
+    out = only(kind, item)
+    if out is not None and kind in _WRITTEN_AS:
+        problem = read_message(out[1], _WRITTEN_AS[kind])
+        if problem is not None and (kind, problem) not in _reported:
+            _reported.add((kind, problem))
+            log.error("a %s message does not match its type (%s): %s", kind, problem,
+                      {k: out[1].get(k) for k in ("slo", "model", "segment", "ts")})
+    return out
 
 
 def message_key(output: Output) -> str:

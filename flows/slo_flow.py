@@ -22,7 +22,7 @@ from sloguard.core.messages.events import RawBatch
 from sloguard.core.spec.model import Config
 from sloguard.flows.incident_step import IncidentLogic, explode
 from sloguard.flows.metrics import FlowMetrics
-from sloguard.flows.operators import JudgeLogic, ShardLogic, dead_letters, message_key, only, route_batch
+from sloguard.flows.operators import JudgeLogic, ShardLogic, checked, dead_letters, message_key, only, route_batch
 
 
 @dataclass(frozen=True)
@@ -91,15 +91,16 @@ def build_flow(
     outputs = op.flat_map("outputs", judged, explode)  # (model, (kind, message))
     keyed = op.map("key_outputs", outputs, lambda kv: (message_key(kv[1]), kv[1]))
     # (message key, (kind, message))
-    budget = op.filter_map("budgets", keyed, partial(only, "budget"))
-    alerts = op.filter_map("alerts", keyed, partial(only, "alert"))
+    budget = op.filter_map("budgets", keyed, partial(checked, "budget"))  # each checked against its type
+    alerts = op.filter_map("alerts", keyed, partial(checked, "alert"))
     if metrics is not None:
         op.inspect("metrics", keyed, lambda _step, item: metrics.observe_output(item[1][0], item[1][1]))
         op.inspect("metrics_duplicates", duplicates, lambda _step, item: metrics.observe_output("dead_letter", item[1]))
     op.output("budget_out", budget, sinks.budget)
     op.output("alerts_out", alerts, sinks.alerts)
     if sinks.incidents is not None:
-        op.output("incidents_out", op.filter_map("incidents_only", keyed, partial(only, "incident")), sinks.incidents)
+        incidents = op.filter_map("incidents_only", keyed, partial(checked, "incident"))
+        op.output("incidents_out", incidents, sinks.incidents)
     op.output("dead_letter_out", op.merge("all_dead_letters", rejected, duplicates), sinks.dead_letter)
     return flow
 
