@@ -392,14 +392,16 @@ def test_restarts_keep_firing_pages_with_or_without_a_snapshot(
     assert second.counters["decisions"] == 0
 
     # without one: committed budgets are not re-read, but the alerts topic is, so the page holds.
-    # What the group committed decides what is re-read: all of it, when a rebalance under load
-    # (a second assignment re-reads what was not committed yet) cost a commit; usually none.
+    # What the group committed decides which budgets are re-read (usually none; a rebalance under
+    # load can cost a commit). Each assignment re-reads the alerts topic from its start, and a
+    # loaded machine may assign more than once, so what is counted is the budgets the state holds.
     uncommitted = sent - 1 - _committed(kafka_bootstrap, group, topics["budget"])  # the budgets not committed
     third = make(None)
     assert decide(third) == "hold"  # knows nothing yet
     run_for(third, lambda: third.shared.state.alerts and third.counters["events"] >= uncommitted + 1)
     assert [a.dimension for a in third.shared.state.alerts.values()] == ["fairness"]
-    assert third.counters["events"] == uncommitted + 1, (first.counters, second.counters, third.counters)
+    budgets_known = sum(len(b) for b in third.shared.state.budgets.values())
+    assert budgets_known <= uncommitted, (uncommitted, first.counters, second.counters, third.counters)
 
 
 def _committed(bootstrap: str, group: str, topic: str) -> int:
