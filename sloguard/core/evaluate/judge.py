@@ -286,11 +286,13 @@ class Judge:
                 sums_at.setdefault(end, {})[w] = row
             first = len(out)
             tick_row = tick.tolist()
+            prefix = key.windows.prefixes() if any(periods) else None  # shared by the calendar SLOs
             for i, slo in enumerate(self.slos):
                 if key.key and whole_model_only(slo):
                     continue
                 period = periods[i]
-                so_far = None if period is None else key.windows.since(slo.counted_window_s, period[0], ends[i])
+                so_far = (None if period is None
+                          else key.windows.since(slo.counted_window_s, period[0], ends[i], prefix))
                 self.report.slo(key, i, slo, sums_at[ends[i]], tick_row, t, out,
                                 None if period is None else (*period, so_far.tolist()))
             if not key.key:

@@ -269,25 +269,14 @@ class Windows:
         prefix = [self._prefix(k) for k in range(self.layout.tier_of[window_s] + 1)]
         return self._window_sum(window_s, end_s, prefix)
 
-    def since(self, window_s: int, start_s: float, end_s: float) -> np.ndarray:
+    def since(self, window_s: int, start_s: float, end_s: float,
+              prefix: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
         """Totals over [start_s, end_s), read like `window_sum` from the tier of `window_s` down:
         exact when `start_s` is a multiple of that tier's bucket (a calendar period's start, whose
-        window was laid out with such a bucket) and the span is within the window."""
+        window was laid out with such a bucket) and the span is within the window. `prefix` (from
+        `prefixes()`) may be passed to share the work between several reads."""
         t = self.layout.tier_of[window_s]
-        prefix = [self._prefix(k) for k in range(t + 1)]
-        lo = start_s
-        total = np.zeros(self.counts[0].shape[1])
-        for k in range(t, -1, -1):
-            b = self.layout.tiers[k].bucket_s
-            cut = math.floor(end_s / b) * b
-            if cut > lo:
-                held, sums = prefix[k]
-                i, j = np.searchsorted(held, (math.ceil(lo / b), cut // b))
-                total += sums[j] - sums[i]
-                lo = cut
-            if lo >= end_s:
-                break
-        return total
+        return self._sum_from(t, start_s, end_s, prefix or [self._prefix(k) for k in range(t + 1)])
 
     def _prefix(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Tier k's bucket indices in ascending order, and prefix sums of their vectors."""
@@ -301,14 +290,17 @@ class Windows:
     def _window_sum(self, window_s: int, end_s: float, prefix: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         t = self.layout.tier_of[window_s]
         b = self.layout.tiers[t].bucket_s
-        lo = math.ceil((end_s - window_s) / b) * b
+        return self._sum_from(t, math.ceil((end_s - window_s) / b) * b, end_s, prefix)
+
+    def _sum_from(self, t: int, lo: float, end_s: float, prefix: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Whole buckets of tier t from `lo`, then the partial newest one from ever finer tiers."""
         total = np.zeros(self.counts[0].shape[1])
         for k in range(t, -1, -1):
             b = self.layout.tiers[k].bucket_s
             cut = math.floor(end_s / b) * b
             if cut > lo:
                 held, sums = prefix[k]
-                i, j = np.searchsorted(held, (lo // b, cut // b))
+                i, j = np.searchsorted(held, (math.ceil(lo / b), cut // b))
                 total += sums[j] - sums[i]
                 lo = cut
             if lo >= end_s:
