@@ -167,7 +167,7 @@ def checked(kind: str, item: tuple) -> tuple | None:
         problem = read_message(out[1], _WRITTEN_AS[kind])
         if problem is not None and (kind, problem) not in _reported:
             _reported.add((kind, problem))
-            log.error("a %s message does not match its type (%s): %s", kind, problem,
+            log.error("%s message does not match its type (%s): %s", kind, problem,
                       {k: out[1].get(k) for k in ("slo", "model", "segment", "ts")})
     return out
 

@@ -167,7 +167,7 @@ class Budget(_Message, tag="budget", tag_field="type"):
     firing: list[str]
     slices_unjudged: float | UnsetType = UNSET
     value: float | UnsetType | None = UNSET
-    drift: list[dict[str, Any]] | UnsetType = UNSET
+    drift: list[dict[str, Any]] | dict[str, Any] | UnsetType = UNSET  # per feature; multivariate: one object
     fairness: dict[str, Any] | UnsetType = UNSET
     details: Any = UNSET
     burn_rates_to: str | UnsetType = UNSET
@@ -210,7 +210,7 @@ class Alert(_Message, tag="alert", tag_field="type"):
     adjustments: list[Adjustment] | UnsetType = UNSET
     silenced: AdjustmentRef | UnsetType = UNSET
     silence_ended: str | UnsetType = UNSET
-    drift: list[dict[str, Any]] | UnsetType = UNSET
+    drift: list[dict[str, Any]] | dict[str, Any] | UnsetType = UNSET  # per feature; multivariate: one object
     fairness: dict[str, Any] | UnsetType = UNSET
     details: Any = UNSET
     incident_id: str | UnsetType = UNSET

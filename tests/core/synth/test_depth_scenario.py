@@ -165,3 +165,25 @@ def test_a_relative_objective_on_an_estimate_says_to_give_a_number() -> None:
     with pytest.raises(ConfigError) as e:
         parse_config(data, base_dir=EXAMPLE.parent, source=str(EXAMPLE))
     assert any(p.startswith("slos[0].objective") and "give a number" in p for p in e.value.problems)
+
+
+def test_every_budget_and_alert_of_the_ml_depth_run_is_its_type(run: dict) -> None:
+    """Multivariate drift writes `drift` as one object, not the per-feature list: the Structs the
+    notifier and controller read with, and the JSON Schemas, must take it (a joint-drift page was
+    once refused by both readers)."""
+    import json
+
+    import jsonschema
+    import msgspec
+
+    from sloguard.core.messages.outputs import Alert, Budget
+
+    schemas = ROOT / "schemas"
+    for name, kind, messages in (("budget", Budget, run["budget"]), ("alert", Alert, run["alerts"])):
+        schema = json.loads((schemas / f"{name}.schema.json").read_text())
+        joint = [m for m in messages if m.get("slo") == "fraud-joint-drift" and isinstance(m.get("drift"), dict)]
+        assert joint, f"no multivariate drift {name}: the test would prove nothing"
+        for m in messages:
+            msgspec.convert(m, type=kind, strict=True)
+        for m in joint[:20]:
+            jsonschema.validate(m, schema)
