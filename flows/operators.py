@@ -18,6 +18,7 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
 from sloguard.core.evaluate.evaluator import Output, pieces_of, split_by_model
+from sloguard.core.evaluate.gather import Gather, GatherState
 from sloguard.core.evaluate.judge import Judge
 from sloguard.core.evaluate.judge_state import segment_key
 from sloguard.core.evaluate.pieces import Piece
@@ -85,9 +86,10 @@ class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
                           "fingerprint": plan.fingerprint}, self.recovery)
 
 
-class JudgeLogic(StatefulLogic[Summary, list[Output], bytes | None]):
-    """Bytewax state of one model's judge: merges the shards' summaries, judges ticks (judge.py).
-    Everything one call writes is one item (whole ticks), for the incidents step."""
+class JudgeLogic(StatefulLogic[tuple[int | None, Summary], list[Output], bytes | None]):
+    """Bytewax state of one model's judge, or of one part of it (`(part, summary)` items, part None:
+    the whole judge): merges the shards' summaries, judges ticks (judge.py). Everything one call
+    writes is one item (whole ticks, or the part's `TickPart`s for the gather step)."""
 
     def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool, recovery: bool,
                  state: dict | None, reset: frozenset[str] = frozenset()) -> None:
@@ -97,17 +99,18 @@ class JudgeLogic(StatefulLogic[Summary, list[Output], bytes | None]):
         if state is not None:
             plan, migration = _plan_of(plans, state, reset)
             judge_state = state["state"] if migration is None else migrate_judge(state["state"], migration)
-            self.judge = Judge(plan, judge_state, sources)
+            self.judge = Judge(plan, judge_state, sources, state.get("part"))
 
     @classmethod
     def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool, recovery: bool,
               resume: bytes | None, reset: frozenset[str] = frozenset()) -> JudgeLogic:
         return cls(plans, sources, finish_at_eof, recovery, None if resume is None else pickle.loads(resume), reset)
 
-    def on_item(self, value: Summary) -> tuple[Iterable[list[Output]], bool]:
+    def on_item(self, value: tuple[int | None, Summary]) -> tuple[Iterable[list[Output]], bool]:
+        part, summary = value
         if self.judge is None:
-            self.judge = Judge(self.plans[value.model], None, self.sources)
-        return _whole(self.judge.merge(value)), StatefulLogic.RETAIN
+            self.judge = Judge(self.plans[summary.model], None, self.sources, part)
+        return _whole(self.judge.merge(summary)), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[list[Output]], bool]:
         if self.judge is None or not self.finish_at_eof:
@@ -118,8 +121,56 @@ class JudgeLogic(StatefulLogic[Summary, list[Output], bytes | None]):
         if self.judge is None:
             return None
         plan = self.judge.plan
-        return _snapshot({"model": plan.name, "state": self.judge.state, "fingerprint": plan.fingerprint},
-                         self.recovery)
+        return _snapshot({"model": plan.name, "part": self.judge.part, "state": self.judge.state,
+                          "fingerprint": plan.fingerprint}, self.recovery)
+
+
+def judge_parts(plans: dict[str, ModelPlan], item: tuple[str, Summary]) -> list[tuple[str, tuple[int | None, Summary]]]:
+    """A summary for every part of its model's judge, keyed `model/judge#part` (spread over workers
+    as the shards are, routing.py); one model-keyed item where the judge is one part."""
+    model, summary = item
+    parts = plans[model].parts
+    if parts == 1:
+        return [(model, (None, summary))]
+    return [(shard_key(f"{model}/judge", p), (p, summary)) for p in range(parts)]
+
+
+class GatherLogic(StatefulLogic[list[Output], list[Output], bytes | None]):
+    """Bytewax state where one model's judge parts meet (gather.py): whole ticks, in order."""
+
+    def __init__(self, plans: dict[str, ModelPlan], recovery: bool, state: dict | None) -> None:
+        self.plans, self.recovery = plans, recovery
+        self.model: str | None = None
+        self.gather: Gather | None = None
+        if state is not None:
+            self._build(state["model"], state["state"])
+
+    def _build(self, model: str, state: GatherState | None) -> Gather:
+        self.model = model
+        self.gather = Gather(self.plans[model].parts, self.plans[model].model.health_weights, state)
+        return self.gather
+
+    @classmethod
+    def build(cls, plans: dict[str, ModelPlan], recovery: bool, resume: bytes | None) -> GatherLogic:
+        return cls(plans, recovery, None if resume is None else pickle.loads(resume))
+
+    def on_item(self, value: list[Output]) -> tuple[Iterable[list[Output]], bool]:
+        gather = self.gather or self._build(value[0][1].model, None)
+        return _whole(gather.add(value)), StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[list[Output]], bool]:
+        return ((), StatefulLogic.RETAIN) if self.gather is None else (_whole(self.gather.finish()),
+                                                                      StatefulLogic.RETAIN)
+
+    def snapshot(self) -> bytes | None:
+        if self.gather is None:
+            return None
+        return _snapshot({"model": self.model, "state": self.gather.state}, self.recovery)
+
+
+def by_model(item: tuple[str, list[Output]]) -> tuple[str, list[Output]]:
+    """A judge part's items keyed by their model again, for the gather step."""
+    return item[1][0][1].model, item[1]
 
 
 def _whole(outputs: list[Output]) -> list[list[Output]]:

@@ -22,7 +22,18 @@ from sloguard.core.messages.events import RawBatch
 from sloguard.core.spec.model import Config
 from sloguard.flows.incident_step import IncidentLogic, explode
 from sloguard.flows.metrics import FlowMetrics
-from sloguard.flows.operators import JudgeLogic, ShardLogic, checked, dead_letters, message_key, only, route_batch
+from sloguard.flows.operators import (
+    GatherLogic,
+    JudgeLogic,
+    ShardLogic,
+    by_model,
+    checked,
+    dead_letters,
+    judge_parts,
+    message_key,
+    only,
+    route_batch,
+)
 
 
 @dataclass(frozen=True)
@@ -82,8 +93,13 @@ def build_flow(
     # ("model#shard", ("summary", Summary) | ("dead_letter", message))
     summaries = op.filter_map("summaries", ingested, partial(only, "summary", by_model=True))  # (model, Summary)
     duplicates = op.filter_map("shard_dead_letters", ingested, partial(only, "dead_letter"))  # (key, message)
-    judged = op.stateful("judge", summaries, partial(JudgeLogic.build, plans, sources, finish_at_eof, recovery,
-                                                        reset=reset_state))
+    to_judge = op.flat_map("judge_parts", summaries, partial(judge_parts, plans))
+    # ("model/judge#part", (part, Summary)) per part, or (model, (None, Summary)) for a one-part judge
+    judged = op.stateful("judge", to_judge, partial(JudgeLogic.build, plans, sources, finish_at_eof, recovery,
+                                                       reset=reset_state))
+    if any(plan.parts > 1 for plan in plans.values()):  # the parts' ticks, joined where they meet
+        parts = op.map("by_model", judged, by_model)  # (model, [("tick", TickPart), ...])
+        judged = op.stateful("gather", parts, partial(GatherLogic.build, plans, recovery))
     # (model, [("budget" | "alert" | "label_store", message), ...]): whole ticks
     if config.incidents.enabled:
         judged = op.stateful("incidents", judged, partial(IncidentLogic.build, config, recovery))

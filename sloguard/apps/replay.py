@@ -34,13 +34,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def replay(
     config: Config, inputs: dict[str, Path], out: Path, *, progress: Any = False, on_alert: Any = None,
-    now: float | None = None,
+    now: float | None = None, keep_scale: bool = False,
 ) -> Counter:
     """Run the dataflow over JSONL inputs into out/{budget,alerts,dead_letter}.jsonl; returns counts.
 
     `progress`: True prints progress to stderr; a callable gets `(bytes read, bytes total, lines)`.
     `now` (default: the wall clock, read once here at the edge) bounds how far in the future an
-    event may be stamped (`limits.max_future_skew`).
+    event may be stamped (`limits.max_future_skew`). `keep_scale` keeps the config's shards and
+    judge parts (tests: the outputs do not depend on them).
     """
     import time
 
@@ -49,9 +50,11 @@ def replay(
     from sloguard.connectors.files import JsonlReplaySource, JsonlSink, ProgressPrinter
     from sloguard.flows.slo_flow import Sinks, build_flow
 
-    # Replay runs one worker without recovery: shards only spread keyed state over workers and keep a
-    # recovery dir's layout, so one shard per model gives the same outputs for less per-batch work.
-    config = dataclasses.replace(config, shards=1)
+    # Replay runs one worker without recovery: shards and judge parts only spread keyed state over
+    # workers and keep a recovery dir's layout, so one of each per model gives the same outputs for
+    # less work per batch and tick.
+    if not keep_scale:
+        config = dataclasses.replace(config, shards=1, judge_parts=1)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("budget", "alerts", "dead_letter", "incidents"):  # an output with nothing in it is an empty file
         (out / f"{name}.jsonl").write_bytes(b"")

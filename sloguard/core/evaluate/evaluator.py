@@ -16,12 +16,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from sloguard.core.evaluate.gather import Gather
 from sloguard.core.evaluate.judge import Judge
 from sloguard.core.evaluate.judge_state import MAX_VALUES_PER_ATTRIBUTE, OTHER, JudgeState, segment_key
 from sloguard.core.evaluate.pieces import Piece, route
@@ -72,31 +73,47 @@ def pieces_of(plan: ModelPlan, batch: ModelBatch) -> list[Piece]:
     return route(plan, batch.progress, batch.inference, batch.labels, batch.features, rejected)
 
 
-def with_shards(config: Config, shards: int | None) -> Config:
-    return config if shards is None or shards == config.shards else dataclasses.replace(config, shards=shards)
+def with_scale(config: Config, shards: int | None, judge_parts: int | None = None) -> Config:
+    """`config` with its `scale:` section overridden where given."""
+    shards = config.shards if shards is None else shards
+    parts = config.judge_parts if judge_parts is None else judge_parts
+    if (shards, parts) == (config.shards, config.judge_parts):
+        return config
+    return dataclasses.replace(config, shards=shards, judge_parts=parts)
 
 
 class ModelEvaluator:
     """Every stage of one model in one process (see the module docstring); snapshot-able."""
 
     def __init__(self, config: Config, model: str, state: dict[str, Any] | None = None,
-                 sources: Iterable[str] = (), shards: int | None = None, reset: frozenset[str] = frozenset()) -> None:
+                 sources: Iterable[str] = (), shards: int | None = None, reset: frozenset[str] = frozenset(),
+                 judge_parts: int | None = None) -> None:
         if state is not None:
-            shards = state["shards"]
-        self.config = with_shards(config, shards)
+            shards, judge_parts = state["shards"], state.get("judge_parts", 1)
+        self.config = with_scale(config, shards, judge_parts)
         self.plan = ModelPlan(self.config, model)
+        parts = self.plan.parts
+        judge_states = None if state is None else state["judge"] if parts > 1 else [state["judge"]]
         if state is not None:  # written for another SLO list: carried over by SLO name, or refused
             migration = plan_migration(state.get("fingerprint"), self.plan, reset)
             if migration is not None:
-                state = {**state, "judge": migrate_judge(state["judge"], migration),
-                         "shard_states": [migrate_shard(s, migration) for s in state["shard_states"]]}
+                judge_states = [migrate_judge(j, migration) for j in judge_states]
+                state = {**state, "shard_states": [migrate_shard(s, migration) for s in state["shard_states"]]}
         self.model = model
         self.interval_s = self.plan.interval_s
         sources = tuple(sources) if state is None else state["sources"]
         self.sources = sources
         shard_states: list[ShardState | None] = [None] * self.plan.shards if state is None else state["shard_states"]
         self.shards = [Shard(self.plan, s, st, sources) for s, st in enumerate(shard_states)]
-        self.judge = Judge(self.plan, None if state is None else state["judge"], sources)
+        # one judge, or the judge's parts and where they meet (gather.py), as the flow runs them
+        self.judges = [Judge(self.plan, None if judge_states is None else judge_states[p], sources,
+                             None if parts == 1 else p) for p in range(parts)]
+        self.gather = Gather(parts, self.plan.model.health_weights) if parts > 1 else None
+
+    @property
+    def judge(self) -> Judge:
+        """The judge, or its first part (every part holds the same windows)."""
+        return self.judges[0]
 
     @property
     def slice_log(self) -> dict[tuple[int, float], tuple[float, str]] | None:
@@ -104,7 +121,8 @@ class ModelEvaluator:
 
     @slice_log.setter
     def slice_log(self, value: dict[tuple[int, float], tuple[float, str]] | None) -> None:
-        self.judge.slice_log = value
+        for judge in self.judges:  # each part logs its own SLOs' slices
+            judge.slice_log = value
 
     @property
     def state(self) -> JudgeState:
@@ -119,31 +137,46 @@ class ModelEvaluator:
                     total[k] = total.get(k, 0) + v
         return total
 
+    def _judged(self, judge_step: Callable[[Judge], list[Output]]) -> list[Output]:
+        """One step of every judge part, joined into whole ticks."""
+        if self.gather is None:
+            return judge_step(self.judges[0])
+        out: list[Output] = []
+        for judge in self.judges:
+            out += self.gather.add(judge_step(judge))
+        return out
+
     def process(self, batch: ModelBatch) -> list[Output]:
         """Route a batch to the shards, merge their summaries, judge the ticks it passes."""
         out: list[Output] = []
         for piece in pieces_of(self.plan, batch):
             summary, dead = self.shards[piece.shard].ingest(piece)
             out += dead
-            out += self.judge.merge(summary)
+            out += self._judged(lambda judge, summary=summary: judge.merge(summary))
         return out
 
     def advance(self, now: float) -> list[Output]:
         """Move event time to `now` (a live runner's clock) and evaluate the ticks it passes."""
-        return self.judge.advance(now)
+        return self._judged(lambda judge: judge.advance(now))
 
     def finish(self) -> list[Output]:
         """End of input: judge every tick up to the last event time, then dead-letter held labels."""
-        out = self.judge.finish()
+        out = self._judged(lambda judge: judge.finish())
+        if self.gather is not None:
+            out += self.gather.finish()
         for shard in self.shards:
             out += shard.finish()
         return out
 
     def snapshot(self) -> bytes:
         """An independent copy of the whole state, as bytes (no side effects)."""
+        states = [j.state for j in self.judges]
         return pickle.dumps({"fingerprint": self.plan.fingerprint, "model": self.model, "shards": self.plan.shards,
-                             "sources": self.sources, "shard_states": [s.state for s in self.shards],
-                             "judge": self.judge.state}, protocol=pickle.HIGHEST_PROTOCOL)
+                             "judge_parts": self.plan.parts, "sources": self.sources,
+                             "shard_states": [s.state for s in self.shards],
+                             "judge": states if len(states) > 1 else states[0],
+                             "gather": None if self.gather is None else self.gather.state},
+                            protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def from_snapshot(cls, config: Config, model: str, snapshot: bytes, reset: frozenset[str] = frozenset()
@@ -151,7 +184,10 @@ class ModelEvaluator:
         """Rebuild from `snapshot()`; continuing gives the same outputs as never stopping. A snapshot
         of another SLO list is carried over by SLO name (sloguard/core/evaluate/state.py), `reset` SLOs afresh."""
         state = pickle.loads(snapshot)
-        return cls(config, model, state, reset=reset)
+        evaluator = cls(config, model, state, reset=reset)
+        if evaluator.gather is not None and state.get("gather") is not None:
+            evaluator.gather.state = state["gather"]
+        return evaluator
 
 
 __all__ = ["MAX_VALUES_PER_ATTRIBUTE", "OTHER", "ModelBatch", "ModelEvaluator", "Output", "segment_key",

@@ -28,6 +28,7 @@ import numpy as np
 from sloguard.core.evaluate.aggregate import EVENTS, whole_model_only
 from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED
 from sloguard.core.evaluate.frontier import SourceFrontier
+from sloguard.core.evaluate.gather import KEYS, LABEL_STORE, NO_DATA, RETIRED, Entry, TickPart, assemble
 from sloguard.core.evaluate.judge_state import (
     MAX_VALUES_PER_ATTRIBUTE,
     OTHER,
@@ -48,10 +49,17 @@ from sloguard.core.stats.windows import Windows
 class Judge:
     """The judging stage of one model (see the module docstring); deterministic, snapshot-able."""
 
-    def __init__(self, plan: ModelPlan, state: JudgeState | None = None, sources: Iterable[str] = ()) -> None:
+    def __init__(self, plan: ModelPlan, state: JudgeState | None = None, sources: Iterable[str] = (),
+                 part: int | None = None) -> None:
         self.plan = plan
         self.config = plan.config
         self.slos = plan.slos
+        # None: one judge for every SLO, writing outputs; else one of `plan.parts`, judging the SLOs
+        # whose name hashes to it and handing over `TickPart`s for gather.py to join
+        self.part = part
+        self.mine = [part is None or p == part for p in plan.part_of]
+        self.lead = part is None or part == 0  # writes what belongs to no SLO: no-data, the label store
+        self.slo_index = {s.name: i for i, s in enumerate(plan.slos)}
         self.sources = tuple(sources)
         self.slice_log: dict[tuple[int, float], tuple[float, str]] | None = None  # set by baseline.py
         self.reuse = True  # a key at which nothing changed repeats its last events (tests switch it off)
@@ -126,6 +134,8 @@ class Judge:
                     st.pending_labelled.setdefault(tick, []).append(Rows(index[r.key[sel]], r.start[sel],
                                                                          r.rows[sel]))
         for part in summary.sketches:
+            if not self.mine[part.slo]:
+                continue
             width = self.slos[part.slo].budgeting.slice_s
             if st.next_tick is not None and part.start + width < st.next_tick:
                 st.counters["late_slice_values"] += int(part.counts.sum())
@@ -239,13 +249,25 @@ class Judge:
                 key.settle(t)
 
     def _evaluate(self, t: float, out: list[Output]) -> None:
+        """Judge tick t: its outputs (one judge), or its `TickPart` (a part of the judge)."""
+        entries: list[Entry] = []
+        self._judge_tick(t, entries)
+        if self.part is None:
+            out += assemble(entries, self.plan.model.health_weights)
+        else:
+            out.append(("tick", TickPart(self.plan.name, t, self.part, entries)))  # type: ignore[arg-type]
+
+    def _judge_tick(self, t: float, entries: list[Entry]) -> None:
+        """Judge tick t into `entries`, each tagged with its place in the tick (gather.py)."""
         self._drift_cache = {}  # drift is judged once per slice for all keys together
         self._bad_cache: dict[int, dict[int, np.ndarray]] = {}
         self._label_report = None
-        plan = self.plan
+        plan, mine = self.plan, self.mine
         self.report.tick(t)
         if self.orphans:
-            self.report.retire(self.orphans, out)
+            retired: list[Output] = []
+            self.report.retire(self.orphans, retired)
+            entries.append(((RETIRED,), retired))
             self.orphans = []
         ends = plan.window_ends(t)
         distinct = sorted(set(ends))
@@ -259,7 +281,7 @@ class Judge:
                    for s, end in zip(self.slos, ends, strict=True)]
         if any(periods):
             reads = (reads, tuple(p[0] for p in periods if p is not None))
-        for _, key in list(self.state.reported):
+        for rank, key in list(self.state.reported):
             key.windows.release(t - plan.longest_slice_s)  # timeslice SLOs read windows up to a slice back
             for ring in (key.labelled, key.live):
                 if ring is not None:
@@ -279,30 +301,37 @@ class Judge:
                     and np.array_equal(cached[0][-1], tick) and not self.state.book.holding(key.key)
                     and not (plan.adjustments and plan.adjustments.changing(key.key, t))):
                 # nothing new reached this key and its windows did not move: last tick's events, retimed
-                out += self.report.again(key, cached[1])
+                index = self.slo_index
+                entries += [((KEYS, rank, index[e[1]["slo"]]), [e]) for e in self.report.again(key, cached[1])]
                 continue
             sums_at: dict[float, dict[int, list[float]]] = {}
             for (end, w), row in zip(sum_plan.slots, total.tolist(), strict=True):
                 sums_at.setdefault(end, {})[w] = row
-            first = len(out)
+            budgets: list[dict[str, Any]] = []
             tick_row = tick.tolist()
             prefix = key.windows.prefixes() if any(periods) else None  # shared by the calendar SLOs
             for i, slo in enumerate(self.slos):
-                if key.key and whole_model_only(slo):
+                if not mine[i] or (key.key and whole_model_only(slo)):
                     continue
                 period = periods[i]
                 so_far = (None if period is None
                           else key.windows.since(slo.counted_window_s, period[0], ends[i], prefix))
-                self.report.slo(key, i, slo, sums_at[ends[i]], tick_row, t, out,
+                written: list[Output] = []
+                self.report.slo(key, i, slo, sums_at[ends[i]], tick_row, t, written,
                                 None if period is None else (*period, so_far.tolist()))
-            if not key.key:
-                self.report.health(out[first:])
-            key.cache = (np.vstack([total, tick]), [m for kind, m in out[first:] if kind == "budget"], reads)
+                if written:
+                    entries.append(((KEYS, rank, i), written))
+                    budgets += [m for kind, m in written if kind == "budget"]
+            key.cache = (np.vstack([total, tick]), budgets, reads)
             key.changed = False
-        self.report.no_data(self.state.ordered[0], t, out)
-        if self.plan.labelled:  # how far the label join has read: for metrics, never in budget events (issue 15)
-            out.append(("label_store", {"model": self.plan.name, "segment": {}, "ts": self.report.ts_text,
-                                        **self.label_report()}))
+        if self.lead:
+            silent: list[Output] = []
+            self.report.no_data(self.state.ordered[0], t, silent)
+            if silent:
+                entries.append(((NO_DATA,), silent))
+            if self.plan.labelled:  # how far the label join has read: for metrics, never in budget events (issue 15)
+                entries.append(((LABEL_STORE,), [("label_store", {
+                    "model": self.plan.name, "segment": {}, "ts": self.report.ts_text, **self.label_report()})]))
 
     # ---- judging slices -------------------------------------------------------------------------
 
@@ -313,7 +342,7 @@ class Judge:
     def _judge_slices(self, key: KeyState, t: float) -> None:
         """Judge the metric SLOs' slices that end at `t` (good, bad, or unjudged: too few samples)."""
         for i, slo in enumerate(self.slos):
-            if not self.plan.metric[i] or t % slo.budgeting.slice_s or i in self.plan.slices.blocks:
+            if not self.plan.metric[i] or t % slo.budgeting.slice_s or i in self.plan.slices.blocks or not self.mine[i]:
                 continue
             start = t - slo.budgeting.slice_s
             if slo.sli.kind == "data_quality":
@@ -352,8 +381,8 @@ class Judge:
         rejudge = t % self.plan.rejudge_s == 0
         for i, slo in self.plan.sliced:
             w = slo.budgeting.slice_s
-            if slo.sli.spec.fairness and key.key:
-                continue  # fairness compares the groups of the whole model
+            if not self.mine[i] or (slo.sli.spec.fairness and key.key):
+                continue  # another part's SLO; fairness compares the groups of the whole model
             starts = {t - w} if t % w == 0 else set()
             if slo.sli.spec.labelled and rejudge:
                 starts |= {d - d % w for d in key.dirty if d - d % w + w <= t}

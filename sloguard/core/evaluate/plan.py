@@ -9,6 +9,7 @@ every column without sending layouts around.
 from __future__ import annotations
 
 import math
+import zlib
 from functools import cached_property
 
 from sloguard.core.evaluate.aggregate import ModelLayout
@@ -36,6 +37,10 @@ class ModelPlan:
         self.attrs = self.model.segments
         self.interval_s = config.evaluation_interval_s
         self.shards = config.shards
+        # the judge runs as `parts` keyed steps, each judging the SLOs whose name hashes to it (a
+        # stable split: a changed SLO list moves no other SLO), so its work spreads over workers
+        self.parts = config.judge_parts
+        self.part_of = [zlib.crc32(s.name.encode()) % self.parts for s in self.layout.slos]
         self.references = {f: reference_from_dict(d) for f, d in self.model.reference.items()}
         # segment key -> feature -> its own reference on the model's bins (where the baseline had data)
         self.segment_references = segment_references(self.references, self.model.segment_reference)

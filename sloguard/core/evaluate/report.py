@@ -19,7 +19,7 @@ from sloguard.core.spec.adjustments import Adjustment
 from sloguard.core.spec.model import Owner, Slo
 from sloguard.core.spec.policy import AlertRule
 from sloguard.core.spec.timeutil import format_duration, to_rfc3339
-from sloguard.core.stats.budget import budget_remaining, budget_text, health_score
+from sloguard.core.stats.budget import budget_remaining, budget_text
 
 if TYPE_CHECKING:
     from sloguard.core.evaluate.judge import Judge
@@ -182,16 +182,6 @@ class Report:
         """Last tick's budget events of a key at which nothing changed, stamped with this tick: same
         windows, so the same budget, burn rates and firing rules; nothing counted this tick."""
         return [("budget", {**e, "ts": self.ts_text, "counted": {"good": 0.0, "total": 0.0}}) for e in events]
-
-    def health(self, outputs: list[Output]) -> None:
-        """The composite health score of the model, attached to its whole-model budget events."""
-        events = [m for kind, m in outputs if kind == "budget"]
-        if not events:
-            return
-        health = health_score([(e["dimension"], e["budget_remaining"]) for e in events],
-                              self.plan.model.health_weights)
-        for e in events:
-            e["health"] = health
 
     def no_data(self, whole: KeyState, t: float, out: list[Output]) -> None:
         """`no-data` fires when a model that has sent events sends none for `no_data_after`."""

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from sloguard.core.evaluate.shard import ShardState
 
 #: Bumped whenever the pickled state's layout changes; a snapshot of another schema is refused.
-STATE_SCHEMA = 3
+STATE_SCHEMA = 4  # 4: the judge runs as `scale.judge_parts` keyed parts
 
 _REMEDY = "start with a new --recovery-dir, or resume with the config that wrote this state"
 
@@ -74,6 +74,7 @@ def fingerprint(plan: ModelPlan) -> dict[str, Any]:
         "sloguard": __version__,
         "model": plan.name,
         "shards": plan.shards,
+        "judge_parts": plan.parts,
         "interval": plan.interval_s,
         "segments": list(plan.attrs),
         "slos": [s.name for s in plan.slos],
@@ -136,8 +137,8 @@ def plan_migration(old: dict[str, Any] | None, plan: ModelPlan, reset: frozenset
     if _same(old, new) and not (reset & set(new["slos"])):
         return None
     problems = []
-    for key, what in (("shards", "scale.shards"), ("segments", f"models.{plan.name}.segments"),
-                      ("interval", "evaluation_interval")):
+    for key, what in (("shards", "scale.shards"), ("judge_parts", "scale.judge_parts"),
+                      ("segments", f"models.{plan.name}.segments"), ("interval", "evaluation_interval")):
         if old[key] != new[key]:
             problems.append(f"{what} changed ({old[key]} -> {new[key]})")
     changed = sorted(n for n in set(old["slos"]) & set(new["slos"])

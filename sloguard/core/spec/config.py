@@ -91,8 +91,9 @@ def parse_config(
     max_bytes = c.number(limits.get("max_message_bytes"), "limits.max_message_bytes", 256, 100e6, default=65_536)
     skew = c.duration(limits.get("max_future_skew"), "limits.max_future_skew", 3600)
     dedupe = c.duration(limits.get("dedupe_window"), "limits.dedupe_window", 600)
-    scale = c.mapping(top.get("scale"), "scale", {"shards"})
+    scale = c.mapping(top.get("scale"), "scale", {"shards", "judge_parts"})
     shards = int(c.number(scale.get("shards"), "scale.shards", 1, 4096, default=8) or 8)
+    judge_parts = int(c.number(scale.get("judge_parts"), "scale.judge_parts", 1, 64, default=2) or 2)
 
     alerting = c.mapping(
         top.get("alerting"), "alerting",
@@ -155,6 +156,7 @@ def parse_config(
         exhausted_severity=exhausted,
         no_data_severity=no_data,
         shards=shards,
+        judge_parts=judge_parts,
         incidents=incidents,
         source=source,
         baseline_pending=baseline_pending,

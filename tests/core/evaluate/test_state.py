@@ -8,6 +8,7 @@ counters as another's, silently; an added or removed one crash-looped on a numpy
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -173,13 +174,14 @@ def test_the_flow_steps_carry_state_over_by_name_too():
     b = {"name": "b", "dimension": "infrastructure", "sli": {"latency": {"threshold_ms": 100}}, "objective": 0.99}
     old = {"m": ModelPlan(make_config([a, b]), "m")}
     judge = JudgeLogic(old, (), True, True, None)
-    judge.on_item(Summary("m", 0))
+    judge.on_item((1, Summary("m", 0)))  # the second of the judge's two parts (scale.judge_parts)
     shard = ShardLogic(old, (), True, None)
     shard.shard = Shard(old["m"], 0)
     snapshots = [judge.snapshot(), shard.snapshot()]
     for slos in ([b, a], [a], [a, b, {**b, "name": "c"}]):
         new = {"m": ModelPlan(make_config(slos), "m")}
-        assert JudgeLogic.build(new, (), True, True, snapshots[0]).judge.plan is new["m"]
+        resumed = JudgeLogic.build(new, (), True, True, snapshots[0]).judge
+        assert resumed.plan is new["m"] and resumed.part == 1
         assert ShardLogic.build(new, (), True, snapshots[1]).shard.plan is new["m"]
     changed = {"m": ModelPlan(make_config([a, {**b, "objective": 0.95, "sli": {"latency": {"threshold_ms": 9}}}]), "m")}
     with pytest.raises(StateMismatch, match="--reset-state b"):
@@ -187,3 +189,6 @@ def test_the_flow_steps_carry_state_over_by_name_too():
     assert JudgeLogic.build(changed, (), True, True, snapshots[0], reset=frozenset({"b"})).judge is not None
     with pytest.raises(StateMismatch, match="no longer has"):
         JudgeLogic.build({"n": old["m"]}, (), True, True, snapshots[0])
+    regrouped = {"m": ModelPlan(dataclasses.replace(make_config([a, b]), judge_parts=3), "m")}
+    with pytest.raises(StateMismatch, match=r"scale.judge_parts changed \(2 -> 3\)"):
+        JudgeLogic.build(regrouped, (), True, True, snapshots[0])
