@@ -14,10 +14,11 @@ line of inference + labels + features to them (timed). Then in fresh subprocesse
     dead-letter topics.
   * with `--processes N` (and `--partitions` >= N), also the flow as N Bytewax processes of one worker
     each (`-i/-a`), started together, timed from the first start to the last exit, in the same run.
-Prints messages/s of each, the ratio flow / plain (the figure to watch: wall times vary by machine and
-broker, the ratio much less), the CPU time of each and the flow's peak RSS. `--client` passes librdkafka
-options (kafka.client) to the clients of both runs. CPU seconds close to wall seconds mean the run is bound
-by its own process, not by the broker.
+Prints messages/s of each (and each process's CPU seconds: how evenly the work spreads), the ratio
+flow / plain (the figure to watch: wall times vary by machine and broker, the ratio much less), the
+CPU time of each and the flow's peak RSS. `--client` passes librdkafka options (kafka.client) to the
+clients of both runs. CPU seconds close to wall seconds mean the run is bound by its own process, not
+by the broker.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def _cluster(spec: dict, processes: int) -> dict:
     _, settings = _settings(spec)
     outputs = {k: _drain(settings, _partitions(settings, [settings.topic(k)]), "bench-count") for k in OUTPUTS}
     return {"seconds": seconds, "cpu_s": sum(r["cpu_s"] for r in results), "outputs": outputs,
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in results)}
+            "cpu_each": [r["cpu_s"] for r in results], "peak_rss_mib": max(r["peak_rss_mib"] for r in results)}
 
 
 def _produce(settings, topics: dict[str, str], files: dict[str, Path]) -> dict:
@@ -294,7 +295,8 @@ def main() -> int:
     if cluster is not None:
         c_rate = n / cluster["seconds"]
         print(f"    sloguard flow, {args.processes} processes: {c_rate:12,.0f} messages/s   "
-              f"({cluster['seconds']:.1f} s, cpu {cluster['cpu_s']:.1f} s)   outputs {cluster['outputs']}")
+              f"({cluster['seconds']:.1f} s, cpu {cluster['cpu_s']:.1f} s = "
+              f"{' + '.join(f'{c:.1f}' for c in cluster['cpu_each'])})   outputs {cluster['outputs']}")
         print(f"    speed-up {args.processes} processes / 1  : {c_rate / f_rate:12.2f}   (aim >= 1.6 for 2)")
     print(f"  peak RSS, flow over {n:>10,} messages: {flow['peak_rss_mib']:7.1f} MiB"
           f"   (plain consumer {plain['peak_rss_mib']:.1f} MiB)")
