@@ -7,15 +7,15 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-import msgspec
 import orjson
 import pytest
 from bytewax.testing import run_main
+from factories import alert_message, budget_message
 from prometheus_client import CollectorRegistry
 
 from sloguard.connectors.broker import free_port
 from sloguard.connectors.files import JsonlReplaySource, JsonlSink
-from sloguard.core.messages.outputs import Alert, Budget, Counted
+from sloguard.core.messages.outputs import Counted
 from sloguard.core.spec.config import load_config
 from sloguard.core.synth.scenarios import plan, write_scenario
 from sloguard.flows.metrics import FlowMetrics, reason_class, rule_severities, serve
@@ -84,23 +84,16 @@ def test_metrics_are_served_for_prometheus():
 
 def budget_event(slo: str, segment: dict[str, str], minute: int, *, good: int = 0, total: int = 0,
                  firing: Sequence[str] = (), dimension: str = "infrastructure") -> dict:
-    """A budget event as the evaluator writes it: built as a `Budget`, so a renamed field fails here."""
-    return msgspec.to_builtins(Budget(
-        slo=slo, dimension=dimension, model="fraud", version=None, segment=segment,  # type: ignore[arg-type]
-        ts=f"2026-01-01T00:{minute:02d}:00.000Z", sli=0.99, objective=0.999, target=0.999, window="30d",
-        budgeting="occurrences", good=good, total=total, budget_remaining=0.5, burn_rates={"1h": 2.0, "5m": 3.0},
-        events={"1h": total, "5m": total}, counted=Counted(good=good, total=total), firing=list(firing),
-    ))  # fmt: skip
+    """A budget event of model `fraud` as the evaluator writes it (every field of `Budget`)."""
+    return budget_message(slo=slo, dimension=dimension, model="fraud", segment=segment,
+                          ts=f"2026-01-01T00:{minute:02d}:00.000Z", good=good, total=total,
+                          events={"1h": total, "5m": total}, counted=Counted(good=good, total=total),
+                          firing=list(firing))
 
 
-def alert_event(rule: str, state: str, slo: str | None = "fraud-availability", severity: str = "page") -> dict:
-    """An alert transition as the evaluator writes it, built as an `Alert`."""
-    return msgspec.to_builtins(Alert(
-        id=f"{slo}-{rule}", state=state, severity=severity, rule=rule, slo=slo,  # type: ignore[arg-type]
-        dimension="infrastructure", model="fraud", version=None, segment={}, owner=None, burn_rates={},
-        budget_remaining=None, started_at="2026-01-01T00:00:00.000Z", ts="2026-01-01T00:00:00.000Z",
-        summary=f"{rule} on {slo}", actions=[], runbook=None,
-    ))  # fmt: skip
+def alert_event(rule: str, state: str, slo: str | None = "fraud-availability") -> dict:
+    """An alert transition of model `fraud` (every field of `Alert`)."""
+    return alert_message(id=f"{slo}-{rule}", rule=rule, state=state, slo=slo, model="fraud", budget_remaining=None)
 
 
 def test_slo_counters_add_up_what_each_tick_counted():
