@@ -12,7 +12,7 @@ rollout controller (budgets, alerts, incidents) check every message with `read_m
 `BudgetRead` / `AlertRead` / `IncidentRead` (the same fields and types; a
 top-level field a newer writer adds is ignored, so an upgrade in the wrong order does not
 dead-letter pages), and a wrong type is refused with the field's path. `read_as` also hands back
-the converted message, for readers that go on with its attributes (the flow's metrics).
+the converted message, for readers that go on with its attributes (the flow's metrics, the demo).
 
 Dead letters have one format and one builder, `dead_letter(...)`, used by every writer: the
 parser, the dedupe and label join in the shards, the notifier and the rollout controller. It keeps
