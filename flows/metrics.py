@@ -12,11 +12,16 @@ timeslice SLOs), so Prometheus can recompute error ratios and burn rates itself
 (`sloguard export prometheus`). `sloguard_alerts_firing` follows each budget event's `firing`
 list, so it is right again after a restart even when no transition is repeated. The gauges of a
 key that has not reported for `retire_after_ticks` ticks of its model are removed.
+
+Budgets, alerts and dead letters are read as their types (`sloguard.core.messages.outputs`): one
+that does not fit counts in `sloguard_output_type_errors_total{kind}` (logged once per problem) and
+sets no gauge, so a renamed field shows on the dashboard instead of stopping the metrics.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +30,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED
 from sloguard.core.messages.batch import ParsedBatch
+from sloguard.core.messages.outputs import AlertRead, BudgetRead, DeadLetter, read_as
 from sloguard.core.spec.model import Config
 
 WHOLE_MODEL = "all"
 UNKNOWN_SEVERITY = "unknown"
+#: What each kind is read as: the lenient readers where a newer writer may add fields; dead letters
+#: have one builder (`dead_letter`), so their exact type.
+_READ_AS = {"budget": BudgetRead, "alert": AlertRead, "dead_letter": DeadLetter}
+log = logging.getLogger(__name__)
 
 
 def _segment(segment: dict[str, str]) -> str:
@@ -68,11 +78,14 @@ class FlowMetrics:
         self._lock = threading.Lock()  # inspect steps of several workers share this object
         self._keys: dict[tuple[str, str, str], _KeyGauges] = {}
         self._ticks: dict[str, tuple[str, int]] = {}  # model -> (newest tick ts, tick count)
+        self._type_problems: set[tuple[str, str]] = set()  # (kind, problem) logged already
         self.events_in = Counter("sloguard_events_in", "Input messages read, valid or not", ["topic"],
                                  registry=registry)
         self.outputs = Counter("sloguard_outputs", "Messages written, by kind", ["kind"], registry=registry)
         self.dead_letters = Counter("sloguard_dead_letters", "Input messages that could not be used",
                                     ["model", "reason"], registry=registry)
+        self.type_errors = Counter("sloguard_output_type_errors", "Outputs that do not match their message type "
+                                   "(a sloguard bug; no gauge is set from them)", ["kind"], registry=registry)
         self.sli = Gauge("sloguard_sli", "SLI over the SLO window", ["slo", "model", "segment"], registry=registry)
         self.budget_remaining = Gauge("sloguard_budget_remaining", "Fraction of the error budget left",
                                       ["slo", "model", "segment", "dimension"], registry=registry)
@@ -100,25 +113,37 @@ class FlowMetrics:
     def observe_output(self, kind: str, message: dict[str, Any]) -> None:
         if kind != "label_store":  # written to no topic
             self.outputs.labels(kind).inc()
-        if kind == "dead_letter":
-            self.dead_letters.labels(message.get("model") or "", reason_class(message["error"])).inc()
-            return
         if kind == "label_store":  # the label join's counters as it has read so far (not in budget events)
+            # every number is a counter: a new one shows without a change here (no field is named)
             for name, value in message.items():
                 if name not in ("model", "segment", "ts") and isinstance(value, int | float):
                     self.label_store.labels(message["model"], name).set(value)
             return
-        if kind not in ("budget", "alert"):  # incidents: counted above, no gauges of their own
+        if kind not in _READ_AS:  # incidents: counted above, no gauges of their own
             return
-        slo, model, segment = message.get("slo") or "", message["model"], _segment(message["segment"])
+        typed, problem = read_as(message, _READ_AS[kind])
+        if typed is None:
+            self._type_error(kind, problem or "")
+            return
+        if isinstance(typed, DeadLetter):
+            self.dead_letters.labels(typed.model or "", reason_class(typed.error)).inc()
+            return
+        slo, segment = typed.slo or "", _segment(typed.segment)
         with self._lock:
-            if kind == "budget":
-                self._observe_budget(message, slo, model, segment)
-            elif kind == "alert":
-                self.severities.setdefault((slo, message["rule"]), message["severity"])
-                key = self._key(slo, model, segment)
-                self._set_alert(key, (slo, model, segment), message["rule"], message["severity"],
-                                message["state"] == "firing")
+            if isinstance(typed, BudgetRead):
+                self._observe_budget(typed, slo, typed.model, segment)
+            else:
+                self.severities.setdefault((slo, typed.rule), typed.severity)
+                key = self._key(slo, typed.model, segment)
+                self._set_alert(key, (slo, typed.model, segment), typed.rule, typed.severity,
+                                typed.state == "firing")
+
+    def _type_error(self, kind: str, problem: str) -> None:
+        """A message that is not its type: counted, and logged once per kind and problem."""
+        self.type_errors.labels(kind).inc()
+        if (kind, problem) not in self._type_problems:
+            self._type_problems.add((kind, problem))
+            log.error("%s message does not match its type, no gauge set from it: %s", kind, problem)
 
     def _key(self, slo: str, model: str, segment: str) -> _KeyGauges:
         key = self._keys.get((slo, model, segment))
@@ -126,31 +151,25 @@ class FlowMetrics:
             key = self._keys[(slo, model, segment)] = _KeyGauges(self._ticks.get(model, ("", 0))[1])
         return key
 
-    def _observe_budget(self, message: dict[str, Any], slo: str, model: str, segment: str) -> None:
-        self._advance_tick(model, message["ts"])
+    def _observe_budget(self, budget: BudgetRead, slo: str, model: str, segment: str) -> None:
+        self._advance_tick(model, budget.ts)
         key = self._key(slo, model, segment)
         key.last_tick, key.reports = self._ticks[model][1], True
-        dimension = message["dimension"]
-        counted = message.get("counted")
-        if counted:
-            labels = (model, slo, dimension, segment)
-            self.slo_good.labels(*labels).inc(counted["good"])
-            self.slo_events.labels(*labels).inc(counted["total"])
-        if message["sli"] is not None:
-            self.sli.labels(slo, model, segment).set(message["sli"])
-        if message["budget_remaining"] is not None:
-            key.dimension = dimension
-            self.budget_remaining.labels(slo, model, segment, dimension).set(message["budget_remaining"])
-        for window, rate in message["burn_rates"].items():
+        labels = (model, slo, budget.dimension, segment)
+        self.slo_good.labels(*labels).inc(budget.counted.good)
+        self.slo_events.labels(*labels).inc(budget.counted.total)
+        if budget.sli is not None:
+            self.sli.labels(slo, model, segment).set(budget.sli)
+        key.dimension = budget.dimension
+        self.budget_remaining.labels(slo, model, segment, budget.dimension).set(budget.budget_remaining)
+        for window, rate in budget.burn_rates.items():
             key.windows.add(window)
             self.burn_rate.labels(slo, model, segment, window).set(rate)
-        firing = message.get("firing")
-        if firing is not None:  # the evaluator's own view: repairs the gauge after a restart
-            for rule in set(key.firing) - set(firing):
-                self._set_alert(key, (slo, model, segment), rule, key.firing[rule], False)
-            for rule in firing:
-                self._set_alert(key, (slo, model, segment), rule,
-                                self.severities.get((slo, rule), UNKNOWN_SEVERITY), True)
+        # the evaluator's own view of what fires: repairs the gauge after a restart
+        for rule in set(key.firing) - set(budget.firing):
+            self._set_alert(key, (slo, model, segment), rule, key.firing[rule], False)
+        for rule in budget.firing:
+            self._set_alert(key, (slo, model, segment), rule, self.severities.get((slo, rule), UNKNOWN_SEVERITY), True)
 
     def _set_alert(self, key: _KeyGauges, labels: tuple[str, str, str], rule: str, severity: str,
                    firing: bool) -> None:

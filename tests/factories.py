@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -126,7 +127,8 @@ def epoch(text: str) -> float:
     return value
 
 
-__all__ = ["T0", "batches", "epoch", "event", "make_config", "np", "of", "roundtrip", "run", "steady"]
+__all__ = ["T0", "alert_message", "batches", "budget_message", "epoch", "event", "make_config", "np", "of",
+           "roundtrip", "run", "steady"]
 
 
 def example_yaml(name: str) -> dict[str, Any]:
@@ -142,3 +144,32 @@ def example_yaml(name: str) -> dict[str, Any]:
         if model.get("baseline"):
             model["baseline"] = str((examples / model["baseline"]).resolve())
     return data
+
+
+def budget_message(**fields: Any) -> dict[str, Any]:
+    """A ``slo.budget`` message with every required field, built as a `Budget` (so a renamed field
+    fails where it is built); `fields` replace the defaults."""
+    from sloguard.core.messages.outputs import Budget, Counted
+
+    message: dict[str, Any] = {
+        "slo": "avail", "dimension": "infrastructure", "model": "m", "version": None, "segment": {},
+        "ts": "2026-01-01T00:01:00.000Z", "sli": 0.99, "objective": 0.999, "target": 0.999, "window": "30d",
+        "budgeting": "occurrences", "good": 0.0, "total": 0.0, "budget_remaining": 0.5,
+        "burn_rates": {"1h": 2.0, "5m": 3.0}, "events": {"1h": 0, "5m": 0}, "counted": Counted(good=0.0, total=0.0),
+        "firing": [],
+    }  # fmt: skip
+    return msgspec.to_builtins(Budget(**{**message, **fields}))
+
+
+def alert_message(**fields: Any) -> dict[str, Any]:
+    """A ``slo.alerts`` message with every required field, built as an `Alert`; `fields` replace the defaults."""
+    from sloguard.core.messages.outputs import Alert
+
+    message: dict[str, Any] = {
+        "id": "a1", "state": "firing", "severity": "page", "rule": "fast-burn", "slo": "avail",
+        "dimension": "infrastructure", "model": "m", "version": None, "segment": {}, "owner": None,
+        "burn_rates": {"1h": 20.0, "5m": 30.0}, "budget_remaining": 0.5, "started_at": "2026-01-01T00:01:00.000Z",
+        "ts": "2026-01-01T00:01:00.000Z", "summary": "avail (m) burns its 30d error budget", "actions": [],
+        "runbook": None,
+    }  # fmt: skip
+    return msgspec.to_builtins(Alert(**{**message, **fields}))

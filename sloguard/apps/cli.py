@@ -66,6 +66,7 @@ _USER_ERRORS = (
     ("sloguard.connectors.notifier_config", "NotifierConfigError"),
     ("sloguard.connectors.admin", "TopicAdminError"),
     ("sloguard.connectors.broker", "BrokerStartError"),
+    ("sloguard.apps.runs", "UnreadableOutput"),  # an output file or topic the demo reads back
 )
 
 

@@ -3,6 +3,8 @@ and the rollout controller per model, and a terminal view of budgets, alerts as 
 resolve, and the controller's promote / hold / rollback decisions. It ends by itself.
 
 An edge of the package like `cli.py`: it starts processes, produces to Kafka and draws the screen.
+Budgets, alerts and decisions are read as their types (`read_kafka`); one that is not ends the demo
+with its topic, offset and field.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ import orjson
 import yaml
 
 from sloguard.apps.demo import EXAMPLES_DIR, detection_table, format_alert, format_decision, rollout_summary
+from sloguard.apps.runs import UnreadableOutput, read_output
+from sloguard.core.messages.outputs import AlertRead, BudgetRead, Decision
 from sloguard.core.stats.budget import budget_text
 
 SCENARIOS = ("fraud", "recsys")
 INPUTS = ("inference", "labels", "features")
 OUTPUTS = ("budget", "alerts", "dead_letter")
+_READ_AS = {"budget": BudgetRead, "alerts": AlertRead, "decisions": Decision}  # the rest: dicts
 
 
 def _topics(scenario: str) -> dict[str, str]:
@@ -50,6 +55,14 @@ def example_config(scenario: str) -> dict[str, Any]:
         if model.get("baseline"):
             model["baseline"] = str((EXAMPLES_DIR / model["baseline"]).resolve())
     return config
+
+
+def read_kafka(kind: str, topic: str, partition: int, offset: int, value: bytes) -> Any:
+    """A message of one of the demo's topics: budgets, alerts and decisions as their types (else
+    `UnreadableOutput` naming the topic, offset and field), dead letters and incidents as dicts."""
+    if kind not in _READ_AS:
+        return orjson.loads(value)
+    return read_output(value, _READ_AS[kind], f"topic {topic} partition {partition} offset {offset}")
 
 
 def _timeline(files: dict[tuple[str, str], Path]) -> list[tuple[float, int, str, bytes]]:
@@ -76,27 +89,28 @@ class _View:
     """Latest whole-model budget per SLO, firing alerts, the newest transitions and decisions."""
 
     def __init__(self) -> None:
-        self.budget: dict[tuple[str, str], dict[str, Any]] = {}
-        self.firing: dict[str, dict[str, Any]] = {}
-        self.recent: list[dict[str, Any]] = []
-        self.alerts: list[dict[str, Any]] = []
-        self.decisions: list[dict[str, Any]] = []
+        self.budget: dict[tuple[str, str], BudgetRead] = {}
+        self.firing: dict[str, AlertRead] = {}
+        self.recent: list[AlertRead] = []
+        self.alerts: list[AlertRead] = []
+        self.decisions: list[Decision] = []
         self.incidents: list[dict[str, Any]] = []
         self.dead = 0
         self.latest: dict[str, str] = {}  # model -> newest budget tick seen
         self.lock = threading.Lock()
 
-    def add(self, kind: str, message: dict[str, Any]) -> None:
+    def add(self, kind: str, message: Any) -> None:
+        """`message` as `read_kafka` read it from the topic of `kind`."""
         with self.lock:
-            if kind == "budget" and not message["segment"]:
-                self.budget[(message["model"], message["slo"])] = message
-                self.latest[message["model"]] = max(self.latest.get(message["model"], ""), message["ts"])
+            if kind == "budget" and not message.segment:
+                self.budget[(message.model, message.slo)] = message
+                self.latest[message.model] = max(self.latest.get(message.model, ""), message.ts)
             elif kind == "alerts":
                 self.alerts.append(message)
-                if message["state"] == "firing":
-                    self.firing[message["id"]] = message
+                if message.state == "firing":
+                    self.firing[message.id] = message
                 else:
-                    self.firing.pop(message["id"], None)
+                    self.firing.pop(message.id, None)
                 self.recent = [*self.recent[-7:], message]
             elif kind == "dead_letter":
                 self.dead += 1
@@ -117,17 +131,17 @@ class _View:
                 f"{'burn 5m':>8} {'burn 1h':>8}"
             )
             for (model, slo), b in sorted(self.budget.items()):
-                sli = "-" if b["sli"] is None else f"{b['sli']:.4f}"
-                burns = b["burn_rates"]
+                sli = "-" if b.sli is None else f"{b.sli:.4f}"
+                burns = b.burn_rates
                 lines.append(
-                    f"  {model:8} {slo:30} {b['dimension']:15} {sli:>8} {budget_text(b['budget_remaining']):>22} "
+                    f"  {model:8} {slo:30} {b.dimension:15} {sli:>8} {budget_text(b.budget_remaining):>22} "
                     f"{burns.get('5m', 0):>8.1f} {burns.get('1h', 0):>8.1f}"
                 )
             lines += ["", "  latest alert transitions:"]
             lines += ["  " + format_alert(a, colour)[:160] for a in self.recent]
-            latest: dict[tuple[str, str], dict[str, Any]] = {}
+            latest: dict[tuple[str, str], Decision] = {}
             for d in self.decisions:
-                latest[(d["model"], d["version"])] = d
+                latest[(d.model, d.version)] = d
             lines += ["", "  rollout controller, latest decision per canary:"]
             lines += ["  " + format_decision(d, colour)[:160] for _, d in sorted(latest.items())] or ["  (none yet)"]
             return "\n".join(lines)
@@ -237,21 +251,30 @@ def run_live_demo(
         (out / "live").mkdir(exist_ok=True)  # every output message, for the report at the end
         files = {k: (out / "live" / f"{k}.jsonl").open("wb") for k in OUTPUTS}
 
+        unreadable: list[UnreadableOutput] = []
+
+        def show(kind: str, msg: Any) -> None:
+            message = read_kafka(kind, msg.topic(), msg.partition(), msg.offset(), msg.value())
+            if kind in files:
+                files[kind].write(msg.value() + b"\n")
+            view.add(kind, message)
+            if not tty and kind == "alerts" and message.severity == "page":
+                print("  " + format_alert(message, False), file=stream, flush=True)
+            if not tty and kind == "decisions":  # when the decision changes
+                key = (message.model, message.version)
+                if printed.get(key) != message.decision:
+                    printed[key] = message.decision
+                    print("  " + format_decision(message, False), file=stream, flush=True)
+
         def watch() -> None:
-            while not stop.is_set():
-                for msg in consumer.consume(500, 0.2):
-                    if msg.error() is None:
-                        message = orjson.loads(msg.value())
-                        if kind_of[msg.topic()] in files:
-                            files[kind_of[msg.topic()]].write(msg.value() + b"\n")
-                        view.add(kind_of[msg.topic()], message)
-                        if not tty and kind_of[msg.topic()] == "alerts" and message["severity"] == "page":
-                            print("  " + format_alert(message, False), file=stream, flush=True)
-                        if not tty and kind_of[msg.topic()] == "decisions":  # when the decision changes
-                            key = (message["model"], message["version"])
-                            if printed.get(key) != message["decision"]:
-                                printed[key] = message["decision"]
-                                print("  " + format_decision(message, False), file=stream, flush=True)
+            try:
+                while not stop.is_set():
+                    for msg in consumer.consume(500, 0.2):
+                        if msg.error() is None:
+                            show(kind_of[msg.topic()], msg)
+            except UnreadableOutput as e:  # ends the demo: the main thread raises it
+                unreadable.append(e)
+                stop.set()
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
@@ -265,6 +288,8 @@ def run_live_demo(
         clock = ""
         try:
             for ts, _, topic, line in timeline:
+                if stop.is_set():  # the view could not read an output
+                    break
                 due = began + (min(max(ts, start_ts), end_ts) - start_ts) / speed
                 while (now := time.monotonic()) < due:
                     if tty and now - last_draw > 0.5:
@@ -280,7 +305,7 @@ def run_live_demo(
             # let the flows finish the scenario (they may lag on a busy machine), within a bound
             target = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(end_ts - 300))
             deadline = time.monotonic() + max(30.0, duration_s / 2)
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not stop.is_set():
                 with view.lock:
                     done = len(view.latest) == len(SCENARIOS) and min(view.latest.values()) >= target
                 if done and time.monotonic() - began >= duration_s:
@@ -291,7 +316,7 @@ def run_live_demo(
                 time.sleep(0.5)
             settle = time.monotonic() + 10  # the controllers judge the flows' last ticks
             seen = -1
-            while time.monotonic() < settle and seen != len(view.decisions):
+            while time.monotonic() < settle and seen != len(view.decisions) and not stop.is_set():
                 seen = len(view.decisions)
                 time.sleep(2)
         finally:
@@ -308,13 +333,15 @@ def run_live_demo(
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
+    if unreadable:
+        raise unreadable[0]
     print(("\033[H\033[J" if tty else "\n") + view.render(clock, duration_s, duration_s, tty), file=stream)
     missed = 0
     for scenario in SCENARIOS:
-        alerts = [a for a in view.alerts if a["model"] == scenario]
+        alerts = [a for a in view.alerts if a.model == scenario]
         rows = detection_table(manifests[scenario], alerts)
         missed += sum("MISSED" in r for r in rows)
-        control = [a for a in alerts if a["segment"].items() & manifests[scenario]["control"].items()]
+        control = [a for a in alerts if a.segment.items() & manifests[scenario]["control"].items()]
         print(
             f"\n{scenario}: detection of the injected incidents (control segment alerts: {len(control)})", file=stream
         )

@@ -1,11 +1,17 @@
 """A finished replay read back: its JSONL outputs, the incidents of scenario manifests, and the
-workbook score of its pages (shared by `sloguard backtest`, `sloguard report` and the demo)."""
+workbook score of its pages (shared by `sloguard backtest`, `sloguard report` and the demo).
+
+`read_output` / `read_checked` read output messages as their types
+(`sloguard.core.messages.outputs`): one that is not says where it is and which field, as
+`UnreadableOutput` (the CLI prints it in one line), instead of a KeyError further on.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -16,7 +22,43 @@ from sloguard.core.backtest.alert_quality import (
     key_stats,
     score,
 )
+from sloguard.core.messages.outputs import read_as
 from sloguard.core.spec.model import ConfigError
+
+T = TypeVar("T")
+
+
+class UnreadableOutput(ValueError):
+    """An output message that is not its type: where it is (file and line, or topic and offset) and the field."""
+
+
+def _loads(raw: bytes | str, where: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise UnreadableOutput(f"{where}: malformed JSON: {e}") from None
+
+
+def read_output(message: Any, kind: type[T], where: str) -> T:
+    """`message` (a dict, or one JSON text) as `kind`, else `UnreadableOutput` naming `where` and the field."""
+    if isinstance(message, bytes | str):
+        message = _loads(message, where)
+    typed, problem = read_as(message, kind)
+    if typed is None:
+        raise UnreadableOutput(f"{where}: {problem}")
+    return typed
+
+
+def read_checked(path: Path, kind: type) -> Iterator[dict[str, Any]]:
+    """The messages of a JSONL output file as dicts (for readers of dicts, e.g. the rollout policy),
+    each checked as `kind` first: `UnreadableOutput` names the file, line and field."""
+    with path.open("rb") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                where = f"{path}: line {n}"
+                message = _loads(line, where)
+                read_output(message, kind, where)
+                yield message
 
 
 def read_jsonl(path: Path) -> Any:

@@ -8,14 +8,17 @@ from typing import Any
 import pytest
 
 from sloguard.apps.demo import format_decision, main_reasons, rollout_summary
+from sloguard.core.messages.outputs import Check, Decision
 
 
-def decision(ts: str, what: str, *checks: tuple[str, str, str], canary: list[dict] | None = None) -> dict[str, Any]:
-    return {
-        "model": "fraud", "version": "v2", "stable_version": "v1", "decision": what, "ts": f"2026-01-01T{ts}:00.000Z",
-        "reasons": [m for _, _, m in checks], "checks": [{"code": c, "outcome": o, "message": m} for c, o, m in checks],
-        "canary": canary or [],
-    }  # fmt: skip
+def decision(ts: str, what: str, *checks: tuple[str, str, str], canary: list[dict] | None = None) -> Decision:
+    """A ``rollout.decisions`` message as the controller publishes it (every field of `Decision`)."""
+    return Decision(
+        model="fraud", version="v2", decision=what, result={"promote": 1, "hold": 0, "rollback": -1}[what],
+        allow=what == "promote", reasons=[m for _, _, m in checks],
+        checks=[Check(code=c, outcome=o, message=m, dimension=None) for c, o, m in checks], budgets={},
+        overrides=[], canary=canary or [], stable_version="v1", ts=f"2026-01-01T{ts}:00.000Z",
+    )  # fmt: skip
 
 
 def manifest(*kinds: str) -> dict[str, Any]:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
+import pytest
 from bytewax.testing import run_main
+from factories import alert_message, budget_message
 from prometheus_client import CollectorRegistry
 
 from sloguard.connectors.broker import free_port
 from sloguard.connectors.files import JsonlReplaySource, JsonlSink
+from sloguard.core.messages.outputs import Counted
 from sloguard.core.spec.config import load_config
 from sloguard.core.synth.scenarios import plan, write_scenario
 from sloguard.flows.metrics import FlowMetrics, reason_class, rule_severities, serve
@@ -41,6 +46,7 @@ def test_metrics_count_what_the_flow_read_and_wrote(tmp_path):
                for n in ("budget", "alerts", "dead_letter")}
     assert value("sloguard_outputs_total", kind="budget") == len(outputs["budget"])
     assert value("sloguard_outputs_total", kind="alert") == len(outputs["alerts"])
+    assert not [s for m in registry.collect() for s in m.samples if s.name == "sloguard_output_type_errors_total"]
     # the label join's counters depend on how far each input was read: a gauge, not a budget field
     assert not any("labels" in b for b in outputs["budget"])
     assert 0 < value("sloguard_label_store", model="fraud", counter="joined") <= lines["labels"]
@@ -77,17 +83,17 @@ def test_metrics_are_served_for_prometheus():
 
 
 def budget_event(slo: str, segment: dict[str, str], minute: int, *, good: int = 0, total: int = 0,
-                 firing: list[str] | None = None, dimension: str = "infrastructure") -> dict:
-    """A budget event as the evaluator writes it, with the `counted` and `firing` fields."""
-    event = {
-        "type": "budget", "slo": slo, "dimension": dimension, "model": "fraud", "version": None,
-        "segment": segment, "ts": f"2026-01-01T00:{minute:02d}:00.000Z", "sli": 0.99, "objective": 0.999,
-        "window": "30d", "good": good, "total": total, "budget_remaining": 0.5,
-        "burn_rates": {"1h": 2.0, "5m": 3.0}, "counted": {"good": good, "total": total},
-    }
-    if firing is not None:
-        event["firing"] = firing
-    return event
+                 firing: Sequence[str] = (), dimension: str = "infrastructure") -> dict:
+    """A budget event of model `fraud` as the evaluator writes it (every field of `Budget`)."""
+    return budget_message(slo=slo, dimension=dimension, model="fraud", segment=segment,
+                          ts=f"2026-01-01T00:{minute:02d}:00.000Z", good=good, total=total,
+                          events={"1h": total, "5m": total}, counted=Counted(good=good, total=total),
+                          firing=list(firing))
+
+
+def alert_event(rule: str, state: str, slo: str | None = "fraud-availability") -> dict:
+    """An alert transition of model `fraud` (every field of `Alert`)."""
+    return alert_message(id=f"{slo}-{rule}", rule=rule, state=state, slo=slo, model="fraud", budget_remaining=None)
 
 
 def test_slo_counters_add_up_what_each_tick_counted():
@@ -158,8 +164,7 @@ def test_gauges_of_silent_keys_are_retired_and_counters_kept():
 def test_an_alert_no_budget_event_reports_is_not_retired():
     registry = CollectorRegistry()
     metrics = FlowMetrics(registry, retire_after_ticks=2)
-    no_data = {"type": "alert", "id": "x", "state": "firing", "severity": "page", "rule": "no-data", "slo": None,
-               "model": "fraud", "segment": {}}
+    no_data = alert_event("no-data", "firing", slo=None)
     labels = {"slo": "", "model": "fraud", "segment": "all", "rule": "no-data", "severity": "page"}
     metrics.observe_output("alert", no_data)
     for minute in range(5):
@@ -177,3 +182,78 @@ def test_metrics_bind_loopback_by_default():
 
     args = build_parser().parse_args(["run", "--config", "c.yaml", "--metrics-port", "9100"])
     assert args.metrics_address == "127.0.0.1"
+
+
+def test_an_output_that_is_not_its_type_is_counted_and_sets_no_gauge(caplog):
+    registry = CollectorRegistry()
+    metrics = FlowMetrics(registry)
+    budget = budget_event("fraud-availability", {}, 1, good=9, total=10)
+    renamed = {**{k: v for k, v in budget.items() if k != "burn_rates"}, "burn_rate": budget["burn_rates"]}
+    missing = {k: v for k, v in budget.items() if k != "counted"}
+    alert = {k: v for k, v in alert_event("fast-burn", "firing").items() if k != "severity"}
+    dead = {"type": "dead_letter", "topic": "ml.inference", "partition": 0, "offset": 3, "stage": "parse",
+            "reason": "id: missing", "payload": "{}", "payload_bytes": 2, "model": "fraud", "ts": None}
+    with caplog.at_level("ERROR", logger="sloguard.flows.metrics"):
+        for kind, message in (("budget", renamed), ("budget", missing), ("budget", renamed), ("alert", alert),
+                              ("dead_letter", dead)):
+            metrics.observe_output(kind, message)  # no exception: the metrics thread carries on
+    errors = {k: registry.get_sample_value("sloguard_output_type_errors_total", {"kind": k})
+              for k in ("budget", "alert", "dead_letter")}
+    assert errors == {"budget": 3, "alert": 1, "dead_letter": 1}
+    assert registry.get_sample_value("sloguard_outputs_total", {"kind": "budget"}) == 3
+    said = "message does not match its type, no gauge set from it"
+    assert [r.getMessage() for r in caplog.records] == [  # once per problem, naming the field
+        f"budget {said}: burn_rates: required field missing",
+        f"budget {said}: counted: required field missing",
+        f"alert {said}: severity: required field missing",
+        f"dead_letter {said}: message: object contains unknown field reason",  # one builder: exact fields
+    ]
+    for name in ("sloguard_sli", "sloguard_slo_events_total", "sloguard_alerts_firing", "sloguard_dead_letters_total"):
+        assert not [s for m in registry.collect() for s in m.samples if s.name == name], name
+    metrics.observe_output("budget", budget)  # the next good message is read as ever
+    assert registry.get_sample_value("sloguard_sli", {"slo": "fraud-availability", "model": "fraud",
+                                                      "segment": "all"}) == 0.99
+
+
+def test_metrics_of_a_real_replay_s_outputs_are_what_its_messages_say():
+    """The golden replay's budgets and alerts (tests/golden/), in the flow's order (a tick's budgets,
+    then its alerts): counters add up `counted`, gauges hold each key's last budget event, and an
+    alert fires as the last budget event of its key (or, for keys no budget reports, its last transition) says."""
+    golden = ROOT / "tests" / "golden"
+    read = {n: [orjson.loads(x) for x in gzip.decompress((golden / f"{n}.jsonl.gz").read_bytes()).splitlines()]
+            for n in ("budget", "alerts")}
+    assert read["budget"] and read["alerts"]
+    stream = sorted([("budget", m) for m in read["budget"]] + [("alert", m) for m in read["alerts"]],
+                    key=lambda km: km[1]["ts"])  # stable: budgets before the alerts of their tick
+    registry = CollectorRegistry()
+    metrics = FlowMetrics(registry, {(a["slo"] or "", a["rule"]): a["severity"] for a in read["alerts"]},
+                          retire_after_ticks=10**6)
+    for kind, message in stream:
+        metrics.observe_output(kind, message)
+    assert not [s for m in registry.collect() for s in m.samples if s.name == "sloguard_output_type_errors_total"]
+    sums: dict[tuple, list[float]] = {}
+    last: dict[tuple, dict] = {}
+    for b in read["budget"]:
+        key = (b["slo"], ",".join(f"{k}={v}" for k, v in b["segment"].items()) or "all")
+        acc = sums.setdefault((*key, b["dimension"]), [0.0, 0.0])
+        acc[0] += b["counted"]["good"]
+        acc[1] += b["counted"]["total"]
+        last[key] = b
+    for (slo, segment, dimension), (good, total) in sums.items():
+        labels = {"model": "m", "slo": slo, "dimension": dimension, "segment": segment}
+        assert registry.get_sample_value("sloguard_slo_good_total", labels) == pytest.approx(good)
+        assert registry.get_sample_value("sloguard_slo_events_total", labels) == pytest.approx(total)
+    for (slo, segment), b in last.items():
+        labels = {"slo": slo, "model": "m", "segment": segment}
+        assert registry.get_sample_value("sloguard_sli", labels) == b["sli"]
+        assert registry.get_sample_value("sloguard_budget_remaining", {**labels, "dimension": b["dimension"]}) \
+            == b["budget_remaining"]
+        for window, rate in b["burn_rates"].items():
+            assert registry.get_sample_value("sloguard_burn_rate", {**labels, "window": window}) == rate
+    for a in read["alerts"]:
+        segment = ",".join(f"{k}={v}" for k, v in a["segment"].items()) or "all"
+        labels = {"slo": a["slo"] or "", "model": "m", "segment": segment, "rule": a["rule"], "severity": a["severity"]}
+        reported = last.get((a["slo"], segment))
+        want = a["rule"] in reported["firing"] if reported else [
+            x for x in read["alerts"] if x["id"] == a["id"]][-1]["state"] == "firing"
+        assert registry.get_sample_value("sloguard_alerts_firing", labels) == float(want), labels

@@ -154,14 +154,14 @@ def test_the_example_rollout_policy_rolls_back_the_regressing_canary_and_promote
     decisions = decisions_from_outputs(ROOT / "examples" / f"{replayed['name']}.yaml", replayed["out"])
     lines, ok = rollout_summary(replayed["manifest"], decisions)
     assert ok, "\n".join(lines)
-    kinds = [d["decision"] for d in decisions]
+    kinds = [d.decision for d in decisions]
     if replayed["name"] == "fraud":  # the canary-regression incident: rolled back with the test's p-value
-        worse = [c for d in decisions for c in d["canary"] if c["verdict"] == "fail"]
+        worse = [c for d in decisions for c in d.canary if c["verdict"] == "fail"]
         assert "promote" not in kinds and worse and all(c["p_value"] < 0.05 for c in worse)
     else:  # a healthy canary: promoted once it has the traffic, before the first outage freezes promotions
         first = min(i["start"] for i in replayed["manifest"]["incidents"])
-        promoted = [d for d in decisions if d["decision"] == "promote"]
-        assert promoted and epoch(promoted[0]["ts"]) < first and "rollback" not in kinds
+        promoted = [d for d in decisions if d.decision == "promote"]
+        assert promoted and epoch(promoted[0].ts) < first and "rollback" not in kinds
 
 
 def test_pages_fold_into_one_incident_per_overlapping_burn_of_an_slo(replayed):

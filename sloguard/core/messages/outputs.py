@@ -11,7 +11,8 @@ the tests. Readers check what they consume against them: the notifier (alerts, i
 rollout controller (budgets, alerts, incidents) check every message with `read_message` against
 `BudgetRead` / `AlertRead` / `IncidentRead` (the same fields and types; a
 top-level field a newer writer adds is ignored, so an upgrade in the wrong order does not
-dead-letter pages), and a wrong type is refused with the field's path.
+dead-letter pages), and a wrong type is refused with the field's path. `read_as` also hands back
+the converted message, for readers that go on with its attributes (the flow's metrics, the demo).
 
 Dead letters have one format and one builder, `dead_letter(...)`, used by every writer: the
 parser, the dedupe and label join in the shards, the notifier and the rollout controller. It keeps
@@ -23,7 +24,7 @@ Pure: std lib and msgspec only.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -51,8 +52,11 @@ __all__ = [
     "RuleWindows",
     "Stage",
     "dead_letter",
+    "read_as",
     "read_message",
 ]
+
+T = TypeVar("T")
 
 #: Bytes of the refused message a dead letter keeps (its full size is in `payload_bytes`).
 MAX_DEAD_LETTER_PAYLOAD_BYTES = 4096
@@ -376,19 +380,24 @@ class IncidentRead(Incident, forbid_unknown_fields=False):
     """An `Incident` as a reader takes it: top-level fields it does not know are ignored."""
 
 
+def read_as(message: Any, kind: type[T]) -> tuple[T | None, str | None]:
+    """(`message` converted to `kind`, None), or (None, the first problem with its field path, as
+    `read_message` says it)."""
+    try:
+        return msgspec.convert(message, type=kind, strict=True), None
+    except msgspec.ValidationError as e:
+        text, _, where = str(e).partition(" - at `$")
+    path = where.rstrip("`").lstrip(".")
+    missing = text.removeprefix("Object missing required field `")
+    if missing != text:
+        name = missing.rstrip("`")
+        return None, f"{path + '.' if path else ''}{name}: required field missing"
+    text = text.replace("`", "")
+    return None, f"{path or 'message'}: {text[:1].lower()}{text[1:]}"
+
+
 def read_message(message: dict[str, Any], kind: type[Any]) -> str | None:
     """None when `message` converts to `kind`, else the first problem with its field path
     (msgspec's "Expected `str`, got `int` - at `$.segment.region`" reads "segment.region: expected
     str, got int")."""
-    try:
-        msgspec.convert(message, type=kind, strict=True)
-    except msgspec.ValidationError as e:
-        text, _, where = str(e).partition(" - at `$")
-        path = where.rstrip("`").lstrip(".")
-        missing = text.removeprefix("Object missing required field `")
-        if missing != text:
-            name = missing.rstrip("`")
-            return f"{path + '.' if path else ''}{name}: required field missing"
-        text = text.replace("`", "")
-        return f"{path or 'message'}: {text[:1].lower()}{text[1:]}"
-    return None
+    return read_as(message, kind)[1]
