@@ -61,6 +61,25 @@ class _Chunk:
         return self.refs[j]
 
 
+class Metas:
+    """The `LabelMeta`s of released rows, made only when asked for: joined labels need none; only
+    the few dead-lettered ones (late, duplicate) read theirs."""
+
+    __slots__ = ("chunks", "local", "owner")
+
+    def __init__(self, chunks: list[_Chunk], owner: np.ndarray, local: np.ndarray) -> None:
+        self.chunks, self.owner, self.local = chunks, owner, local  # row j: chunks[owner[j]], its row local[j]
+
+    def __len__(self) -> int:
+        return len(self.local)
+
+    def __getitem__(self, j: int) -> LabelMeta:
+        return self.chunks[int(self.owner[j])].meta(int(self.local[j]))
+
+    def reordered(self, order: np.ndarray) -> Metas:
+        return Metas(self.chunks, self.owner[order], self.local[order])
+
+
 class HeldLabels:
     """Held labels by id hash (see the module docstring)."""
 
@@ -126,13 +145,13 @@ class HeldLabels:
         self.count += n
         self.index.insert(hashes, rows, self._keep)
 
-    def take(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], list[LabelMeta]]:
+    def take(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], Metas]:
         """Release the held labels of `hashes` (each once): their hashes, times, truth and metas."""
         rows = self._rows(hashes)
         rows = np.unique(rows[rows >= 0])
         held, ts, truth, metas = self._release(rows)
         order = np.argsort(held, kind="stable")  # by hash, as the joins of a batch go
-        return held[order], ts[order], {k: v[order] for k, v in truth.items()}, [metas[j] for j in order.tolist()]
+        return held[order], ts[order], {k: v[order] for k, v in truth.items()}, metas.reordered(order)
 
     def expire(self, limit: float) -> list[tuple[LabelMeta, int]]:
         """Release labels stamped before `limit`, oldest first (ties: arrival order); with hashes."""
@@ -170,13 +189,13 @@ class HeldLabels:
         """Every held label, in arrival order; with hashes."""
         return self.evict(0)
 
-    def _release(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], list[LabelMeta]]:
+    def _release(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], Metas]:
         """Mark `rows` (ascending, live) gone; their hashes, times, truth columns and metas, row-aligned."""
         which = self._locate(rows)
         hashes = np.empty(len(rows), np.uint64)
         ts = np.empty(len(rows))
         truth: dict[str, list[np.ndarray]] = {}
-        metas: list[LabelMeta] = [None] * len(rows)  # type: ignore[list-item]
+        metas = Metas(list(self.chunks), which, np.empty(len(rows), np.int64))
         for k in np.unique(which).tolist():
             sel = np.flatnonzero(which == k)
             chunk = self.chunks[k]
@@ -186,8 +205,7 @@ class HeldLabels:
             hashes[sel], ts[sel] = chunk.hashes[local], chunk.ts[local]
             for name, col in chunk.truth.items():
                 truth.setdefault(name, []).append((sel, col[local]))  # type: ignore[arg-type]
-            for j, r in zip(sel.tolist(), local.tolist(), strict=True):
-                metas[j] = chunk.meta(r)
+            metas.local[sel] = local
         self.count -= len(rows)
         columns = {}
         for name, parts in truth.items():

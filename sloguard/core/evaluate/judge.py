@@ -60,6 +60,10 @@ class Judge:
         self.mine = [part is None or p == part for p in plan.part_of]
         self.lead = part is None or part == 0  # writes what belongs to no SLO: no-data, the label store
         self.slo_index = {s.name: i for i, s in enumerate(plan.slos)}
+        # the slice rings only its own sliced SLOs read: a part without them skips folding them
+        sliced = [(i, s.sli.spec.labelled) for i, s in plan.sliced if self.mine[i]]
+        self.reads_labelled = any(labelled for _, labelled in sliced)
+        self.reads_live = any(not labelled for _, labelled in sliced)
         self.sources = tuple(sources)
         self.slice_log: dict[tuple[int, float], tuple[float, str]] | None = None  # set by baseline.py
         self.reuse = True  # a key at which nothing changed repeats its last events (tests switch it off)
@@ -122,17 +126,20 @@ class Judge:
         st = self.state
         keys = [self.key_of(a, v) for a, v in summary.keys]
         index = np.array([k.index for k in keys], np.int64)
-        for rows, pending in ((summary.windows, st.pending_windows), (summary.live, st.pending_live)):
+        for rows, pending in ((summary.windows, st.pending_windows),
+                              (summary.live if self.reads_live else (), st.pending_live)):
             for r in rows:
                 if r is not None and len(r):
                     pending.append(Rows(index[r.key], r.start, r.rows))
-        for r in summary.labelled:
+        for r in summary.labelled if self.reads_labelled else ():
             if r is not None and len(r):
                 assert r.tick is not None
-                for tick in np.unique(r.tick).tolist():  # pairs wait, indexed by the tick they count from
-                    sel = r.tick == tick
-                    st.pending_labelled.setdefault(tick, []).append(Rows(index[r.key[sel]], r.start[sel],
-                                                                         r.rows[sel]))
+                # pairs wait, indexed by the tick they count from (a stable sort keeps each tick's rows in order)
+                order = np.argsort(r.tick, kind="stable")
+                ticks = r.tick[order]
+                for sel in np.split(order, np.flatnonzero(ticks[1:] != ticks[:-1]) + 1):
+                    st.pending_labelled.setdefault(float(r.tick[sel[0]]), []).append(
+                        Rows(index[r.key[sel]], r.start[sel], r.rows[sel]))
         for part in summary.sketches:
             if not self.mine[part.slo]:
                 continue
