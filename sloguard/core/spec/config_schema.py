@@ -117,6 +117,20 @@ def config_schema() -> dict[str, Any]:
         "models": {"type": "object", "additionalProperties": model, "minProperties": 1},
         "slos": {"type": "array", "items": slo, "minItems": 1},
         "adjustments": {"type": "array", "items": {"type": "object"}},
+        "scale": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "shards": {"type": "integer", "minimum": 1, "maximum": 4096, "default": 8,
+                           "description": "per model: keys of the per-event stage (dedupe, label join); at least "
+                                          "4x the workers you expect; fixed once a recovery dir holds state"},
+                "judge_parts": {"type": "integer", "minimum": 1, "maximum": 64, "default": 2,
+                                "description": "per model: keyed parts of the judge, each judging the SLOs whose "
+                                               "name hashes to it; the number of worker processes to spread it "
+                                               "over (1 saves CPU on one worker); fixed once a recovery dir holds "
+                                               "state"},
+            },
+        },
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
