@@ -172,7 +172,10 @@ def _cluster(spec: dict, processes: int) -> dict:
             "cpu_each": [r["cpu_s"] for r in results], "peak_rss_mib": max(r["peak_rss_mib"] for r in results)}
 
 
-def _produce(settings, topics: dict[str, str], files: dict[str, Path]) -> dict:
+def _produce(settings, topics: dict[str, str], files: dict[str, Path], partitions: int) -> dict:
+    """Every line to its topic, round robin over the partitions: equal partitions, as keying by a
+    hash of the id gives (librdkafka's sticky partitioner without keys splits them unevenly, and the
+    processes' shares of the work with them)."""
     from confluent_kafka import Producer
 
     producer = Producer(settings.producer_config({"linger.ms": 20, "batch.num.messages": 100_000,
@@ -192,7 +195,7 @@ def _produce(settings, topics: dict[str, str], files: dict[str, Path]) -> dict:
                 value = line.rstrip(b"\n")
                 while True:
                     try:
-                        producer.produce(topic, value, on_delivery=report)
+                        producer.produce(topic, value, partition=n % partitions, on_delivery=report)
                         break
                     except BufferError:  # local queue full: let deliveries drain
                         producer.poll(0.1)
@@ -255,7 +258,7 @@ def main() -> int:
         topics(list(inputs.values()))
         print(f"producing {args.scenario}-{args.events} to {bootstrap} "
               f"({'embedded broker' if broker else ENV_BOOTSTRAP}) ...", flush=True)
-        produced = _produce(settings, inputs, {k: data / f"{k}.jsonl" for k in INPUTS})
+        produced = _produce(settings, inputs, {k: data / f"{k}.jsonl" for k in INPUTS}, args.partitions)
 
         def spec(run: int | None) -> dict:
             outs = {k: f"bench.{k.replace('_', '-')}.{run_id}.{run}" for k in OUTPUTS} if run is not None else {}

@@ -60,7 +60,12 @@ class RaggedBytes:
         return self.blob[(int(self.ends[j - 1]) if j else 0) : int(self.ends[j])]
 
     def take(self, rows: np.ndarray) -> RaggedBytes:
-        return RaggedBytes.of([self[j] for j in rows.tolist()])
+        """Strings `rows`, as one (a shard's payloads, when its piece is pickled to another worker)."""
+        ends = self.ends[rows]
+        starts = (self.ends - np.diff(self.ends, prepend=0))[rows]
+        blob = self.blob
+        return RaggedBytes(b"".join([blob[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]),
+                           np.cumsum(ends - starts))
 
 
 def intern(values: list[Any]) -> tuple[np.ndarray, list[Any]]:
