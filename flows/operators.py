@@ -1,7 +1,8 @@
 """Composite steps of the sloguard dataflow, so `slo_flow.build_flow` stays one screen long.
 
-The two keyed steps hold the core's stage objects: `ShardLogic` a `Shard` per (model, shard)
-key, `JudgeLogic` a `Judge` per model. Their snapshots are the pickled state (bytes: an immutable
+The keyed steps hold the core's stage objects: `ShardLogic` a `Shard` per (model, shard) key,
+`JudgeLogic` a `Judge` per (model, part) (or per model, with one part), `GatherLogic` a `Gather`
+per model where the parts meet. Their snapshots are the pickled state (bytes: an immutable
 copy taken in one pass, no deep copy of object graphs), and nothing at all without recovery.
 """
 

@@ -1,14 +1,16 @@
-"""One model's evaluation, stage by stage: route, ingest (per shard), judge, report.
+"""One model's evaluation, stage by stage: route, ingest (per shard), judge (per part), gather.
 
 The dataflow (flows/slo_flow.py) runs these stages as separate Bytewax steps so the per-event
 work spreads over every worker:
 
     parse (parsed batch)  ->  route (pieces.py: one Piece per model and shard)
       ->  ingest (shard.py, keyed by model#shard: dedupe, label join, pre-aggregation -> Summary)
-      ->  judge (judge.py, keyed by model: merge summaries, judge ticks; report.py: budgets, alerts)
+      ->  judge (judge.py, keyed by model and part: merge summaries, judge its SLOs' ticks;
+                 report.py: budgets, alerts)
+      ->  gather (gather.py, keyed by model: the parts' ticks joined, in order, health score)
 
 `ModelEvaluator` chains the same stages in one process: for the tests, `sloguard baseline` and
-the benchmarks. Any number of shards gives the same outputs (a property test checks this).
+the benchmarks. Any number of shards and judge parts gives the same outputs (property tests check this).
 """
 
 from __future__ import annotations

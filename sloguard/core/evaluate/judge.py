@@ -30,7 +30,6 @@ from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED
 from sloguard.core.evaluate.frontier import SourceFrontier
 from sloguard.core.evaluate.gather import KEYS, LABEL_STORE, NO_DATA, RETIRED, Entry, TickPart, assemble
 from sloguard.core.evaluate.judge_state import (
-    MAX_VALUES_PER_ATTRIBUTE,
     OTHER,
     JudgeState,
     KeyState,
@@ -80,44 +79,12 @@ class Judge:
                 state.groups[attr] = []
         self.state = state
         if not state.keys:
-            self._new_key({})
+            state.new_key(plan, {})
         # firing alerts of SLOs or rules a resume with another config removed: resolved at the next tick
         self.orphans = state.book.orphans({s.name: {*(r.name for r in s.rules), BUDGET_EXHAUSTED} for s in self.slos})
 
-    # ---- keys -----------------------------------------------------------------------------------
-
-    def _new_key(self, segment: dict[str, str]) -> KeyState:
-        st = self.state
-        key = KeyState(len(st.ordered), segment, Windows(self.plan.layout.window_layout, self.plan.layout.ncols),
-                       self.plan.slices.new_rings())
-        st.keys[key.key] = key
-        st.ordered.append(key)
-        # keys are judged and reported whole model first, then by attribute and value: an order that
-        # does not depend on which shard or batch showed a key first
-        rank = (-1, "") if not segment else next((self.plan.attrs.index(a), v) for a, v in segment.items())
-        bisect.insort(st.reported, (rank, key), key=lambda item: item[0])
-        return key
-
     def key_of(self, attr: str, value: str) -> KeyState:
-        """The key of one segment value, created on first sight; past the cap, the attribute's "(other)"."""
-        st = self.state
-        if not attr:
-            return st.ordered[0]
-        known = st.values[attr].get(value)
-        if known is not None:
-            return known
-        groups = st.groups[attr]
-        if len(groups) >= MAX_VALUES_PER_ATTRIBUTE:
-            other = st.values[attr].get(OTHER)
-            if other is None:
-                other = st.values[attr][OTHER] = self._new_key({attr: OTHER})
-                groups.append(other)
-            if len(st.values[attr]) < 4 * MAX_VALUES_PER_ATTRIBUTE:  # remember a few overflow values, not all
-                st.values[attr][value] = other
-            return other
-        key = st.values[attr][value] = self._new_key({attr: value})
-        groups.append(key)
-        return key
+        return self.state.key_of(self.plan, attr, value)
 
     # ---- merging summaries ----------------------------------------------------------------------
 

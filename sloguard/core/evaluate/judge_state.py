@@ -5,19 +5,24 @@ One `KeyState` per segment key (windows, slice rings, newest versions) and the `
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sloguard.core.evaluate.aggregate import group_sum
 from sloguard.core.evaluate.alerts import AlertBook
 from sloguard.core.evaluate.frontier import SourceFrontier
+from sloguard.core.evaluate.gather import WHOLE_MODEL_RANK
 from sloguard.core.evaluate.label_coverage import LabelWaits
 from sloguard.core.evaluate.summary import Rows
 from sloguard.core.stats.sketch import LogHistogram
 from sloguard.core.stats.windows import Windows
+
+if TYPE_CHECKING:
+    from sloguard.core.evaluate.plan import ModelPlan
 
 MAX_VALUES_PER_ATTRIBUTE = 200
 
@@ -105,6 +110,40 @@ class JudgeState:
             if f.name not in state:
                 state[f.name] = f.default_factory() if f.default_factory is not MISSING else f.default
         self.__dict__.update(state)
+
+    # ---- keys -----------------------------------------------------------------------------------
+
+    def new_key(self, plan: ModelPlan, segment: dict[str, str]) -> KeyState:
+        key = KeyState(len(self.ordered), segment, Windows(plan.layout.window_layout, plan.layout.ncols),
+                       plan.slices.new_rings())
+        self.keys[key.key] = key
+        self.ordered.append(key)
+        # keys are judged and reported whole model first, then by attribute and value: an order that
+        # does not depend on which shard or batch showed a key first
+        rank = WHOLE_MODEL_RANK if not segment else next((plan.attrs.index(a), v) for a, v in segment.items())
+        bisect.insort(self.reported, (rank, key), key=lambda item: item[0])
+        return key
+
+    def key_of(self, plan: ModelPlan, attr: str, value: str) -> KeyState:
+        """The key of one segment value, created on first sight; past the cap, the attribute's "(other)"."""
+        if not attr:
+            return self.ordered[0]
+        values = self.values[attr]
+        known = values.get(value)
+        if known is not None:
+            return known
+        groups = self.groups[attr]
+        if len(groups) >= MAX_VALUES_PER_ATTRIBUTE:
+            other = values.get(OTHER)
+            if other is None:
+                other = values[OTHER] = self.new_key(plan, {attr: OTHER})
+                groups.append(other)
+            if len(values) < 4 * MAX_VALUES_PER_ATTRIBUTE:  # remember a few overflow values, not all
+                values[value] = other
+            return other
+        key = values[value] = self.new_key(plan, {attr: value})
+        groups.append(key)
+        return key
 
 
 def add_grouped(pending: list[Rows], ordered: list[KeyState], ring: str) -> list[tuple[KeyState, float]]:
