@@ -1,7 +1,8 @@
 """Live latency: does `sloguard run --recovery-dir` keep up with a steady stream, and how soon does a page come?
 
     python benchmarks/live_latency.py [--rate 20000] [--duration 600] [--outage-at S] [--outage-seconds 180]
-                                      [--features-ratio 0.5] [--partitions 1] [--run-args "-w 2"] [--keep]
+                                      [--features-ratio 0.5] [--partitions 1] [--judge-parts N] [--run-args "-w 2"]
+                                      [--keep]
     python benchmarks/live_latency.py --duration 90 --rate 2000          # a short smoke run
 
 Starts the embedded broker, creates the topics, writes `examples/fraud.yaml` (all its SLOs, its baseline)
@@ -191,6 +192,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--page-wait", type=float, default=180,
                         help="seconds production goes on after --duration while no page has come (default 180)")
     parser.add_argument("--partitions", type=int, default=1, help="partitions of each topic (default 1)")
+    parser.add_argument("--judge-parts", type=int, default=None,
+                        help="scale.judge_parts of the run's config (default: the config's, 2)")
     parser.add_argument("--progress", type=float, default=60, help="seconds between progress lines (default 60)")
     parser.add_argument("--run-args", default="", help="extra arguments for `sloguard run`, e.g. \"-w 2 "
                         "--snapshot-interval 10\" (default none: 1 worker, 10 s snapshots, 30 s heartbeat)")
@@ -217,6 +220,8 @@ def _start_run(args: argparse.Namespace, work: Path, bootstrap: str) -> tuple[su
     settings = KafkaSettings.from_mapping(kafka, env={})
     ensure_topics(settings, args.partitions)
     data = {**example_config("fraud"), "kafka": kafka}
+    if args.judge_parts is not None:
+        data["scale"] = {**(data.get("scale") or {}), "judge_parts": args.judge_parts}
     config_path = work / "fraud.yaml"
     config_path.write_text(yaml.safe_dump(data, sort_keys=False))
     log = work / "run.log"

@@ -12,6 +12,7 @@ bounds how far the flow can later be rescaled: keep it >= the number of workers 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -56,7 +57,12 @@ def kafka_settings(config: Config) -> KafkaSettings:
 
 def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOptions,
                      metrics: FlowMetrics | None = None) -> Any:
-    """The sloguard dataflow between the configured Kafka topics."""
+    """The sloguard dataflow between the configured Kafka topics. Without `scale.judge_parts` in
+    the config, each model's judge runs in as many parts as the run has workers, so each judges its
+    share of the SLOs (one part on one worker, where a second would only fold the windows twice)."""
+    if config.judge_parts is None:
+        workers = options.workers * max(1, len(options.addresses or ()))
+        config = dataclasses.replace(config, judge_parts=max(1, min(64, workers)))
     source = KafkaRawSource(settings, {k: settings.topic(k) for k in INPUTS}, tail=options.tail,
                             heartbeat_s=options.heartbeat_s if options.tail else None,
                             on_lag=metrics.set_lag if metrics is not None else None)

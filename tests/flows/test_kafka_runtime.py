@@ -107,7 +107,7 @@ def module_topic_factory(kafka_bootstrap):
 def test_two_workers_give_the_same_outputs_as_one(scenario, kafka_bootstrap, module_topic_factory, reference_two,
                                                   tmp_path):
     config, _, settings = setup_topics(module_topic_factory, kafka_bootstrap, scenario, tmp_path, partitions=2)
-    cluster_main(build_kafka_flow(config, settings, RunOptions(tail=False)), [], 0, worker_count_per_proc=2)
+    cluster_main(build_kafka_flow(config, settings, RunOptions(tail=False, workers=2)), [], 0, worker_count_per_proc=2)
     assert outcome(kafka_bootstrap, settings) == reference_two
 
 

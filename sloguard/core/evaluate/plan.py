@@ -39,7 +39,7 @@ class ModelPlan:
         self.shards = config.shards
         # the judge runs as `parts` keyed steps, each judging the SLOs whose name hashes to it (a
         # stable split: a changed SLO list moves no other SLO), so its work spreads over workers
-        self.parts = config.judge_parts
+        self.parts = config.judge_parts or 1
         self.part_of = [zlib.crc32(s.name.encode()) % self.parts for s in self.layout.slos]
         self.references = {f: reference_from_dict(d) for f, d in self.model.reference.items()}
         # segment key -> feature -> its own reference on the model's bins (where the baseline had data)

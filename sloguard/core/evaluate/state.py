@@ -141,6 +141,9 @@ def plan_migration(old: dict[str, Any] | None, plan: ModelPlan, reset: frozenset
                       ("segments", f"models.{plan.name}.segments"), ("interval", "evaluation_interval")):
         if old[key] != new[key]:
             problems.append(f"{what} changed ({old[key]} -> {new[key]})")
+    if old["judge_parts"] != new["judge_parts"]:  # unset, it follows the run's worker count
+        problems.append(f"set scale.judge_parts: {old['judge_parts']} in the config to resume this state with "
+                        "another number of workers")
     changed = sorted(n for n in set(old["slos"]) & set(new["slos"])
                      if old["signatures"][n] != new["signatures"][n] and n not in reset)
     if changed:

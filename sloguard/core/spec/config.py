@@ -93,7 +93,8 @@ def parse_config(
     dedupe = c.duration(limits.get("dedupe_window"), "limits.dedupe_window", 600)
     scale = c.mapping(top.get("scale"), "scale", {"shards", "judge_parts"})
     shards = int(c.number(scale.get("shards"), "scale.shards", 1, 4096, default=8) or 8)
-    judge_parts = int(c.number(scale.get("judge_parts"), "scale.judge_parts", 1, 64, default=2) or 2)
+    parts = c.number(scale.get("judge_parts"), "scale.judge_parts", 1, 64, default=None)
+    judge_parts = None if parts is None else int(parts)
 
     alerting = c.mapping(
         top.get("alerting"), "alerting",

@@ -124,11 +124,10 @@ def config_schema() -> dict[str, Any]:
                 "shards": {"type": "integer", "minimum": 1, "maximum": 4096, "default": 8,
                            "description": "per model: keys of the per-event stage (dedupe, label join); at least "
                                           "4x the workers you expect; fixed once a recovery dir holds state"},
-                "judge_parts": {"type": "integer", "minimum": 1, "maximum": 64, "default": 2,
+                "judge_parts": {"type": "integer", "minimum": 1, "maximum": 64,
                                 "description": "per model: keyed parts of the judge, each judging the SLOs whose "
-                                               "name hashes to it; the number of worker processes to spread it "
-                                               "over (1 saves CPU on one worker); fixed once a recovery dir holds "
-                                               "state"},
+                                               "name hashes to it; default: the workers `sloguard run` starts "
+                                               "(-w x processes); fixed once a recovery dir holds state"},
             },
         },
     }

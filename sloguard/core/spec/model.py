@@ -183,7 +183,9 @@ class Config:
     exhausted_severity: str = "ticket"
     no_data_severity: str = "page"
     shards: int = 8  # per model: the per-event stage is keyed by (model, hash of id % shards)
-    judge_parts: int = 2  # per model: the judge is keyed by (model, crc32 of SLO name % judge_parts)
+    # per model: the judge is keyed by (model, crc32 of SLO name % judge_parts); None: `sloguard run`
+    # uses its worker count (workers per process x processes), in-process evaluation one part
+    judge_parts: int | None = None
     incidents: IncidentPolicy = field(default_factory=IncidentPolicy)  # sloguard/core/notify/incident_policy.py
     source: str = "config"
     resolve_hold_s: int = 0  # alerting.resolve_hold: no-data's (SLOs carry their own)
