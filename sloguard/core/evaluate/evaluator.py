@@ -91,11 +91,11 @@ class ModelEvaluator:
                  sources: Iterable[str] = (), shards: int | None = None, reset: frozenset[str] = frozenset(),
                  judge_parts: int | None = None) -> None:
         if state is not None:
-            shards, judge_parts = state["shards"], state.get("judge_parts", 1)
+            shards, judge_parts = state["shards"], state["judge_parts"]
         self.config = with_scale(config, shards, judge_parts)
         self.plan = ModelPlan(self.config, model)
         parts = self.plan.parts
-        judge_states = None if state is None else state["judge"] if parts > 1 else [state["judge"]]
+        judge_states: list[JudgeState] | None = None if state is None else state["judges"]
         if state is not None:  # written for another SLO list: carried over by SLO name, or refused
             migration = plan_migration(state.get("fingerprint"), self.plan, reset)
             if migration is not None:
@@ -110,7 +110,8 @@ class ModelEvaluator:
         # one judge, or the judge's parts and where they meet (gather.py), as the flow runs them
         self.judges = [Judge(self.plan, None if judge_states is None else judge_states[p], sources,
                              None if parts == 1 else p) for p in range(parts)]
-        self.gather = Gather(parts, self.plan.model.health_weights) if parts > 1 else None
+        self.gather = (Gather(parts, self.plan.model.health_weights, None if state is None else state["gather"])
+                       if parts > 1 else None)
 
     @property
     def judge(self) -> Judge:
@@ -172,11 +173,10 @@ class ModelEvaluator:
 
     def snapshot(self) -> bytes:
         """An independent copy of the whole state, as bytes (no side effects)."""
-        states = [j.state for j in self.judges]
         return pickle.dumps({"fingerprint": self.plan.fingerprint, "model": self.model, "shards": self.plan.shards,
                              "judge_parts": self.plan.parts, "sources": self.sources,
                              "shard_states": [s.state for s in self.shards],
-                             "judge": states if len(states) > 1 else states[0],
+                             "judges": [j.state for j in self.judges],
                              "gather": None if self.gather is None else self.gather.state},
                             protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -185,11 +185,7 @@ class ModelEvaluator:
                       ) -> ModelEvaluator:
         """Rebuild from `snapshot()`; continuing gives the same outputs as never stopping. A snapshot
         of another SLO list is carried over by SLO name (sloguard/core/evaluate/state.py), `reset` SLOs afresh."""
-        state = pickle.loads(snapshot)
-        evaluator = cls(config, model, state, reset=reset)
-        if evaluator.gather is not None and state.get("gather") is not None:
-            evaluator.gather.state = state["gather"]
-        return evaluator
+        return cls(config, model, pickle.loads(snapshot), reset=reset)
 
 
 __all__ = ["MAX_VALUES_PER_ATTRIBUTE", "OTHER", "ModelBatch", "ModelEvaluator", "Output", "segment_key",

@@ -62,7 +62,7 @@ class RaggedBytes:
     def take(self, rows: np.ndarray) -> RaggedBytes:
         """Strings `rows`, as one (a shard's payloads, when its piece is pickled to another worker)."""
         ends = self.ends[rows]
-        starts = (self.ends - np.diff(self.ends, prepend=0))[rows]
+        starts = np.concatenate(([0], self.ends[:-1]))[rows]  # string j starts where j - 1 ends
         blob = self.blob
         return RaggedBytes(b"".join([blob[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]),
                            np.cumsum(ends - starts))

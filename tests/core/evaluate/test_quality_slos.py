@@ -298,10 +298,17 @@ def test_health_score_summarises_budgets_for_dashboards() -> None:
     assert "health" not in of(out, "budget", segment={"region": "eu"})[-1]
 
 
-def test_a_restored_snapshot_with_waiting_predictions_continues_identically() -> None:
+@pytest.mark.parametrize("judge_parts", [1, 2])
+def test_a_restored_snapshot_with_waiting_predictions_continues_identically(judge_parts: int) -> None:
+    """With the judge in parts too (q and recall hash to different parts): each part's state and the
+    gather's come back."""
+    import dataclasses
+
     rng = np.random.default_rng(10)
     preds, labels = traffic(T0, T0 + 2400, 1.0, rng, label_delay=900, accuracy=0.7)
-    config = quality_config([{"name": "q", "sli": {"precision": {"positive": 1}}, "objective": 0.9}])
+    slos = [{"name": "q", "sli": {"precision": {"positive": 1}}, "objective": 0.9},
+            {"name": "recall", "sli": {"recall": {"positive": 1}}, "objective": 0.9}]
+    config = dataclasses.replace(quality_config(slos), judge_parts=judge_parts)
     first_p = [p for p in preds if p["ts"] < T0 + 1200]
     first_l = [lab for lab in labels if lab["ts"] < T0 + 1200]
     _out1, ev = run_mixed(config, first_p, first_l, finish=False)
