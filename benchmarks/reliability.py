@@ -167,6 +167,8 @@ def invalid_only(data: dict[str, list[bytes]], base: Path) -> tuple:
 def resume_changed(data: dict[str, list[bytes]], base: Path) -> tuple:
     import pickle
 
+    import msgspec
+
     from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
     from sloguard.core.messages.batch import parse_batch
     from sloguard.core.messages.events import RawBatch
@@ -193,8 +195,9 @@ def resume_changed(data: dict[str, list[bytes]], base: Path) -> tuple:
     names = {s["name"] for s in raw["slos"]}
 
     def mine(out: list) -> Counter:
-        return Counter(orjson.dumps({k: v for k, v in m.items() if k != "health"}, option=orjson.OPT_SORT_KEYS)
-                       for kind, m in out if kind in ("budget", "alert") and m.get("slo") in names)
+        return Counter(orjson.dumps({k: v for k, v in msgspec.to_builtins(m).items() if k != "health"},
+                                    option=orjson.OPT_SORT_KEYS)
+                       for kind, m in out if kind in ("budget", "alert") and m.slo in names)
 
     half = len(batches) // 2
     whole = ModelEvaluator(first, "fraud", sources=KINDS)

@@ -3,7 +3,8 @@
 `JsonlReplaySource` reads the inference, labels and features files together, in chunks, always
 emitting next the chunk whose last event is earliest, so the three streams interleave in event
 time as they would on Kafka and the run is deterministic. Its resume state is the byte offset of
-each file, so a replay can be recovered like a live run. `JsonlSink` writes one JSON object per line.
+each file, so a replay can be recovered like a live run. `JsonlSink` writes one JSON object per line
+(output Structs and dicts alike, `sloguard.core.messages.outputs.encode_lines`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from sloguard.core.messages.events import KINDS, RawBatch
+from sloguard.core.messages.outputs import encode_lines
 from sloguard.core.spec.timeutil import MAX_EPOCH_S, MIN_EPOCH_S, parse_rfc3339
 
 Progress = Callable[[int, int, int], None]  # (bytes read, bytes total, lines read)
@@ -189,7 +191,7 @@ class _JsonlPartition(StatefulSinkPartition[Any, int]):
             self._file.truncate()
 
     def write_batch(self, values: list[Any]) -> None:
-        self._file.write(b"".join(orjson.dumps(v) + b"\n" for v in values))
+        self._file.write(encode_lines(values))
 
     def snapshot(self) -> int:
         self._file.flush()

@@ -8,11 +8,11 @@ downtime the backlog is replayed in event time, as `sloguard replay` would, with
 workers. A caught-up, idle partition sends a wall-clock heartbeat, so a model that goes silent
 raises `no-data` while the flow runs, not only when its next event comes.
 
-`KafkaJsonSink` writes `(key, message)` items as JSON with the key as the Kafka key (one SLO key's
-events stay in order on one partition). Unlike Bytewax 0.21's own `KafkaSink` (bytewax issue #522),
-it checks every delivery report, retries failed messages, waits when the producer queue is full,
-and raises rather than drop anything. Dead letters carry Kafka Connect's `__connect.errors.*`
-headers.
+`KafkaJsonSink` writes `(key, message)` items as JSON (output Structs and dicts alike,
+`sloguard.core.messages.outputs.encode`) with the key as the Kafka key (one SLO key's events stay in
+order on one partition). Unlike Bytewax 0.21's own `KafkaSink` (bytewax issue #522), it checks every
+delivery report, retries failed messages, waits when the producer queue is full, and raises rather
+than drop anything. Dead letters carry Kafka Connect's `__connect.errors.*` headers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
@@ -29,6 +28,7 @@ from confluent_kafka.admin import AdminClient
 
 from sloguard.connectors.kafka_config import KafkaSettings
 from sloguard.core.messages.events import RawBatch
+from sloguard.core.messages.outputs import DeadLetter, encode
 
 
 class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
@@ -58,6 +58,9 @@ class _KafkaRawPartition(StatefulSourcePartition[RawBatch, int]):
     def next_batch(self) -> list[RawBatch]:
         if self._eof:
             raise StopIteration
+        if self._source.stop is not None and self._source.stop():
+            self._source.cut_short = True
+            raise StopIteration  # its offset is in the last snapshot: a resume reads on from there
         msgs = self._consumer.consume(self._source.batch_size, self._source.poll_timeout_s)
         offsets: list[int] = []
         values: list[bytes] = []
@@ -121,13 +124,16 @@ class KafkaRawSource(FixedPartitionedSource[RawBatch, int]):
     `tail=False` stops at the end of every partition (a finite run over what is there, as in tests
     and backfills); `heartbeat_s` enables the wall-clock heartbeat of a live run (None: event time
     moves only with the data); a partition with nothing to read for `idle_after_s` stops holding
-    event time back. The resume state of a partition is its next offset.
+    event time back. The resume state of a partition is its next offset. Once `stop()` is true every
+    partition ends after its current batch, so the flow finishes as at the end of its input (the
+    graceful stop of `sloguard run` on SIGINT or SIGTERM).
     """
 
     def __init__(self, settings: KafkaSettings, topics: dict[str, str], *, tail: bool = True,
                  batch_size: int = 5000, poll_timeout_s: float = 0.001, heartbeat_s: float | None = None,
                  clock: Callable[[], float] = time.time, consumer_extra: dict[str, Any] | None = None,
-                 on_lag: Callable[[str, int, int], None] | None = None, idle_after_s: float = 5.0) -> None:
+                 on_lag: Callable[[str, int, int], None] | None = None, idle_after_s: float = 5.0,
+                 stop: Callable[[], bool] | None = None) -> None:
         self.settings = settings
         self.topics = topics
         self.tail = tail
@@ -138,6 +144,8 @@ class KafkaRawSource(FixedPartitionedSource[RawBatch, int]):
         self.consumer_extra = consumer_extra or {}
         self.on_lag = on_lag  # (topic, partition, messages not yet read), e.g. for a metrics gauge
         self.idle_after_s = idle_after_s  # caught up and quiet this long: no longer holds event time back
+        self.stop = stop  # once true, every partition ends after its current batch (a graceful stop)
+        self.cut_short = False  # a stop ended a partition before its end: the input did not end
 
     def list_parts(self) -> list[str]:
         admin = AdminClient(self.settings.admin_config())
@@ -165,19 +173,19 @@ _CONNECT_HEADERS = {
 }
 
 
-def dead_letter_headers(message: dict[str, Any]) -> list[tuple[str, bytes]]:
+def dead_letter_headers(message: DeadLetter) -> list[tuple[str, bytes]]:
     """Kafka Connect-style `__connect.errors.*` headers for a dead-letter message."""
-    return [(h, str(message[f]).encode()) for f, h in _CONNECT_HEADERS.items() if message.get(f) is not None]
+    return [(h, str(getattr(message, f)).encode()) for f, h in _CONNECT_HEADERS.items()]
 
 
-class _JsonSinkPartition(StatelessSinkPartition[tuple[str, dict[str, Any]]]):
+class _JsonSinkPartition(StatelessSinkPartition[tuple[str, Any]]):
     def __init__(self, sink: KafkaJsonSink) -> None:
         self._sink = sink
         self._producer = Producer(sink.settings.producer_config(
             {"enable.idempotence": True, "acks": "all", "linger.ms": 20}))
 
-    def write_batch(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        pending = [(k.encode(), orjson.dumps(v), self._sink.headers(v) if self._sink.headers else None)
+    def write_batch(self, items: list[tuple[str, Any]]) -> None:
+        pending = [(k.encode(), encode(v), self._sink.headers(v) if self._sink.headers else None)
                    for k, v in items]
         for attempt in range(self._sink.retries + 1):
             failed: list[tuple[bytes, bytes, Any]] = []
@@ -210,7 +218,7 @@ class _JsonSinkPartition(StatelessSinkPartition[tuple[str, dict[str, Any]]]):
         self._producer.flush(self._sink.flush_timeout_s)
 
 
-class KafkaJsonSink(DynamicSink[tuple[str, dict[str, Any]]]):
+class KafkaJsonSink(DynamicSink[tuple[str, Any]]):
     """Writes `(key, message)` items to `topic` as JSON, checking every delivery (at-least-once)."""
 
     def __init__(self, settings: KafkaSettings, topic: str, *,

@@ -51,7 +51,8 @@ class IncidentLogic(StatefulLogic[list[Output], list[Output], bytes | None]):
 
 
 def _model_of(outputs: list[Output]) -> str:
-    return str(next(m["model"] for _k, m in outputs if m.get("model")))
+    message = outputs[0][1]  # a budget or alert Struct, or the label store's dict
+    return message["model"] if isinstance(message, dict) else message.model
 
 
 def explode(item: tuple[str, list[Any]]) -> list[tuple[str, Any]]:

@@ -13,9 +13,11 @@ timeslice SLOs), so Prometheus can recompute error ratios and burn rates itself
 list, so it is right again after a restart even when no transition is repeated. The gauges of a
 key that has not reported for `retire_after_ticks` ticks of its model are removed.
 
-Budgets, alerts and dead letters are read as their types (`sloguard.core.messages.outputs`): one
-that does not fit counts in `sloguard_output_type_errors_total{kind}` (logged once per problem) and
-sets no gauge, so a renamed field shows on the dashboard instead of stopping the metrics.
+The flow hands budgets, alerts and dead letters over as their Structs (`sloguard.core.messages.outputs`),
+used as they are. A message handed over as a dict (by other callers) is
+read as its type first: one that does not fit counts in `sloguard_output_type_errors_total{kind}`
+(logged once per problem) and sets no gauge, so a renamed field shows on the dashboard instead of
+stopping the metrics.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED
 from sloguard.core.messages.batch import ParsedBatch
-from sloguard.core.messages.outputs import AlertRead, BudgetRead, DeadLetter, read_as
+from sloguard.core.messages.outputs import Alert, AlertRead, Budget, BudgetRead, DeadLetter, read_as
 from sloguard.core.spec.model import Config
 
 WHOLE_MODEL = "all"
@@ -110,7 +112,7 @@ class FlowMetrics:
         for d in parsed.dead_letters:
             self.dead_letters.labels(d.model or "", reason_class(d.error)).inc()
 
-    def observe_output(self, kind: str, message: dict[str, Any]) -> None:
+    def observe_output(self, kind: str, message: Any) -> None:
         if kind != "label_store":  # written to no topic
             self.outputs.labels(kind).inc()
         if kind == "label_store":  # the label join's counters as it has read so far (not in budget events)
@@ -121,7 +123,8 @@ class FlowMetrics:
             return
         if kind not in _READ_AS:  # incidents: counted above, no gauges of their own
             return
-        typed, problem = read_as(message, _READ_AS[kind])
+        typed, problem = ((message, None) if isinstance(message, Budget | Alert | DeadLetter)
+                          else read_as(message, _READ_AS[kind]))
         if typed is None:
             self._type_error(kind, problem or "")
             return
@@ -130,7 +133,7 @@ class FlowMetrics:
             return
         slo, segment = typed.slo or "", _segment(typed.segment)
         with self._lock:
-            if isinstance(typed, BudgetRead):
+            if isinstance(typed, Budget):
                 self._observe_budget(typed, slo, typed.model, segment)
             else:
                 self.severities.setdefault((slo, typed.rule), typed.severity)
@@ -151,7 +154,7 @@ class FlowMetrics:
             key = self._keys[(slo, model, segment)] = _KeyGauges(self._ticks.get(model, ("", 0))[1])
         return key
 
-    def _observe_budget(self, budget: BudgetRead, slo: str, model: str, segment: str) -> None:
+    def _observe_budget(self, budget: Budget, slo: str, model: str, segment: str) -> None:
         self._advance_tick(model, budget.ts)
         key = self._key(slo, model, segment)
         key.last_tick, key.reports = self._ticks[model][1], True

@@ -8,11 +8,11 @@ copy taken in one pass, no deep copy of object graphs), and nothing at all witho
 
 from __future__ import annotations
 
-import logging
 import pickle
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from bytewax.dataflow import Stream
@@ -28,13 +28,24 @@ from sloguard.core.evaluate.shard import Shard
 from sloguard.core.evaluate.state import migrate_judge, migrate_shard, plan_migration
 from sloguard.core.evaluate.summary import Summary
 from sloguard.core.messages.batch import ParsedBatch
-from sloguard.core.messages.outputs import Alert, Budget, Incident, read_message
 from sloguard.core.spec.model import StateMismatch
 from sloguard.flows.routing import shard_key
 
-log = logging.getLogger("sloguard.flow")
+Keyed = tuple[str, Any]  # (Kafka message key, an output Struct: budget, alert, incident or dead letter)
 
-Keyed = tuple[str, dict[str, Any]]  # (Kafka message key, message)
+
+#: Asked at the end of the input: is it really over (replay, a drained run: judge the last ticks,
+#: dead-letter the labels still held), or was the run stopped (keep everything for the resume)?
+InputEnds = Callable[[], bool]
+
+
+def _always() -> bool:
+    return True
+
+
+def input_ends_of(finish_at_eof: bool | InputEnds) -> InputEnds:
+    """`finish_at_eof` as the question asked at the end of input (a bool: the same answer always)."""
+    return finish_at_eof if callable(finish_at_eof) else partial(bool, finish_at_eof)
 
 
 def route_batch(plans: dict[str, ModelPlan], parsed: ParsedBatch) -> list[tuple[str, Piece]]:
@@ -57,8 +68,8 @@ class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
     """
 
     def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
-                 state: dict | None, reset: frozenset[str] = frozenset()) -> None:
-        self.plans, self.sources, self.recovery = plans, sources, recovery
+                 state: dict | None, reset: frozenset[str] = frozenset(), input_ends: InputEnds = _always) -> None:
+        self.plans, self.sources, self.recovery, self.input_ends = plans, sources, recovery, input_ends
         self.shard = None
         if state is not None:
             plan, migration = _plan_of(plans, state, reset)
@@ -67,8 +78,9 @@ class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
 
     @classmethod
     def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool,
-              resume: bytes | None, reset: frozenset[str] = frozenset()) -> ShardLogic:
-        return cls(plans, sources, recovery, None if resume is None else pickle.loads(resume), reset)
+              resume: bytes | None, reset: frozenset[str] = frozenset(), input_ends: InputEnds = _always
+              ) -> ShardLogic:
+        return cls(plans, sources, recovery, None if resume is None else pickle.loads(resume), reset, input_ends)
 
     def on_item(self, value: Piece) -> tuple[Iterable[tuple[str, Any]], bool]:
         if self.shard is None:
@@ -77,7 +89,9 @@ class ShardLogic(StatefulLogic[Piece, tuple[str, Any], bytes | None]):
         return [("summary", summary), *dead], StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[tuple[str, Any]], bool]:
-        return ((), StatefulLogic.RETAIN) if self.shard is None else (self.shard.finish(), StatefulLogic.RETAIN)
+        if self.shard is None or not self.input_ends():  # a stopped run: held labels wait for the resume
+            return (), StatefulLogic.RETAIN
+        return self.shard.finish(), StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
         if self.shard is None:
@@ -92,10 +106,10 @@ class JudgeLogic(StatefulLogic[tuple[int | None, Summary], list[Output], bytes |
     the whole judge): merges the shards' summaries, judges ticks (judge.py). Everything one call
     writes is one item (whole ticks, or the part's `TickPart`s for the gather step)."""
 
-    def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool, recovery: bool,
-                 state: dict | None, reset: frozenset[str] = frozenset()) -> None:
-        self.plans, self.sources = plans, sources
-        self.finish_at_eof, self.recovery = finish_at_eof, recovery
+    def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool | InputEnds,
+                 recovery: bool, state: dict | None, reset: frozenset[str] = frozenset()) -> None:
+        self.plans, self.sources, self.recovery = plans, sources, recovery
+        self.input_ends = input_ends_of(finish_at_eof)
         self.judge = None
         if state is not None:
             plan, migration = _plan_of(plans, state, reset)
@@ -103,8 +117,8 @@ class JudgeLogic(StatefulLogic[tuple[int | None, Summary], list[Output], bytes |
             self.judge = Judge(plan, judge_state, sources, state.get("part"))
 
     @classmethod
-    def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool, recovery: bool,
-              resume: bytes | None, reset: frozenset[str] = frozenset()) -> JudgeLogic:
+    def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool | InputEnds,
+              recovery: bool, resume: bytes | None, reset: frozenset[str] = frozenset()) -> JudgeLogic:
         return cls(plans, sources, finish_at_eof, recovery, None if resume is None else pickle.loads(resume), reset)
 
     def on_item(self, value: tuple[int | None, Summary]) -> tuple[Iterable[list[Output]], bool]:
@@ -114,7 +128,7 @@ class JudgeLogic(StatefulLogic[tuple[int | None, Summary], list[Output], bytes |
         return _whole(self.judge.merge(summary)), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[list[Output]], bool]:
-        if self.judge is None or not self.finish_at_eof:
+        if self.judge is None or not self.input_ends():  # a live run leaves them to the next events
             return (), StatefulLogic.RETAIN
         return _whole(self.judge.finish()), StatefulLogic.RETAIN
 
@@ -139,8 +153,9 @@ def judge_parts(plans: dict[str, ModelPlan], item: tuple[str, Summary]) -> list[
 class GatherLogic(StatefulLogic[list[Output], list[Output], bytes | None]):
     """Bytewax state where one model's judge parts meet (gather.py): whole ticks, in order."""
 
-    def __init__(self, plans: dict[str, ModelPlan], recovery: bool, state: dict | None) -> None:
-        self.plans, self.recovery = plans, recovery
+    def __init__(self, plans: dict[str, ModelPlan], recovery: bool, state: dict | None,
+                 input_ends: InputEnds = _always) -> None:
+        self.plans, self.recovery, self.input_ends = plans, recovery, input_ends
         self.model: str | None = None
         self.gather: Gather | None = None
         if state is not None:
@@ -152,16 +167,18 @@ class GatherLogic(StatefulLogic[list[Output], list[Output], bytes | None]):
         return self.gather
 
     @classmethod
-    def build(cls, plans: dict[str, ModelPlan], recovery: bool, resume: bytes | None) -> GatherLogic:
-        return cls(plans, recovery, None if resume is None else pickle.loads(resume))
+    def build(cls, plans: dict[str, ModelPlan], recovery: bool, resume: bytes | None,
+              input_ends: InputEnds = _always) -> GatherLogic:
+        return cls(plans, recovery, None if resume is None else pickle.loads(resume), input_ends)
 
     def on_item(self, value: list[Output]) -> tuple[Iterable[list[Output]], bool]:
         gather = self.gather or self._build(value[0][1].model, None)
         return _whole(gather.add(value)), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[list[Output]], bool]:
-        return ((), StatefulLogic.RETAIN) if self.gather is None else (_whole(self.gather.finish()),
-                                                                      StatefulLogic.RETAIN)
+        if self.gather is None or not self.input_ends():  # a stopped run: ticks some parts have not passed wait
+            return (), StatefulLogic.RETAIN
+        return _whole(self.gather.finish()), StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
         if self.gather is None:
@@ -204,39 +221,21 @@ def only(kind: str, item: tuple, by_model: bool = False) -> tuple | None:
     return (msg.model, msg) if by_model else (key, msg)
 
 
-#: The type each output kind is written as: what the notifier and the controller read it as.
-_WRITTEN_AS = {"budget": Budget, "alert": Alert, "incident": Incident}
-_reported: set[tuple[str, str]] = set()
-
-
-def checked(kind: str, item: tuple) -> tuple | None:
-    """`only(kind)`, each message checked against its type before it is written (strictly: the
-    exact fields of `sloguard.core.messages.outputs`). A mismatch is a sloguard bug: it is logged
-    once per kind and problem, with the field's path, and the message still goes out (its readers
-    will refuse it with the same path) rather than stopping the flow."""
-    out = only(kind, item)
-    if out is not None and kind in _WRITTEN_AS:
-        problem = read_message(out[1], _WRITTEN_AS[kind])
-        if problem is not None and (kind, problem) not in _reported:
-            _reported.add((kind, problem))
-            log.error("%s message does not match its type (%s): %s", kind, problem,
-                      {k: out[1].get(k) for k in ("slo", "model", "segment", "ts")})
-    return out
-
-
 def message_key(output: Output) -> str:
     """The Kafka key of an output: one SLO key's events stay in order on one partition."""
     kind, msg = output
     if kind == "dead_letter":
-        return msg.get("model") or msg["topic"]
+        return msg.model or msg.topic
+    if kind == "label_store":  # a dict, for the metrics only: written to no topic
+        return msg["model"]
     if kind == "incident":  # one incident's messages in order on one partition
-        return f"{msg['model']}|incident|{msg['id']}"
-    return "|".join((msg["model"], msg.get("slo") or "", segment_key(msg["segment"])))
+        return f"{msg.model}|incident|{msg.id}"
+    return "|".join((msg.model, msg.slo or "", segment_key(msg.segment)))
 
 
 def dead_letters(parsed: ParsedBatch) -> list[Keyed]:
     """The parser's dead letters as keyed messages."""
-    return [(d.model or d.topic, d.to_dict()) for d in parsed.dead_letters]
+    return [(d.model or d.topic, d) for d in parsed.dead_letters]
 
 
 @dataclass(frozen=True)

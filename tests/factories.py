@@ -104,15 +104,24 @@ def run(
 def feed(ev: ModelEvaluator, spec: ParseSpec, rb: RawBatch) -> list[Output]:
     """Parse one raw batch and process model `m`'s part: the parser's dead letters, then the outputs."""
     parsed = parse_batch(rb, spec)
-    out: list[Output] = [("dead_letter", d.to_dict()) for d in parsed.dead_letters]
+    out: list[Output] = [("dead_letter", d) for d in parsed.dead_letters]
     for _, mb in split_by_model(parsed, ["m"]):
         out += ev.process(mb)
     return out
 
 
-def of(outputs: list[Output], kind: str, **match: Any) -> list[dict[str, Any]]:
-    """Outputs of `kind` whose fields equal `match`."""
-    return [m for k, m in outputs if k == kind and all(m.get(f) == v for f, v in match.items())]
+def of(outputs: list[Output], kind: str, **match: Any) -> list[Any]:
+    """Outputs of `kind` whose fields equal `match`: budgets and alerts are their Structs, dead
+    letters and the label store dicts."""
+    return [m for k, m in outputs if k == kind and all(field_of(m, f) == v for f, v in match.items())]
+
+
+def field_of(message: Any, name: str) -> Any:
+    """A field of an output message, Struct or dict (None when it has none)."""
+    if isinstance(message, dict):
+        return message.get(name)
+    value = getattr(message, name, None)
+    return None if value is msgspec.UNSET else value
 
 
 def roundtrip(obj: Any) -> Any:
@@ -127,8 +136,8 @@ def epoch(text: str) -> float:
     return value
 
 
-__all__ = ["T0", "alert_message", "batches", "budget_message", "epoch", "event", "make_config", "np", "of",
-           "roundtrip", "run", "steady"]
+__all__ = ["T0", "alert_message", "batches", "budget_message", "epoch", "event", "field_of", "make_alert",
+           "make_budget", "make_config", "np", "of", "roundtrip", "run", "steady"]
 
 
 def example_yaml(name: str) -> dict[str, Any]:
@@ -149,6 +158,11 @@ def example_yaml(name: str) -> dict[str, Any]:
 def budget_message(**fields: Any) -> dict[str, Any]:
     """A ``slo.budget`` message with every required field, built as a `Budget` (so a renamed field
     fails where it is built); `fields` replace the defaults."""
+    return msgspec.to_builtins(make_budget(**fields))
+
+
+def make_budget(**fields: Any) -> Any:
+    """A `Budget` with every required field, as the flow hands it on; `fields` replace the defaults."""
     from sloguard.core.messages.outputs import Budget, Counted
 
     message: dict[str, Any] = {
@@ -158,11 +172,16 @@ def budget_message(**fields: Any) -> dict[str, Any]:
         "burn_rates": {"1h": 2.0, "5m": 3.0}, "events": {"1h": 0, "5m": 0}, "counted": Counted(good=0.0, total=0.0),
         "firing": [],
     }  # fmt: skip
-    return msgspec.to_builtins(Budget(**{**message, **fields}))
+    return Budget(**{**message, **fields})
 
 
 def alert_message(**fields: Any) -> dict[str, Any]:
     """A ``slo.alerts`` message with every required field, built as an `Alert`; `fields` replace the defaults."""
+    return msgspec.to_builtins(make_alert(**fields))
+
+
+def make_alert(**fields: Any) -> Any:
+    """An `Alert` with every required field, as the flow hands it on; `fields` replace the defaults."""
     from sloguard.core.messages.outputs import Alert
 
     message: dict[str, Any] = {
@@ -172,4 +191,4 @@ def alert_message(**fields: Any) -> dict[str, Any]:
         "ts": "2026-01-01T00:01:00.000Z", "summary": "avail (m) burns its 30d error budget", "actions": [],
         "runbook": None,
     }  # fmt: skip
-    return msgspec.to_builtins(Alert(**{**message, **fields}))
+    return Alert(**{**message, **fields})

@@ -1,10 +1,10 @@
 """`sloguard demo`: generated fraud and recommender traffic, the dataflow, and the alerts it raises.
 
 Like `cli.py` this is an edge of the package (it writes files and prints); the core modules stay pure.
-Alerts and rollout decisions are read as their types (`AlertRead`, `Decision`), and the budgets,
-alerts and incidents the rollout policy replays are checked against theirs (`sloguard.apps.runs`):
-a renamed field stops the demo naming the file and field. A scenario's manifest is no output message:
-it stays a dict.
+The alerts shown as they fire are the flow's own `Alert` Structs, handed over as the replay writes
+them; the budgets, alerts and incidents the rollout policy replays from the output files are checked
+against their types (`sloguard.apps.runs`): a renamed field stops the demo naming the file and
+field. A scenario's manifest is no output message: it stays a dict.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, TextIO
 import msgspec
 import orjson
 
-from sloguard.apps.runs import read_checked, read_output
-from sloguard.core.messages.outputs import AlertRead, BudgetRead, Decision, IncidentRead
+from sloguard.apps.runs import read_checked
+from sloguard.core.messages.outputs import Alert, AlertRead, BudgetRead, Decision, IncidentRead
 from sloguard.core.spec.config import load_config
 from sloguard.core.spec.timeutil import parse_rfc3339, to_rfc3339
 
@@ -29,7 +29,7 @@ _RESET = "\033[0m"
 _TIMELINE_SHOWN = 8
 
 
-def format_alert(alert: AlertRead, colour: bool) -> str:
+def format_alert(alert: Alert, colour: bool) -> str:
     """One line per alert transition: time, state, severity, rule, SLO, segment, summary."""
     seg = ",".join(f"{k}={v}" for k, v in alert.segment.items()) or "(whole model)"
     tag = "RESOLVED" if alert.state == "resolved" else alert.severity.upper()
@@ -40,7 +40,7 @@ def format_alert(alert: AlertRead, colour: bool) -> str:
     return line
 
 
-def detection_table(manifest: dict[str, Any], alerts: list[AlertRead]) -> list[str]:
+def detection_table(manifest: dict[str, Any], alerts: list[Alert]) -> list[str]:
     """For each injected incident: the first matching alert and how long after the start it came."""
     rows = [f"{'incident':24} {'segment':18} {'expected':34} {'detected after':>14}"]
     for inc in manifest["incidents"]:
@@ -159,11 +159,10 @@ def run_replay_demo(out: Path, events: int = 250_000, seed: int = 7, stream: Tex
             f"{manifest['control']}; running the dataflow, alerts as they fire (pages and resolutions):\n",
             file=stream,
         )
-        seen: list[AlertRead] = []
+        seen: list[Alert] = []
         run = out / f"{scenario}-run"
 
-        def show(message: dict[str, Any], seen: list = seen, run: Path = run) -> None:
-            alert = read_output(message, AlertRead, f"{run / 'alerts.jsonl'}: alert {len(seen) + 1}")
+        def show(alert: Alert, seen: list = seen) -> None:
             seen.append(alert)
             if alert.severity == "page" and (not alert.segment or "region" in alert.segment):
                 print("  " + format_alert(alert, colour), file=stream)
@@ -202,7 +201,7 @@ def write_demo_report(runs: list[tuple[str, Path]], scenarios: list[str], manife
     print(f"\nreport: {html} (open it in a browser; it needs no network)", file=stream)
 
 
-def show_notifications(alerts: list[AlertRead], stream: TextIO, shown: int = 4,
+def show_notifications(alerts: list[Alert], stream: TextIO, shown: int = 4,
                        incidents: list[dict[str, Any]] | None = None) -> None:
     """What the notifier would post to Slack: one message per incident (its open and its resolve
     through an incoming webhook; one message edited in place through the Slack Web API), beside
@@ -254,11 +253,10 @@ def run_depth_demo(out: Path, stream: Any, events: int = 108_000, seed: int = 7)
     print(f"    chargebacks of predictions from {to_rfc3339(withheld['from'])} to {to_rfc3339(withheld['to'])} "
           "come 3 days late; "
           "whole-model pages as they fire:\n", file=stream)
-    seen: list[AlertRead] = []
+    seen: list[Alert] = []
     run = out / "ml-depth-run"
 
-    def show(message: dict[str, Any]) -> None:
-        alert = read_output(message, AlertRead, f"{run / 'alerts.jsonl'}: alert {len(seen) + 1}")
+    def show(alert: Alert) -> None:
         seen.append(alert)
         if alert.severity == "page" and alert.state == "firing" and not alert.segment:
             d = alert.details or {}  # UNSET when the alert has none

@@ -9,13 +9,10 @@ import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sloguard.apps.checks import check_config_file
 from sloguard.core.spec.model import Config
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -39,6 +36,7 @@ def replay(
     """Run the dataflow over JSONL inputs into out/{budget,alerts,dead_letter}.jsonl; returns counts.
 
     `progress`: True prints progress to stderr; a callable gets `(bytes read, bytes total, lines)`.
+    `on_alert` gets each alert as it is written (the flow's `Alert` Struct).
     `now` (default: the wall clock, read once here at the edge) bounds how far in the future an
     event may be stamped (`limits.max_future_skew`). `keep_scale` keeps the config's shards and
     judge parts (tests: the outputs do not depend on them).

@@ -61,7 +61,8 @@ def test_the_replayed_rollout_names_the_file_line_and_field_of_a_bad_budget(tmp_
 
 def test_sloguard_demo_reports_an_alert_that_is_not_its_type_in_one_line(tmp_path, monkeypatch, capsys) -> None:
     """The flow writes `severity`; a demo that read it as `severity_level` (a field renamed on one
-    side) stops at the first alert of the real replay, naming the file and field, exit 2."""
+    side) stops at the first alert it reads back from the real replay's files (for the rollout
+    policy), naming the file, line and field, exit 2."""
 
     class RenamedAlert(AlertRead, kw_only=True):
         severity_level: str
@@ -69,4 +70,4 @@ def test_sloguard_demo_reports_an_alert_that_is_not_its_type_in_one_line(tmp_pat
     monkeypatch.setattr("sloguard.apps.demo.AlertRead", RenamedAlert)
     assert main(["demo", "--replay", "--events", "3000", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: {tmp_path / 'fraud-run' / 'alerts.jsonl'}: alert 1: severity_level: required field missing\n"
+    assert err == f"error: {tmp_path / 'fraud-run' / 'alerts.jsonl'}: line 1: severity_level: required field missing\n"

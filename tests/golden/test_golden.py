@@ -14,15 +14,19 @@ import gzip
 import os
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import orjson
+import pytest
 from factories import T0, make_config
 from test_quality_slos import traffic
 
 from sloguard.apps.replay import replay
+from sloguard.core.messages.outputs import Alert, Budget, Incident
 
 GOLDEN = Path(__file__).resolve().parent
 OUTPUTS = ("budget", "alerts", "incidents")
+STRUCTS = {"budget": Budget, "alerts": Alert, "incidents": Incident}
 UPDATE = os.environ.get("SLOGUARD_UPDATE_GOLDEN") == "1"
 
 
@@ -84,3 +88,15 @@ def test_a_replay_of_the_fixed_scenario_writes_exactly_the_golden_files(tmp_path
         alerts = [orjson.loads(x) for x in (out / "alerts.jsonl").read_bytes().splitlines()]
         assert {a["slo"] for a in alerts if a["state"] == "firing"} >= {"avail", "p95", "precision"}
         assert (out / "incidents.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("name", OUTPUTS)
+def test_every_golden_line_is_its_struct_field_for_field_and_in_order(name: str) -> None:
+    """The writer is the Struct: each golden line decodes strictly as its type (unknown fields
+    forbidden) and encodes back to the same bytes. A field renamed, added without a default or moved
+    in `sloguard.core.messages.outputs` fails here, naming the field, before any replay runs."""
+    lines = gzip.decompress((GOLDEN / f"{name}.jsonl.gz").read_bytes()).splitlines()
+    assert lines
+    decoder = msgspec.json.Decoder(STRUCTS[name])
+    for n, line in enumerate(lines, 1):
+        assert msgspec.json.encode(decoder.decode(line)) == line, f"{name}.jsonl line {n}"

@@ -33,9 +33,8 @@ from sloguard.core.evaluate.shard import Shard, ShardState
 from sloguard.core.evaluate.state import migrate_judge, migrate_shard, plan_migration
 from sloguard.core.evaluate.summary import Progress
 from sloguard.core.messages.batch import FeatureColumns, InferenceColumns, LabelColumns, ParsedBatch, Rejections
+from sloguard.core.messages.outputs import Output  # (kind, message): budgets and alerts as their Structs
 from sloguard.core.spec.model import Config
-
-Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter", message)
 
 
 @dataclass

@@ -16,9 +16,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sloguard.core.messages.outputs import Output, upgraded
 from sloguard.core.stats.budget import health_score
 
-Output = tuple[str, dict[str, Any]]
 Entry = tuple[tuple, list[Output]]  # ((phase, ...), outputs) of one tick
 
 RETIRED, KEYS, NO_DATA, LABEL_STORE = 0, 1, 2, 3  # phases of a tick, in output order
@@ -42,9 +42,9 @@ def assemble(entries: list[Entry], health_weights: dict[str, float]) -> list[Out
     whole = [m for tag, outs in entries if tag[0] == KEYS and tag[1] == WHOLE_MODEL_RANK
              for kind, m in outs if kind == "budget"]
     if whole:
-        health = health_score([(e["dimension"], e["budget_remaining"]) for e in whole], health_weights)
+        health = health_score([(e.dimension, e.budget_remaining) for e in whole], health_weights)
         for e in whole:
-            e["health"] = health
+            e.health = health
     return [o for _, outs in entries for o in outs]
 
 
@@ -54,6 +54,12 @@ class GatherState:
 
     waiting: dict[float, list[Entry]] = field(default_factory=dict)
     done: dict[int, float] = field(default_factory=dict)  # part -> its newest tick handed over
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Recovery state written while outputs were dicts: the waiting budgets and alerts become Structs."""
+        state["waiting"] = {t: [(tag, [(k, upgraded(k, m)) for k, m in outs]) for tag, outs in entries]
+                            for t, entries in state["waiting"].items()}
+        self.__dict__.update(state)
 
 
 class Gather:

@@ -33,13 +33,13 @@ from sloguard.core.evaluate.judge_state import (
     OTHER,
     JudgeState,
     KeyState,
-    Output,
     add_grouped,
 )
 from sloguard.core.evaluate.plan import ModelPlan
 from sloguard.core.evaluate.report import Report
 from sloguard.core.evaluate.slices import BAD, VERDICT_CODE, VERDICT_NAME, drift_family, judge_slice
 from sloguard.core.evaluate.summary import Rows, Summary
+from sloguard.core.messages.outputs import Budget, Output
 from sloguard.core.stats.drift import FeatureDrift
 from sloguard.core.stats.sketch import LogHistogram
 from sloguard.core.stats.windows import Windows
@@ -276,12 +276,12 @@ class Judge:
                     and not (plan.adjustments and plan.adjustments.changing(key.key, t))):
                 # nothing new reached this key and its windows did not move: last tick's events, retimed
                 index = self.slo_index
-                entries += [((KEYS, rank, index[e[1]["slo"]]), [e]) for e in self.report.again(key, cached[1])]
+                entries += [((KEYS, rank, index[e[1].slo]), [e]) for e in self.report.again(key, cached[1])]
                 continue
             sums_at: dict[float, dict[int, list[float]]] = {}
             for (end, w), row in zip(sum_plan.slots, total.tolist(), strict=True):
                 sums_at.setdefault(end, {})[w] = row
-            budgets: list[dict[str, Any]] = []
+            budgets: list[Budget] = []
             tick_row = tick.tolist()
             prefix = key.windows.prefixes() if any(periods) else None  # shared by the calendar SLOs
             for i, slo in enumerate(self.slos):

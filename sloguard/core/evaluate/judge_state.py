@@ -18,6 +18,7 @@ from sloguard.core.evaluate.frontier import SourceFrontier
 from sloguard.core.evaluate.gather import WHOLE_MODEL_RANK
 from sloguard.core.evaluate.label_coverage import LabelWaits
 from sloguard.core.evaluate.summary import Rows
+from sloguard.core.messages.outputs import Budget, upgraded
 from sloguard.core.stats.sketch import LogHistogram
 from sloguard.core.stats.windows import Windows
 
@@ -28,9 +29,6 @@ MAX_VALUES_PER_ATTRIBUTE = 200
 
 
 OTHER = "(other)"
-
-
-Output = tuple[str, dict[str, Any]]  # ("budget" | "alert" | "dead_letter" | "label_store", message)
 
 
 def segment_key(segment: dict[str, str]) -> str:
@@ -62,7 +60,14 @@ class KeyState:
         self.counted: dict[int, tuple[float, float]] = {}  # SLO index -> (good, judged) slices judged this tick
         self.changed = True  # anything added or judged since the last tick
         # last tick's sums, budget events and which sums each SLO read (Judge._evaluate)
-        self.cache: tuple[np.ndarray, list[dict[str, Any]], tuple[int, ...]] | None = None
+        self.cache: tuple[np.ndarray, list[Budget], tuple[int, ...]] | None = None
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        """Recovery state written while budget events were dicts: its cached events become Structs."""
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        if self.cache is not None and len(self.cache) == 3:
+            self.cache = (self.cache[0], [upgraded("budget", e) for e in self.cache[1]], self.cache[2])
 
     def see(self, bucket: float, ts: float, version: str | None) -> None:
         """Remember the newest event of an interval; it becomes `last_ts`/`version` at its tick."""

@@ -21,11 +21,11 @@ whose labels stop coming is judged at its deadline without a new label to trigge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from sloguard.core.evaluate.slices import Block, Judgement
+from sloguard.core.messages.outputs import LabelCoverage
 from sloguard.core.spec.model import Slo
 from sloguard.core.spec.timeutil import format_duration
 
@@ -68,8 +68,8 @@ class LabelWaits:
         return len(self.waiting.get((key, i), ()))
 
 
-def describe(slo: Slo, waiting: int) -> dict[str, Any]:
+def describe(slo: Slo, waiting: int) -> LabelCoverage:
     """The budget event's `label_coverage`: the rule, and how many slices wait for labels."""
     b = slo.budgeting
-    return {"min_share": b.min_label_share, "wait": format_duration(b.label_wait_s) if b.label_wait_s else "0s",
-            "waiting_slices": waiting}
+    return LabelCoverage(min_share=b.min_label_share,
+                         wait=format_duration(b.label_wait_s) if b.label_wait_s else "0s", waiting_slices=waiting)

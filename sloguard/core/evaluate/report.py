@@ -5,17 +5,31 @@ For every key and SLO at each tick: bad and total over the SLO window and over e
 the newest slice labels have judged), the budget left, burn rates, the multiwindow rules through
 the `AlertBook`, and one `budget` event; an `alert` event for each rule that starts or stops
 holding. `no_data` fires when a model that has sent events sends none for `no_data_after`.
+Both are built as their Structs (`sloguard.core.messages.outputs.Budget`, `Alert`), which the flow
+carries as they are to its sinks.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from msgspec.structs import replace
 
 from sloguard.core.evaluate.aggregate import EVENTS
 from sloguard.core.evaluate.alerts import BUDGET_EXHAUSTED, NO_DATA, alert_id, rule_holds
 from sloguard.core.evaluate.label_coverage import describe as describe_coverage
 from sloguard.core.evaluate.slices import explain
-from sloguard.core.spec.adjustments import Adjustment
+from sloguard.core.messages.outputs import (
+    Adjustment,
+    AdjustmentRef,
+    Alert,
+    Budget,
+    CalendarPeriod,
+    Counted,
+    LowTraffic,
+    Output,
+    RuleWindows,
+)
 from sloguard.core.spec.model import Owner, Slo
 from sloguard.core.spec.policy import AlertRule
 from sloguard.core.spec.timeutil import format_duration, to_rfc3339
@@ -24,8 +38,7 @@ from sloguard.core.stats.budget import budget_remaining, budget_text
 if TYPE_CHECKING:
     from sloguard.core.evaluate.judge import Judge
     from sloguard.core.evaluate.judge_state import KeyState
-
-Output = tuple[str, dict[str, Any]]
+    from sloguard.core.spec import adjustments
 
 
 class Report:
@@ -96,11 +109,8 @@ class Report:
                 seen = sums[rule.long_window_s][c.total] / per_event
                 if seen < slo.min_events:
                     holds = False
-                    low_traffic[rule.name] = {
-                        "window": format_duration(rule.long_window_s),
-                        "events": int(seen),
-                        "min_events": slo.min_events,
-                    }
+                    low_traffic[rule.name] = LowTraffic(window=format_duration(rule.long_window_s),
+                                                        events=int(seen), min_events=slo.min_events)
             k = (slo.name, key.key, rule.name)
             if holds != (k in book.firing) or k in book.clearing:
                 self._transition(key, slo, rule, rule.severity, holds, t, out, burn_labels, remaining)
@@ -110,11 +120,8 @@ class Report:
                 self._silence_over(key, slo, rule.name, rule.severity, t, out, burn_labels, remaining)
         exhausted = remaining <= 0 and (metric or total / per_event >= slo.min_events)
         if remaining <= 0 and not exhausted:
-            low_traffic[BUDGET_EXHAUSTED] = {
-                "window": slo.window,
-                "events": int(total / per_event),
-                "min_events": slo.min_events,
-            }
+            low_traffic[BUDGET_EXHAUSTED] = LowTraffic(window=slo.window, events=int(total / per_event),
+                                                       min_events=slo.min_events)
         k = (slo.name, key.key, BUDGET_EXHAUSTED)
         if exhausted != (k in book.firing) or k in book.clearing:
             self._transition(key, slo, None, judge.config.exhausted_severity, exhausted, t, out, burn_labels,
@@ -128,60 +135,59 @@ class Report:
         judged = w[c.good] + w[c.total] if metric else w[c.total]
         # what this tick added: the interval's events, or the slices judged for the first time
         counted = key.counted.get(i, (0.0, 0.0)) if metric else (tick[c.good], tick[c.total])
-        event: dict[str, Any] = {
-            "type": "budget",
-            "slo": slo.name,
-            "dimension": slo.dimension,
-            "model": self.model,
-            "version": key.version,
-            "segment": key.segment,
-            "ts": self.ts_text,
-            "sli": None if not judged else round(good / judged, 6),
-            "objective": slo.objective,
-            "target": slo.slo_target,
-            "window": slo.window,
-            "budgeting": slo.budgeting.method,
-            "good": good,
-            "total": judged,
-            "budget_remaining": round(remaining, 6),
-            "burn_rates": burn_labels,
-            "events": events,
-            "counted": {"good": counted[0], "total": counted[1]},
-            "firing": firing,
-        }
+        event = Budget(
+            slo=slo.name,
+            dimension=slo.dimension,  # type: ignore[arg-type]
+            model=self.model,
+            version=key.version,
+            segment=key.segment,
+            ts=self.ts_text,
+            sli=None if not judged else round(good / judged, 6),
+            objective=slo.objective,
+            target=slo.slo_target,
+            window=slo.window,
+            budgeting=slo.budgeting.method,  # type: ignore[arg-type]
+            good=good,
+            total=judged,
+            budget_remaining=round(remaining, 6),
+            burn_rates=burn_labels,
+            events=events,
+            counted=Counted(good=counted[0], total=counted[1]),
+            firing=firing,
+        )
         if period is not None and slo.calendar is not None:
-            event["period"] = {**slo.calendar.to_dict(), "start": to_rfc3339(period[0]), "end": to_rfc3339(period[1])}
+            event.period = CalendarPeriod(**slo.calendar.to_dict(), start=to_rfc3339(period[0]),  # type: ignore[arg-type]
+                                          end=to_rfc3339(period[1]))
         if metric:
-            event["slices_unjudged"] = w[c.unjudged]
-            event["value"] = key.values.get(i)
+            event.slices_unjudged = w[c.unjudged]
+            event.value = key.values.get(i)
         if i in key.details and key.details[i] is not None:
-            event[slo.sli.spec.dimension if slo.sli.spec.dimension in ("drift", "fairness") else "details"] = (
-                key.details[i]
-            )
+            setattr(event, slo.sli.spec.dimension if slo.sli.spec.dimension in ("drift", "fairness") else "details",
+                    key.details[i])
         if labelled is not None:
-            event["burn_rates_to"] = to_rfc3339(labelled[0])
+            event.burn_rates_to = to_rfc3339(labelled[0])
         if slo.sli.spec.labelled and slo.budgeting.min_label_share:
-            event["label_coverage"] = describe_coverage(slo, judge.state.label_waits.count(key.index, i))
+            event.label_coverage = describe_coverage(slo, judge.state.label_waits.count(key.index, i))
         if slo.baseline is not None:
-            event["baseline"] = slo.baseline
+            event.baseline = slo.baseline
         if low_traffic:
-            event["low_traffic"] = low_traffic
+            event.low_traffic = low_traffic
         resolving = {r: to_rfc3339(book.clearing[(slo.name, key.key, r)]) for r in firing
                      if (slo.name, key.key, r) in book.clearing} if book.clearing else None
         if resolving:  # firing rules that stopped holding, waiting out the resolve hold since then
-            event["resolving"] = resolving
+            event.resolving = resolving
         if plan.adjustments:
             adjusted = plan.adjustments.active(key.key, slo.name, t)
             if adjusted:  # silences and budget adjustments in effect at this tick
-                event["adjustments"] = [a.to_dict() for a in adjusted]
+                event.adjustments = [Adjustment(**a.to_dict()) for a in adjusted]
         if key.windows.dropped:  # events that came after their windows were evaluated: never silent
-            event["late_dropped"] = int(key.windows.dropped)
+            event.late_dropped = int(key.windows.dropped)
         out.append(("budget", event))
 
-    def again(self, key: KeyState, events: list[dict[str, Any]]) -> list[Output]:
+    def again(self, key: KeyState, events: list[Budget]) -> list[Output]:
         """Last tick's budget events of a key at which nothing changed, stamped with this tick: same
         windows, so the same budget, burn rates and firing rules; nothing counted this tick."""
-        return [("budget", {**e, "ts": self.ts_text, "counted": {"good": 0.0, "total": 0.0}}) for e in events]
+        return [("budget", replace(e, ts=self.ts_text, counted=Counted(good=0.0, total=0.0))) for e in events]
 
     def no_data(self, whole: KeyState, t: float, out: list[Output]) -> None:
         """`no-data` fires when a model that has sent events sends none for `no_data_after`."""
@@ -243,18 +249,18 @@ class Report:
         alert = self._alert(key, slo.name, slo.dimension, name, severity, transition, started, burns, remaining,
                             summary, owner)
         if rule is not None:
-            alert["windows"] = {"long": rule.windows[0], "short": rule.windows[1]}
-            alert["threshold"] = rule.burn_rate
+            alert.windows = RuleWindows(long=rule.windows[0], short=rule.windows[1])
+            alert.threshold = rule.burn_rate
         if transition == "resolved":  # the rule stopped holding then; resolved after the hold
-            alert["cleared_at"] = to_rfc3339(cleared)
+            alert.cleared_at = to_rfc3339(cleared)
         adjust = self.plan.adjustments
         if adjust:
             adjusted = adjust.active(key.key, slo.name, t)
             if adjusted:
-                alert["adjustments"] = [a.to_dict() for a in adjusted]
+                alert.adjustments = [Adjustment(**a.to_dict()) for a in adjusted]
             self._silenced((slo.name, key.key, name), alert, transition, adjust.silence(key.key, slo.name, t))
         if key.details.get(i) is not None:
-            alert[slo.dimension if slo.dimension in ("drift", "fairness") else "details"] = key.details[i]
+            setattr(alert, slo.dimension if slo.dimension in ("drift", "fairness") else "details", key.details[i])
         out.append(("alert", alert))
         return holds
 
@@ -283,24 +289,24 @@ class Report:
                    else f"{slo_name} ({where}) no longer has the {rule} rule")
             alert = self._alert(key, slo_name, meta[1], rule, meta[0], "resolved", started, {}, None,
                                 f"{why}: its {rule} alert is resolved", None)
-            alert["owner"] = meta[2]
+            alert.owner = meta[2]
             self._silenced(k, alert, "resolved", None)  # fired silenced: its resolve is silenced too
             out.append(("alert", alert))
 
-    def _silenced(self, k: tuple[str, str, str], alert: dict[str, Any], transition: str,
-                  silence: Adjustment | None) -> None:
+    def _silenced(self, k: tuple[str, str, str], alert: Alert, transition: str,
+                  silence: adjustments.Adjustment | None) -> None:
         """Mark an alert sent during a silence (the notifier posts nothing for it); remember which
         firing alerts were silenced, so they are sent when the silence ends if they still fire."""
         book = self.judge.state.book
         if transition == "firing":
             if silence is not None:
                 book.silenced[k] = silence.id
-                alert["silenced"] = silence.to_dict()
+                alert.silenced = AdjustmentRef(**silence.to_dict())
             return
         ended = book.silenced.pop(k, None)
         if ended is not None:  # its firing was never sent: neither is its resolution
             known = next((a for a in self.plan.adjustments.all if a.id == ended), None)
-            alert["silenced"] = known.to_dict() if known is not None else {"id": ended}
+            alert.silenced = AdjustmentRef(**known.to_dict()) if known is not None else AdjustmentRef(id=ended)
 
     def _silence_over(self, key: KeyState, slo: Slo, rule: str, severity: str, t: float, out: list[Output],
                       burns: dict[str, float], remaining: float) -> None:
@@ -315,29 +321,28 @@ class Report:
         alert = self._alert(key, slo.name, slo.dimension, rule, severity, "firing",
                             self.judge.state.book.firing[k], burns, remaining, summary,
                             self.judge.config.owner_of(slo))
-        alert["silence_ended"] = ended
+        alert.silence_ended = ended
         out.append(("alert", alert))
 
     def _alert(self, key: KeyState, slo: str | None, dimension: str, rule: str, severity: str, state: str,
                started: float, burns: dict[str, float], remaining: float | None, summary: str,
-               owner: Owner | None) -> dict[str, Any]:
-        return {
-            "type": "alert",
-            "id": alert_id(slo, self.model, key.key, rule),
-            "state": state,
-            "severity": severity,
-            "rule": rule,
-            "slo": slo,
-            "dimension": dimension,
-            "model": self.model,
-            "version": key.version,
-            "segment": key.segment,
-            "owner": owner.route if owner else None,
-            "burn_rates": burns,
-            "budget_remaining": None if remaining is None else round(float(remaining), 6),
-            "started_at": to_rfc3339(started),
-            "ts": self.ts_text,
-            "summary": summary,
-            "actions": list(owner.actions) if owner else [],
-            "runbook": owner.runbook if owner else None,
-        }
+               owner: Owner | None) -> Alert:
+        return Alert(
+            id=alert_id(slo, self.model, key.key, rule),
+            state=state,  # type: ignore[arg-type]
+            severity=severity,  # type: ignore[arg-type]
+            rule=rule,
+            slo=slo,
+            dimension=dimension,  # type: ignore[arg-type]
+            model=self.model,
+            version=key.version,
+            segment=key.segment,
+            owner=owner.route if owner else None,
+            burn_rates=burns,
+            budget_remaining=None if remaining is None else round(float(remaining), 6),
+            started_at=to_rfc3339(started),
+            ts=self.ts_text,
+            summary=summary,
+            actions=list(owner.actions) if owner else [],
+            runbook=owner.runbook if owner else None,
+        )

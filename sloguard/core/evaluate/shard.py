@@ -139,7 +139,7 @@ class Shard:
             raw = p.payloads[j]
             error = f"duplicate: id {_id_of(raw)!r} was already seen within {window}"
             dead.append(("dead_letter", dead_letter(p.topic, p.partition, int(p.offsets[j]), "dedupe", error, raw,
-                                                    model=self.plan.name, ts=to_rfc3339(float(p.ts[j]))).to_dict()))
+                                                    model=self.plan.name, ts=to_rfc3339(float(p.ts[j])))))
         summary.counters["duplicates"] = summary.counters.get("duplicates", 0) + len(p)
         fold_inference(self.plan, summary, p, sign=-1.0)
         fold_messages(self.plan, summary, p.ts, valid=False)
@@ -196,7 +196,7 @@ class Shard:
     def _reject(self, rejected: Rejected, dead: list[Output]) -> None:
         for meta, reason in rejected:
             dead.append(("dead_letter", dead_letter(meta.topic, meta.partition, meta.offset, "label_join", reason,
-                                                    meta.raw, model=self.plan.name, ts=to_rfc3339(meta.ts)).to_dict()))
+                                                    meta.raw, model=self.plan.name, ts=to_rfc3339(meta.ts))))
 
     def _date(self, summary: Summary, source: str) -> None:
         """Rejected messages with no readable time and no valid event before them in their batch

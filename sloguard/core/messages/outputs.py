@@ -6,13 +6,21 @@ for metrics only, on no topic). Each matches what its writer emits field for fie
 unknown fields, so a field renamed on one side fails a test (tests/core/messages/test_messages.py), and the JSON
 Schemas in `schemas/` are tested against them both ways.
 
-The flow's budget and alert writer (report.py) still builds dicts, checked against these types by
-the tests. Readers check what they consume against them: the notifier (alerts, incidents) and the
-rollout controller (budgets, alerts, incidents) check every message with `read_message` against
-`BudgetRead` / `AlertRead` / `IncidentRead` (the same fields and types; a
-top-level field a newer writer adds is ignored, so an upgrade in the wrong order does not
-dead-letter pages), and a wrong type is refused with the field's path. `read_as` also hands back
-the converted message, for readers that go on with its attributes (the flow's metrics, the demo).
+The flow builds its budgets and alerts (report.py), incidents (incidents.py) and dead letters (the
+parser and the shards, through `dead_letter(...)`) as these Structs and carries them to its sinks,
+which write them with `encode` / `encode_lines`: one msgspec encoder (dicts too, e.g. the
+metrics-only label store counters).
+A Struct's fields are written in the order it declares them, so that
+order is part of the format (tests/golden/ holds it): declare a new field where it should be
+written. Nothing checks a message again before it is written: its type is the check, and the tests
+decode everything a replay writes strictly.
+
+Readers check what they consume against them: the notifier (alerts, incidents) and the rollout
+controller (budgets, alerts, incidents) check every message with `read_message` against
+`BudgetRead` / `AlertRead` / `IncidentRead` (the same fields and types; a top-level field a newer
+writer adds is ignored, so an upgrade in the wrong order does not dead-letter pages), and a wrong
+type is refused with the field's path. `read_as` also hands back the converted message, for
+readers that go on with its attributes (the flow's metrics when handed a dict, the demo).
 
 Dead letters have one format and one builder, `dead_letter(...)`, used by every writer: the
 parser, the dedupe and label join in the shards, the notifier and the rollout controller. It keeps
@@ -24,6 +32,7 @@ Pure: std lib and msgspec only.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -48,12 +57,16 @@ __all__ = [
     "LabelCoverage",
     "LabelStore",
     "LowTraffic",
+    "Output",
     "OutputMessage",
     "RuleWindows",
     "Stage",
     "dead_letter",
+    "encode",
+    "encode_lines",
     "read_as",
     "read_message",
+    "upgraded",
 ]
 
 T = TypeVar("T")
@@ -71,7 +84,8 @@ Stage = Literal["parse", "dedupe", "label_join", "notifier", "controller"]
 
 class _Message(Struct, forbid_unknown_fields=True):
     """Base of every message: unknown fields are errors. An optional field is `UNSET` when the
-    message does not carry it (and is then not written); a present field may still be null."""
+    message does not carry it (and is then not written); a present field may still be null. Fields
+    are written in the order they are declared."""
 
 
 # ---- pieces -------------------------------------------------------------------------------------
@@ -169,6 +183,7 @@ class Budget(_Message, tag="budget", tag_field="type"):
     events: dict[str, int]
     counted: Counted
     firing: list[str]
+    period: CalendarPeriod | UnsetType = UNSET
     slices_unjudged: float | UnsetType = UNSET
     value: float | UnsetType | None = UNSET
     drift: list[dict[str, Any]] | dict[str, Any] | UnsetType = UNSET  # per feature; multivariate: one object
@@ -182,7 +197,6 @@ class Budget(_Message, tag="budget", tag_field="type"):
     adjustments: list[Adjustment] | UnsetType = UNSET
     late_dropped: int | UnsetType = UNSET
     health: dict[str, Any] | UnsetType = UNSET
-    period: CalendarPeriod | UnsetType = UNSET
 
 
 # ---- slo.alerts ---------------------------------------------------------------------------------
@@ -217,8 +231,8 @@ class Alert(_Message, tag="alert", tag_field="type"):
     drift: list[dict[str, Any]] | dict[str, Any] | UnsetType = UNSET  # per feature; multivariate: one object
     fairness: dict[str, Any] | UnsetType = UNSET
     details: Any = UNSET
-    incident_id: str | UnsetType = UNSET
     inhibited_by: str | UnsetType = UNSET
+    incident_id: str | UnsetType = UNSET
 
 
 # ---- slo.incidents ------------------------------------------------------------------------------
@@ -363,6 +377,35 @@ class LabelStore(_Message):
 #: Any message on an output topic, told apart by its `type` tag:
 #: `msgspec.json.Decoder(OutputMessage).decode(raw)` returns a Budget, Alert, Incident, DeadLetter or Decision.
 OutputMessage = Budget | Alert | Incident | DeadLetter | Decision
+
+#: What the flow's steps hand on: `(kind, message)`, kind "budget" | "alert" | "incident" |
+#: "dead_letter" (their Structs) or "label_store" (a dict), or a judge part's `("tick", TickPart)`.
+Output = tuple[str, Any]
+
+
+# ---- writing ------------------------------------------------------------------------------------
+
+_ENCODER = msgspec.json.Encoder()  # encodes under the GIL: safe to share between Bytewax worker threads
+
+
+def encode(message: Any) -> bytes:
+    """A message (a Struct, or a dict of builtins) as one JSON text."""
+    return _ENCODER.encode(message)
+
+
+def encode_lines(messages: Iterable[Any]) -> bytes:
+    """Messages as JSON Lines: one JSON text and a newline each."""
+    return _ENCODER.encode_lines(messages)
+
+
+_STRUCT_OF: dict[str, type[Any]] = {"budget": Budget, "alert": Alert, "incident": Incident}
+
+
+def upgraded(kind: str, message: Any) -> Any:
+    """A message a recovery state kept from before the flow carried Structs (a dict) as its Struct;
+    anything else as it is. For the `__setstate__` of the states that hold messages."""
+    struct = _STRUCT_OF.get(kind)
+    return msgspec.convert(message, struct) if struct is not None and isinstance(message, dict) else message
 
 
 # ---- reading ------------------------------------------------------------------------------------

@@ -22,9 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sloguard.core.spec.timeutil import format_duration, parse_rfc3339, to_rfc3339
+
+if TYPE_CHECKING:
+    from sloguard.core.messages.outputs import Alert, Budget
 
 Key = tuple[str, str]  # (slo, segment key text)
 
@@ -77,12 +80,12 @@ class CauseTracker:
         self.lookback_s = float(lookback_s)
         self.state = state or CauseState()
 
-    def observe_budget(self, event: Mapping[str, Any], key: str, t: float) -> None:
+    def observe_budget(self, event: Budget, key: str, t: float) -> None:
         """One budget event of tick `t` for (its SLO, `key`). Called for every budget event: kept cheap."""
-        spec = self.slos.get(event["slo"])
+        spec = self.slos.get(event.slo)
         if spec is None:
             return
-        burns = event.get("burn_rates")
+        burns = event.burn_rates
         burning = False
         if burns:
             for label, rate in spec.thresholds:
@@ -90,11 +93,11 @@ class CauseTracker:
                 if b is not None and b >= rate:
                     burning = True
                     break
-        k = (event["slo"], key)
+        k = (event.slo, key)
         st = self.state.streaks.get(k)
         if burning:
             if st is None or st.ended:  # a streak starts when the burn it reports happened
-                to = event.get("burn_rates_to")
+                to = event.burn_rates_to
                 at = (parse_rfc3339(to) or t) if isinstance(to, str) else t
                 self.state.streaks[k] = Streak(at, t)
             else:
@@ -102,9 +105,9 @@ class CauseTracker:
         elif st is not None and not st.ended:
             st.ended = True
 
-    def observe_firing(self, alert: Mapping[str, Any], key: str, t: float) -> None:
+    def observe_firing(self, alert: Alert, key: str, t: float) -> None:
         """An alert fired at tick `t`: its key becomes a cause candidate."""
-        slo = alert.get("slo")
+        slo = alert.slo
         if not slo:
             return
         k = (str(slo), key)
@@ -115,8 +118,7 @@ class CauseTracker:
         old = self.state.candidates.get(k)
         if old is not None and t - old.fired_at <= self.lookback_s:
             start = min(start, old.burn_start)  # another rule of the same key, same burn
-        self.state.candidates[k] = Candidate(str(slo), str(alert.get("dimension") or ""),
-                                             dict(alert.get("segment") or {}), start, t)
+        self.state.candidates[k] = Candidate(slo, alert.dimension, dict(alert.segment), start, t)
 
     def prune(self, t: float, firing: Iterable[Key]) -> None:
         """Forget what can no longer matter: candidates older than the look-back that no longer

@@ -52,9 +52,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sloguard.core.spec.timeutil import format_duration, parse_duration
+
+if TYPE_CHECKING:
+    from sloguard.core.messages.outputs import Alert
 
 LABELS = ("model", "slo", "dimension", "rule", "severity", "owner", "segment")
 DEFAULT_GROUP_BY = ("model", "severity")
@@ -71,16 +74,16 @@ def seg_key(segment: Mapping[str, str] | None) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(segment.items()))
 
 
-def alert_labels(alert: Mapping[str, Any]) -> dict[str, str]:
+def alert_labels(alert: Alert) -> dict[str, str]:
     """The labels grouping and inhibition read from an alert message."""
     return {
-        "model": str(alert.get("model") or ""),
-        "slo": str(alert.get("slo") or ""),
-        "dimension": str(alert.get("dimension") or ""),
-        "rule": str(alert.get("rule") or ""),
-        "severity": str(alert.get("severity") or ""),
-        "owner": str(alert.get("owner") or ""),
-        "segment": seg_key(alert.get("segment")),
+        "model": alert.model,
+        "slo": alert.slo or "",
+        "dimension": alert.dimension,
+        "rule": alert.rule,
+        "severity": alert.severity,
+        "owner": alert.owner or "",
+        "segment": seg_key(alert.segment),
     }
 
 

@@ -21,7 +21,8 @@ gets them back with the incident messages of each tick appended. At each tick:
 
 An alert that carries `silenced` (a silence in the config's adjustments) is treated like a muted
 one. The alerts themselves go on unchanged except for two added fields: `incident_id` (the incident the
-alert's episode belongs to) and, while muted, `inhibited_by` (the muting alert's id).
+alert's episode belongs to) and, while muted, `inhibited_by` (the muting alert's id). Budgets, alerts
+and incidents are their Structs (`sloguard.core.messages.outputs`).
 
 Decisions depend only on the set of alerts and budgets of a tick, never on their order within it.
 Pure: no I/O, no clock. The state pickles (recovery) and `IncidentBook(policy, slos, state)`
@@ -35,11 +36,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from msgspec import UNSET
+from msgspec.structs import replace
+
+from sloguard.core.messages.outputs import Alert, Budget, IncidentMember, Output, RuleWindows, upgraded
+from sloguard.core.messages.outputs import Incident as IncidentMessage
 from sloguard.core.notify.incident_cause import CauseState, CauseTracker, SloBurn
 from sloguard.core.notify.incident_policy import IncidentPolicy, alert_labels, seg_key
 from sloguard.core.spec.timeutil import format_duration, parse_rfc3339, to_rfc3339
 
-Output = tuple[str, dict[str, Any]]
 _RANK = {"page": 2, "ticket": 1}
 STATE_VERSION = 1
 
@@ -63,11 +68,15 @@ class Member:
     windows: dict[str, str] | None = None
     threshold: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        if self.windows is None:
-            del out["windows"], out["threshold"]
-        return out
+    def message(self) -> IncidentMember:
+        """As an incident message lists it."""
+        windows = UNSET if self.windows is None else RuleWindows(long=self.windows["long"], short=self.windows["short"])
+        return IncidentMember(
+            alert_id=self.alert_id, slo=self.slo, dimension=self.dimension, rule=self.rule,  # type: ignore[arg-type]
+            severity=self.severity, segment=self.segment, started_at=self.started_at,  # type: ignore[arg-type]
+            state=self.state, resolved_at=self.resolved_at, inhibited_by=self.inhibited_by,  # type: ignore[arg-type]
+            burn_rates=self.burn_rates, budget_remaining=self.budget_remaining, windows=windows,
+            threshold=UNSET if self.windows is None else self.threshold)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -93,9 +102,14 @@ class Incident:
 class IncidentState:
     version: int = STATE_VERSION
     open: dict[tuple[str, ...], Incident] = field(default_factory=dict)
-    firing: dict[str, dict[str, Any]] = field(default_factory=dict)  # alert id -> its firing message
+    firing: dict[str, Alert] = field(default_factory=dict)  # alert id -> its firing message
     member_of: dict[str, str] = field(default_factory=dict)  # alert id -> incident id of its episode
     cause: CauseState = field(default_factory=CauseState)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Recovery state written while alerts were dicts: the firing ones become Structs."""
+        state["firing"] = {aid: upgraded("alert", a) for aid, a in state.get("firing", {}).items()}
+        self.__dict__.update(state)
 
 
 def incident_id(group: Iterable[str], opened_at: float) -> str:
@@ -127,7 +141,7 @@ class IncidentBook:
         tick: list[Output] = []
         for kind, msg in outputs:
             if kind in ("budget", "alert"):
-                if tick and msg.get("ts") != tick[0][1].get("ts"):
+                if tick and msg.ts != tick[0][1].ts:
                     out += self._tick(tick)
                     tick = []
                 tick.append((kind, msg))
@@ -141,22 +155,22 @@ class IncidentBook:
 
     def _tick(self, outputs: list[Output]) -> list[Output]:
         st, policy = self.state, self.policy
-        ts_text = str(outputs[0][1]["ts"])
+        ts_text = outputs[0][1].ts
         t = parse_rfc3339(ts_text) or 0.0
-        budgets: dict[tuple[str, str], dict[str, Any]] = {}
-        resolved: dict[str, dict[str, Any]] = {}
+        budgets: dict[tuple[str, str], Budget] = {}
+        resolved: dict[str, Alert] = {}
         for kind, msg in outputs:
-            key = seg_key(msg.get("segment"))
+            key = seg_key(msg.segment)
             if kind == "budget":
-                budgets[(str(msg["slo"]), key)] = msg
+                budgets[(msg.slo, key)] = msg
                 self.cause.observe_budget(msg, key, t)
-            elif msg["state"] == "firing":
-                st.firing[msg["id"]] = msg
-                resolved.pop(msg["id"], None)
+            elif msg.state == "firing":
+                st.firing[msg.id] = msg
+                resolved.pop(msg.id, None)
                 self.cause.observe_firing(msg, key, t)
             else:
-                st.firing.pop(msg["id"], None)
-                resolved[msg["id"]] = msg
+                st.firing.pop(msg.id, None)
+                resolved[msg.id] = msg
         if len(budgets) == len(outputs):  # no alert changed: no incident can (budgets only update burns)
             if st.cause.candidates:
                 self.cause.prune(t, st.cause.candidates)
@@ -179,23 +193,23 @@ class IncidentBook:
             alert = st.firing[aid]
             group = policy.group_key(labels[aid])
             inc = st.open.get(group)
-            if (aid in muted or alert.get("silenced")) and (
+            if (aid in muted or alert.silenced) and (
                     inc is None or aid not in inc.members or inc.members[aid].state != "firing"):
                 continue  # muted (inhibit rules) and silenced (adjustments) alerts open no incident, join none
             if inc is None:
-                inc = Incident(incident_id(group, t), group, str(alert["model"]), alert.get("owner"),
+                inc = Incident(incident_id(group, t), group, alert.model, alert.owner,
                                {g: labels[aid][g] for g in policy.group_by}, t)
                 st.open[group] = inc
                 changed[inc.id] = (inc, "opened")
             m = inc.members.get(aid)
-            if m is None or m.state != "firing" or m.started_at != alert.get("started_at"):
+            if m is None or m.state != "firing" or m.started_at != alert.started_at:
                 inc.members[aid] = _member(alert)
                 st.member_of[aid] = inc.id
                 if changed.get(inc.id, (inc, ""))[1] != "opened":  # opened > joined > left
                     changed[inc.id] = (inc, "joined")
-            if alert.get("actions") and not inc.actions:
-                inc.actions, inc.runbook = list(alert["actions"]), alert.get("runbook")
-        firing_keys = [(str(a.get("slo")), labels[aid]["segment"]) for aid, a in st.firing.items()]
+            if alert.actions and not inc.actions:
+                inc.actions, inc.runbook = list(alert.actions), alert.runbook
+        firing_keys = [(str(a.slo), labels[aid]["segment"]) for aid, a in st.firing.items()]
         out = [self._annotate(kind, msg, muted) for kind, msg in outputs]
         for inc_id in sorted(changed, key=lambda i: (changed[i][0].opened_at, i)):
             inc, change = changed[inc_id]
@@ -233,29 +247,29 @@ class IncidentBook:
                     muted[aid] = source
         return dict(sorted(muted.items()))
 
-    def _annotate(self, kind: str, msg: dict[str, Any], muted: Mapping[str, str]) -> Output:
+    def _annotate(self, kind: str, msg: Any, muted: Mapping[str, str]) -> Output:
         if kind != "alert":
             return kind, msg
-        aid = msg["id"]
-        extra: dict[str, Any] = {}
-        if msg["state"] == "firing" and aid in muted and aid not in self.state.member_of:
+        aid = msg.id
+        extra: dict[str, str] = {}
+        if msg.state == "firing" and aid in muted and aid not in self.state.member_of:
             extra["inhibited_by"] = muted[aid]
             source_incident = self.state.member_of.get(muted[aid])
             if source_incident:
                 extra["incident_id"] = source_incident
         elif aid in self.state.member_of:
             extra["incident_id"] = self.state.member_of[aid]
-        return kind, ({**msg, **extra} if extra else msg)
+        return kind, (replace(msg, **extra) if extra else msg)  # a copy: the book keeps the firing alert as it came
 
     # -- the message ------------------------------------------------------------------------------
 
     def _message(self, inc: Incident, change: str, ts_text: str, t: float,
-                 budgets: Mapping[tuple[str, str], Mapping[str, Any]], muted: Mapping[str, str]) -> dict[str, Any]:
+                 budgets: Mapping[tuple[str, str], Budget], muted: Mapping[str, str]) -> IncidentMessage:
         for m in inc.members.values():
             b = budgets.get((str(m.slo), seg_key(m.segment)))
             if b is not None and m.state == "firing":
-                m.burn_rates = dict(b.get("burn_rates") or {})
-                m.budget_remaining = b.get("budget_remaining")
+                m.burn_rates = dict(b.burn_rates)
+                m.budget_remaining = b.budget_remaining
         members = sorted(inc.members.values(), key=lambda m: (m.state != "firing", seg_key(m.segment) != "",
                                                               seg_key(m.segment), str(m.slo), m.rule))
         live = [m for m in members if m.state == "firing"] or members
@@ -266,38 +280,36 @@ class IncidentBook:
         inhibited = sorted(aid for aid, src in muted.items()
                            if self.state.member_of.get(src) == inc.id and aid not in self.state.member_of)
         resolved = change == "resolved"
-        msg: dict[str, Any] = {
-            "type": "incident",
-            "id": inc.id,
-            "seq": inc.seq,
-            "state": "resolved" if resolved else "firing",
-            "change": change,
-            "severity": severity,
-            "model": inc.model,
-            "owner": inc.owner,
-            "group": inc.labels,
-            "slo": slos[0] if len(slos) == 1 else None,
-            "dimension": dims[0] if len(dims) == 1 else None,
-            "opened_at": to_rfc3339(inc.opened_at),
-            "ts": ts_text,
-            "resolved_at": ts_text if resolved else None,
-            "keys": len({seg_key(m.segment) for m in live}),
-            "members": [m.to_json() for m in members],
-            "inhibited": [self._inhibited_entry(aid, muted[aid]) for aid in inhibited],
-            "explained_by": explained,
-            "cause": inc.cause,
-            "summary": self._summary(inc, live, slos, explained, resolved, t),
-            "actions": inc.actions,
-            "runbook": inc.runbook,
-        }
-        return msg
+        return IncidentMessage(
+            id=inc.id,
+            seq=inc.seq,
+            state="resolved" if resolved else "firing",
+            change=change,  # type: ignore[arg-type]
+            severity=severity,  # type: ignore[arg-type]
+            model=inc.model,
+            owner=inc.owner,
+            group=inc.labels,
+            slo=slos[0] if len(slos) == 1 else None,
+            dimension=dims[0] if len(dims) == 1 else None,  # type: ignore[arg-type]
+            opened_at=to_rfc3339(inc.opened_at),
+            ts=ts_text,
+            resolved_at=ts_text if resolved else None,
+            keys=len({seg_key(m.segment) for m in live}),
+            members=[m.message() for m in members],
+            inhibited=[self._inhibited_entry(aid, muted[aid]) for aid in inhibited],
+            explained_by=explained,
+            cause=inc.cause,
+            summary=self._summary(inc, live, slos, explained, resolved, t),
+            actions=inc.actions,
+            runbook=inc.runbook,
+        )
 
     def _inhibited_entry(self, aid: str, source: str) -> dict[str, Any]:
         a = self.state.firing[aid]
-        return {"alert_id": aid, "rule": a.get("rule"), "slo": a.get("slo"), "severity": a.get("severity"),
-                "segment": a.get("segment") or {}, "inhibited_by": source}
+        return {"alert_id": aid, "rule": a.rule, "slo": a.slo, "severity": a.severity, "segment": a.segment,
+                "inhibited_by": source}
 
-    def _explained(self, inc: Incident, live: list[Member], budgets: Mapping[tuple[str, str], Mapping[str, Any]]
+    def _explained(self, inc: Incident, live: list[Member], budgets: Mapping[tuple[str, str], Budget]
                    ) -> dict[str, Any] | None:
         """The one segment that explains the incident's SLO burning on the whole model, if any."""
         slos = {m.slo for m in live}
@@ -310,7 +322,7 @@ class IncidentBook:
         whole = budgets.get((slo, ""))
         # the short window: what burns now (the long one still holds the previous incident's bad events)
         window = next((m.windows["short"] for m in live if m.windows), None)
-        if whole is not None and whole.get("budgeting") == "occurrences" and window:
+        if whole is not None and whole.budgeting == "occurrences" and window:
             bad_whole = _bad(whole, window)
             best = max(segments, key=lambda k: (_bad(budgets.get((slo, k)), window), k))
             share = _bad(budgets.get((slo, best)), window) / bad_whole if bad_whole > 0 else 0.0
@@ -350,22 +362,21 @@ class IncidentBook:
         return text
 
 
-def _bad(event: Mapping[str, Any] | None, window: str) -> float:
+def _bad(event: Budget | None, window: str) -> float:
     """Bad events over `window` from a budget event: burn x (1 - target) x events."""
     if event is None:
         return 0.0
-    burn = float((event.get("burn_rates") or {}).get(window, 0.0) or 0.0)
-    n = float((event.get("events") or {}).get(window, 0.0) or 0.0)
-    target = event.get("target")
-    eb = 1.0 - float(target) if isinstance(target, int | float) and target < 1 else 1.0
+    burn = event.burn_rates.get(window, 0.0)
+    n = float(event.events.get(window, 0))
+    eb = 1.0 - event.target if event.target < 1 else 1.0
     return burn * eb * n
 
 
-def _member(alert: Mapping[str, Any]) -> Member:
+def _member(alert: Alert) -> Member:
+    windows = None if alert.windows is UNSET else {"long": alert.windows.long, "short": alert.windows.short}
     return Member(
-        alert_id=str(alert["id"]), slo=alert.get("slo"), dimension=str(alert.get("dimension") or ""),
-        rule=str(alert.get("rule")), severity=str(alert.get("severity")), segment=dict(alert.get("segment") or {}),
-        started_at=str(alert.get("started_at")), burn_rates=dict(alert.get("burn_rates") or {}),
-        budget_remaining=alert.get("budget_remaining"), windows=alert.get("windows"),
-        threshold=alert.get("threshold"),
+        alert_id=alert.id, slo=alert.slo, dimension=alert.dimension, rule=alert.rule, severity=alert.severity,
+        segment=dict(alert.segment), started_at=alert.started_at, burn_rates=dict(alert.burn_rates),
+        budget_remaining=alert.budget_remaining, windows=windows,
+        threshold=None if alert.threshold is UNSET else alert.threshold,
     )

@@ -71,8 +71,8 @@ def test_outputs_are_the_same_for_any_shards_and_batches(tmp_path: Path) -> None
     config, streams = _depth(tmp_path, T0 + 3600, T0 + 3 * 3600)  # the score shift, and the clean hour before
     one = _outputs(config, streams, 1, 2000)
     assert one == _outputs(config, streams, 5, 777)
-    assert any(k == "alert" and m["slo"] == "fraud-estimated-precision" for k, m in one)
-    assert any(k == "budget" and m["slo"] == "fraud-joint-drift" and m.get("value") for k, m in one)
+    assert any(k == "alert" and m.slo == "fraud-estimated-precision" for k, m in one)
+    assert any(k == "budget" and m.slo == "fraud-joint-drift" and m.value for k, m in one)
 
 
 def test_a_snapshot_mid_stream_continues_as_if_never_stopped(tmp_path: Path) -> None:
@@ -89,4 +89,4 @@ def test_a_snapshot_mid_stream_continues_as_if_never_stopped(tmp_path: Path) -> 
                         size=500, evaluator=restored)
     kept = ("budget", "alert")
     assert [o for o in first + rest if o[0] in kept] == [o for o in whole if o[0] in kept]
-    assert any(k == "alert" and m["slo"] == "fraud-estimate-error" for k, m in whole)
+    assert any(k == "alert" and m.slo == "fraud-estimate-error" for k, m in whole)

@@ -70,16 +70,16 @@ def test_no_drift_raises_nothing_and_a_shift_in_one_region_alerts_there_naming_t
     config = drift_config(tmp_path, rng)
     events = traffic(rng, T0, T0 + 3600, 1.0) + traffic(rng, T0 + 3600, T0 + 7200, 1.0, shift=1.0, shift_region="us")
     out, _ = run(config, events)
-    calm = [a for a in of(out, "alert", slo="drift") if a["ts"] < "2026-01-01T01:00"]
+    calm = [a for a in of(out, "alert", slo="drift") if a.ts < "2026-01-01T01:00"]
     assert calm == []
     firing = of(out, "alert", slo="drift", state="firing", rule="fast-burn")
-    assert {tuple(a["segment"].items()) for a in firing} >= {(("region", "us"),)}
-    assert not [a for a in firing if a["segment"] == {"region": "eu"}]
-    us = next(a for a in firing if a["segment"] == {"region": "us"})
-    assert us["dimension"] == "drift" and "drifting: a (" in us["summary"] and "b (" not in us["summary"]
-    assert [d["feature"] for d in us["drift"] if d["drifted"]] == ["a"]
+    assert {tuple(a.segment.items()) for a in firing} >= {(("region", "us"),)}
+    assert not [a for a in firing if a.segment == {"region": "eu"}]
+    us = next(a for a in firing if a.segment == {"region": "us"})
+    assert us.dimension == "drift" and "drifting: a (" in us.summary and "b (" not in us.summary
+    assert [d["feature"] for d in us.drift if d["drifted"]] == ["a"]
     # target 0.95: a page needs 72 % of the last hour's slices drifted, i.e. 45 minutes of drift
-    assert us["ts"] <= "2026-01-01T01:50"
+    assert us.ts <= "2026-01-01T01:50"
 
 
 def test_slice_statistics_match_scipy_on_the_raw_slice_values(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_slice_statistics_match_scipy_on_the_raw_slice_values(tmp_path: Path) ->
     events = traffic(rng, T0, T0 + 600, 2.0, shift=0.3, cats=(0.4, 0.3, 0.3))
     out, _ = run(config, events)
     last = of(out, "budget", slo="drift", segment={})[-1]
-    by = {d["feature"]: d for d in last["drift"]}
+    by = {d["feature"]: d for d in last.drift}
     # the newest judged slice: the last one, [T0+300, T0+600), ends with the input and is judged at its end
     cur = [e for e in events if T0 + 300 <= e["ts"] < T0 + 600]
     a = np.array([e["features"]["a"] for e in cur])
@@ -110,7 +110,7 @@ def test_a_harmless_shift_on_a_large_slice_is_significant_but_not_drift(tmp_path
     events = traffic(rng, T0, T0 + 1800, 40.0, shift=0.04)  # 12k values per 5-minute slice
     out, _ = run(config, events, size=5000)
     last = of(out, "budget", slo="drift", segment={})[-1]
-    a = next(d for d in last["drift"] if d["feature"] == "a")
+    a = next(d for d in last.drift if d["feature"] == "a")
     assert a["n"] == 12_000 and a["p_value"] < 0.05 and not a["drifted"]
     assert not of(out, "alert", slo="drift")
 
@@ -122,8 +122,8 @@ def test_psi_method_uses_the_objective_as_the_psi_threshold(tmp_path: Path) -> N
     events = traffic(rng, T0, T0 + 600, 5.0, shift=1.5)
     out, _ = run(config, events)
     last = of(out, "budget", slo="drift", segment={})[-1]
-    psi = last["drift"][0]
-    assert psi["psi"] > 0.25 and psi["drifted"] and last["value"] == pytest.approx(psi["psi"], rel=1e-5)
+    psi = last.drift[0]
+    assert psi["psi"] > 0.25 and psi["drifted"] and last.value == pytest.approx(psi["psi"], rel=1e-5)
 
 
 def test_drift_needs_a_reference_for_each_feature(tmp_path: Path) -> None:

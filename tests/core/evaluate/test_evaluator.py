@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from factories import T0, epoch, event, make_config, of, roundtrip, run, steady
+from msgspec import UNSET
 
 from sloguard.core.evaluate.alerts import alert_id
 from sloguard.core.evaluate.evaluator import ModelEvaluator
@@ -21,17 +22,17 @@ def test_full_outage_against_999_pages_within_two_minutes_and_resolves_after_it_
     events = steady(T0, start, 10) + steady(start, end, 10, status="error") + steady(end, end + 2 * 3600, 10)
     out, _ = run(config, events)
     pages = of(out, "alert", rule="fast-burn", segment={}, slo="avail")
-    assert [a["state"] for a in pages] == ["firing", "resolved"]
-    fired, resolved = epoch(pages[0]["ts"]), epoch(pages[1]["ts"])
+    assert [a.state for a in pages] == ["firing", "resolved"]
+    fired, resolved = epoch(pages[0].ts), epoch(pages[1].ts)
     assert start < fired <= start + 120
     # the short window (5m) clears five minutes after the outage, give or take one tick; the page
     # resolves once the rule has stayed false for the resolve hold (default five ticks)
-    assert end + 5 * 60 <= epoch(pages[1]["cleared_at"]) <= end + 6 * 60
-    assert epoch(pages[1]["cleared_at"]) + 5 * 60 == resolved
-    assert not [a for a in of(out, "alert", state="firing") if epoch(a["ts"]) < start]
-    assert pages[0]["severity"] == "page" and pages[0]["owner"] == "sre"
-    assert pages[0]["actions"] == ["roll back"]
-    assert pages[0]["id"] == pages[1]["id"] == alert_id("avail", "m", "", "fast-burn")
+    assert end + 5 * 60 <= epoch(pages[1].cleared_at) <= end + 6 * 60
+    assert epoch(pages[1].cleared_at) + 5 * 60 == resolved
+    assert not [a for a in of(out, "alert", state="firing") if epoch(a.ts) < start]
+    assert pages[0].severity == "page" and pages[0].owner == "sre"
+    assert pages[0].actions == ["roll back"]
+    assert pages[0].id == pages[1].id == alert_id("avail", "m", "", "fast-burn")
 
 
 def test_ratio_counts_and_burn_rates_match_hand_counts():
@@ -74,7 +75,7 @@ def test_ratio_counts_and_burn_rates_match_hand_counts():
         for i in range(n)
     ]
     out, _ = run(config, events)
-    tick = of(out, "budget", slo="avail", segment={})[-1]["ts"]
+    tick = of(out, "budget", slo="avail", segment={})[-1].ts
     t = epoch(tick)
     seen = ts < t
     eu = seen & (region == "eu")
@@ -87,19 +88,19 @@ def test_ratio_counts_and_burn_rates_match_hand_counts():
     for name, (good, valid, _) in expect.items():
         for mask, segment in ((seen, {}), (eu, {"region": "eu"})):
             b = of(out, "budget", slo=name, segment=segment, ts=tick)[0]
-            assert b["good"] == np.sum(good & valid & mask), name
-            assert b["total"] == np.sum(valid & mask), name
+            assert b.good == np.sum(good & valid & mask), name
+            assert b.total == np.sum(valid & mask), name
     b = of(out, "budget", slo="complete", segment={}, ts=tick)[0]
-    assert b["total"] == 2 * seen.sum()
-    assert b["good"] == 2 * seen.sum() - missing[seen].sum()
+    assert b.total == 2 * seen.sum()
+    assert b.good == 2 * seen.sum() - missing[seen].sum()
     # burn over the last hour by hand: (bad / total in [t - 1h, t)) / (1 - objective)
     last_hour = (ts >= t - 3600) & seen
     bad = np.sum((status != "ok") & last_hour)
     b = of(out, "budget", slo="avail", segment={}, ts=tick)[0]
-    assert b["burn_rates"]["1h"] == pytest.approx(bad / last_hour.sum() / 0.001, rel=1e-4)
-    assert b["events"]["1h"] == last_hour.sum()
+    assert b.burn_rates["1h"] == pytest.approx(bad / last_hour.sum() / 0.001, rel=1e-4)
+    assert b.events["1h"] == last_hour.sum()
     total = seen.sum()
-    assert b["budget_remaining"] == pytest.approx(
+    assert b.budget_remaining == pytest.approx(
         1 - np.sum((status != "ok") & seen) / (0.001 * total), rel=1e-5
     )
 
@@ -125,12 +126,12 @@ def test_latency_quantile_slices_match_numpy_within_the_sketch_error():
     out, _ = run(config, events)
     checked = 0
     for b in of(out, "budget", slo="p99", segment={}):
-        t = epoch(b["ts"])
+        t = epoch(b.ts)
         if t % 300:
             continue
         in_slice = (ts >= t - 300) & (ts < t) & (status != "error")
         exact = np.quantile(latency[in_slice], 0.99, method="lower")
-        assert b["value"] == pytest.approx(exact, rel=0.0101), b["ts"]
+        assert b.value == pytest.approx(exact, rel=0.0101), b.ts
         checked += 1
     assert checked >= 10
 
@@ -151,8 +152,8 @@ def test_timeslice_alert_fires_once_and_resolves_once_during_a_sustained_inciden
     events = steady(T0, start, 2) + steady(start, end, 2, latency_ms=900.0) + steady(end, end + 3600, 2)
     out, _ = run(config, events)
     pages = of(out, "alert", rule="fast-burn", segment={})
-    assert [a["state"] for a in pages] == ["firing", "resolved"]
-    assert start < epoch(pages[0]["ts"]) <= start + 15 * 60
+    assert [a.state for a in pages] == ["firing", "resolved"]
+    assert start < epoch(pages[0].ts) <= start + 15 * 60
 
 
 def test_low_traffic_guard_blocks_alerts_and_says_so_in_the_budget_event():
@@ -160,11 +161,11 @@ def test_low_traffic_guard_blocks_alerts_and_says_so_in_the_budget_event():
     events = steady(T0, T0 + 1800, 0.2) + steady(T0 + 1800, T0 + 2400, 0.2, status="error")
     out, _ = run(config, events)
     assert not of(out, "alert", rule="fast-burn")
-    guarded = [b for b in of(out, "budget", slo="avail", segment={}) if "low_traffic" in b]
+    guarded = [b for b in of(out, "budget", slo="avail", segment={}) if b.low_traffic is not UNSET]
     assert guarded
-    note = guarded[-1]["low_traffic"]["fast-burn"]
-    assert note["min_events"] == 1000 and note["events"] < 1000 and note["window"] == "1h"
-    assert set(guarded[-1]["low_traffic"]) == {"fast-burn", "medium-burn", "slow-burn", "budget-exhausted"}
+    note = guarded[-1].low_traffic["fast-burn"]
+    assert note.min_events == 1000 and note.events < 1000 and note.window == "1h"
+    assert set(guarded[-1].low_traffic) == {"fast-burn", "medium-burn", "slow-burn", "budget-exhausted"}
     assert not of(out, "alert")
 
 
@@ -173,9 +174,9 @@ def test_budget_exhausted_fires_when_nothing_is_left():
     events = steady(T0, T0 + 3600, 10) + steady(T0 + 3600, T0 + 3700, 10, status="error")
     out, _ = run(config, events)
     fired = of(out, "alert", rule="budget-exhausted", state="firing", segment={})
-    assert len(fired) == 1 and fired[0]["budget_remaining"] <= 0
-    before = [b for b in of(out, "budget", slo="avail", segment={}) if epoch(b["ts"]) < epoch(fired[0]["ts"])]
-    assert all(b["budget_remaining"] > 0 for b in before)
+    assert len(fired) == 1 and fired[0].budget_remaining <= 0
+    before = [b for b in of(out, "budget", slo="avail", segment={}) if epoch(b.ts) < epoch(fired[0].ts)]
+    assert all(b.budget_remaining > 0 for b in before)
 
 
 def test_a_silent_model_raises_no_data_and_resolves_when_it_returns():
@@ -188,18 +189,18 @@ def test_a_silent_model_raises_no_data_and_resolves_when_it_returns():
     )
     out, _ = run(config, events + other)
     alerts = of(out, "alert", rule="no-data")
-    assert [a["state"] for a in alerts] == ["firing", "resolved"]
-    assert epoch(alerts[0]["ts"]) == T0 + 3600 + 600
-    assert epoch(alerts[1]["ts"]) == T0 + 5400 + 60 + 5 * 60  # events again, then the resolve hold
-    assert alerts[0]["severity"] == "page" and alerts[0]["slo"] is None
+    assert [a.state for a in alerts] == ["firing", "resolved"]
+    assert epoch(alerts[0].ts) == T0 + 3600 + 600
+    assert epoch(alerts[1].ts) == T0 + 5400 + 60 + 5 * 60  # events again, then the resolve hold
+    assert alerts[0].severity == "page" and alerts[0].slo is None
 
 
 def test_silent_segment_does_not_look_healthy_nor_page_forever():
     config = make_config([AVAILABILITY])
     events = steady(T0, T0 + 3600, 5, region="eu") + steady(T0, T0 + 7200, 5, region="us")
     out, _ = run(config, events)
-    late = [b for b in of(out, "budget", slo="avail", segment={"region": "eu"}) if epoch(b["ts"]) > T0 + 5400]
-    assert late and all(b["events"]["5m"] == 0 for b in late)
+    late = [b for b in of(out, "budget", slo="avail", segment={"region": "eu"}) if epoch(b.ts) > T0 + 5400]
+    assert late and all(b.events["5m"] == 0 for b in late)
 
 
 def test_duplicates_are_dead_lettered_with_the_reason_and_counted_once():
@@ -208,10 +209,10 @@ def test_duplicates_are_dead_lettered_with_the_reason_and_counted_once():
     dup = dict(events[10])
     out, _ = run(config, [*events, dup], size=100)
     dead = of(out, "dead_letter")
-    assert len(dead) == 1 and dead[0]["error"].startswith("duplicate: id 'e") and dead[0]["model"] == "m"
-    assert '"id":"' + dup["id"] + '"' in dead[0]["payload"]
+    assert len(dead) == 1 and dead[0].error.startswith("duplicate: id 'e") and dead[0].model == "m"
+    assert dead[0].stage == "dedupe" and '"id":"' + dup["id"] + '"' in dead[0].payload
     last = of(out, "budget", slo="avail", segment={})[-1]
-    assert last["total"] == len([e for e in events if e["ts"] < epoch(last["ts"])])
+    assert last.total == len([e for e in events if e["ts"] < epoch(last.ts)])
 
 
 @pytest.mark.parametrize("split", [700, 3333, 9000])
@@ -310,7 +311,7 @@ def test_objective_relative_to_a_baseline_sets_the_slice_threshold(tmp_path):
     assert config.slos[0].objective == 250.0 and config.slos[0].baseline == 200.0
     out, _ = run(config, steady(T0, T0 + 1800, 1, latency_ms=240.0))
     b = of(out, "budget", slo="p99", segment={})[-1]
-    assert b["baseline"] == 200.0 and b["sli"] == 1.0 and math.isclose(b["objective"], 250.0)
+    assert b.baseline == 200.0 and b.sli == 1.0 and math.isclose(b.objective, 250.0)
 
 
 def test_variant_and_version_can_be_segment_attributes_for_canary_budgets():
@@ -319,8 +320,8 @@ def test_variant_and_version_can_be_segment_attributes_for_canary_budgets():
                "status": "error" if i % 10 == 0 and i % 20 == 0 else "ok"}
               for i, e in enumerate(steady(T0, T0 + 1800, 5))]
     out, _ = run(config, events)
-    last = {tuple(b["segment"].items()): b for b in of(out, "budget", slo="avail")}
+    last = {tuple(b.segment.items()): b for b in of(out, "budget", slo="avail")}
     canary, stable = last[(("variant", "canary"),)], last[(("variant", "stable"),)]
-    assert canary["total"] == sum(1 for e in events if e["variant"] == "canary" and e["ts"] < epoch(canary["ts"]))
-    assert canary["good"] == canary["total"] / 2 and stable["good"] == stable["total"]
-    assert last[(("version", "v2"),)]["total"] == canary["total"]
+    assert canary.total == sum(1 for e in events if e["variant"] == "canary" and e["ts"] < epoch(canary.ts))
+    assert canary.good == canary.total / 2 and stable.good == stable.total
+    assert last[(("version", "v2"),)].total == canary.total

@@ -4,6 +4,7 @@ one alert, not fire-resolve-fire; the hold is event time, configurable, and surv
 from __future__ import annotations
 
 from factories import T0, epoch, make_config, of, roundtrip, run, steady
+from msgspec import UNSET
 
 from sloguard.core.evaluate.alerts import AlertBook
 from sloguard.core.evaluate.evaluator import ModelEvaluator
@@ -21,7 +22,7 @@ def _events() -> list[dict]:
 
 
 def _pages(out: list) -> list[tuple[str, float]]:
-    return [(a["state"], epoch(a["ts"])) for a in of(out, "alert", rule="fast-burn", segment={}, slo="avail")]
+    return [(a.state, epoch(a.ts)) for a in of(out, "alert", rule="fast-burn", segment={}, slo="avail")]
 
 
 def test_a_dip_shorter_than_the_hold_is_one_alert() -> None:
@@ -30,13 +31,13 @@ def test_a_dip_shorter_than_the_hold_is_one_alert() -> None:
     assert [s for s, _ in pages] == ["firing", "resolved"]
     # resolved once the rule stayed false for five ticks after the second burst's short window cleared
     resolved = of(out, "alert", rule="fast-burn", segment={}, state="resolved")[0]
-    assert END2 + 5 * 60 <= epoch(resolved["cleared_at"]) <= END2 + 6 * 60
-    assert pages[1][1] == epoch(resolved["cleared_at"]) + 5 * 60
+    assert END2 + 5 * 60 <= epoch(resolved.cleared_at) <= END2 + 6 * 60
+    assert pages[1][1] == epoch(resolved.cleared_at) + 5 * 60
     # while the rule was false the budget events say the page is still firing, and resolving since when
-    dip = [b for b in of(out, "budget", slo="avail", segment={}) if "resolving" in b]
-    first_dip = [b for b in dip if epoch(b["ts"]) < START2 + 60]
-    assert first_dip and all("fast-burn" in b["firing"] for b in first_dip)
-    assert {b["resolving"]["fast-burn"] for b in first_dip} == {first_dip[0]["ts"]}
+    dip = [b for b in of(out, "budget", slo="avail", segment={}) if b.resolving is not UNSET]
+    first_dip = [b for b in dip if epoch(b.ts) < START2 + 60]
+    assert first_dip and all("fast-burn" in b.firing for b in first_dip)
+    assert {b.resolving["fast-burn"] for b in first_dip} == {first_dip[0].ts}
 
 
 def test_without_a_hold_the_same_dip_flaps() -> None:

@@ -9,6 +9,7 @@ import pytest
 from factories import T0, epoch, of
 from test_quality_slos import quality_config, run_mixed, traffic
 
+from sloguard.core.messages.outputs import LabelCoverage
 from sloguard.core.spec.model import ConfigError
 
 RECALL = {"name": "recall", "sli": {"recall": {"positive": 1}}, "objective": 0.9}
@@ -48,8 +49,8 @@ def test_first_labels_do_not_page_when_the_slice_waits_for_enough_of_them() -> N
     waited = _run()  # default: 40 % of a slice's answered predictions labelled, or the label delay
     assert of(waited, "alert", slo="recall", severity="page") == []
     end = of(waited, "budget", slo="recall", segment={})[-1]
-    assert end["label_coverage"] == {"min_share": 0.4, "wait": "6h", "waiting_slices": 0}
-    assert end["total"] - end["good"] == 0  # every slice was judged good on its labels in the end
+    assert end.label_coverage == LabelCoverage(min_share=0.4, wait="6h", waiting_slices=0)
+    assert end.total - end.good == 0  # every slice was judged good on its labels in the end
 
 
 def test_a_slice_whose_labels_stay_few_is_judged_at_its_deadline() -> None:
@@ -58,19 +59,19 @@ def test_a_slice_whose_labels_stay_few_is_judged_at_its_deadline() -> None:
     config = quality_config([RECALL], label_coverage={"min_share": 0.5, "wait": "20m"})
     out, _ = run_mixed(config, preds, labels)
     whole = of(out, "budget", slo="recall", segment={})
-    at = {epoch(e["ts"]): e for e in whole}
+    at = {epoch(e.ts): e for e in whole}
     # at 00:30 the slices ending 00:05 .. 00:10 are past their 20-minute deadline (judged at the
     # 5-minute re-judge), the later ones still wait: 30 % of their predictions have labels
     e = at[T0 + 1800]
-    assert e["burn_rates_to"] == "2026-01-01T00:10:00.000Z"
-    assert e["label_coverage"]["waiting_slices"] == 4  # 00:10, :15, :20, :25 slices
-    assert e["good"] == 2
+    assert e.burn_rates_to == "2026-01-01T00:10:00.000Z"
+    assert e.label_coverage.waiting_slices == 4  # 00:10, :15, :20, :25 slices
+    assert e.good == 2
     # with a lower share, they are judged as soon as it is in: the newest slice has ~24 % at 00:30
     # (labels a minute late: those of its last minute are still out)
     config = quality_config([RECALL], label_coverage={"min_share": 0.15, "wait": "20m"})
     out, _ = run_mixed(config, preds, labels)
-    e = {epoch(x["ts"]): x for x in of(out, "budget", slo="recall", segment={})}[T0 + 1800]
-    assert e["burn_rates_to"] == "2026-01-01T00:30:00.000Z" and e["label_coverage"]["waiting_slices"] == 0
+    e = {epoch(x.ts): x for x in of(out, "budget", slo="recall", segment={})}[T0 + 1800]
+    assert e.burn_rates_to == "2026-01-01T00:30:00.000Z" and e.label_coverage.waiting_slices == 0
 
 
 def test_coverage_config_is_checked() -> None:

@@ -9,9 +9,11 @@ import numpy as np
 import orjson
 import pytest
 from factories import T0, epoch, feed, make_config, of, spec_of
+from msgspec import UNSET
 
 from sloguard.core.evaluate.evaluator import ModelEvaluator, Output
 from sloguard.core.messages.events import RawBatch
+from sloguard.core.messages.outputs import Budget
 
 SLICE = 300.0
 
@@ -117,7 +119,7 @@ def confusion(
     return c
 
 
-def last(outputs: list[Output], slo: str, **match: Any) -> dict:
+def last(outputs: list[Output], slo: str, **match: Any) -> Budget:
     return of(outputs, "budget", slo=slo, **match)[-1]
 
 
@@ -141,8 +143,8 @@ def test_slice_values_match_the_confusion_matrix_formula_per_segment(sli: str, f
     for region in (None, "eu", "us"):
         seg = {} if region is None else {"region": region}
         event = last(out, "q", segment=seg)
-        c = confusion(preds, labels, lo, T0 + 1800, region, until=epoch(event["ts"]))
-        assert event["value"] == pytest.approx(formula(c), abs=1e-6)
+        c = confusion(preds, labels, lo, T0 + 1800, region, until=epoch(event.ts))
+        assert event.value == pytest.approx(formula(c), abs=1e-6)
 
 
 def test_a_threshold_on_score_decides_the_predicted_class() -> None:
@@ -154,7 +156,7 @@ def test_a_threshold_on_score_decides_the_predicted_class() -> None:
     lo = T0 + 600
     flagged = [p for p in preds if lo <= p["ts"] < T0 + 900 and p["score"] >= 0.8]
     expected = sum(truth[p["id"]] == 1 for p in flagged) / len(flagged)
-    assert last(out, "q", segment={})["value"] == pytest.approx(expected, abs=1e-6)
+    assert last(out, "q", segment={}).value == pytest.approx(expected, abs=1e-6)
 
 
 def test_mae_and_rmse_from_numeric_labels() -> None:
@@ -173,8 +175,8 @@ def test_mae_and_rmse_from_numeric_labels() -> None:
     )
     out, _ = run_mixed(config, preds, labels)
     err = np.array([truth[p["id"]] - p["prediction"] for p in preds if p["ts"] >= T0 + 300])
-    assert last(out, "mae", segment={})["value"] == pytest.approx(np.abs(err).mean(), abs=1e-5)
-    assert last(out, "rmse", segment={})["value"] == pytest.approx(np.sqrt((err**2).mean()), abs=1e-5)
+    assert last(out, "mae", segment={}).value == pytest.approx(np.abs(err).mean(), abs=1e-5)
+    assert last(out, "rmse", segment={}).value == pytest.approx(np.sqrt((err**2).mean()), abs=1e-5)
 
 
 def test_late_labels_correct_earlier_slices() -> None:
@@ -186,14 +188,14 @@ def test_late_labels_correct_earlier_slices() -> None:
     config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.9}])
     out, _ = run_mixed(config, good + bad + after, good_labels + bad_labels + after_labels)
     whole = [e for e in of(out, "budget", slo="q", segment={})]
-    at = {e["ts"]: e for e in whole}
+    at = {e.ts: e for e in whole}
     # Before the late labels: the two bad slices are not judged (no labels), nothing is bad.
     before = at["2026-01-01T02:00:00.000Z"]
-    assert before["total"] - before["good"] == 0
+    assert before.total - before.good == 0
     # After them (bad slices' labels come at T0 + 3600 + 7200 ...): both slices turn bad, in their own time.
     end = whole[-1]
-    assert end["total"] - end["good"] == 2
-    assert end["budget_remaining"] < before["budget_remaining"]
+    assert end.total - end.good == 2
+    assert end.budget_remaining < before.budget_remaining
 
 
 def test_a_quality_drop_with_prompt_labels_pages_on_the_quality_dimension() -> None:
@@ -205,9 +207,9 @@ def test_a_quality_drop_with_prompt_labels_pages_on_the_quality_dimension() -> N
     config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.9}])
     out, _ = run_mixed(config, good + bad, good_labels + bad_labels)
     firing = of(out, "alert", slo="q", state="firing", rule="fast-burn")
-    assert {tuple(a["segment"].items()) for a in firing} == {(), (("region", "eu"),)}
-    assert all(a["dimension"] == "quality" for a in firing)
-    first = min(epoch(a["ts"]) for a in firing)
+    assert {tuple(a.segment.items()) for a in firing} == {(), (("region", "eu"),)}
+    assert all(a.dimension == "quality" for a in firing)
+    first = min(epoch(a.ts) for a in firing)
     assert T0 + 3600 < first <= T0 + 3600 + 1800  # labels 2 min late, 5-minute slices, 1 h / 5 m windows
 
 
@@ -217,7 +219,7 @@ def test_a_slice_with_too_few_labels_is_not_judged() -> None:
     config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.9}])
     out, _ = run_mixed(config, preds, labels)
     event = last(out, "q", segment={})
-    assert event["good"] + (event["total"] - event["good"]) == 0 and event["slices_unjudged"] == 3
+    assert event.good + (event.total - event.good) == 0 and event.slices_unjudged == 3
     assert not of(out, "alert", slo="q")
 
 
@@ -229,7 +231,7 @@ def test_labels_for_unknown_ids_are_dead_lettered_and_unmatched_predictions_expi
     tail, _ = traffic(T0 + 600, T0 + 6000, 0.2, rng, label_share=0.0, id_prefix="t")
     out, ev = run_mixed(config, preds + tail, labels)
     dead = of(out, "dead_letter")
-    assert [d for d in dead if "ghost" in d["error"] and "unknown prediction id" in d["error"]]
+    assert [d for d in dead if "ghost" in d.error and "unknown prediction id" in d.error and d.stage == "label_join"]
     assert of(out, "label_store")[-1]["joined"] == len(labels) - 1  # reported at every tick (metrics)
     report = ev.label_report()  # after the end of input expired the rest
     assert report["expired"] == len(preds) + len(tail) - report["joined"] - report["pending"]
@@ -250,13 +252,13 @@ def test_fairness_gap_matches_a_group_by_group_computation_and_names_the_worst_g
     fpr = {}
     event = last(out, "fair", segment={})
     for r in ("eu", "us", "apac"):
-        c = confusion(preds, labels, lo, T0 + 1800, r, until=epoch(event["ts"]))
+        c = confusion(preds, labels, lo, T0 + 1800, r, until=epoch(event.ts))
         fpr[r] = c["fp"] / (c["fp"] + c["tn"])
-    assert event["value"] == pytest.approx(max(fpr.values()) - min(fpr.values()), abs=1e-6)
-    assert event["fairness"]["worst_group"] == "apac"
+    assert event.value == pytest.approx(max(fpr.values()) - min(fpr.values()), abs=1e-6)
+    assert event.fairness["worst_group"] == "apac"
     assert not of(out, "budget", slo="fair", segment={"region": "eu"})  # judged for the whole model only
     firing = of(out, "alert", slo="fair", state="firing")
-    assert firing and "worst group region=apac" in firing[0]["summary"] and firing[0]["dimension"] == "fairness"
+    assert firing and "worst group region=apac" in firing[0].summary and firing[0].dimension == "fairness"
 
 
 def test_a_group_below_min_support_is_reported_not_judged() -> None:
@@ -268,7 +270,7 @@ def test_a_group_below_min_support_is_reported_not_judged() -> None:
         fairness={"attribute": "region", "min_support": 30},
     )
     out, _ = run_mixed(config, preds + rare, labels + rare_labels)
-    groups = {g["group"]: g for g in last(out, "fair", segment={})["fairness"]["groups"]}
+    groups = {g["group"]: g for g in last(out, "fair", segment={}).fairness["groups"]}
     assert groups["mars"]["judged"] is False and groups["eu"]["judged"] is True
 
 
@@ -289,13 +291,13 @@ def test_health_score_summarises_budgets_for_dashboards() -> None:
         health={"weights": {"quality": 3, "infrastructure": 1}},
     )
     out, _ = run_mixed(config, preds, labels)
-    events = [e for e in of(out, "budget", segment={}) if e["ts"] == of(out, "budget")[-1]["ts"]]
-    health = events[0]["health"]
-    assert all(e["health"] == health for e in events)
+    events = [e for e in of(out, "budget", segment={}) if e.ts == of(out, "budget")[-1].ts]
+    health = events[0].health
+    assert all(e.health == health for e in events)
     dims = health["dimensions"]
     assert dims["infrastructure"] == 1.0 and dims["quality"] < 1.0
     assert health["score"] == pytest.approx((3 * dims["quality"] + 1.0) / 4, abs=1e-4)
-    assert "health" not in of(out, "budget", segment={"region": "eu"})[-1]
+    assert of(out, "budget", segment={"region": "eu"})[-1].health is UNSET
 
 
 @pytest.mark.parametrize("judge_parts", [1, 2])
@@ -337,9 +339,9 @@ def test_low_confidence_counts_predictions_whose_score_is_near_one_half() -> Non
     )
     out, _ = run_mixed(config, preds, [])
     event = last(out, "conf", segment={})
-    scores = np.array([p["score"] for p in preds if "score" in p and p["ts"] < epoch(event["ts"])])
-    assert event["total"] == len(scores)
-    assert event["good"] == int((np.maximum(scores, 1 - scores) >= 0.7).sum())
+    scores = np.array([p["score"] for p in preds if "score" in p and p["ts"] < epoch(event.ts)])
+    assert event.total == len(scores)
+    assert event.good == int((np.maximum(scores, 1 - scores) >= 0.7).sum())
 
 
 def test_with_labels_later_than_the_short_window_a_drop_still_pages_and_then_resolves() -> None:
@@ -352,12 +354,12 @@ def test_with_labels_later_than_the_short_window_a_drop_still_pages_and_then_res
     config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.9}])
     out, _ = run_mixed(config, good + bad + after, good_labels + bad_labels + after_labels)
     pages = of(out, "alert", slo="q", segment={}, rule="fast-burn")
-    assert [a["state"] for a in pages] == ["firing", "resolved"]
-    fired, resolved = epoch(pages[0]["ts"]), epoch(pages[1]["ts"])
+    assert [a.state for a in pages] == ["firing", "resolved"]
+    fired, resolved = epoch(pages[0].ts), epoch(pages[1].ts)
     assert T0 + 7200 + 2400 < fired <= T0 + 7200 + 2400 + 900
     assert T0 + 9000 + 2400 <= resolved <= T0 + 9000 + 2400 + 900
-    event = of(out, "budget", slo="q", segment={}, ts=pages[0]["ts"])[0]
-    assert epoch(event["burn_rates_to"]) <= fired - 1800  # half an hour and more behind the tick
+    event = of(out, "budget", slo="q", segment={}, ts=pages[0].ts)[0]
+    assert epoch(event.burn_rates_to) <= fired - 1800  # half an hour and more behind the tick
 
 
 @pytest.mark.parametrize("sizes", [(50, 700), (13, 2000)])

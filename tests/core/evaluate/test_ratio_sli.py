@@ -43,9 +43,9 @@ def test_bad_ratio_slis_name_the_path(sli: dict, words: str) -> None:
 def _counts(sli: dict, events: list[dict]) -> tuple[float, float]:
     config = make_config([_slo(sli)])
     out, _ = run(config, events)
-    budgets = [b for b in of(out, "budget", slo="s") if b["segment"] == {}]
+    budgets = [b for b in of(out, "budget", slo="s") if b.segment == {}]
     assert budgets
-    return budgets[-1]["good"], budgets[-1]["total"]
+    return budgets[-1].good, budgets[-1].total
 
 
 def _events() -> list[dict]:
@@ -84,9 +84,9 @@ def test_duplicates_are_taken_back_and_shards_do_not_change_the_counts() -> None
     events = [*events, dict(events[1]), dict(events[9])]
     one = _outputs(config, {"inference": events}, 1, 5)
     assert one == _outputs(config, {"inference": events}, 4, 3)
-    last = {m["slo"]: m for k, m in one if k == "budget" and m["segment"] == {}}
-    assert (last["s"]["good"], last["s"]["total"]) == (7, 12)  # safety pass: 12 - {0, 3, 6, 9} - {11}
-    assert (last["c"]["good"], last["c"]["total"]) == (6, 11)  # cost <= 0.05: 0 .. 5
+    last = {m.slo: m for k, m in one if k == "budget" and m.segment == {}}
+    assert (last["s"].good, last["s"].total) == (7, 12)  # safety pass: 12 - {0, 3, 6, 9} - {11}
+    assert (last["c"].good, last["c"].total) == (6, 11)  # cost <= 0.05: 0 .. 5
 
 
 # --- property: the parse-step counts equal the per-event meaning on the raw events -------------

@@ -55,7 +55,7 @@ class Feeder:
     def __call__(self, kind: str, events: list[dict[str, Any]]) -> None:
         rb = RawBatch(kind, f"ml.{kind}", 0, list(range(len(events))), [orjson.dumps(e) for e in events], source=kind)
         parsed = parse_batch(rb, self.spec)
-        self.out += [("dead_letter", d.to_dict()) for d in parsed.dead_letters]
+        self.out += [("dead_letter", d) for d in parsed.dead_letters]
         for _, mb in split_by_model(parsed, ["m"]):
             self.out += self.ev.process(mb)
 
@@ -83,7 +83,7 @@ def test_a_numeric_feature_sent_as_strings_counts_the_same_in_every_batch(tmp_pa
     n = []
     for evs in (events, odd):
         out, _ = run(config, evs, size=1000)
-        drift = of(out, "budget", slo="drift", segment={})[-1]["drift"]
+        drift = of(out, "budget", slo="drift", segment={})[-1].drift
         n.append(next(d["n"] for d in drift if d["feature"] == "a"))
     assert n[0] == n[1]
 
@@ -105,8 +105,8 @@ def test_a_label_whose_slice_left_the_ring_is_not_lost_silently() -> None:
     feed("inference", [prediction(50_000 + j, T0 + 6300 + 3 * j, 0) for j in range(200)])
     feed.out += feed.ev.finish()
     final = of(feed.out, "budget", slo="q", segment={})[-1]
-    dead = [d for d in of(feed.out, "dead_letter") if d["topic"] == "ml.labels"]
-    assert final["total"] - final["good"] >= 1 or len(dead) == 100, (final, feed.ev.label_report())
+    dead = [d for d in of(feed.out, "dead_letter") if d.topic == "ml.labels"]
+    assert final.total - final.good >= 1 or len(dead) == 100, (final, feed.ev.label_report())
 
 
 def test_a_prediction_whose_label_came_too_late_is_still_accounted_for() -> None:
@@ -131,7 +131,7 @@ def test_labels_still_held_at_the_end_of_a_replay_are_dead_lettered() -> None:
     labels.append({"id": "ghost-end", "model": "m", "label": 1, "ts": T0 + 1229})
     config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.5}])
     out, ev = run_mixed(config, preds, labels)
-    assert [d for d in of(out, "dead_letter") if "ghost-end" in d["error"]]
+    assert [d for d in of(out, "dead_letter") if "ghost-end" in d.error]
     assert ev.label_report()["held_labels"] == 0
 
 
@@ -153,8 +153,8 @@ def test_requests_that_failed_do_not_count_as_negative_predictions_in_quality() 
         ]
     )
     out, _ = run_mixed(config, preds, labels)
-    assert last(out, "recall", segment={})["value"] == 1.0
-    assert last(out, "recall_t", segment={})["value"] == 1.0
+    assert last(out, "recall", segment={}).value == 1.0
+    assert last(out, "recall_t", segment={}).value == 1.0
 
 
 def test_a_drift_parameter_that_cannot_work_fails_validation_not_the_flow(tmp_path: Path) -> None:
@@ -229,12 +229,12 @@ def test_a_slice_whose_verdict_flips_twice_is_counted_once_with_its_last_verdict
     config = quality_config([{"name": "q", "sli": {"accuracy": {"positive": 1}}, "objective": 0.6}],
                             label_coverage={"min_share": 0})
     out, _ = run_mixed(config, preds, labels, size=10)
-    seen = [(e["good"], e["total"] - e["good"]) for e in of(out, "budget", slo="q", segment={}) if e["total"]]
+    seen = [(e.good, e.total - e.good) for e in of(out, "budget", slo="q", segment={}) if e.total]
     assert (1.0, 0.0) in seen and (0.0, 1.0) in seen  # it was good, then bad ...
     assert seen[-1] == (1.0, 0.0)  # ... and ends good, counted once
     assert seen.index((0.0, 1.0)) > seen.index((1.0, 0.0))
     assert all(g >= 0 and b >= 0 for g, b in seen)
-    assert last(out, "q", segment={})["value"] == pytest.approx(2 / 3, abs=1e-6)
+    assert last(out, "q", segment={}).value == pytest.approx(2 / 3, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -269,7 +269,7 @@ def test_late_labels_in_random_order_end_with_the_verdicts_of_prompt_labels(seed
     for slo, segments in (("acc", ({}, {"region": "eu"})), ("rec", ({}, {"region": "us"})), ("fair", ({},))):
         for seg in segments:
             ea, eb = last(a, slo, segment=seg), last(b, slo, segment=seg)
-            assert (ea["good"], ea["total"], ea["slices_unjudged"]) == (eb["good"], eb["total"], eb["slices_unjudged"])
+            assert (ea.good, ea.total, ea.slices_unjudged) == (eb.good, eb.total, eb.slices_unjudged)
 
 
 def test_a_restored_snapshot_with_held_labels_and_fairness_continues_identically() -> None:
@@ -318,10 +318,10 @@ def test_labelled_slos_of_different_slice_widths_share_one_ring_and_match_the_fo
     for name, (width, f) in formulas.items():
         for region in (None, "eu"):
             e = last(out, name, segment={} if region is None else {"region": region})
-            assert e["value"] == pytest.approx(
+            assert e.value == pytest.approx(
                 f(confusion(preds, labels, T0 + 3600 - width, T0 + 3600, region)), abs=1e-6
             )
-            assert e["good"] == 3600 // width and e["slices_unjudged"] == 0
+            assert e.good == 3600 // width and e.slices_unjudged == 0
 
 
 def test_a_label_stamped_before_its_prediction_is_held_and_counts_in_the_predictions_slice() -> None:
@@ -332,7 +332,7 @@ def test_a_label_stamped_before_its_prediction_is_held_and_counts_in_the_predict
     assert not of(out, "dead_letter")
     assert ev.label_report()["joined"] == len(labels)
     c = confusion(preds, labels, T0 + 1500, T0 + 1800)
-    assert last(out, "q", segment={})["value"] == pytest.approx((c["tp"] + c["tn"]) / sum(c.values()), abs=1e-6)
+    assert last(out, "q", segment={}).value == pytest.approx((c["tp"] + c["tn"]) / sum(c.values()), abs=1e-6)
 
 
 def test_fairness_leaves_out_events_without_the_attribute() -> None:
@@ -345,7 +345,7 @@ def test_fairness_leaves_out_events_without_the_attribute() -> None:
         fairness={"attribute": "region", "min_support": 30},
     )
     out, _ = run_mixed(config, preds, labels)
-    groups = {g["group"]: g for g in last(out, "fair", segment={})["fairness"]["groups"]}
+    groups = {g["group"]: g for g in last(out, "fair", segment={}).fairness["groups"]}
     assert set(groups) == {"eu", "us"}
     truth = {lab["id"]: lab["label"] for lab in labels}
     for region in ("eu", "us"):
@@ -367,7 +367,7 @@ def test_drift_judges_a_mostly_missing_feature_on_the_values_present(tmp_path: P
         if k % 13 == 0:
             e["features"]["b"] = None
     out, _ = run(config, events)
-    drift = {d["feature"]: d for d in of(out, "budget", slo="drift", segment={})[-1]["drift"]}
+    drift = {d["feature"]: d for d in of(out, "budget", slo="drift", segment={})[-1].drift}
     newest = [e for k, e in enumerate(events) if T0 + 300 <= e["ts"] < T0 + 600]
     assert drift["a"]["n"] == sum("a" in e["features"] for e in newest) == 30
     assert drift["b"]["n"] == sum(e["features"]["b"] is not None for e in newest)

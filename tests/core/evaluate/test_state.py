@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 
+import msgspec
 import numpy as np
 import orjson
 import pytest
@@ -18,6 +19,7 @@ from factories import T0
 from test_quality_slos import quality_config, run_mixed, traffic
 
 from sloguard.core.evaluate.evaluator import ModelEvaluator
+from sloguard.core.messages.outputs import Alert, Budget
 from sloguard.core.spec.model import StateMismatch
 
 AVAIL = {"name": "avail", "dimension": "infrastructure", "sli": "availability", "objective": 0.99,
@@ -69,7 +71,7 @@ def uninterrupted_second_half(history, slos: list[dict]):
 
 def by_slo(outputs, names) -> list[bytes]:
     """Every budget and alert message of the named SLOs, whole, in a canonical order."""
-    keep = [m for kind, m in outputs if kind in ("budget", "alert") and m.get("slo") in names]
+    keep = [msgspec.to_builtins(m) for kind, m in outputs if kind in ("budget", "alert") and m.slo in names]
     return sorted(orjson.dumps({k: v for k, v in m.items() if k != "health"}, option=orjson.OPT_SORT_KEYS)
                   for m in keep)
 
@@ -86,17 +88,40 @@ def test_a_reordered_slo_list_resumes_the_same_state(history, reference):
     assert [m for k, m in out if k == "alert"], "the history pages: the comparison covers alerts"
 
 
-def firing_at_the_cut(history, slos: list[dict], names: set[str]) -> dict[str, dict]:
+def test_a_state_cached_while_budget_events_were_dicts_resumes_like_an_uninterrupted_run(history, reference):
+    """Recovery state written before the flow carried Structs keeps its last budget events as dicts
+    (to repeat them at a tick where nothing changed): they come back as Budget Structs, and the run
+    goes on as if it had never stopped."""
+    preds, labels = history
+    (p1, p2), (l1, l2) = halves(preds), halves(labels)
+    config = quality_config(SLOS)
+    _, ev = run_mixed(config, p1, l1, finish=False)
+    state = pickle.loads(ev.snapshot())
+    cached = [k.cache for j in state["judges"] for k in j.ordered if k.cache is not None and k.cache[1]]
+    assert cached, "no key has cached budget events: the test would prove nothing"
+    for j in state["judges"]:
+        for k in j.ordered:
+            if k.cache is not None:
+                k.cache = (k.cache[0], [msgspec.to_builtins(e) for e in k.cache[1]], k.cache[2])
+    restored = ModelEvaluator.from_snapshot(config, "m", pickle.dumps(state))
+    assert all(isinstance(e, Budget) for j in restored.judges for k in j.state.ordered if k.cache is not None
+               for e in k.cache[1])
+    out, _ = run_mixed(config, p2, l2, evaluator=restored)
+    names = {s["name"] for s in SLOS}
+    assert by_slo(out, names) == by_slo(reference, names)
+
+
+def firing_at_the_cut(history, slos: list[dict], names: set[str]) -> dict[str, Alert]:
     """The named SLOs' alerts still firing when the first half ends, by id."""
     preds, labels = history
     out, _ = run_mixed(quality_config(slos), *[halves(x)[0] for x in (preds, labels)], finish=False)
     firing: dict[str, dict] = {}
     for kind, m in out:
-        if kind == "alert" and m["slo"] in names:
-            if m["state"] == "firing":
-                firing[m["id"]] = m
+        if kind == "alert" and m.slo in names:
+            if m.state == "firing":
+                firing[m.id] = m
             else:
-                firing.pop(m["id"], None)
+                firing.pop(m.id, None)
     return firing
 
 
@@ -106,17 +131,17 @@ def test_a_removed_slo_leaves_the_others_as_they_were_and_its_pages_resolve(hist
     assert by_slo(out, {s["name"] for s in kept}) == by_slo(reference, {s["name"] for s in kept})
     firing = firing_at_the_cut(history, SLOS, {"lat", "rec"})
     assert firing, "the history must leave a page of a removed SLO firing at the cut"
-    gone = [m for k, m in out if k in ("budget", "alert") and m.get("slo") in ("lat", "rec")]
+    gone = [m for k, m in out if k in ("budget", "alert") and m.slo in ("lat", "rec")]
     # no budget of them any more; each alert that fired is resolved once, at the first tick after the resume
     # (it would otherwise stay open for ever: its page, its incident)
-    assert sorted(m["id"] for m in gone) == sorted(firing) and all(m["type"] == "alert" for m in gone)
-    assert len({m["ts"] for m in gone}) == 1 and gone[0]["ts"] == min(m["ts"] for k, m in out if k == "budget")
+    assert sorted(m.id for m in gone) == sorted(firing) and all(isinstance(m, Alert) for m in gone)
+    assert len({m.ts for m in gone}) == 1 and gone[0].ts == min(m.ts for k, m in out if k == "budget")
     for m in gone:
-        was = firing[m["id"]]
-        assert m["state"] == "resolved" and m["summary"].endswith(f"was removed from the config: its {m['rule']} "
-                                                                  "alert is resolved")
-        assert {k: m[k] for k in ("severity", "dimension", "owner", "segment", "rule", "started_at")} == {
-            k: was[k] for k in ("severity", "dimension", "owner", "segment", "rule", "started_at")}
+        was = firing[m.id]
+        assert m.state == "resolved" and m.summary.endswith(f"was removed from the config: its {m.rule} "
+                                                            "alert is resolved")
+        fields = ("severity", "dimension", "owner", "segment", "rule", "started_at")
+        assert {k: getattr(m, k) for k in fields} == {k: getattr(was, k) for k in fields}
 
 
 def test_an_added_slo_starts_with_empty_windows_and_the_others_go_on(history, reference):
@@ -126,10 +151,10 @@ def test_an_added_slo_starts_with_empty_windows_and_the_others_go_on(history, re
     names = {"avail", "lat", "prec", "p99"}
     assert by_slo(out, names) == by_slo(reference, names)
     preds = halves(history[0])[1]  # it counts the events after the resume only, every one of them
-    last = [m for k, m in out if k == "budget" and m["slo"] == "lat2" and m["segment"] == {}][-1]
+    last = [m for k, m in out if k == "budget" and m.slo == "lat2" and m.segment == {}][-1]
     timed = [p for p in preds if p["status"] != "error"]
-    assert last["total"] == len(timed)
-    assert last["good"] == sum(p["latency_ms"] <= 60 for p in timed)
+    assert last.total == len(timed)
+    assert last.good == sum(p["latency_ms"] <= 60 for p in timed)
 
 
 def test_an_slo_changed_under_its_name_is_refused_unless_reset(history):
@@ -137,8 +162,8 @@ def test_an_slo_changed_under_its_name_is_refused_unless_reset(history):
     with pytest.raises(StateMismatch, match=r"SLOs changed under the same name: lat .*--reset-state lat"):
         resumed(history, SLOS, [AVAIL, changed, PRECISION, RECALL, P99])
     out = resumed(history, SLOS, [AVAIL, changed, PRECISION, RECALL, P99], reset=frozenset({"lat"}))
-    last = [m for k, m in out if k == "budget" and m["slo"] == "lat" and m["segment"] == {}][-1]
-    assert last["total"] == sum(p["status"] != "error" for p in halves(history[0])[1])  # afresh from the resume
+    last = [m for k, m in out if k == "budget" and m.slo == "lat" and m.segment == {}][-1]
+    assert last.total == sum(p["status"] != "error" for p in halves(history[0])[1])  # afresh from the resume
     others = {"avail", "prec", "rec", "p99"}
     assert by_slo(out, others) == by_slo(uninterrupted_second_half(history, SLOS), others)
 

@@ -9,9 +9,14 @@ import pickle
 import random
 from typing import Any
 
+import msgspec
 import pytest
+from factories import make_alert, make_budget
+from msgspec import UNSET
+from msgspec.structs import replace
 
 from sloguard.core.evaluate.alerts import alert_id
+from sloguard.core.messages.outputs import AdjustmentRef, Alert, Budget, Incident, RuleWindows
 from sloguard.core.notify.incident_cause import SloBurn
 from sloguard.core.notify.incident_policy import IncidentPolicy, parse_incident_policy
 from sloguard.core.notify.incidents import IncidentBook, incident_id
@@ -35,30 +40,29 @@ def seg(text: str) -> dict[str, str]:
 
 
 def alert(slo: str | None, key: str, rule: str, state: str, minute: float, started: float | None = None,
-          severity: str = "page") -> tuple[str, dict[str, Any]]:
+          severity: str = "page") -> tuple[str, Alert]:
     skey = key
-    return ("alert", {
-        "type": "alert", "id": alert_id(slo, "fraud", skey, rule), "state": state, "severity": severity,
-        "rule": rule, "slo": slo, "dimension": DIMENSION.get(slo or "", "infrastructure"), "model": "fraud",
-        "version": "1", "segment": seg(key), "owner": OWNER.get(slo or "", "sre"), "burn_rates": {},
-        "budget_remaining": 0.5, "started_at": to_rfc3339(T0 + 60 * (minute if started is None else started)),
-        "ts": to_rfc3339(T0 + 60 * minute), "summary": f"{rule} on {slo} {key}", "actions": ["look"],
-        "windows": {"long": "1h", "short": "5m"} if rule == "fast-burn" else None,
-    })
+    return ("alert", make_alert(
+        id=alert_id(slo, "fraud", skey, rule), state=state, severity=severity, rule=rule, slo=slo,
+        dimension=DIMENSION.get(slo or "", "infrastructure"), model="fraud", version="1", segment=seg(key),
+        owner=OWNER.get(slo or "", "sre"), burn_rates={}, budget_remaining=0.5,
+        started_at=to_rfc3339(T0 + 60 * (minute if started is None else started)), ts=to_rfc3339(T0 + 60 * minute),
+        summary=f"{rule} on {slo} {key}", actions=["look"],
+        windows=RuleWindows(long="1h", short="5m") if rule == "fast-burn" else UNSET,
+    ))
 
 
 def budget(slo: str, key: str, minute: float, burn: float, events: int = 1000, window: str = "1h",
-           short: str = "5m", budgeting: str = "occurrences", burn_to: float | None = None) -> tuple[str, dict]:
-    e = {"type": "budget", "slo": slo, "dimension": DIMENSION[slo], "model": "fraud", "segment": seg(key),
-         "ts": to_rfc3339(T0 + 60 * minute), "target": 0.999, "budgeting": budgeting,
-         "burn_rates": {short: burn, window: burn}, "events": {short: events, window: events},
-         "budget_remaining": 0.5}
-    if burn_to is not None:
-        e["burn_rates_to"] = to_rfc3339(T0 + 60 * burn_to)
-    return ("budget", e)
+           short: str = "5m", budgeting: str = "occurrences", burn_to: float | None = None) -> tuple[str, Budget]:
+    return ("budget", make_budget(
+        slo=slo, dimension=DIMENSION[slo], model="fraud", segment=seg(key), ts=to_rfc3339(T0 + 60 * minute),
+        target=0.999, budgeting=budgeting, burn_rates={short: burn, window: burn},
+        events={short: events, window: events}, budget_remaining=0.5,
+        burn_rates_to=UNSET if burn_to is None else to_rfc3339(T0 + 60 * burn_to),
+    ))
 
 
-def incidents(out: list) -> list[dict[str, Any]]:
+def incidents(out: list) -> list[Incident]:
     return [m for k, m in out if k == "incident"]
 
 
@@ -81,15 +85,15 @@ def test_pages_of_one_slo_on_a_region_its_segments_and_the_whole_model_are_one_i
     b = book()
     out = b.process(outage_tick(10))
     [inc] = incidents(out)
-    assert inc["change"] == "opened" and inc["state"] == "firing" and inc["seq"] == 1
-    assert inc["slo"] == "avail" and inc["owner"] == "sre" and inc["severity"] == "page" and inc["keys"] == 3
-    assert [m["segment"] for m in inc["members"]] == [{}, {"merchant_type": "pos"}, {"region": "eu"}]
+    assert inc.change == "opened" and inc.state == "firing" and inc.seq == 1
+    assert inc.slo == "avail" and inc.owner == "sre" and inc.severity == "page" and inc.keys == 3
+    assert [m.segment for m in inc.members] == [{}, {"merchant_type": "pos"}, {"region": "eu"}]
     # eu's bad events over the short window (5m): 50 x 0.001 x 900 = 45 of the whole model's 45 x 0.001 x 1000
-    assert inc["explained_by"] == {"segment": {"region": "eu"}, "share": 1.0, "window": "5m"}
-    assert "in region=eu (100% of the whole model's bad events over 5m); 3 keys burn" in inc["summary"]
+    assert inc.explained_by == {"segment": {"region": "eu"}, "share": 1.0, "window": "5m"}
+    assert "in region=eu (100% of the whole model's bad events over 5m); 3 keys burn" in inc.summary
     group = ("sre", "fraud", "page")  # owner route, then group_by: model, severity
-    assert inc["id"] == incident_id(group, T0 + 600)  # stable: group + the tick it opened
-    assert all(m.get("incident_id") == inc["id"] for k, m in out if k == "alert")
+    assert inc.id == incident_id(group, T0 + 600)  # stable: group + the tick it opened
+    assert all(m.incident_id == inc.id for k, m in out if k == "alert")
     assert [k for k, _ in out][-1] == "incident"  # after the tick's outputs
 
 
@@ -99,21 +103,21 @@ def test_members_join_and_leave_and_the_incident_resolves_with_its_last_alert():
     out = b.process([alert("avail", "region=eu", "medium-burn", "firing", 12),
                      alert("avail", "merchant_type=pos", "fast-burn", "resolved", 12, started=10)])
     [inc] = incidents(out)
-    assert inc["change"] == "joined" and inc["seq"] == 2  # one message per tick, whatever changed
-    states = {(m["rule"], str(m["segment"])): m["state"] for m in inc["members"]}
+    assert inc.change == "joined" and inc.seq == 2  # one message per tick, whatever changed
+    states = {(m.rule, str(m.segment)): m.state for m in inc.members}
     assert states[("fast-burn", "{'merchant_type': 'pos'}")] == "resolved"
     assert states[("medium-burn", "{'region': 'eu'}")] == "firing"
     out = b.process([alert("avail", "", "fast-burn", "resolved", 20, started=10),
                      alert("avail", "region=eu", "fast-burn", "resolved", 20, started=10)])
-    assert incidents(out)[0]["change"] == "left"
-    first_id = incidents(out)[0]["id"]
+    assert incidents(out)[0].change == "left"
+    first_id = incidents(out)[0].id
     out = b.process([alert("avail", "region=eu", "medium-burn", "resolved", 25, started=12)])
     [done] = incidents(out)
-    assert done["state"] == "resolved" and done["resolved_at"] == to_rfc3339(T0 + 1500) and done["seq"] == 4
-    assert next(m for k, m in out if k == "alert")["incident_id"] == first_id  # the resolve names its incident
+    assert done.state == "resolved" and done.resolved_at == to_rfc3339(T0 + 1500) and done.seq == 4
+    assert next(m for k, m in out if k == "alert").incident_id == first_id  # the resolve names its incident
     out = b.process(outage_tick(40))  # the same SLO burns again: a new incident, a new id
     [again] = incidents(out)
-    assert again["change"] == "opened" and again["id"] not in (first_id,) and again["seq"] == 1
+    assert again.change == "opened" and again.id not in (first_id,) and again.seq == 1
 
 
 def test_group_by_decides_what_is_one_incident():
@@ -121,7 +125,7 @@ def test_group_by_decides_what_is_one_incident():
              alert("fresh", "region=eu", "fast-burn", "firing", 10)]
     assert len(incidents(book().process(list(ticks)))) == 2  # one per SLO (owner differs too)
     by_rule = incidents(book(group_by=("model", "slo", "rule")).process(list(ticks)))
-    assert sorted(m["group"]["rule"] for m in by_rule) == ["fast-burn", "fast-burn", "medium-burn"]
+    assert sorted(m.group["rule"] for m in by_rule) == ["fast-burn", "fast-burn", "medium-burn"]
     per_key = incidents(book(group_by=("model", "slo", "segment")).process(list(ticks)))
     assert len(per_key) == 4  # avail: whole, eu, pos; fresh: eu
 
@@ -130,20 +134,20 @@ def test_a_page_mutes_the_tickets_of_its_slo_and_no_data_mutes_the_rest():
     b = book()
     out = b.process([*outage_tick(10), alert("avail", "region=us", "slow-burn", "firing", 10, severity="ticket")])
     [inc] = incidents(out)
-    assert [i["rule"] for i in inc["inhibited"]] == ["slow-burn"] and inc["severity"] == "page"
-    ticket = next(m for k, m in out if k == "alert" and m["rule"] == "slow-burn")
-    assert ticket["inhibited_by"] and ticket["incident_id"] == inc["id"]
+    assert [i["rule"] for i in inc.inhibited] == ["slow-burn"] and inc.severity == "page"
+    ticket = next(m for k, m in out if k == "alert" and m.rule == "slow-burn")
+    assert ticket.inhibited_by and ticket.incident_id == inc.id
     # the page resolves, the ticket outlives it: it is no longer muted and opens a ticket incident
     out = b.process([alert("avail", k, "fast-burn", "resolved", 30, started=10)
                      for k in ("", "region=eu", "merchant_type=pos")])
-    changes = sorted((m["severity"], m["change"]) for m in incidents(out))
+    changes = sorted((m.severity, m.change) for m in incidents(out))
     assert changes == [("page", "resolved"), ("ticket", "opened")]
     # a silent model: no-data mutes a new page; the ticket incident, open before, stays open
     out = b.process([alert(None, "", "no-data", "firing", 40),
                      alert("fresh", "region=eu", "fast-burn", "firing", 40)])
-    assert [m["members"][0]["rule"] for m in incidents(out)] == ["no-data"]  # only no-data opens
-    fresh = next(m for k, m in out if k == "alert" and m["slo"] == "fresh")
-    assert "inhibited_by" in fresh
+    assert [m.members[0].rule for m in incidents(out)] == ["no-data"]  # only no-data opens
+    fresh = next(m for k, m in out if k == "alert" and m.slo == "fresh")
+    assert fresh.inhibited_by is not UNSET
 
 
 def test_the_incident_names_the_slo_that_started_burning_first():
@@ -161,16 +165,16 @@ def test_the_incident_names_the_slo_that_started_burning_first():
             tick.append(alert("recall", "", "fast-burn", "firing", 40))
         ticks += tick
     out = b.process(ticks)
-    recall = next(m for m in incidents(out) if m["slo"] == "recall")
-    cause = recall["cause"]
+    recall = next(m for m in incidents(out) if m.slo == "recall")
+    cause = recall.cause
     assert cause["slo"] == "fresh" and cause["dimension"] == "data" and cause["segment"] == {"region": "eu"}
     assert cause["burning_since"] == to_rfc3339(T0 + 180)
     # recall's burn at minute 38 refers to minute 15: freshness led by 12 minutes
     assert cause["lead_s"] == 12 * 60 and cause["summary"] == \
         "fresh (data, region=eu) started burning 12m before recall"
-    assert cause["summary"] in recall["summary"]
-    fresh = next(m for m in incidents(out) if m["slo"] == "fresh")
-    assert fresh["cause"]["lead_s"] == 0 and "burned first" in fresh["cause"]["summary"]
+    assert cause["summary"] in recall.summary
+    fresh = next(m for m in incidents(out) if m.slo == "fresh")
+    assert fresh.cause["lead_s"] == 0 and "burned first" in fresh.cause["summary"]
 
 
 def test_a_burn_that_started_before_the_lookback_is_not_the_cause():
@@ -178,8 +182,8 @@ def test_a_burn_that_started_before_the_lookback_is_not_the_cause():
     ticks = [budget("fresh", "", m, 20.0) for m in range(0, 30)]
     ticks.insert(0, alert("fresh", "", "slow-burn", "firing", 0, severity="ticket"))
     ticks += [alert("avail", "", "fast-burn", "firing", 29), budget("avail", "", 29, 20.0)]
-    avail = next(m for m in incidents(b.process(ticks)) if m["slo"] == "avail")
-    assert avail["cause"]["slo"] == "avail" and avail["cause"]["lead_s"] == 0
+    avail = next(m for m in incidents(b.process(ticks)) if m.slo == "avail")
+    assert avail.cause["slo"] == "avail" and avail.cause["lead_s"] == 0
 
 
 def test_decisions_do_not_depend_on_the_order_within_a_tick():
@@ -203,6 +207,15 @@ def test_a_restored_book_continues_like_an_uninterrupted_one():
     first = book()
     got = [first.process(list(steps[0]))]
     restored = IncidentBook(IncidentPolicy(), SLOS, pickle.loads(pickle.dumps(first.state)))
+    got += [restored.process(list(s)) for s in steps[1:]]
+    assert got == want
+    # recovery state written while alerts were dicts: its firing alerts come back as Structs
+    first = book()
+    got = [first.process(list(steps[0]))]
+    assert first.state.firing
+    first.state.firing = {aid: msgspec.to_builtins(a) for aid, a in first.state.firing.items()}
+    restored = IncidentBook(IncidentPolicy(), SLOS, pickle.loads(pickle.dumps(first.state)))
+    assert all(isinstance(a, Alert) for a in restored.state.firing.values())
     got += [restored.process(list(s)) for s in steps[1:]]
     assert got == want
 
@@ -264,9 +277,10 @@ def test_the_flow_step_resumes_from_its_snapshot_like_an_uninterrupted_run():
 def test_a_silenced_alert_opens_no_incident_until_it_outlives_its_silence():
     b = book()
     kind, silenced = alert("avail", "region=eu", "fast-burn", "firing", 10)
-    assert incidents(b.process([(kind, {**silenced, "silenced": {"reason": "maintenance"}})])) == []
+    silenced = replace(silenced, silenced=AdjustmentRef(id="s1", reason="maintenance"))
+    assert incidents(b.process([(kind, silenced)])) == []
     [inc] = incidents(b.process([alert("avail", "region=eu", "fast-burn", "firing", 30, started=10)]))
-    assert inc["change"] == "opened" and inc["opened_at"] == to_rfc3339(T0 + 1800)
+    assert inc.change == "opened" and inc.opened_at == to_rfc3339(T0 + 1800)
 
 
 @pytest.mark.slow
@@ -307,10 +321,10 @@ def test_an_incident_of_several_slos_of_one_dimension_says_which_burned_first():
         if minute == 10:
             ticks.append(alert("dq", "", "fast-burn", "firing", 10))
     msgs = incidents(b.process(ticks))
-    assert len({m["id"] for m in msgs}) == 1 and [m["change"] for m in msgs] == ["opened", "joined"]
-    assert msgs[0]["cause"]["lead_s"] == 0  # freshness alone: it burned first, nothing to add
+    assert len({m.id for m in msgs}) == 1 and [m.change for m in msgs] == ["opened", "joined"]
+    assert msgs[0].cause["lead_s"] == 0  # freshness alone: it burned first, nothing to add
     joined = msgs[1]
-    assert joined["slo"] is None and joined["dimension"] == "data"
-    assert joined["group"] == {"model": "fraud", "severity": "page"}
-    assert joined["cause"]["summary"] == "fresh (data, region=eu) started burning 4m before dq"
-    assert joined["summary"].startswith("dq, fresh: fast-burn on the whole model, region=eu")
+    assert joined.slo is None and joined.dimension == "data"
+    assert joined.group == {"model": "fraud", "severity": "page"}
+    assert joined.cause["summary"] == "fresh (data, region=eu) started burning 4m before dq"
+    assert joined.summary.startswith("dq, fresh: fast-burn on the whole model, region=eu")

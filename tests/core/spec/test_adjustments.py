@@ -6,16 +6,19 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 import yaml
 from factories import T0, epoch, make_config, of, roundtrip, run, steady
+from msgspec import UNSET
 from test_quality_slos import quality_config, run_mixed, traffic
 
 from sloguard.apps.adjust import appended
 from sloguard.apps.cli import main
 from sloguard.connectors.notifier_preview import preview_alerts
 from sloguard.core.evaluate.evaluator import ModelEvaluator
+from sloguard.core.messages.outputs import Budget
 from sloguard.core.spec.model import ConfigError
 from sloguard.core.spec.timeutil import to_rfc3339
 
@@ -33,7 +36,7 @@ def _adjust(effect: str, start: float = OUT_A - 60, end: float = OUT_B + 60, **k
             "reason": f"test {effect}", **kw}
 
 
-def _whole(out: list, slo: str = "avail") -> dict:
+def _whole(out: list, slo: str = "avail") -> Budget:
     return of(out, "budget", slo=slo, segment={})[-1]
 
 
@@ -45,14 +48,14 @@ def test_an_excluded_period_spends_no_budget_and_pages_nobody() -> None:
     assert of(out, "alert", slo="avail") == []
     end = _whole(out)
     # the 22 adjusted minutes (the outage and a minute either side) are left out of the budget
-    assert end["budget_remaining"] == 1.0 and end["total"] == _whole(plain)["total"] - 5 * 22 * 60
+    assert end.budget_remaining == 1.0 and end.total == _whole(plain).total - 5 * 22 * 60
     # only the named SLO: latency (errors are not timed) is untouched either way
-    assert _whole(out, "lat")["budget_remaining"] == _whole(plain, "lat")["budget_remaining"]
-    during = [b for b in of(out, "budget", slo="avail", segment={}) if OUT_A <= epoch(b["ts"]) < OUT_B]
-    assert during and all(b["adjustments"][0]["effect"] == "exclude" for b in during)
-    assert during[0]["adjustments"][0]["reason"] == "test exclude"
-    after = [b for b in of(out, "budget", slo="avail", segment={}) if epoch(b["ts"]) > OUT_B + 120]
-    assert after and not any("adjustments" in b for b in after)  # ended: it stops applying by itself
+    assert _whole(out, "lat").budget_remaining == _whole(plain, "lat").budget_remaining
+    during = [b for b in of(out, "budget", slo="avail", segment={}) if OUT_A <= epoch(b.ts) < OUT_B]
+    assert during and all(b.adjustments[0].effect == "exclude" for b in during)
+    assert during[0].adjustments[0].reason == "test exclude"
+    after = [b for b in of(out, "budget", slo="avail", segment={}) if epoch(b.ts) > OUT_B + 120]
+    assert after and not any(b.adjustments is not UNSET for b in after)  # ended: it stops applying by itself
 
 
 def test_a_scaled_budget_makes_each_bad_event_cost_more() -> None:
@@ -62,11 +65,11 @@ def test_a_scaled_budget_makes_each_bad_event_cost_more() -> None:
     events = steady(T0, OUT_A, 5) + errors + steady(OUT_A + 60, OUT_A + 600, 5)
     plain, _ = run(make_config([AVAILABILITY]), events)
     halved, _ = run(make_config([AVAILABILITY], adjustments=[_adjust("scale", budget_factor=0.5)]), events)
-    total = _whole(plain)["total"]
+    total = _whole(plain).total
     # occurrences: remaining = 1 - bad / (error budget x total); a halved budget doubles each bad event
-    assert _whole(plain)["budget_remaining"] == pytest.approx(1 - 3 / (0.001 * total), abs=1e-6)
-    assert _whole(halved)["budget_remaining"] == pytest.approx(1 - 6 / (0.001 * total), abs=1e-6)
-    assert _whole(halved)["total"] == total and _whole(halved)["good"] == total - 6
+    assert _whole(plain).budget_remaining == pytest.approx(1 - 3 / (0.001 * total), abs=1e-6)
+    assert _whole(halved).budget_remaining == pytest.approx(1 - 6 / (0.001 * total), abs=1e-6)
+    assert _whole(halved).total == total and _whole(halved).good == total - 6
 
 
 def test_timeslice_slices_in_an_excluded_period_are_not_bad() -> None:
@@ -74,30 +77,30 @@ def test_timeslice_slices_in_an_excluded_period_are_not_bad() -> None:
            "objective": 250, "budgeting": {"timeslices": "5m", "min_samples": 10, "target": 0.99}}
     events = steady(T0, OUT_A, 5) + steady(OUT_A, OUT_B, 5, latency_ms=900.0) + steady(OUT_B, OUT_B + 1800, 5)
     plain, _ = run(make_config([p99]), events)
-    assert _whole(plain, "p99")["total"] - _whole(plain, "p99")["good"] == 4  # four bad 5-minute slices
+    assert _whole(plain, "p99").total - _whole(plain, "p99").good == 4  # four bad 5-minute slices
     out, _ = run(make_config([p99], adjustments=[_adjust("exclude", start=OUT_A, end=OUT_A + 600)]), events)
-    assert _whole(out, "p99")["total"] - _whole(out, "p99")["good"] == 2  # the first two were excluded
+    assert _whole(out, "p99").total - _whole(out, "p99").good == 2  # the first two were excluded
 
 
 def test_a_silence_marks_alerts_the_notifier_skips_and_resends_what_outlives_it() -> None:
     config = make_config([AVAILABILITY], adjustments=[_adjust("silence", end=OUT_A + 600)])
     out, _ = run(config, _events())
     pages = of(out, "alert", slo="avail", segment={}, rule="fast-burn")
-    assert [a["state"] for a in pages] == ["firing", "firing", "resolved"]
-    assert pages[0]["silenced"]["reason"] == "test silence" and "silenced" not in pages[1]
-    assert epoch(pages[1]["ts"]) == OUT_A + 600 and pages[1]["silence_ended"] == pages[0]["silenced"]["id"]
-    assert pages[1]["started_at"] == pages[0]["started_at"] and "silenced" not in pages[2]
-    sent = preview_alerts([a for k, a in out if k == "alert"], out=io.StringIO())
+    assert [a.state for a in pages] == ["firing", "firing", "resolved"]
+    assert pages[0].silenced.reason == "test silence" and pages[1].silenced is UNSET
+    assert epoch(pages[1].ts) == OUT_A + 600 and pages[1].silence_ended == pages[0].silenced.id
+    assert pages[1].started_at == pages[0].started_at and pages[2].silenced is UNSET
+    sent = preview_alerts([msgspec.to_builtins(a) for k, a in out if k == "alert"], out=io.StringIO())  # as read
     posted = [p.alert for b in sent for p in b.items]
-    assert not any(a.get("silenced") for a in posted) and pages[1] in posted
+    assert not any(a.get("silenced") for a in posted) and msgspec.to_builtins(pages[1]) in posted
     # the budget is untouched by a silence
     plain, _ = run(make_config([AVAILABILITY]), _events())
-    assert _whole(out)["budget_remaining"] == _whole(plain)["budget_remaining"]
+    assert _whole(out).budget_remaining == _whole(plain).budget_remaining
     # an alert that fires and resolves inside the silence is silenced both ways and never resent; the
     # silence outlasts the input (its end is exclusive, and the input's last tick, OUT_B + 3600, is judged)
     whole, _ = run(make_config([AVAILABILITY], adjustments=[_adjust("silence", end=OUT_B + 7200)]), _events())
     both = of(whole, "alert", slo="avail", segment={})
-    assert both and all(a.get("silenced") for a in both)
+    assert both and all(a.silenced for a in both)
 
 
 def test_adjustments_survive_a_snapshot_and_give_the_uninterrupted_result() -> None:
@@ -178,7 +181,7 @@ def test_labelled_slices_in_an_excluded_period_do_not_burn() -> None:
     out, _ = run_mixed(config, good + bad, good_labels + bad_labels)
     assert not of(out, "alert", slo="q", severity="page")
     end = of(out, "budget", slo="q", segment={})[-1]
-    assert end["burn_rates"]["1h"] == 0 and end["total"] - end["good"] == 0
+    assert end.burn_rates["1h"] == 0 and end.total - end.good == 0
 
 
 def test_messages_with_adjustments_holds_and_label_coverage_follow_their_schemas() -> None:
@@ -197,7 +200,7 @@ def test_messages_with_adjustments_holds_and_label_coverage_follow_their_schemas
     seen: set[str] = set()
     for kind, file in (("budget", "budget"), ("alert", "alert")):
         validator = jsonschema.Draft202012Validator(json.loads((schemas / f"{file}.schema.json").read_text()))
-        for _, m in [x for x in messages if x[0] == kind]:
+        for m in [msgspec.to_builtins(x[1]) for x in messages if x[0] == kind]:  # as written
             errors = sorted(validator.iter_errors(m), key=str)
             assert not errors, f"{kind}: {errors[0].message} in {m}"
             seen |= {f for f in ("adjustments", "resolving", "label_coverage", "silenced", "silence_ended",

@@ -75,7 +75,7 @@ def test_the_baseline_keeps_a_reference_per_segment_with_enough_history(baseline
 def _drift_pages(config_dir: Path, events: list[dict]) -> dict[str, list[dict]]:
     out, _ = run(load_config(config_dir / "c.yaml"), events)
     pages = of(out, "alert", slo="drift", state="firing", severity="page")
-    return {",".join(f"{k}={v}" for k, v in a["segment"].items()) or "(whole model)": a for a in pages}
+    return {",".join(f"{k}={v}" for k, v in a.segment.items()) or "(whole model)": a for a in pages}
 
 
 def test_a_feature_that_differs_by_segment_by_design_does_not_drift_per_segment(baseline: Path) -> None:
@@ -95,7 +95,7 @@ def test_a_real_shift_in_one_segment_still_pages_there(baseline: Path) -> None:
     events = traffic(rng, T0, T0 + 3600, 1.0) + traffic(rng, T0 + 3600, T0 + 3 * 3600, 1.0, shift_us=1.0)
     pages = _drift_pages(baseline, events)
     assert "region=us" in pages and "region=eu" not in pages
-    assert [d["feature"] for d in pages["region=us"]["drift"] if d["drifted"]] == ["a"]
+    assert [d["feature"] for d in pages["region=us"].drift if d["drifted"]] == ["a"]
 
 
 def test_a_segment_reference_that_does_not_fit_the_model_bins_is_refused(baseline: Path) -> None:
