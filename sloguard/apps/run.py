@@ -8,12 +8,21 @@ firing alerts, recent ids) and the input offsets every `--snapshot-interval`; a 
 resumes from the last snapshot, replays what came after, and repeats alerts with the same ids.
 The number of recovery partitions (`--recovery-partitions`, fixed when the directory is first made)
 bounds how far the flow can later be rescaled: keep it >= the number of workers you may run.
+
+Stopping: SIGINT (Ctrl-C) or SIGTERM (`docker stop`, Kubernetes) ends every input partition after
+its current batch, so the flow finishes its last epoch, flushes its outputs and exits 130 or 143
+with one line, keeping for the resume what only looks finished (held labels, ticks not yet judged).
+A second signal stops at once (exit 130). In a cluster, signal every process (a terminal's Ctrl-C does).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -55,24 +64,62 @@ def kafka_settings(config: Config) -> KafkaSettings:
     return KafkaSettings.from_mapping(config.kafka or None)
 
 
+class StopRequest:
+    """Whether a stop was asked for (see the module docstring); installed as the SIGINT and SIGTERM
+    handler while the flow runs."""
+
+    def __init__(self, out: Any = sys.stderr) -> None:
+        self.signal: int | None = None
+        self.out = out
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signal is not None:  # the second: at once, as without this handler
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"sloguard run: {signal.Signals(signum).name}, stopping after the current batches "
+              "(signal again to stop at once)", file=self.out, flush=True)
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """Handle SIGINT and SIGTERM inside the block (from the main thread only, as Python allows)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        before = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in before.items():
+                if handler is not None:  # None: installed outside Python, nothing to put back
+                    signal.signal(s, handler)
+
+
 def build_kafka_flow(config: Config, settings: KafkaSettings, options: RunOptions,
-                     metrics: FlowMetrics | None = None) -> Any:
+                     metrics: FlowMetrics | None = None, stop: StopRequest | None = None) -> Any:
     """The sloguard dataflow between the configured Kafka topics. Without `scale.judge_parts` in
     the config, each model's judge runs in as many parts as the run has workers, so each judges its
-    share of the SLOs (one part on one worker, where a second would only fold the windows twice)."""
+    share of the SLOs (one part on one worker, where a second would only fold the windows twice).
+    Once `stop()` is true the sources end and the flow finishes without judging the input as over."""
     if config.judge_parts is None:
         workers = options.workers * max(1, len(options.addresses or ()))
         config = dataclasses.replace(config, judge_parts=max(1, min(64, workers)))
     source = KafkaRawSource(settings, {k: settings.topic(k) for k in INPUTS}, tail=options.tail,
                             heartbeat_s=options.heartbeat_s if options.tail else None,
-                            on_lag=metrics.set_lag if metrics is not None else None)
+                            on_lag=metrics.set_lag if metrics is not None else None, stop=stop)
     sinks = Sinks(
         KafkaJsonSink(settings, settings.topic("budget")),
         KafkaJsonSink(settings, settings.topic("alerts")),
         KafkaJsonSink(settings, settings.topic("dead_letter"), headers=dead_letter_headers),
         KafkaJsonSink(settings, settings.topic("incidents")) if config.incidents.enabled else None,
     )
-    return build_flow(config, source, sinks, finish_at_eof=not options.tail, sources=tuple(source.list_parts()),
+    # the input really ends when a drained backlog reaches its end, not when a stop cut a partition
+    # short (asked of the source, not of the signal: one that comes after the end changes nothing)
+    drained = not options.tail
+    return build_flow(config, source, sinks, finish_at_eof=(lambda: drained and not source.cut_short),
+                      sources=tuple(source.list_parts()),
                       metrics=metrics, recovery=options.recovery_dir is not None, reset_state=options.reset_state)
 
 
@@ -83,7 +130,8 @@ def ensure_topics(settings: KafkaSettings, partitions: int, replication: int = 1
 
 
 def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
-    """Run the flow until interrupted (or, with `tail=False`, until the topics are drained).
+    """Run the flow until stopped by SIGINT or SIGTERM (exit 128 + the signal, after a graceful stop:
+    the module docstring) or, with `tail=False`, until the topics are drained.
 
     Exits 2 with a message (never a traceback) for what the user can fix: a recovery directory that
     is another flow's or writable by others; waits, saying so, for a Kafka that does not answer yet
@@ -121,15 +169,22 @@ def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
             serve(metrics, options.metrics_port, options.metrics_address)
             print(f"metrics on http://{options.metrics_address}:{options.metrics_port}/metrics", file=out)
         print(f"sloguard run: {settings!r}, {options.workers} worker(s) per process", file=out)
-        cli_main(
-            build_kafka_flow(config, settings, options, metrics),
-            workers_per_process=options.workers,
-            process_id=options.process_id,
-            addresses=options.addresses,
-            epoch_interval=timedelta(seconds=options.snapshot_interval_s if recovery else options.epoch_interval_s),
-            recovery_config=recovery,
-        )
+        stop = StopRequest(out)
+        with stop.installed():
+            cli_main(
+                build_kafka_flow(config, settings, options, metrics, stop),
+                workers_per_process=options.workers,
+                process_id=options.process_id,
+                addresses=options.addresses,
+                epoch_interval=timedelta(seconds=options.snapshot_interval_s if recovery else options.epoch_interval_s),
+                recovery_config=recovery,
+            )
     finally:
         if broker is not None:
             broker.stop()
+    if stop.signal is not None:
+        resume = (f"; run it again with --recovery-dir {options.recovery_dir} to go on from here"
+                  if options.recovery_dir is not None else "")
+        print(f"sloguard run: stopped ({signal.Signals(stop.signal).name}), outputs flushed{resume}", file=out)
+        return 128 + stop.signal
     return 0
