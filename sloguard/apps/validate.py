@@ -71,12 +71,20 @@ def describe_rollout(spec: RolloutSpec) -> str:
     return "\n".join(lines)
 
 
+def _describe_scale(config: Config) -> str:
+    """Where each model's work runs (scale.shards, scale.judge_parts): what a resume must keep."""
+    parts = ("one part per worker (-w x processes of `sloguard run`; replay runs one shard and one part)"
+             if config.judge_parts is None else f"{config.judge_parts} part{'s' if config.judge_parts > 1 else ''}")
+    return f"scale: each model's events in {config.shards} shards, its judge in {parts}"
+
+
 def describe(config: Config) -> str:
     """A human summary of a config: models, SLOs and their scaled alert rules."""
     lines = [
         f"evaluation every {format_duration(config.evaluation_interval_s)}, "
         f"allowed lateness {_duration_or_zero(config.allowed_lateness_s)}, "
-        f"alerts resolve after {_duration_or_zero(config.resolve_hold_s)} without their rule holding"
+        f"alerts resolve after {_duration_or_zero(config.resolve_hold_s)} without their rule holding",
+        _describe_scale(config),
     ]
     for m in config.models.values():
         segs = ", ".join(f"{a} (added for fairness)" if a in m.added_segments else a for a in m.segments) or "none"

@@ -51,6 +51,17 @@ def test_validate_shows_the_configured_incident_policy(tmp_path, capsys):
     assert "incidents: off" in capsys.readouterr().out
 
 
+def test_validate_shows_where_the_work_runs(tmp_path, capsys):
+    assert main(["validate", str(ROOT / "examples" / "fraud.yaml")]) == 0
+    assert "scale: each model's events in 8 shards, its judge in one part per worker" in capsys.readouterr().out
+    text = (ROOT / "examples" / "fraud.yaml").read_text().replace(
+        "baselines/fraud.json", str(ROOT / "examples" / "baselines" / "fraud.json"))
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text(text + "\nscale: {shards: 16, judge_parts: 3}\n")
+    assert main(["validate", str(pinned)]) == 0
+    assert "scale: each model's events in 16 shards, its judge in 3 parts" in capsys.readouterr().out
+
+
 def test_a_bad_config_fails_with_the_path_of_the_field(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: {m: {}}\nslos:\n  - {name: a, model: m, dimension: infrastructure, sli: availability,"
