@@ -24,6 +24,10 @@ import orjson
 
 from sloguard.core.evaluate.idhash import HashIndex
 
+_NO_HASHES = np.empty(0, np.uint64)
+_NO_TS = np.empty(0, np.float64)
+_NO_ROWS = np.empty(0, np.int64)
+
 
 @dataclass(frozen=True)
 class LabelMeta:
@@ -149,6 +153,8 @@ class HeldLabels:
         """Release the held labels of `hashes` (each once): their hashes, times, truth and metas."""
         rows = self._rows(hashes)
         rows = np.unique(rows[rows >= 0])
+        if not len(rows):  # the common case, a prediction whose label has not come: nothing to release
+            return _NO_HASHES, _NO_TS, {}, Metas([], _NO_ROWS, _NO_ROWS)
         held, ts, truth, metas = self._release(rows)
         order = np.argsort(held, kind="stable")  # by hash, as the joins of a batch go
         return held[order], ts[order], {k: v[order] for k, v in truth.items()}, metas.reordered(order)

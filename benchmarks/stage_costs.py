@@ -1,0 +1,134 @@
+"""Where one message's CPU goes: each stage of the flow's per-batch work, beside the decode floors.
+
+    python benchmarks/stage_costs.py [--messages 600000] [--batch 5000] [--shards 8]
+
+Reads the fraud scenario `benchmarks/kafka_throughput.py` uses (out/bench/fraud-1000000, generated
+the first time) in batches of `--batch` lines per topic, the three topics in turn as a Kafka source
+hands them over, and runs the stages one worker runs in order, without Bytewax: parse (decode,
+check, columns), route (ids hashed, pieces per shard, the batch's pre-aggregation), the shards (dedupe,
+label join) and the judge (merging summaries, judging the ticks event time passes). Prints the process
+CPU of each stage per message, and the floors a consumer pays anyway: `orjson.loads` of every
+message (the Kafka and replay benchmarks' "plain" side) and the msgspec decode alone.
+
+The ratio those benchmarks report is about (floor) / (all stages + source + sinks): a ratio of 0.5
+leaves the whole flow twice the floor per message. The floor decodes each message and drops it at
+once (its memory reused while still in cache); parse has to keep a batch's events alive to turn them
+into columns, which alone costs more than the floor does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("inference", "labels", "features")
+
+
+def _batches(data: Path, messages: int, size: int) -> list:
+    from sloguard.core.messages.events import RawBatch
+
+    files = {k: (data / f"{k}.jsonl").open("rb") for k in KINDS}
+    offsets = dict.fromkeys(KINDS, 0)
+    out, done, total = [], set(), 0
+    while len(done) < len(KINDS) and total < messages:
+        for kind, f in files.items():
+            lines = [line.rstrip(b"\n") for line in itertools.islice(f, size)]
+            if not lines:
+                done.add(kind)
+                continue
+            out.append(RawBatch(kind, kind, 0, list(range(offsets[kind], offsets[kind] + len(lines))), lines,
+                                source=f"{kind}#0"))
+            offsets[kind] += len(lines)
+            total += len(lines)
+    for f in files.values():
+        f.close()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=600_000, help="messages to run (all three topics)")
+    parser.add_argument("--batch", type=int, default=5000, help="lines per batch (a Kafka source's batch size)")
+    parser.add_argument("--shards", type=int, default=None, help="scale.shards (default: the config's, 8)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import msgspec
+    import orjson
+
+    from sloguard.core.evaluate.evaluator import ModelEvaluator, pieces_of, split_by_model
+    from sloguard.core.messages.batch import fast_decoder, parse_batch
+    from sloguard.core.spec.config import load_config
+    from sloguard.core.synth.scenarios import plan, write_scenario
+    from sloguard.flows.slo_flow import parse_spec
+
+    data = ROOT / "out" / "bench" / "fraud-1000000"
+    if not (data / "manifest.json").exists():
+        print(f"generating 1,000,000 fraud events into {data} ...", flush=True)
+        write_scenario(plan("fraud", events=1_000_000, seed=7), data)
+    config = load_config(ROOT / "examples" / "fraud.yaml")
+    if args.shards:
+        config = dataclasses.replace(config, shards=args.shards)
+    spec = parse_spec(config)
+    batches = _batches(data, args.messages, args.batch)
+    n = sum(len(b.values) for b in batches)
+    clock = time.process_time
+
+    floors = {"orjson.loads": 0.0, "msgspec decode": 0.0}
+    for raw in batches:
+        decode = fast_decoder(raw.kind)[0]
+        start = clock()
+        for value in raw.values:
+            try:  # noqa: SIM105 - as the plain side of the benchmarks reads
+                orjson.loads(value)
+            except orjson.JSONDecodeError:
+                pass
+        mid = clock()
+        for value in raw.values:
+            try:  # noqa: SIM105
+                decode(value)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                pass
+        floors["orjson.loads"] += mid - start
+        floors["msgspec decode"] += clock() - mid
+
+    evaluators = {m: ModelEvaluator(config, m, sources=tuple(f"{k}#0" for k in KINDS)) for m in config.models}
+    spent = dict.fromkeys(("parse", "route", "shards", "judge"), 0.0)
+    for raw in batches:
+        start = clock()
+        parsed = parse_batch(raw, spec, now=raw.not_after or 2e9)
+        spent["parse"] += clock() - start
+        for model, batch in split_by_model(parsed, list(evaluators)):
+            ev = evaluators[model]
+            start = clock()
+            pieces = pieces_of(ev.plan, batch)
+            spent["route"] += clock() - start
+            for piece in pieces:
+                start = clock()
+                summary, _ = ev.shards[piece.shard].ingest(piece)
+                mid = clock()
+                ev.judges[0].merge(summary)
+                spent["shards"] += mid - start
+                spent["judge"] += clock() - mid
+
+    def us(seconds: float) -> str:
+        return f"{1e6 * seconds / n:6.2f} us"
+
+    print(f"{n:,} messages of fraud-1000000 in batches of {args.batch} ({len(batches)} batches), "
+          f"{config.shards} shards, CPU per message:")
+    for name, seconds in floors.items():
+        print(f"  floor  {name:15s} {us(seconds)}")
+    for name, seconds in spent.items():
+        print(f"  stage  {name:15s} {us(seconds)}")
+    after = sum(spent.values()) - spent["parse"]
+    print(f"  all stages      {us(sum(spent.values()))}   after parse {us(after)}   "
+          f"parse / orjson.loads {spent['parse'] / floors['orjson.loads']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
