@@ -26,3 +26,14 @@ def duration_arg(text: str) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: a duration must be more than 0")
     return seconds
+
+
+def duration_or_off_arg(text: str) -> float:
+    """`duration_arg`, or 0 for ``0`` / ``off`` (a feature the flag can switch off).
+
+    >>> duration_or_off_arg("30s"), duration_or_off_arg("off"), duration_or_off_arg("0")
+    (30.0, 0.0, 0.0)
+    """
+    if text.strip().lower() == "off" or text.strip() in {"0", "0s", "0.0"}:
+        return 0.0
+    return duration_arg(text)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from sloguard import __version__
-from sloguard.apps.args import duration_arg
+from sloguard.apps.args import duration_arg, duration_or_off_arg
 from sloguard.apps.checks import check_config_file
 from sloguard.apps.generate import cmd_generate
 from sloguard.apps.replay import cmd_replay
@@ -187,10 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--heartbeat",
-        type=float,
+        type=duration_or_off_arg,
         default=30.0,
-        help="seconds of idle, caught-up input after which event time follows the wall clock, "
-        "so silent models raise no-data (default 30; 0 disables)",
+        metavar="DURATION",
+        help="idle, caught-up input for this long, e.g. 30s or 1m, and event time follows the wall clock, "
+        "so silent models raise no-data (default 30s; off or 0 disables)",
     )
     p.add_argument("--partitions", type=int, default=1,
                    help="partitions for topics created on the embedded broker (default 1)")

@@ -210,6 +210,14 @@ def test_duration_flags_read_the_config_s_syntax_or_seconds(capsys):
     assert parser.parse_args(["notifier", "--stop-after", "2.5"]).stop_after == 2.5
     assert parser.parse_args(["run", "--config", "c.yaml", "--snapshot-interval", "1m"]).snapshot_interval == 60.0
     assert parser.parse_args(["demo", "--duration", "2m"]).duration == 120.0
+    run = ["run", "--config", "c.yaml", "--heartbeat"]
+    assert parser.parse_args([*run, "1m"]).heartbeat == 60.0
+    assert parser.parse_args([*run, "45"]).heartbeat == 45.0
+    assert parser.parse_args([*run, "off"]).heartbeat == parser.parse_args([*run, "0"]).heartbeat == 0.0
+    assert parser.parse_args(run[:3]).heartbeat == 30.0
+    with pytest.raises(SystemExit):
+        parser.parse_args([*run, "-5s"])
+    capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         parser.parse_args(["notifier", "--stop-after", "soon"])
     assert e.value.code == 2
