@@ -259,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Starts the embedded broker, streams generated fraud and recommender traffic with "
         "injected incidents in compressed real time, runs the flow on it and shows budgets and alerts "
         "live; ends after --duration with a per-incident detection table and the Slack messages the "
-        "notifier would send. --replay does the same without a broker, as fast as possible.",
+        "notifier would send (posted to the Slack incoming webhook in $SLOGUARD_DEMO_SLACK_WEBHOOK when set). "
+        "--replay does the same without a broker, as fast as possible.",
     )
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="where to keep the files (default out/demo)")
     p.add_argument(

@@ -223,3 +223,25 @@ def test_duration_flags_read_the_config_s_syntax_or_seconds(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "argument --stop-after: 'soon' is not a duration (e.g. 90s, 5m, 1h30m, or seconds)" in err
+
+
+def test_every_environment_variable_a_command_reads_is_named_in_its_help():
+    """CLI conventions (issue 11): a setting that can come from the environment says so in --help.
+    The names are read from the source, so a new variable without a word in the help fails here."""
+    import re
+
+    from sloguard.apps.cli import build_parser
+
+    sources = [*(ROOT / "sloguard" / "apps").glob("*.py"), ROOT / "connectors" / "controller.py"]
+    read = set()
+    for path in sources:
+        read |= set(re.findall(r"environ(?:\.get)?[\[(]\"([A-Z][A-Z0-9_]+)\"", path.read_text()))
+        read |= set(re.findall(r"token_env: (SLOGUARD_[A-Z_]+)", path.read_text()))
+    read.discard("PATH")
+    assert {"SLOGUARD_DEMO_SLACK_WEBHOOK", "SLOGUARD_GATE_TOKEN"} <= read
+    parser = build_parser()
+    helps = {name: sub.format_help().replace("\n", " ")
+             for action in parser._subparsers._group_actions for name, sub in action.choices.items()}
+    for name in read:
+        assert any(name in text for text in helps.values()), f"${name} is read but no --help names it"
+    assert "KAFKA_BOOTSTRAP_SERVERS" in helps["run"] and "SLOGUARD_KAFKA_" in helps["run"]
