@@ -16,9 +16,10 @@ line of inference + labels + features to them (timed). Then in fresh subprocesse
     each (`-i/-a`), started together, timed from the first start to the last exit, in the same run.
 Prints messages/s of each (and each process's CPU seconds: how evenly the work spreads), the ratio
 flow / plain (the figure to watch: wall times vary by machine and broker, the ratio much less), the
-CPU time of each and the flow's peak RSS. `--client` passes librdkafka options (kafka.client) to the
-clients of both runs. CPU seconds close to wall seconds mean the run is bound by its own process, not
-by the broker.
+CPU time of each (with the embedded broker's CPU while each ran: on 2 shared cores, what the
+broker takes serving fetches is not there for the flow) and the flow's peak RSS. `--client` passes
+librdkafka options (kafka.client) to the clients of both runs. CPU seconds close to wall seconds
+mean the run is bound by its own process, not by the broker.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +103,17 @@ def _peak_rss_mib() -> float:
     parent's peak over fork + exec (and the parent may just have generated the scenario)."""
     hwm = _vm_hwm_mib()
     return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _proc_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of another process so far (Linux /proc), None where unreadable."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def _cpu_s() -> float:
@@ -209,6 +222,11 @@ def _produce(settings, topics: dict[str, str], files: dict[str, Path], partition
     return {"messages": n, "seconds": seconds}
 
 
+def _broker(result: dict) -> str:
+    cpu = result.get("broker_cpu_s")
+    return "" if cpu is None else f", broker cpu {cpu:.1f} s"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -267,12 +285,24 @@ def main() -> int:
                 topics(list(outs.values()))
             return {"bootstrap": bootstrap, "topics": {**inputs, **outs}, "scenario": args.scenario, "client": client}
 
-        plain = min((_child("plain", spec(None)) for _ in range(args.repeat)), key=lambda r: r["seconds"])
-        flow = min((_child("flow", spec(i)) for i in range(args.repeat)), key=lambda r: r["seconds"])
+        broker_pid = broker.pid if broker else None
+
+        def with_broker_cpu(result: Callable[[], dict]) -> dict:
+            """`result()`, with the embedded broker's CPU seconds while it ran: on 2 cores, what the
+            broker takes serving the fetches is not there for the flow's processes."""
+            before = _proc_cpu_s(broker_pid)
+            out = result()
+            after = _proc_cpu_s(broker_pid)
+            return {**out, "broker_cpu_s": None if before is None or after is None else after - before}
+
+        plain = min((with_broker_cpu(lambda: _child("plain", spec(None))) for _ in range(args.repeat)),
+                    key=lambda r: r["seconds"])
+        flow = min((with_broker_cpu(lambda i=i: _child("flow", spec(i))) for i in range(args.repeat)),
+                   key=lambda r: r["seconds"])
         cluster = None
         if args.processes:
-            cluster = min((_cluster(spec(100 + i), args.processes) for i in range(args.repeat)),
-                          key=lambda r: r["seconds"])
+            cluster = min((with_broker_cpu(lambda i=i: _cluster(spec(100 + i), args.processes))
+                           for i in range(args.repeat)), key=lambda r: r["seconds"])
         broker_rss = _vm_hwm_mib(broker.pid) if broker else None
     finally:
         if broker is not None:
@@ -292,15 +322,16 @@ def main() -> int:
           f"({produced['seconds']:.1f} s)")
     extra = ", ".join(f"{k}={v}" for k, v in PLAIN_EXTRA.items())
     print(f"    plain consume + orjson    : {p_rate:12,.0f} messages/s   ({plain['seconds']:.1f} s, "
-          f"cpu {plain['cpu_s']:.1f} s; {extra})")
+          f"cpu {plain['cpu_s']:.1f} s{_broker(plain)}; {extra})")
     print(f"    sloguard flow, 1 worker   : {f_rate:12,.0f} messages/s   ({flow['seconds']:.1f} s, "
-          f"cpu {flow['cpu_s']:.1f} s)   outputs {flow['outputs']}")
+          f"cpu {flow['cpu_s']:.1f} s{_broker(flow)})   outputs {flow['outputs']}")
     print(f"    ratio flow / plain        : {f_rate / p_rate:12.2f}   (aim >= 0.50)")
     if cluster is not None:
         c_rate = n / cluster["seconds"]
         print(f"    sloguard flow, {args.processes} processes: {c_rate:12,.0f} messages/s   "
               f"({cluster['seconds']:.1f} s, cpu {cluster['cpu_s']:.1f} s = "
-              f"{' + '.join(f'{c:.1f}' for c in cluster['cpu_each'])})   outputs {cluster['outputs']}")
+              f"{' + '.join(f'{c:.1f}' for c in cluster['cpu_each'])}{_broker(cluster)})   "
+              f"outputs {cluster['outputs']}")
         print(f"    speed-up {args.processes} processes / 1  : {c_rate / f_rate:12.2f}   (aim >= 1.6 for 2)")
     print(f"  peak RSS, flow over {n:>10,} messages: {flow['peak_rss_mib']:7.1f} MiB"
           f"   (plain consumer {plain['peak_rss_mib']:.1f} MiB)")
