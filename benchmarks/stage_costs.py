@@ -1,6 +1,6 @@
 """Where one message's CPU goes: each stage of the flow's per-batch work, beside the decode floors.
 
-    python benchmarks/stage_costs.py [--messages 600000] [--batch 5000] [--shards 8]
+    python benchmarks/stage_costs.py [--messages 600000] [--batch 5000] [--shards 8] [--pickle]
 
 Reads the fraud scenario `benchmarks/kafka_throughput.py` uses (out/bench/fraud-1000000, generated
 the first time) in batches of `--batch` lines per topic, the three topics in turn as a Kafka source
@@ -8,7 +8,9 @@ hands them over, and runs the stages one worker runs in order, without Bytewax: 
 check, columns), route (ids hashed, pieces per shard, the batch's pre-aggregation), the shards (dedupe,
 label join) and the judge (merging summaries, judging the ticks event time passes). Prints the process
 CPU of each stage per message, and the floors a consumer pays anyway: `orjson.loads` of every
-message (the Kafka and replay benchmarks' "plain" side) and the msgspec decode alone.
+message (the Kafka and replay benchmarks' "plain" side) and the msgspec decode alone. `--pickle`
+adds what sending every piece and summary to another process would cost (Bytewax pickles what
+crosses processes): bytes and CPU per message.
 
 The ratio those benchmarks report is about (floor) / (all stages + source + sinks): a ratio of 0.5
 leaves the whole flow twice the floor per message. The floor decodes each message and drops it at
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -55,6 +58,9 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=600_000, help="messages to run (all three topics)")
     parser.add_argument("--batch", type=int, default=5000, help="lines per batch (a Kafka source's batch size)")
     parser.add_argument("--shards", type=int, default=None, help="scale.shards (default: the config's, 8)")
+    parser.add_argument("--pickle", action="store_true",
+                        help="also pickle every piece and summary, as Bytewax does to send one to another "
+                        "process: bytes and CPU per message (not counted in the stages)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import msgspec
@@ -98,6 +104,13 @@ def main() -> int:
 
     evaluators = {m: ModelEvaluator(config, m, sources=tuple(f"{k}#0" for k in KINDS)) for m in config.models}
     spent = dict.fromkeys(("parse", "route", "shards", "judge"), 0.0)
+    pickled = {"piece": [0, 0.0], "summary": [0, 0.0]}  # bytes, CPU seconds
+
+    def pickle_cost(kind: str, item: object) -> None:
+        start = clock()
+        pickled[kind][0] += len(pickle.dumps(item, protocol=5))
+        pickled[kind][1] += clock() - start
+
     for raw in batches:
         start = clock()
         parsed = parse_batch(raw, spec, now=raw.not_after or 2e9)
@@ -108,12 +121,16 @@ def main() -> int:
             pieces = pieces_of(ev.plan, batch)
             spent["route"] += clock() - start
             for piece in pieces:
+                if args.pickle:
+                    pickle_cost("piece", piece)
                 start = clock()
                 summary, _ = ev.shards[piece.shard].ingest(piece)
-                mid = clock()
+                spent["shards"] += clock() - start
+                if args.pickle:
+                    pickle_cost("summary", summary)
+                start = clock()
                 ev.judges[0].merge(summary)
-                spent["shards"] += mid - start
-                spent["judge"] += clock() - mid
+                spent["judge"] += clock() - start
 
     def us(seconds: float) -> str:
         return f"{1e6 * seconds / n:6.2f} us"
@@ -127,6 +144,9 @@ def main() -> int:
     after = sum(spent.values()) - spent["parse"]
     print(f"  all stages      {us(sum(spent.values()))}   after parse {us(after)}   "
           f"parse / orjson.loads {spent['parse'] / floors['orjson.loads']:.2f}")
+    if args.pickle:  # with N processes, (N - 1) / N of the pieces and each part's summaries cross
+        for kind, (size, seconds) in pickled.items():
+            print(f"  pickle {kind:15s} {us(seconds)}   {size / n:6.1f} bytes a message")
     return 0
 
 
