@@ -106,10 +106,9 @@ class JudgeLogic(StatefulLogic[tuple[int | None, Summary], list[Output], bytes |
     the whole judge): merges the shards' summaries, judges ticks (judge.py). Everything one call
     writes is one item (whole ticks, or the part's `TickPart`s for the gather step)."""
 
-    def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool | InputEnds,
-                 recovery: bool, state: dict | None, reset: frozenset[str] = frozenset()) -> None:
-        self.plans, self.sources, self.recovery = plans, sources, recovery
-        self.input_ends = input_ends_of(finish_at_eof)
+    def __init__(self, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool, state: dict | None,
+                 reset: frozenset[str] = frozenset(), input_ends: InputEnds = _always) -> None:
+        self.plans, self.sources, self.recovery, self.input_ends = plans, sources, recovery, input_ends
         self.judge = None
         if state is not None:
             plan, migration = _plan_of(plans, state, reset)
@@ -117,9 +116,9 @@ class JudgeLogic(StatefulLogic[tuple[int | None, Summary], list[Output], bytes |
             self.judge = Judge(plan, judge_state, sources, state.get("part"))
 
     @classmethod
-    def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], finish_at_eof: bool | InputEnds,
-              recovery: bool, resume: bytes | None, reset: frozenset[str] = frozenset()) -> JudgeLogic:
-        return cls(plans, sources, finish_at_eof, recovery, None if resume is None else pickle.loads(resume), reset)
+    def build(cls, plans: dict[str, ModelPlan], sources: tuple[str, ...], recovery: bool, resume: bytes | None,
+              reset: frozenset[str] = frozenset(), input_ends: InputEnds = _always) -> JudgeLogic:
+        return cls(plans, sources, recovery, None if resume is None else pickle.loads(resume), reset, input_ends)
 
     def on_item(self, value: tuple[int | None, Summary]) -> tuple[Iterable[list[Output]], bool]:
         part, summary = value

@@ -101,8 +101,8 @@ def build_flow(
     duplicates = op.filter_map("shard_dead_letters", ingested, partial(only, "dead_letter"))  # (key, message)
     to_judge = op.flat_map("judge_parts", summaries, partial(judge_parts, plans))
     # ("model/judge#part", (part, Summary)) per part, or (model, (None, Summary)) for a one-part judge
-    judged = op.stateful("judge", to_judge, partial(JudgeLogic.build, plans, sources, input_ends, recovery,
-                                                       reset=reset_state))
+    judged = op.stateful("judge", to_judge, partial(JudgeLogic.build, plans, sources, recovery, reset=reset_state,
+                                                       input_ends=input_ends))
     if any(plan.parts > 1 for plan in plans.values()):  # the parts' ticks, joined where they meet
         parts = op.map("by_model", judged, by_model)  # (model, [("tick", TickPart), ...])
         judged = op.stateful("gather", parts, partial(GatherLogic.build, plans, recovery, input_ends=input_ends))

@@ -65,7 +65,7 @@ def judge_with_ticks_pending(ended: bool) -> JudgeLogic:
                            "objective": 0.999}], scale={"shards": 1})
     plans = {"m": ModelPlan(config, "m")}
     shard = ShardLogic(plans, ("inference#0",), False, None)
-    judge = JudgeLogic(plans, ("inference#0",), lambda: ended, False, None)
+    judge = JudgeLogic(plans, ("inference#0",), False, None, input_ends=lambda: ended)
     for raw in batches(steady(T0, T0 + 180, 2)):
         raw.source = "inference#0"
         for _, batch in split_by_model(parse_batch(raw, spec_of(config)), ["m"]):
@@ -81,6 +81,6 @@ def test_the_judge_judges_the_pending_ticks_at_the_end_of_its_input_only_when_it
     stopped, _ = judge_with_ticks_pending(ended=False).on_eof()
     assert list(stopped) == []
     asked = {"stopped": False}
-    logic = JudgeLogic(plans_of(), (), lambda: not asked["stopped"], False, None)
+    logic = JudgeLogic(plans_of(), (), False, None, input_ends=lambda: not asked["stopped"])
     asked["stopped"] = True  # asked at the end, not when the step was built
     assert not logic.input_ends()

@@ -201,22 +201,22 @@ def test_the_flow_steps_carry_state_over_by_name_too():
         return dataclasses.replace(make_config(slos), judge_parts=2)
 
     old = {"m": ModelPlan(two_parts([a, b]), "m")}
-    judge = JudgeLogic(old, (), True, True, None)
+    judge = JudgeLogic(old, (), True, None)
     judge.on_item((1, Summary("m", 0)))  # the second of the judge's two parts (scale.judge_parts)
     shard = ShardLogic(old, (), True, None)
     shard.shard = Shard(old["m"], 0)
     snapshots = [judge.snapshot(), shard.snapshot()]
     for slos in ([b, a], [a], [a, b, {**b, "name": "c"}]):
         new = {"m": ModelPlan(two_parts(slos), "m")}
-        resumed = JudgeLogic.build(new, (), True, True, snapshots[0]).judge
+        resumed = JudgeLogic.build(new, (), True, snapshots[0]).judge
         assert resumed.plan is new["m"] and resumed.part == 1
         assert ShardLogic.build(new, (), True, snapshots[1]).shard.plan is new["m"]
     changed = {"m": ModelPlan(two_parts([a, {**b, "objective": 0.95, "sli": {"latency": {"threshold_ms": 9}}}]), "m")}
     with pytest.raises(StateMismatch, match="--reset-state b"):
-        JudgeLogic.build(changed, (), True, True, snapshots[0])
-    assert JudgeLogic.build(changed, (), True, True, snapshots[0], reset=frozenset({"b"})).judge is not None
+        JudgeLogic.build(changed, (), True, snapshots[0])
+    assert JudgeLogic.build(changed, (), True, snapshots[0], reset=frozenset({"b"})).judge is not None
     with pytest.raises(StateMismatch, match="no longer has"):
-        JudgeLogic.build({"n": old["m"]}, (), True, True, snapshots[0])
+        JudgeLogic.build({"n": old["m"]}, (), True, snapshots[0])
     regrouped = {"m": ModelPlan(dataclasses.replace(make_config([a, b]), judge_parts=3), "m")}
     with pytest.raises(StateMismatch, match=r"scale.judge_parts changed \(2 -> 3\).*set scale.judge_parts: 2"):
-        JudgeLogic.build(regrouped, (), True, True, snapshots[0])
+        JudgeLogic.build(regrouped, (), True, snapshots[0])
