@@ -1,6 +1,6 @@
 """Where one message's CPU goes: each stage of the flow's per-batch work, beside the decode floors.
 
-    python benchmarks/stage_costs.py [--messages 600000] [--batch 5000] [--shards 8] [--pickle]
+    python benchmarks/stage_costs.py [--messages 600000] [--batch 5000] [--shards 8] [--pickle] [--parts 2]
 
 Reads the fraud scenario `benchmarks/kafka_throughput.py` uses (out/bench/fraud-1000000, generated
 the first time) in batches of `--batch` lines per topic, the three topics in turn as a Kafka source
@@ -10,7 +10,9 @@ label join) and the judge (merging summaries, judging the ticks event time passe
 CPU of each stage per message, and the floors a consumer pays anyway: `orjson.loads` of every
 message (the Kafka and replay benchmarks' "plain" side) and the msgspec decode alone. `--pickle`
 adds what sending every piece and summary to another process would cost (Bytewax pickles what
-crosses processes): bytes and CPU per message.
+crosses processes): bytes and CPU per message. `--parts N` also runs the judge as N parts
+(`scale.judge_parts`, one per process in a cluster) on the same summaries, and prints each part's CPU
+per message beside the whole judge's: what splitting the judge by SLOs leaves to each process.
 
 The ratio those benchmarks report is about (floor) / (all stages + source + sinks): a ratio of 0.5
 leaves the whole flow twice the floor per message. The floor decodes each message and drops it at
@@ -58,6 +60,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=600_000, help="messages to run (all three topics)")
     parser.add_argument("--batch", type=int, default=5000, help="lines per batch (a Kafka source's batch size)")
     parser.add_argument("--shards", type=int, default=None, help="scale.shards (default: the config's, 8)")
+    parser.add_argument("--parts", type=int, default=None,
+                        help="also judge the same summaries as N judge parts, each timed (not counted in the stages)")
     parser.add_argument("--pickle", action="store_true",
                         help="also pickle every piece and summary, as Bytewax does to send one to another "
                         "process: bytes and CPU per message (not counted in the stages)")
@@ -67,6 +71,8 @@ def main() -> int:
     import orjson
 
     from sloguard.core.evaluate.evaluator import ModelEvaluator, pieces_of, split_by_model
+    from sloguard.core.evaluate.judge import Judge
+    from sloguard.core.evaluate.plan import ModelPlan
     from sloguard.core.messages.batch import fast_decoder, parse_batch
     from sloguard.core.spec.config import load_config
     from sloguard.core.synth.scenarios import plan, write_scenario
@@ -102,7 +108,11 @@ def main() -> int:
         floors["orjson.loads"] += mid - start
         floors["msgspec decode"] += clock() - mid
 
-    evaluators = {m: ModelEvaluator(config, m, sources=tuple(f"{k}#0" for k in KINDS)) for m in config.models}
+    sources = tuple(f"{k}#0" for k in KINDS)
+    evaluators = {m: ModelEvaluator(config, m, sources=sources) for m in config.models}
+    parted = dataclasses.replace(config, judge_parts=args.parts or 1)
+    parts = {m: [Judge(ModelPlan(parted, m), None, sources, p) for p in range(args.parts or 0)] for m in config.models}
+    part_spent = [0.0] * (args.parts or 0)
     spent = dict.fromkeys(("parse", "route", "shards", "judge"), 0.0)
     pickled = {"piece": [0, 0.0], "summary": [0, 0.0]}  # bytes, CPU seconds
 
@@ -131,6 +141,10 @@ def main() -> int:
                 start = clock()
                 ev.judges[0].merge(summary)
                 spent["judge"] += clock() - start
+                for p, judge in enumerate(parts[model]):
+                    start = clock()
+                    judge.merge(summary)
+                    part_spent[p] += clock() - start
 
     def us(seconds: float) -> str:
         return f"{1e6 * seconds / n:6.2f} us"
@@ -144,6 +158,8 @@ def main() -> int:
     after = sum(spent.values()) - spent["parse"]
     print(f"  all stages      {us(sum(spent.values()))}   after parse {us(after)}   "
           f"parse / orjson.loads {spent['parse'] / floors['orjson.loads']:.2f}")
+    for p, seconds in enumerate(part_spent):
+        print(f"  judge part {p} of {args.parts}  {us(seconds)}   {seconds / spent['judge']:.2f} of the whole judge")
     if args.pickle:  # with N processes, (N - 1) / N of the pieces and each part's summaries cross
         for kind, (size, seconds) in pickled.items():
             print(f"  pickle {kind:15s} {us(seconds)}   {size / n:6.1f} bytes a message")
