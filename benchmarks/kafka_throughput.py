@@ -38,6 +38,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,14 +175,17 @@ def _flow(spec: dict) -> dict:
     start, cpu, wall_start = time.perf_counter(), _cpu_s(), time.time()
     # as `sloguard run -i N -a ...` would: the cluster's addresses (the judge runs in one part per process)
     options = RunOptions(tail=False, addresses=spec.get("addresses"))
+    # the epoch interval of `sloguard run` without --recovery-dir (Bytewax's default would be 10 s)
+    epoch = timedelta(seconds=options.epoch_interval_s)
     flow = _front_flow(config, settings) if spec.get("front") else build_kafka_flow(config, settings, options)
     if "process_id" in spec:  # one of several processes of one cluster
         from bytewax.run import cli_main
 
-        cli_main(flow, workers_per_process=1, process_id=spec["process_id"], addresses=spec["addresses"])
+        cli_main(flow, workers_per_process=1, process_id=spec["process_id"], addresses=spec["addresses"],
+                 epoch_interval=epoch)
         return {"seconds": time.perf_counter() - start, "cpu_s": _cpu_s() - cpu, "peak_rss_mib": _peak_rss_mib(),
                 "wall": (wall_start, time.time())}
-    run_main(flow)
+    run_main(flow, epoch_interval=epoch)
     seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu
     peak_mib = _peak_rss_mib()
 
