@@ -348,7 +348,7 @@ def _reject(out: ParsedBatch, raw: RawBatch, i: int, error: str, model: str | No
 def _by_model(idx: list[int], events: list[Any]) -> dict[str, tuple[list[int], list[Any]]]:
     if not events:
         return {}
-    models = {e.model for e in events}
+    models = set(map(_MODEL, events))
     if len(models) == 1:
         return {models.pop(): (idx, events)}
     groups: dict[str, tuple[list[int], list[Any]]] = {m: ([], []) for m in sorted(models)}
