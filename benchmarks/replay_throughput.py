@@ -7,7 +7,8 @@
 second of event time; `--events` of them, so the span is events / density) and prints the ratio at
 each: per-event work dominates dense traffic, per-tick judging sparse traffic.
 
-Generates the scenario once (cached under out/bench/), then in fresh subprocesses, best of N:
+Generates the scenario once (cached under out/bench/), then in fresh subprocesses, in `--repeat`
+rounds run back to back (each ratio is taken within its round; the round with the median is shown):
   * plain: read the JSONL files line by line and orjson.loads each line (the floor);
   * replay of inference.jsonl alone, and of inference + labels + features, through the whole
     dataflow into budget/alerts/dead-letter files;
@@ -86,11 +87,28 @@ def _child(mode: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _rounds(n: int, plain_args: tuple[str, ...], replay_args: tuple[str, ...]) -> tuple[dict, dict, list[float]]:
+    """`n` rounds of plain then replay, back to back; each ratio taken within its round (this host's
+    speed drifts between minutes, so one side's best of N against the other's would compare runs
+    made far apart). Returns the round with the median ratio and every round's ratio."""
+    runs = []
+    for _ in range(n):
+        plain, run = _child(*plain_args), _child(*replay_args)
+        runs.append((plain, run, (run["lines"] / run["seconds"]) / (plain["lines"] / plain["seconds"])))
+    plain, run, _ = sorted(runs, key=lambda r: r[2])[n // 2]
+    return plain, run, [r[2] for r in runs]
+
+
+def _each(ratios: list[float]) -> str:
+    return f"   rounds: {', '.join(f'{r:.2f}' for r in ratios)}" if len(ratios) > 1 else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--scenario", default="fraud", choices=("fraud", "recsys"))
-    parser.add_argument("--repeat", type=int, default=3, help="best of N runs for each rate")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of plain then replay; each ratio is taken within its round, the median shown")
     parser.add_argument("--density", default=None, help="comma-separated events/s of event time (healthy scenario)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -117,24 +135,21 @@ def main() -> int:
     every = ["inference", "labels", "features"]
     files = {k: str(data / f"{k}.jsonl") for k in every}
 
-    def best(*child_args: str) -> dict:
-        return min((_child(*child_args) for _ in range(args.repeat)), key=lambda r: r["seconds"])
-
     rows = []
     for kinds in (["inference"], every):
-        plain = best("plain", *(files[k] for k in kinds))
-        run = best("replay", str(data), str(config), str(data / "run"), "all", ",".join(kinds))
-        rows.append((kinds, plain, run))
+        plain, run, ratios = _rounds(args.repeat, ("plain", *(files[k] for k in kinds)),
+                                     ("replay", str(data), str(config), str(data / "run"), "all", ",".join(kinds)))
+        rows.append((kinds, plain, run, ratios))
     quarter = _child("replay", str(data), str(config), str(data / "run-quarter"), str(args.events // 4),
                      ",".join(every))
 
-    print(f"scenario {args.scenario}, {args.events:,} inference events, best of {args.repeat}")
-    for kinds, plain, run in rows:
+    print(f"scenario {args.scenario}, {args.events:,} inference events, {args.repeat} round(s), the median shown")
+    for kinds, plain, run, ratios in rows:
         p_rate, r_rate = plain["lines"] / plain["seconds"], run["lines"] / run["seconds"]
         print(f"  {' + '.join(kinds)} ({run['lines']:,} lines)")
         print(f"    plain read + orjson.loads : {p_rate:12,.0f} lines/s")
         print(f"    sloguard replay           : {r_rate:12,.0f} lines/s   outputs {run['outputs']}")
-        print(f"    ratio replay / plain      : {r_rate / p_rate:12.2f}   (aim >= 0.40)")
+        print(f"    ratio replay / plain      : {r_rate / p_rate:12.2f}   (aim >= 0.40){_each(ratios)}")
     full = rows[-1][2]
     print(f"  peak RSS, replay of {full['lines']:>10,} lines: {full['peak_rss_mib']:7.1f} MiB")
     print(f"  peak RSS, replay of {quarter['lines']:>10,} lines: {quarter['peak_rss_mib']:7.1f} MiB")
@@ -146,7 +161,8 @@ def densities(args: argparse.Namespace, rates: list[float]) -> int:
 
     config = ROOT / "examples" / f"{args.scenario}.yaml"
     every = ["inference", "labels", "features"]
-    print(f"scenario {args.scenario} (healthy), {args.events:,} inference events per density, best of {args.repeat}")
+    print(f"scenario {args.scenario} (healthy), {args.events:,} inference events per density, "
+          f"{args.repeat} round(s), the median shown")
     for rate in rates:
         data = ROOT / "out" / "bench" / f"{args.scenario}-{args.events}-{rate:g}eps"
         if not (data / "manifest.json").exists():
@@ -154,13 +170,12 @@ def densities(args: argparse.Namespace, rates: list[float]) -> int:
             write_scenario(plan(args.scenario, events=args.events, seed=7, duration_s=args.events / rate,
                                 healthy=True), data)
         files = [str(data / f"{k}.jsonl") for k in every]
-        plain = min((_child("plain", *files) for _ in range(args.repeat)), key=lambda r: r["seconds"])
-        run = min((_child("replay", str(data), str(config), str(data / "run"), "all", ",".join(every))
-                   for _ in range(args.repeat)), key=lambda r: r["seconds"])
+        plain, run, ratios = _rounds(args.repeat, ("plain", *files),
+                                     ("replay", str(data), str(config), str(data / "run"), "all", ",".join(every)))
         p_rate, r_rate = plain["lines"] / plain["seconds"], run["lines"] / run["seconds"]
         print(f"  {rate:>6g} events/s of event time, {run['lines']:,} lines over {args.events / rate / 3600:.1f} h: "
               f"plain {p_rate:,.0f} lines/s, replay {r_rate:,.0f} lines/s, ratio {r_rate / p_rate:.2f} "
-              f"(aim >= 0.40), peak RSS {run['peak_rss_mib']:.0f} MiB", flush=True)
+              f"(aim >= 0.40), peak RSS {run['peak_rss_mib']:.0f} MiB{_each(ratios)}", flush=True)
     return 0
 
 
