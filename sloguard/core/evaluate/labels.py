@@ -297,13 +297,13 @@ class LabelStore:
             return []
         while self.blocks and self.blocks[0].max_ts < watermark - self.delay_s:
             self._drop(self.blocks.popleft(), EXPIRED)
-        out = [(m, self._held_reason(h, m)) for m, h in self.held.expire(watermark - self.hold_s)]
+        out = self._held_reasons(self.held.expire(watermark - self.hold_s))
         self.counters["rejected_labels"] += len(out)
         return out
 
     def release_held(self) -> Rejected:
         """End of input: every held label, with why it found no prediction."""
-        out = [(m, self._held_reason(h, m)) for m, h in self.held.release_all()]
+        out = self._held_reasons(self.held.release_all())
         self.counters["rejected_labels"] += len(out)
         return out
 
@@ -360,11 +360,14 @@ class LabelStore:
         """Why each id is no longer waiting, if it is known to have expired or been evicted."""
         out: list[str | None] = [None] * len(hashes)
         seqs = self.index.lookup(hashes) if len(self.index) else np.full(len(hashes), -1, np.int64)
-        ends = np.array([e for e, _ in self.dropped], np.int64)
-        for j in np.flatnonzero((seqs >= 0) & (seqs < self.head_seq)).tolist():
-            k = min(int(np.searchsorted(ends, seqs[j], side="right")), len(ends) - 1)
-            why = _REASONS[self.dropped[k][1]]
-            out[j] = None if why == JOINED else why
+        found = np.flatnonzero((seqs >= 0) & (seqs < self.head_seq))
+        if len(found):  # the block each id left with, found for all of them at once
+            ends = np.array([e for e, _ in self.dropped], np.int64)
+            codes = np.array([c for _, c in self.dropped], np.int8)
+            left = codes[np.minimum(np.searchsorted(ends, seqs[found], side="right"), len(ends) - 1)]
+            for j, code in zip(found.tolist(), left.tolist(), strict=True):
+                why = _REASONS[code]
+                out[j] = None if why == JOINED else why
         for keys, codes in reversed(self.gone):
             pos = np.minimum(np.searchsorted(keys, hashes), len(keys) - 1)
             for j in np.flatnonzero(keys[pos] == hashes).tolist():
@@ -372,10 +375,14 @@ class LabelStore:
                     out[j] = _REASONS[int(codes[pos[j]])]
         return out
 
-    def _held_reason(self, h: int, meta: LabelMeta) -> str:
-        """Why a held label found no prediction: it expired, was evicted, or never came."""
-        why = self._gone_reasons(np.array([h], np.uint64))[0]
-        return self._gone_reason(meta.id, why) if why else self._unknown_reason(meta.id)
+    def _held_reasons(self, held: list[tuple[LabelMeta, int]]) -> Rejected:
+        """Why each released held label found no prediction: it expired, was evicted, or never came.
+        One lookup for all of them: a burst of late labels releases thousands at once."""
+        if not held:
+            return []
+        whys = self._gone_reasons(np.array([h for _, h in held], np.uint64))
+        return [(m, self._gone_reason(m.id, why) if why else self._unknown_reason(m.id))
+                for (m, _), why in zip(held, whys, strict=True)]
 
     def _gone_reason(self, i: str, why: str) -> str:
         if why == EXPIRED:

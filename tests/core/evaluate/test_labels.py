@@ -215,3 +215,33 @@ def test_labels_before_or_after_their_predictions_join_once_or_are_explained(
     assert len(pairs) == len(set(pairs))  # a prediction joins at most once
     assert len(pairs) + explained == n_labels  # every label is paired or explained
     assert len(join.held) == 0
+
+
+def test_why_ids_are_gone_is_found_for_a_whole_batch_as_for_each_id_alone() -> None:
+    """Released held labels and late labels come in bursts, so their reasons are looked up for all
+    of them at once: each id keeps its own reason (evicted, expired, or none: joined, waiting, never
+    seen), in its own place."""
+    join = LabelJoin(delay_s=1000, cap=5, hold_s=60)
+    predict(join, ["e1", "e2", "e3"], [1, 2, 3])
+    predict(join, ["x1", "x2", "x3"], [600, 600, 600])  # over the cap: e1-e3 are evicted
+    predict(join, ["j1", "w1"], [700, 700])
+    join.add_labels(labels(["j1"], [710]))  # joined
+    join.expire(1650)  # x1-x3 (600) expire; j1 and w1 (700) wait on
+    join.index.merge(join._keep)  # as a later batch would: these gone ids move to their own memory
+    predict(join, ["y1"], [1700])
+    join.expire(1750)  # w1 expires after the merge: still in the index, below the head
+    predict(join, [f"z{i}" for i in range(5)], [1760] * 5)  # over the cap: y1 is evicted, also after it
+    ids = ["nobody", "e2", "x1", "j1", "w1", "e3", "x3", "y1", "e1", "x2", "z0"]
+    reasons = join._gone_reasons(id_hashes(ids))
+    assert reasons == [join._gone_reasons(id_hashes([i]))[0] for i in ids]
+    assert reasons == [None, "evicted", "expired", None, "expired", "evicted", "expired", "evicted", "evicted",
+                       "expired", None]
+
+
+def test_held_labels_released_together_each_say_why_with_their_own_id() -> None:
+    join = LabelJoin(delay_s=3600, cap=100, hold_s=60)
+    ids = [f"u{i}" for i in range(40)]
+    join.add_labels(labels(ids, [100.0] * 40))
+    out = join.expire(161)
+    assert [m.raw for m, _ in out] == [f'{{"id":"{i}"}}'.encode() for i in ids]
+    assert all(f"unknown prediction id '{i}'" in why for i, (_, why) in zip(ids, out, strict=True))
