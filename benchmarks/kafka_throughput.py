@@ -41,6 +41,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from rounds import each_round, median_round
+
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = ("budget", "alerts", "dead_letter")
 # librdkafka >= 2.1 pauses a partition's fetches for fetch.queue.backoff.ms (default 1 s) whenever its local
@@ -266,10 +268,6 @@ def _broker(result: dict) -> str:
     return "" if cpu is None else f", broker cpu {cpu:.1f} s"
 
 
-def _each(values: list[float]) -> str:
-    return f"   rounds: {', '.join(f'{v:.2f}' for v in values)}" if len(values) > 1 else ""
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -364,10 +362,10 @@ def main() -> int:
     n = produced["messages"]
     ratios = [p["seconds"] / f["seconds"] for p, f, _ in rounds]
     speedups = [f["seconds"] / c["seconds"] for _, f, c in rounds if c is not None]
-    # the figures shown in full are those of the round with the median ratio
-    plain, flow, cluster = rounds[sorted(range(len(rounds)), key=ratios.__getitem__)[len(rounds) // 2]]
-    if any(p["messages"] != n for p, _, _ in rounds):
-        print(f"  WARNING: plain consumer read {plain['messages']:,} of {n:,} messages")
+    for p, _, _ in rounds:
+        if p["messages"] != n:
+            print(f"  WARNING: plain consumer read {p['messages']:,} of {n:,} messages")
+    plain, flow, cluster = rounds[median_round(ratios)]  # shown in full
     p_rate, f_rate = n / plain["seconds"], n / flow["seconds"]
     print(f"scenario {args.scenario}, {args.events:,} inference events, {args.partitions} partition(s) per topic, "
           f"{args.repeat} round(s), the median round shown" + (f", kafka.client {client}" if client else "")
@@ -380,7 +378,7 @@ def main() -> int:
           f"cpu {plain['cpu_s']:.1f} s{_broker(plain)}; {extra})")
     print(f"    sloguard flow, 1 worker   : {f_rate:12,.0f} messages/s   ({flow['seconds']:.1f} s, "
           f"cpu {flow['cpu_s']:.1f} s{_broker(flow)})   outputs {flow['outputs']}")
-    print(f"    ratio flow / plain        : {f_rate / p_rate:12.2f}   (aim >= 0.50)" + _each(ratios))
+    print(f"    ratio flow / plain        : {f_rate / p_rate:12.2f}   (aim >= 0.50)" + each_round(ratios))
     if cluster is not None:
         c_rate = n / cluster["seconds"]
         print(f"    sloguard flow, {args.processes} processes: {c_rate:12,.0f} messages/s   "
@@ -389,7 +387,7 @@ def main() -> int:
               f"{' + '.join(f'{c:.1f}' for c in cluster['cpu_each'])}{_broker(cluster)})   "
               f"outputs {cluster['outputs']}")
         print(f"    speed-up {args.processes} processes / 1  : {c_rate / f_rate:12.2f}   (aim >= 1.6 for 2)"
-              + _each(speedups))
+              + each_round(speedups))
     print(f"  peak RSS, flow over {n:>10,} messages: {flow['peak_rss_mib']:7.1f} MiB"
           f"   (plain consumer {plain['peak_rss_mib']:.1f} MiB)")
     if broker_rss is not None:

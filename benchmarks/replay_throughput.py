@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from rounds import each_round, median_round
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -95,12 +97,9 @@ def _rounds(n: int, plain_args: tuple[str, ...], replay_args: tuple[str, ...]) -
     for _ in range(n):
         plain, run = _child(*plain_args), _child(*replay_args)
         runs.append((plain, run, (run["lines"] / run["seconds"]) / (plain["lines"] / plain["seconds"])))
-    plain, run, _ = sorted(runs, key=lambda r: r[2])[n // 2]
-    return plain, run, [r[2] for r in runs]
-
-
-def _each(ratios: list[float]) -> str:
-    return f"   rounds: {', '.join(f'{r:.2f}' for r in ratios)}" if len(ratios) > 1 else ""
+    ratios = [r[2] for r in runs]
+    plain, run, _ = runs[median_round(ratios)]
+    return plain, run, ratios
 
 
 def main() -> int:
@@ -149,7 +148,7 @@ def main() -> int:
         print(f"  {' + '.join(kinds)} ({run['lines']:,} lines)")
         print(f"    plain read + orjson.loads : {p_rate:12,.0f} lines/s")
         print(f"    sloguard replay           : {r_rate:12,.0f} lines/s   outputs {run['outputs']}")
-        print(f"    ratio replay / plain      : {r_rate / p_rate:12.2f}   (aim >= 0.40){_each(ratios)}")
+        print(f"    ratio replay / plain      : {r_rate / p_rate:12.2f}   (aim >= 0.40){each_round(ratios)}")
     full = rows[-1][2]
     print(f"  peak RSS, replay of {full['lines']:>10,} lines: {full['peak_rss_mib']:7.1f} MiB")
     print(f"  peak RSS, replay of {quarter['lines']:>10,} lines: {quarter['peak_rss_mib']:7.1f} MiB")
@@ -175,7 +174,7 @@ def densities(args: argparse.Namespace, rates: list[float]) -> int:
         p_rate, r_rate = plain["lines"] / plain["seconds"], run["lines"] / run["seconds"]
         print(f"  {rate:>6g} events/s of event time, {run['lines']:,} lines over {args.events / rate / 3600:.1f} h: "
               f"plain {p_rate:,.0f} lines/s, replay {r_rate:,.0f} lines/s, ratio {r_rate / p_rate:.2f} "
-              f"(aim >= 0.40), peak RSS {run['peak_rss_mib']:.0f} MiB{_each(ratios)}", flush=True)
+              f"(aim >= 0.40), peak RSS {run['peak_rss_mib']:.0f} MiB{each_round(ratios)}", flush=True)
     return 0
 
 
