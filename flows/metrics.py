@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,9 +48,28 @@ def _segment(segment: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in segment.items()) or WHOLE_MODEL
 
 
+#: A quoted value in a reason, as `repr` writes it: an id, a model name, a user's key.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_NUMBER = re.compile(r"\b\d[\w.]*")  # 70000, 1.5, 2h30m
+_DETAIL = re.compile(r"[:(,]")  # what follows the kind of fault
+REASON_MAX_CHARS = 64
+
+
 def reason_class(error: str) -> str:
-    """`latency_ms: must be a number` -> `latency_ms`; `malformed JSON: ...` -> `malformed JSON`."""
-    return error.split(":", 1)[0][:40]
+    """The kind of fault in a dead letter's reason, as a label value that stays one of a few.
+
+    Quoted values (ids, names) and numbers are dropped, then everything after the first `:`, `(`
+    or `,`, and a field path is cut to its top field: `latency_ms: must be a number` ->
+    `latency_ms`; `features.amount: ...` -> `features`; `label for id 'o-17' came after its
+    prediction was evicted (more than 1000000 ...)` -> `label for id came after its prediction was
+    evicted`. A reason's ids must never become label values: one series per dead letter would grow
+    the registry, and every scrape, without bound.
+    """
+    text = _NUMBER.sub("N", _QUOTED.sub("", error))
+    text = " ".join(_DETAIL.split(text, 1)[0].split())
+    if " " not in text:
+        text = text.split(".", 1)[0]
+    return text[:REASON_MAX_CHARS] or "unknown"
 
 
 @dataclass

@@ -11,11 +11,14 @@ import orjson
 import pytest
 from bytewax.testing import run_main
 from factories import alert_message, budget_message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from sloguard.connectors.broker import free_port
 from sloguard.connectors.files import JsonlReplaySource, JsonlSink
-from sloguard.core.messages.outputs import Counted
+from sloguard.core.evaluate.labels import EVICTED, EXPIRED, LabelStore
+from sloguard.core.messages.outputs import Counted, dead_letter
 from sloguard.core.spec.config import load_config
 from sloguard.core.synth.scenarios import plan, write_scenario
 from sloguard.flows.metrics import FlowMetrics, reason_class, rule_severities, serve
@@ -257,3 +260,51 @@ def test_metrics_of_a_real_replay_s_outputs_are_what_its_messages_say():
         want = a["rule"] in reported["firing"] if reported else [
             x for x in read["alerts"] if x["id"] == a["id"]][-1]["state"] == "firing"
         assert registry.get_sample_value("sloguard_alerts_firing", labels) == float(want), labels
+
+
+# ---- dead-letter reasons as label values ----------------------------------------------------------
+
+_ID = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(first=_ID, second=_ID)
+def test_a_label_join_reason_class_does_not_depend_on_the_id(first, second):
+    """The reasons name the id (quoted by repr: quotes, colons, parentheses, digits and all); their
+    class must not, or every dead letter would add a series to the registry."""
+    store = LabelStore(delay_s=7 * 86_400.0, cap=1_000_000, hold_s=300.0)
+    for text in (lambda i: store._gone_reason(i, EVICTED), lambda i: store._gone_reason(i, EXPIRED),
+                 store._unknown_reason):
+        assert reason_class(text(first)) == reason_class(text(second))
+    assert reason_class(store._gone_reason(first, EVICTED)) == "label for id came after its prediction was evicted"
+    assert reason_class(store._gone_reason(first, EXPIRED)) == "label for id came after its prediction expired"
+    assert reason_class(store._unknown_reason(first)) == "label for unknown prediction id"
+
+
+@pytest.mark.parametrize(("error", "kind"), [
+    ("latency_ms: must be a number, got boolean", "latency_ms"),
+    ("features.amount: must be a number, string, boolean or null, got object", "features"),
+    ("segment.region: longer than 256 characters", "segment"),
+    ("oversized message: 70000 bytes > limit 65536", "oversized message"),
+    ("model: unknown model 'x' (configured: fraud)", "model"),
+    ("label for id 'a' came 2h30m after its prediction, beyond the label delay of 1h",
+     "label for id came N after its prediction"),
+    ("no prediction with id 'a:b': too many labels waiting for one", "no prediction with id"),
+    ("duplicate: id 'a' was already seen within 1h", "duplicate"),
+    ("", "unknown"),
+])
+def test_a_reason_class_is_the_kind_of_fault(error, kind):
+    assert reason_class(error) == kind
+
+
+def test_dead_letters_with_distinct_ids_add_no_series():
+    """A thousand evicted labels of a thousand ids: one dead-letter series, counting all of them."""
+    registry = CollectorRegistry()
+    metrics = FlowMetrics(registry)
+    store = LabelStore(delay_s=7 * 86_400.0, cap=1_000_000, hold_s=300.0)
+    for n in range(1000):
+        metrics.observe_output("dead_letter", dead_letter("ml.labels", 0, n, "label_join",
+                                                          store._gone_reason(f"o-{n}", EVICTED), b"{}", model="fraud"))
+    series = [s for m in registry.collect() for s in m.samples if s.name == "sloguard_dead_letters_total"]
+    assert len(series) == 1
+    assert series[0].value == 1000
