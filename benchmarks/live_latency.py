@@ -73,6 +73,23 @@ def _cpu_s(pid: int) -> float | None:
     return None
 
 
+def _host_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine, in clock ticks over every core (/proc/stat `cpu`):
+    busy is everything but idle and iowait. Its share over an interval says whether the run shared a
+    full machine (producer, broker, run and this reader on the same cores)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        total = sum(values)
+        return total - values[3] - values[4], total
+    return 0, 0
+
+
+def _busy_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """Share of the machine's CPU (all cores) that was busy between two `_host_jiffies` readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else None
+
+
 # --- measurement -------------------------------------------------------------------------------
 
 
@@ -244,7 +261,8 @@ class _Progress:
         self.first_error: float | None = None
         self.done: dict[str, Any] | None = None
         self.last: dict[str, Any] = {"inference": 0, "labels": 0, "features": 0}
-        self.prev = {"t": time.time(), "inference": 0, "labels": 0, "features": 0, "cpu": _cpu_s(run_pid) or 0.0}
+        self.prev = {"t": time.time(), "inference": 0, "labels": 0, "features": 0, "cpu": _cpu_s(run_pid) or 0.0,
+                     "host": _host_jiffies()}
 
     def drain(self, wait_s: float = 0.0) -> None:
         with contextlib.suppress(queue.Empty):
@@ -272,6 +290,8 @@ class _Progress:
             return
         dt, last, prev = now - self.prev["t"], self.last, self.prev
         cpu = _cpu_s(self.run_pid) or prev["cpu"]
+        host = _host_jiffies()
+        busy = _busy_share(prev["host"], host)
         q = _quantiles(reader.minute_lags)
         newest = max(reader.tick_last, default=None)
         behind = len(reader.missing_ticks(max(self.start, newest or self.start), now - 5.0))
@@ -280,10 +300,11 @@ class _Progress:
               f"{(last['features'] - prev['features']) / dt:7,.0f} features/s | "
               f"{len(reader.minute_lags):4d} budget events, lag p50 {_fmt(q['p50'])} max {_fmt(q['max'])}, "
               f"newest tick {_hhmmss(newest) if newest else '-'}, {behind} due tick(s) not out | "
-              f"run cpu {100 * (cpu - prev['cpu']) / dt:3.0f} % rss {status_mib(self.run_pid, 'VmRSS:') or 0:6.0f} MiB",
+              f"run cpu {100 * (cpu - prev['cpu']) / dt:3.0f} % rss {status_mib(self.run_pid, 'VmRSS:') or 0:6.0f} "
+              f"MiB | machine busy {'-' if busy is None else f'{100 * busy:.0f} %'} of {os.cpu_count()} cores",
               flush=True)
         reader.minute_lags = []
-        self.prev = {"t": now, **{k: last[k] for k in ("inference", "labels", "features")}, "cpu": cpu}
+        self.prev = {"t": now, **{k: last[k] for k in ("inference", "labels", "features")}, "cpu": cpu, "host": host}
 
 
 def _measure(args: argparse.Namespace, run: subprocess.Popen, settings: Any, reader: _Reader,
@@ -364,6 +385,7 @@ def _report(args: argparse.Namespace, reader: _Reader, progress: _Progress, usag
         "run_peak_rss_mib": r(usage["run_hwm"], 1),
         "broker_cpu_s": r(usage["broker_cpu_s"], 1), "broker_peak_rss_mib": r(usage["broker_hwm"], 1),
         "producer_cpu_s": r(produced.get("cpu_s"), 1), "producer_peak_rss_mib": r(produced.get("peak_rss_mib"), 1),
+        "machine_busy_share": r(usage["host_busy"]), "cores": os.cpu_count(),
         "dead_letters": sum(reader.dead.values()),
         "run_log_problem_lines": len(problems), "run_log_problem_lines_at_stop": len(at_stop_lines),
         "ended": usage["ended"] or "completed", "run_stop": usage["how_stopped"],
@@ -388,6 +410,9 @@ def _report(args: argparse.Namespace, reader: _Reader, progress: _Progress, usag
           f"core), peak RSS {_fmt(usage['run_hwm'], ' MiB')}")
     print(f"  broker         : cpu {usage['broker_cpu_s']:.1f} s, peak RSS {_fmt(usage['broker_hwm'], ' MiB')};   "
           f"producer: cpu {_fmt(produced.get('cpu_s'))}, peak RSS {_fmt(produced.get('peak_rss_mib'), ' MiB')}")
+    if usage["host_busy"] is not None:
+        print(f"  machine        : {100 * usage['host_busy']:.0f} % of its {os.cpu_count()} cores busy over the run "
+              "(all processes: near 100 % the run waits for a core, and its lag says as much about the machine)")
     print("  alerts fired   : " + ("none" if not reader.firing else ""))
     for (slo, rule, severity, seg), count in sorted(reader.firing.items()):
         print(f"      {count:3d} x {severity:6s} {rule:12s} {slo:28s} {seg}")
@@ -419,7 +444,7 @@ def main() -> int:
     run = producer = None
     try:
         run, log, config, settings = _start_run(args, work, broker.bootstrap_servers)
-        cpu0, broker_cpu0 = _cpu_s(run.pid) or 0.0, _cpu_s(broker.pid) or 0.0
+        cpu0, broker_cpu0, host0 = _cpu_s(run.pid) or 0.0, _cpu_s(broker.pid) or 0.0, _host_jiffies()
         reader = _Reader(float(config.allowed_lateness_s), float(config.evaluation_interval_s))
         progress = _Progress(ctx.Queue(), run.pid, args.progress)
         spec = {"bootstrap": broker.bootstrap_servers, "seed": args.seed, "rate": args.rate,
@@ -437,7 +462,7 @@ def main() -> int:
         # read before stopping anything: the run's totals while it is still alive
         usage = {"end": time.time(), "ended": ended, "run_cpu_s": (_cpu_s(run.pid) or cpu0) - cpu0,
                  "run_hwm": vm_hwm_mib(run.pid), "broker_cpu_s": (_cpu_s(broker.pid) or broker_cpu0) - broker_cpu0,
-                 "broker_hwm": vm_hwm_mib(broker.pid)}
+                 "broker_hwm": vm_hwm_mib(broker.pid), "host_busy": _busy_share(host0, _host_jiffies())}
         stop.set()
         deadline = time.time() + 60
         while progress.done is None and time.time() < deadline and producer.is_alive():
