@@ -2,7 +2,7 @@
 
     python benchmarks/live_latency.py [--rate 20000] [--duration 600] [--outage-at S] [--outage-seconds 180]
                                       [--features-ratio 0.5] [--partitions 1] [--judge-parts N] [--run-args "-w 2"]
-                                      [--keep]
+                                      [--scrape-every 15] [--keep]
     python benchmarks/live_latency.py --duration 90 --rate 2000          # a short smoke run
 
 Starts the embedded broker, creates the topics, writes `examples/fraud.yaml` (all its SLOs, its baseline)
@@ -30,6 +30,10 @@ wall-clock seconds:
 If the page has not come when `--duration` ends, production goes on (so event time keeps moving with the
 wall clock) for up to `--page-wait` more seconds.
 
+`--scrape-every S` serves the run's Prometheus metrics and scrapes them every S seconds as a Prometheus
+would, reporting each minute's slowest scrape and the series count: what a monitored production run
+costs, and whether its metrics stay bounded.
+
 Also printed: the producer's achieved rates, CPU seconds and peak RSS (VmHWM) of the run process, the
 broker and the producer, every alert that fired, and error lines from the run's log. The last line is a
 JSON object with the numbers. Logs, the config and (with --keep) the recovery directory stay under --workdir.
@@ -50,7 +54,9 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -218,6 +224,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="config, logs and recovery dir (default out/bench/live-<random id>)")
     parser.add_argument("--keep", action="store_true", help="keep the recovery directory (default: removed)")
+    parser.add_argument("--scrape-every", type=float, default=0.0,
+                        help="serve the run's Prometheus metrics (--metrics-port) and scrape them every this many "
+                        "seconds, as a Prometheus would: each scrape's time and series are reported (default 0: off)")
     args = parser.parse_args()
     if args.outage_at is None:
         args.outage_at = args.duration / 2
@@ -242,8 +251,14 @@ def _start_run(args: argparse.Namespace, work: Path, bootstrap: str) -> tuple[su
     config_path = work / "fraud.yaml"
     config_path.write_text(yaml.safe_dump(data, sort_keys=False))
     log = work / "run.log"
+    if args.scrape_every > 0:
+        from sloguard.connectors.broker import free_port
+
+        args.metrics_port = free_port()
+    metrics = ["--metrics-port", str(args.metrics_port)] if args.scrape_every > 0 else []
     cmd = [sys.executable, "-c", "import sys; from sloguard.apps.cli import main; sys.exit(main())", "run",
-           "--config", str(config_path), "--recovery-dir", str(work / "recovery"), *shlex.split(args.run_args)]
+           "--config", str(config_path), "--recovery-dir", str(work / "recovery"), *metrics,
+           *shlex.split(args.run_args)]
     with log.open("wb") as fh:
         run = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)
@@ -252,11 +267,43 @@ def _start_run(args: argparse.Namespace, work: Path, bootstrap: str) -> tuple[su
     return run, log, parse_config(data, base_dir=work), settings
 
 
+class _Scraper(threading.Thread):
+    """Scrapes the run's /metrics every `every_s` seconds, as a Prometheus would, and keeps each
+    scrape's (seconds, bytes, series); a scrape that fails or takes over 10 s counts as failed."""
+
+    def __init__(self, url: str, every_s: float) -> None:
+        super().__init__(name="metrics-scraper", daemon=True)
+        self.url, self.every_s = url, every_s
+        self.done = threading.Event()
+        self.scrapes: list[tuple[float, int, int]] = []
+        self.failed = 0
+        self.shown = 0  # scrapes already summed up on a progress line
+
+    def run(self) -> None:
+        while not self.done.wait(self.every_s):
+            start = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as response:
+                    body = response.read()
+            except OSError:
+                self.failed += 1
+                continue
+            series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+            self.scrapes.append((time.perf_counter() - start, len(body), series))
+
+    def since_shown(self) -> str:
+        """The scrapes since the last call: their slowest time and the newest series count."""
+        new, self.shown = self.scrapes[self.shown:], len(self.scrapes)
+        if not new:
+            return f" | scrapes: none ({self.failed} failed)"
+        return f" | scrape max {max(d for d, _, _ in new):.2f} s, {new[-1][2]:,} series"
+
+
 class _Progress:
     """What the producer reported, and the progress line every `every_s` seconds."""
 
-    def __init__(self, queue_: Any, run_pid: int, every_s: float) -> None:
-        self.queue, self.run_pid, self.every_s = queue_, run_pid, every_s
+    def __init__(self, queue_: Any, run_pid: int, every_s: float, scraper: _Scraper | None = None) -> None:
+        self.queue, self.run_pid, self.every_s, self.scraper = queue_, run_pid, every_s, scraper
         self.start: float | None = None
         self.first_error: float | None = None
         self.done: dict[str, Any] | None = None
@@ -301,8 +348,8 @@ class _Progress:
               f"{len(reader.minute_lags):4d} budget events, lag p50 {_fmt(q['p50'])} max {_fmt(q['max'])}, "
               f"newest tick {_hhmmss(newest) if newest else '-'}, {behind} due tick(s) not out | "
               f"run cpu {100 * (cpu - prev['cpu']) / dt:3.0f} % rss {status_mib(self.run_pid, 'VmRSS:') or 0:6.0f} "
-              f"MiB | machine busy {'-' if busy is None else f'{100 * busy:.0f} %'} of {os.cpu_count()} cores",
-              flush=True)
+              f"MiB | machine busy {'-' if busy is None else f'{100 * busy:.0f} %'} of {os.cpu_count()} cores"
+              + (self.scraper.since_shown() if self.scraper is not None else ""), flush=True)
         reader.minute_lags = []
         self.prev = {"t": now, **{k: last[k] for k in ("inference", "labels", "features")}, "cpu": cpu, "host": host}
 
@@ -385,7 +432,7 @@ def _report(args: argparse.Namespace, reader: _Reader, progress: _Progress, usag
         "run_peak_rss_mib": r(usage["run_hwm"], 1),
         "broker_cpu_s": r(usage["broker_cpu_s"], 1), "broker_peak_rss_mib": r(usage["broker_hwm"], 1),
         "producer_cpu_s": r(produced.get("cpu_s"), 1), "producer_peak_rss_mib": r(produced.get("peak_rss_mib"), 1),
-        "machine_busy_share": r(usage["host_busy"]), "cores": os.cpu_count(),
+        "machine_busy_share": r(usage["host_busy"]), "cores": os.cpu_count(), "scrapes": usage.get("scrapes"),
         "dead_letters": sum(reader.dead.values()),
         "run_log_problem_lines": len(problems), "run_log_problem_lines_at_stop": len(at_stop_lines),
         "ended": usage["ended"] or "completed", "run_stop": usage["how_stopped"],
@@ -413,6 +460,10 @@ def _report(args: argparse.Namespace, reader: _Reader, progress: _Progress, usag
     if usage["host_busy"] is not None:
         print(f"  machine        : {100 * usage['host_busy']:.0f} % of its {os.cpu_count()} cores busy over the run "
               "(all processes: near 100 % the run waits for a core, and its lag says as much about the machine)")
+    if usage.get("scrapes"):
+        sc = usage["scrapes"]
+        print(f"  metrics        : scraped every {sc['every_s']:g} s: {sc['count']} scrapes, {sc['failed']} failed, "
+              f"slowest {sc['max_s']:.2f} s, at most {sc['max_series']:,} series (last page {sc['last_kib']} KiB)")
     print("  alerts fired   : " + ("none" if not reader.firing else ""))
     for (slo, rule, severity, seg), count in sorted(reader.firing.items()):
         print(f"      {count:3d} x {severity:6s} {rule:12s} {slo:28s} {seg}")
@@ -446,7 +497,11 @@ def main() -> int:
         run, log, config, settings = _start_run(args, work, broker.bootstrap_servers)
         cpu0, broker_cpu0, host0 = _cpu_s(run.pid) or 0.0, _cpu_s(broker.pid) or 0.0, _host_jiffies()
         reader = _Reader(float(config.allowed_lateness_s), float(config.evaluation_interval_s))
-        progress = _Progress(ctx.Queue(), run.pid, args.progress)
+        scraper = None
+        if args.scrape_every > 0:
+            scraper = _Scraper(f"http://127.0.0.1:{args.metrics_port}/metrics", args.scrape_every)
+            scraper.start()
+        progress = _Progress(ctx.Queue(), run.pid, args.progress, scraper)
         spec = {"bootstrap": broker.bootstrap_servers, "seed": args.seed, "rate": args.rate,
                 "features_ratio": args.features_ratio, "outage_at": args.outage_at,
                 "outage_seconds": args.outage_seconds,
@@ -457,12 +512,20 @@ def main() -> int:
               f"lateness {reader.lateness_s:.0f} s), target {args.rate:,.0f} inference/s + labels + "
               f"{args.features_ratio:g} features per inference for {args.duration:.0f} s, outage at "
               f"{args.outage_at:.0f} s for {args.outage_seconds:.0f} s; sloguard run pid {run.pid} "
-              f"{args.run_args} --recovery-dir {recovery}", flush=True)
+              f"{args.run_args} --recovery-dir {recovery}"
+              + (f" --metrics-port {args.metrics_port} (scraped every {args.scrape_every:g} s)" if scraper else ""),
+              flush=True)
         ended = _measure(args, run, settings, reader, progress, producer)
         # read before stopping anything: the run's totals while it is still alive
         usage = {"end": time.time(), "ended": ended, "run_cpu_s": (_cpu_s(run.pid) or cpu0) - cpu0,
                  "run_hwm": vm_hwm_mib(run.pid), "broker_cpu_s": (_cpu_s(broker.pid) or broker_cpu0) - broker_cpu0,
                  "broker_hwm": vm_hwm_mib(broker.pid), "host_busy": _busy_share(host0, _host_jiffies())}
+        if scraper is not None:
+            scraper.done.set()
+            usage["scrapes"] = {"every_s": args.scrape_every, "count": len(scraper.scrapes), "failed": scraper.failed,
+                                "max_s": round(max((d for d, _, _ in scraper.scrapes), default=0.0), 3),
+                                "max_series": max((n for _, _, n in scraper.scrapes), default=0),
+                                "last_kib": round(scraper.scrapes[-1][1] / 1024, 1) if scraper.scrapes else None}
         stop.set()
         deadline = time.time() + 60
         while progress.done is None and time.time() < deadline and producer.is_alive():
