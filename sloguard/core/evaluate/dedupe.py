@@ -5,7 +5,8 @@ Ids are kept as 64-bit hashes (`idhash.py`) with the event time they were seen a
 remembered for at least `window_s` of event time after it was seen and forgotten once the owner's
 watermark has passed that (`expire`), never at a batch's own time: a partition reading ahead must
 not forget ids another partition may still repeat. At most about `max_ids` are kept; beyond that
-the oldest are forgotten first and counted in `evicted`, so memory does not grow with traffic.
+the oldest are forgotten first, down to 7/8 of `max_ids`, and counted in `evicted`, so memory does
+not grow with traffic and eviction costs O(1) per id, amortised.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import math
 import numpy as np
 
 from sloguard.core.evaluate.idhash import HashIndex
+
+#: Past `max_ids`, the oldest ids are forgotten down to 7/8 of it: the pass over the whole memory
+#: (two merges and a partition) then comes once per max_ids/8 new ids, not at every batch.
+EVICT_TO_EIGHTHS = 7
 
 
 class RecentIds:
@@ -57,9 +62,9 @@ class RecentIds:
         if not math.isfinite(now):
             return
         self.cutoff_s = max(self.cutoff_s, math.floor(now - self.window_s))
-        if len(self.index) > self.max_ids and len(self) > self.max_ids:
-            self.index.merge(self._keep)
-            extra = len(self.index) - self.max_ids
+        if len(self.index) > self.max_ids:
+            self.index.merge(self._keep)  # what the window has passed goes first
+            extra = len(self.index) - self.max_ids * EVICT_TO_EIGHTHS // 8
             if extra > 0:
                 newest_dropped = int(np.partition(self.index.vals, extra - 1)[extra - 1])
                 before = len(self.index)

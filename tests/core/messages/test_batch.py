@@ -235,6 +235,24 @@ def test_recent_ids_memory_is_bounded_by_max_ids():
     assert len(recent) <= 1100 and recent.evicted >= 3900
 
 
+def test_recent_ids_at_their_cap_evict_in_bursts_not_at_every_batch():
+    """At the cap, each eviction is a pass over the whole memory: it must come once per max_ids/8
+    new ids (down to 7/8 of the cap), not for every batch that tips it over."""
+    recent = RecentIds(10**9, max_ids=1000)
+    for b in range(100):  # full: 1,000 ids, 10 a second (eviction forgets whole seconds)
+        _seen(recent, [f"fill-{b}-{i}" for i in range(10)], float(b - 100))
+    passes, sizes = 0, []
+    for b in range(200):  # 2,000 more ids, 10 a batch, each a second newer
+        before = recent.evicted
+        _seen(recent, [f"{b}-{i}" for i in range(10)], float(b + 1))
+        recent.expire(float(b + 1))
+        passes += recent.evicted != before
+        sizes.append(len(recent))
+    assert passes <= 2000 // (1000 // 8) + 1
+    assert min(sizes) >= 1000 * 7 // 8 - 10 and max(sizes) <= 1000
+    assert recent.evicted == 2000 + 1000 - len(recent)
+
+
 def test_a_deeply_nested_unknown_field_is_a_dead_letter_and_the_rest_of_the_batch_is_read():
     """One 2.4 KB message with 1,000 nested arrays used to raise RecursionError and stop the flow."""
     good = [orjson.dumps(event(i, T0 + i)) for i in range(5)]
