@@ -167,12 +167,3 @@ def group_sum(group: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     g = group[order]
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     return g[starts], np.add.reduceat(rows[order], starts, axis=0)
-
-
-def group_slices(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[slice]]:
-    """Order rows by group: returns (order, distinct ids, a slice of `order` per id)."""
-    order = np.argsort(group, kind="stable")
-    g = group[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    ends = np.r_[starts[1:], len(g)]
-    return order, g[starts], [slice(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]

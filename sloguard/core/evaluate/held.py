@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from sloguard.core.evaluate.idhash import HashIndex
+from sloguard.core.evaluate.idhash import HashIndex, by_group
 
 _NO_HASHES = np.empty(0, np.uint64)
 _NO_TS = np.empty(0, np.float64)
@@ -125,8 +125,7 @@ class HeldLabels:
     def _alive(self, rows: np.ndarray) -> np.ndarray:
         which = self._locate(rows)
         out = np.zeros(len(rows), bool)
-        for k in np.unique(which[which >= 0]).tolist():
-            sel = np.flatnonzero(which == k)
+        for k, sel in by_group(which, np.flatnonzero(which >= 0)):
             chunk = self.chunks[k]
             out[sel] = chunk.alive[rows[sel] - chunk.first]
         return out
@@ -202,8 +201,7 @@ class HeldLabels:
         ts = np.empty(len(rows))
         truth: dict[str, list[np.ndarray]] = {}
         metas = Metas(list(self.chunks), which, np.empty(len(rows), np.int64))
-        for k in np.unique(which).tolist():
-            sel = np.flatnonzero(which == k)
+        for k, sel in by_group(which):
             chunk = self.chunks[k]
             local = rows[sel] - chunk.first
             chunk.alive[local] = False

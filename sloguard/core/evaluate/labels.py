@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from sloguard.core.evaluate.held import HeldLabels, LabelMeta
-from sloguard.core.evaluate.idhash import HashIndex
+from sloguard.core.evaluate.idhash import HashIndex, by_group
 from sloguard.core.spec.timeutil import format_duration, to_rfc3339
 
 EXPIRED, EVICTED, JOINED = "expired", "evicted", "joined"
@@ -213,7 +213,9 @@ class LabelStore:
             gone = self._gone_reasons(hashes[miss])
             repeated = self.held.contains(hashes[miss])  # another label for the id already waits
             _, first = np.unique(hashes[miss], return_index=True)
-            repeated[np.setdiff1d(np.arange(len(miss)), first)] = True  # ... or came earlier in this batch
+            later = np.ones(len(miss), bool)
+            later[first] = False
+            repeated |= later  # ... or came earlier in this batch
             hold = (np.array(gone, dtype=object) == None) & ~repeated  # noqa: E711 - elementwise
             for k in np.flatnonzero(~hold).tolist():  # only the rejected ones, in label order
                 m, why = meta[missing[k]], gone[k]
@@ -244,9 +246,8 @@ class LabelStore:
         if ok.any():
             bases = np.array([b.base for b in self.blocks], np.int64)
             which = np.searchsorted(bases, seqs, side="right") - 1
-            for k in np.unique(which[ok]).tolist():
+            for k, sel in by_group(which, np.flatnonzero(ok)):
                 block = self.blocks[k]
-                sel = np.flatnonzero(ok & (which == k))
                 rows = block.rows(seqs[sel])
                 live = rows >= 0  # a compacted block may hold no rows at all: index only real rows
                 live[live] = block.alive[rows[live]]
@@ -343,9 +344,8 @@ class LabelStore:
             return out
         bases = np.array([b.base for b in self.blocks], np.int64)
         which = np.searchsorted(bases, seqs, side="right") - 1
-        for k in np.unique(which[which >= 0]).tolist():
+        for k, sel in by_group(which, np.flatnonzero(which >= 0)):
             block = self.blocks[k]
-            sel = np.flatnonzero(which == k)
             offsets = seqs[sel] - block.base
             if block.kept is None:
                 ok = offsets < block.n

@@ -17,7 +17,7 @@ from test_drift_slos import traffic as drift_traffic
 from test_quality_slos import quality_config, run_mixed, traffic
 
 from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
-from sloguard.core.evaluate.idhash import HashIndex, id_hashes, shard_of
+from sloguard.core.evaluate.idhash import HashIndex, by_group, id_hashes, shard_of
 from sloguard.core.evaluate.summary import fold_cells, fold_rows, segmentations
 from sloguard.core.messages.batch import parse_batch
 from sloguard.core.messages.events import RawBatch
@@ -73,6 +73,20 @@ def test_the_hash_index_answers_like_a_dict(ops: list[tuple[int, list[int]]]) ->
 
 
 @settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(-1, 6), max_size=60), st.data())
+def test_by_group_gives_each_group_s_positions_as_a_loop_over_its_values_would(group: list[int], data) -> None:
+    g = np.array(group, np.int64)
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=len(group), max_size=len(group))), bool)
+    positions = np.flatnonzero(mask)
+    expected = [(k, np.flatnonzero(mask & (g == k))) for k in np.unique(g[mask]).tolist()]
+    got = by_group(g, positions)
+    assert [k for k, _ in got] == [k for k, _ in expected]
+    for (_, sel), (_, want) in zip(got, expected, strict=True):
+        assert sel.tolist() == want.tolist()
+    assert [(k, sel.tolist()) for k, sel in by_group(g)] == [
+        (k, np.flatnonzero(g == k).tolist()) for k in np.unique(g).tolist()]
+
+
 @given(st.integers(1, 300), st.integers(1, 5), st.integers(0, 2**32 - 1))
 def test_summaries_of_parts_add_up_to_the_summary_of_the_whole(n: int, parts: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
