@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from sloguard.core.evaluate.idhash import HashIndex, by_group
+from sloguard.core.evaluate.aggregate import by_group
+from sloguard.core.evaluate.idhash import HashIndex
 
 _NO_HASHES = np.empty(0, np.uint64)
 _NO_TS = np.empty(0, np.float64)

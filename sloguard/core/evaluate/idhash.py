@@ -59,22 +59,6 @@ def id_hashes(ids: Sequence[str]) -> np.ndarray:
     return h
 
 
-def by_group(group: np.ndarray, positions: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
-    """`(g, positions of g ascending)` for each distinct `group[j]`, ascending: one stable sort.
-
-    `positions` (default all) restricts to those positions. Looping `flatnonzero(group == g)` over
-    the distinct values costs O(n) per value; blocks and chunks number in the dozens, so the sort wins.
-    """
-    if positions is None:
-        positions = np.arange(len(group))
-    if not len(positions):
-        return []
-    order = positions[np.argsort(group[positions], kind="stable")]
-    g = group[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    return list(zip(g[starts].tolist(), np.split(order, starts[1:]), strict=True))
-
-
 def shard_of(hashes: np.ndarray, shards: int) -> np.ndarray:
     """The shard of each hash: its value modulo the shard count."""
     return (hashes % np.uint64(shards)).astype(np.int64)

@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from sloguard.core.evaluate.aggregate import by_group
 from sloguard.core.evaluate.held import HeldLabels, LabelMeta
-from sloguard.core.evaluate.idhash import HashIndex, by_group
+from sloguard.core.evaluate.idhash import HashIndex
 from sloguard.core.spec.timeutil import format_duration, to_rfc3339
 
 EXPIRED, EVICTED, JOINED = "expired", "evicted", "joined"

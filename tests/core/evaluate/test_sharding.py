@@ -16,8 +16,9 @@ from scipy import stats
 from test_drift_slos import traffic as drift_traffic
 from test_quality_slos import quality_config, run_mixed, traffic
 
+from sloguard.core.evaluate.aggregate import by_group
 from sloguard.core.evaluate.evaluator import ModelEvaluator, split_by_model
-from sloguard.core.evaluate.idhash import HashIndex, by_group, id_hashes, shard_of
+from sloguard.core.evaluate.idhash import HashIndex, id_hashes, shard_of
 from sloguard.core.evaluate.summary import fold_cells, fold_rows, segmentations
 from sloguard.core.messages.batch import parse_batch
 from sloguard.core.messages.events import RawBatch
