@@ -169,6 +169,7 @@ def _flow(spec: dict) -> dict:
     from bytewax.testing import run_main
 
     from sloguard.apps.run import RunOptions, build_kafka_flow
+    from sloguard.apps.streaming_gc import streaming_gc
     from sloguard.core.spec.config import parse_config
 
     kafka, settings = _settings(spec)
@@ -183,11 +184,13 @@ def _flow(spec: dict) -> dict:
     if "process_id" in spec:  # one of several processes of one cluster
         from bytewax.run import cli_main
 
-        cli_main(flow, workers_per_process=1, process_id=spec["process_id"], addresses=spec["addresses"],
-                 epoch_interval=epoch)
+        with streaming_gc():  # as `sloguard run` runs its flow
+            cli_main(flow, workers_per_process=1, process_id=spec["process_id"], addresses=spec["addresses"],
+                     epoch_interval=epoch)
         return {"seconds": time.perf_counter() - start, "cpu_s": _cpu_s() - cpu, "peak_rss_mib": _peak_rss_mib(),
                 "wall": (wall_start, time.time())}
-    run_main(flow, epoch_interval=epoch)
+    with streaming_gc():
+        run_main(flow, epoch_interval=epoch)
     seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu
     peak_mib = _peak_rss_mib()
 

@@ -73,6 +73,7 @@ def main() -> int:
     import msgspec
     import orjson
 
+    from sloguard.apps.streaming_gc import streaming_gc
     from sloguard.core.evaluate.evaluator import ModelEvaluator, pieces_of, split_by_model
     from sloguard.core.evaluate.judge import Judge
     from sloguard.core.evaluate.plan import ModelPlan
@@ -124,30 +125,31 @@ def main() -> int:
         pickled[kind][0] += len(pickle.dumps(item, protocol=5))
         pickled[kind][1] += clock() - start
 
-    for raw in batches:
-        start = clock()
-        parsed = parse_batch(raw, spec, now=raw.not_after or 2e9)
-        spent["parse"] += clock() - start
-        for model, batch in split_by_model(parsed, list(evaluators)):
-            ev = evaluators[model]
+    with streaming_gc():  # the collector's settings of a running flow (sloguard/apps/streaming_gc.py)
+        for raw in batches:
             start = clock()
-            pieces = pieces_of(ev.plan, batch)
-            spent["route"] += clock() - start
-            for piece in pieces:
-                if args.pickle:
-                    pickle_cost("piece", piece)
+            parsed = parse_batch(raw, spec, now=raw.not_after or 2e9)
+            spent["parse"] += clock() - start
+            for model, batch in split_by_model(parsed, list(evaluators)):
+                ev = evaluators[model]
                 start = clock()
-                summary, _ = ev.shards[piece.shard].ingest(piece)
-                spent["shards"] += clock() - start
-                if args.pickle:
-                    pickle_cost("summary", summary)
-                start = clock()
-                ev.judges[0].merge(summary)
-                spent["judge"] += clock() - start
-                for p, judge in enumerate(parts[model]):
+                pieces = pieces_of(ev.plan, batch)
+                spent["route"] += clock() - start
+                for piece in pieces:
+                    if args.pickle:
+                        pickle_cost("piece", piece)
                     start = clock()
-                    judge.merge(summary)
-                    part_spent[p] += clock() - start
+                    summary, _ = ev.shards[piece.shard].ingest(piece)
+                    spent["shards"] += clock() - start
+                    if args.pickle:
+                        pickle_cost("summary", summary)
+                    start = clock()
+                    ev.judges[0].merge(summary)
+                    spent["judge"] += clock() - start
+                    for p, judge in enumerate(parts[model]):
+                        start = clock()
+                        judge.merge(summary)
+                        part_spent[p] += clock() - start
 
     def us(seconds: float) -> str:
         return f"{1e6 * seconds / n:6.2f} us"

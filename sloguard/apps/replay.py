@@ -45,6 +45,7 @@ def replay(
 
     from bytewax.testing import run_main
 
+    from sloguard.apps.streaming_gc import streaming_gc
     from sloguard.connectors.files import JsonlReplaySource, JsonlSink, ProgressPrinter
     from sloguard.flows.slo_flow import Sinks, build_flow
 
@@ -68,7 +69,9 @@ def replay(
         alerts_sink = TeeSink(alerts_sink, on_alert)
     sinks = Sinks(JsonlSink(out / "budget.jsonl"), alerts_sink, JsonlSink(out / "dead_letter.jsonl"),
                   JsonlSink(out / "incidents.jsonl"))
-    run_main(build_flow(config, source, sinks, sources=tuple(inputs)))
+    flow = build_flow(config, source, sinks, sources=tuple(inputs))
+    with streaming_gc():
+        run_main(flow)
     if printer is not None:
         sys.stderr.write("\n")
     counts: Counter = Counter()

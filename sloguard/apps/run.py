@@ -140,6 +140,7 @@ def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
     from bytewax.recovery import RecoveryConfig
     from bytewax.run import cli_main
 
+    from sloguard.apps.streaming_gc import streaming_gc
     from sloguard.connectors import recovery as recovery_dir
 
     settings = kafka_settings(config)
@@ -170,9 +171,10 @@ def run(config: Config, options: RunOptions, out: Any = sys.stderr) -> int:
             print(f"metrics on http://{options.metrics_address}:{options.metrics_port}/metrics", file=out)
         print(f"sloguard run: {settings!r}, {options.workers} worker(s) per process", file=out)
         stop = StopRequest(out)
-        with stop.installed():
+        flow = build_kafka_flow(config, settings, options, metrics, stop)
+        with stop.installed(), streaming_gc():
             cli_main(
-                build_kafka_flow(config, settings, options, metrics, stop),
+                flow,
                 workers_per_process=options.workers,
                 process_id=options.process_id,
                 addresses=options.addresses,
