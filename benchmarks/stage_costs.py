@@ -1,6 +1,6 @@
 """Where one message's CPU goes: each stage of the flow's per-batch work, beside the decode floors.
 
-    python benchmarks/stage_costs.py [--messages N] [--batch 5000] [--shards 8] [--pickle] [--parts 2]
+    python benchmarks/stage_costs.py [--messages N] [--batch 10000] [--shards 8] [--pickle] [--parts 2]
 
 Reads the fraud scenario `benchmarks/kafka_throughput.py` uses (out/bench/fraud-1000000, generated
 the first time) in batches of `--batch` lines per topic, the three topics in turn as a Kafka source
@@ -61,7 +61,8 @@ def main() -> int:
                         help="messages to run (all three topics; default all 2.35M, as the Kafka benchmark reads: "
                         "the shards and the judge cost more per message as the label store fills, so a prefix "
                         "understates them, e.g. 1.7 against 2.8-3.0 us a message each for the first 600,000)")
-    parser.add_argument("--batch", type=int, default=5000, help="lines per batch (a Kafka source's batch size)")
+    parser.add_argument("--batch", type=int, default=10_000,
+                        help="lines per batch (the Kafka source's batch size, connectors/kafka_io.py)")
     parser.add_argument("--shards", type=int, default=None, help="scale.shards (default: the config's, 8)")
     parser.add_argument("--parts", type=int, default=None,
                         help="also judge the same summaries as N judge parts, each timed (not counted in the stages)")
