@@ -15,8 +15,9 @@ While the flow runs:
 
 With these settings `python benchmarks/stage_costs.py` went from 11.9 to 9.9 us a message (parse
 4.4 -> 3.1; a threshold of 50,000 gave 10.3) and `python benchmarks/kafka_throughput.py` ran the
-one-worker flow in 26-27 s instead of 29.6 s, two processes in 18-19 s instead of 22 s. The previous settings come back when the run ends, so a test
-process that replays many times keeps CPython's defaults between runs.
+one-worker flow in 26-27 s instead of 29.6 s, two processes in 18-19 s instead of 22 s. The
+previous settings come back when the run ends, so a test process that replays many times keeps
+CPython's defaults between runs.
 """
 
 from __future__ import annotations
