@@ -1,7 +1,7 @@
 """Kafka flow throughput as a ratio to a plain consume-and-parse of the same topics, and its memory.
 
     python benchmarks/kafka_throughput.py [--events 1000000] [--scenario fraud] [--repeat 1] [--partitions 1]
-                                          [--processes 2] [--client KEY=VALUE ...] [--front]
+                                          [--processes 2] [--client KEY=VALUE ...] [--front] [--step-cpu]
 
 Generates the scenario once (cached under out/bench/, as benchmarks/replay_throughput.py does), starts
 the embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS), creates fresh input topics and produces every
@@ -24,6 +24,8 @@ librdkafka options (kafka.client) to the clients of both runs. CPU seconds close
 mean the run is bound by its own process, not by the broker. `--front` runs only the flow's front
 (parse, route, and a keyed step that counts the pieces, so they still cross processes): work with no
 keyed state, whose speed-up with N processes is what Kafka and Bytewax themselves allow on this machine.
+`--step-cpu` also prints each flow process's CPU seconds per step (each step's function wrapped with a
+thread-CPU counter in the child): where N processes together spend more than the one worker.
 """
 
 from __future__ import annotations
@@ -164,6 +166,48 @@ def _front_flow(config, settings):
     return flow
 
 
+def _count_step_cpu() -> dict[str, float]:
+    """Wrap the flow's step functions so that each adds the CPU seconds of its calls (`thread_time`:
+    the Bytewax worker thread's own) to `spent[step]`; called before the flow is built, so its steps
+    call the wrappers. What no step accounts for is Bytewax itself: moving items, pickling those that
+    cross to another process, its other threads, and start-up."""
+    from sloguard.connectors import kafka_io
+    from sloguard.flows import incident_step, operators, slo_flow
+
+    spent: dict[str, float] = {}
+
+    def wrap(owner: object, name: str, step: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            start = time.thread_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[step] = spent.get(step, 0.0) + time.thread_time() - start
+
+        setattr(owner, name, timed)
+
+    wrap(kafka_io._KafkaRawPartition, "next_batch", "source")
+    wrap(slo_flow, "_parse", "parse")
+    wrap(slo_flow, "route_batch", "route")
+    for logic, step in ((operators.ShardLogic, "shards"), (operators.JudgeLogic, "judge"),
+                        (operators.GatherLogic, "gather"), (incident_step.IncidentLogic, "incidents")):
+        wrap(logic, "on_item", step)
+        wrap(logic, "on_eof", step)
+    wrap(kafka_io._JsonSinkPartition, "write_batch", "sinks")
+    return spent
+
+
+STEPS = ("source", "parse", "route", "shards", "judge", "gather", "incidents", "sinks")
+
+
+def _steps_line(result: dict) -> str:
+    steps = result["steps"]
+    rest = result["cpu_s"] - sum(steps.values())
+    return ", ".join([*(f"{k} {steps[k]:.1f}" for k in STEPS if k in steps), f"Bytewax and the rest {rest:.1f}"])
+
+
 def _flow(spec: dict) -> dict:
     import yaml
     from bytewax.testing import run_main
@@ -175,6 +219,7 @@ def _flow(spec: dict) -> dict:
     kafka, settings = _settings(spec)
     yaml_path = ROOT / "examples" / f"{spec['scenario']}.yaml"
     config = parse_config({**yaml.safe_load(yaml_path.read_text()), "kafka": kafka}, base_dir=yaml_path.parent)
+    steps = _count_step_cpu() if spec.get("step_cpu") else None
     start, cpu, wall_start = time.perf_counter(), _cpu_s(), time.time()
     # as `sloguard run -i N -a ...` would: the cluster's addresses (the judge runs in one part per process)
     options = RunOptions(tail=False, addresses=spec.get("addresses"))
@@ -188,14 +233,14 @@ def _flow(spec: dict) -> dict:
             cli_main(flow, workers_per_process=1, process_id=spec["process_id"], addresses=spec["addresses"],
                      epoch_interval=epoch)
         return {"seconds": time.perf_counter() - start, "cpu_s": _cpu_s() - cpu, "peak_rss_mib": _peak_rss_mib(),
-                "wall": (wall_start, time.time())}
+                "wall": (wall_start, time.time()), "steps": steps}
     with streaming_gc():
         run_main(flow, epoch_interval=epoch)
     seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu
     peak_mib = _peak_rss_mib()
 
     outputs = {k: _drain(settings, _partitions(settings, [settings.topic(k)]), "bench-count") for k in OUTPUTS}
-    return {"seconds": seconds, "cpu_s": cpu, "peak_rss_mib": peak_mib, "outputs": outputs}
+    return {"seconds": seconds, "cpu_s": cpu, "peak_rss_mib": peak_mib, "outputs": outputs, "steps": steps}
 
 
 def _child(mode: str, spec: dict) -> dict:
@@ -227,7 +272,8 @@ def _cluster(spec: dict, processes: int) -> dict:
     _, settings = _settings(spec)
     outputs = {k: _drain(settings, _partitions(settings, [settings.topic(k)]), "bench-count") for k in OUTPUTS}
     return {"seconds": seconds, "outside_s": outside_s, "cpu_s": sum(r["cpu_s"] for r in results), "outputs": outputs,
-            "cpu_each": [r["cpu_s"] for r in results], "peak_rss_mib": max(r["peak_rss_mib"] for r in results)}
+            "cpu_each": [r["cpu_s"] for r in results], "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
+            "each": results}
 
 
 def _produce(settings, topics: dict[str, str], files: dict[str, Path], partitions: int) -> dict:
@@ -286,6 +332,10 @@ def main() -> int:
                         help="also run the flow as N one-worker processes (needs --partitions >= N)")
     parser.add_argument("--client", action="append", default=[], metavar="KEY=VALUE",
                         help="librdkafka option for the clients of both runs (kafka.client); repeatable")
+    parser.add_argument("--step-cpu", action="store_true",
+                        help="also count each flow process's CPU seconds per step (source, parse, route, shards, "
+                        "judge, gather, incidents, sinks; the worker thread's own CPU) and print them: where a "
+                        "second process spends more than the one worker")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -350,8 +400,10 @@ def main() -> int:
         rounds = []
         for i in range(args.repeat):
             plain = with_broker_cpu(lambda: _child("plain", spec(None)))
-            flow = with_broker_cpu(lambda i=i: _child("flow", {**spec(i), "front": args.front}))
-            cluster = (with_broker_cpu(lambda i=i: _cluster({**spec(100 + i), "front": args.front}, args.processes))
+            flow = with_broker_cpu(lambda i=i: _child("flow", {**spec(i), "front": args.front,
+                                                               "step_cpu": args.step_cpu}))
+            cluster = (with_broker_cpu(lambda i=i: _cluster({**spec(100 + i), "front": args.front,
+                                                              "step_cpu": args.step_cpu}, args.processes))
                        if args.processes else None)
             rounds.append((plain, flow, cluster))
         broker_rss = _vm_hwm_mib(broker.pid) if broker else None
@@ -391,6 +443,11 @@ def main() -> int:
               f"outputs {cluster['outputs']}")
         print(f"    speed-up {args.processes} processes / 1  : {c_rate / f_rate:12.2f}   (aim >= 1.6 for 2)"
               + each_round(speedups))
+    if args.step_cpu:
+        print("  CPU seconds per step (median round)")
+        print(f"    1 worker   : {_steps_line(flow)}")
+        for k, each in enumerate(cluster["each"] if cluster is not None else []):
+            print(f"    process {k}  : {_steps_line(each)}")
     print(f"  peak RSS, flow over {n:>10,} messages: {flow['peak_rss_mib']:7.1f} MiB"
           f"   (plain consumer {plain['peak_rss_mib']:.1f} MiB)")
     if broker_rss is not None:
