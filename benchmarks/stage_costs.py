@@ -78,7 +78,8 @@ def main() -> int:
     from sloguard.core.evaluate.evaluator import ModelEvaluator, pieces_of, split_by_model
     from sloguard.core.evaluate.judge import Judge
     from sloguard.core.evaluate.plan import ModelPlan
-    from sloguard.core.messages.batch import fast_decoder, parse_batch
+    from sloguard.core.messages.batch import fast_decoder
+    from sloguard.core.messages.sub_batches import parse_in_parts
     from sloguard.core.spec.config import load_config
     from sloguard.core.synth.scenarios import plan, write_scenario
     from sloguard.flows.slo_flow import parse_spec
@@ -129,7 +130,7 @@ def main() -> int:
     with streaming_gc():  # the collector's settings of a running flow (sloguard/apps/streaming_gc.py)
         for raw in batches:
             start = clock()
-            parsed = parse_batch(raw, spec, now=raw.not_after or 2e9)
+            parsed = parse_in_parts(raw, spec, now=raw.not_after or 2e9)  # as the flow parses
             spent["parse"] += clock() - start
             for model, batch in split_by_model(parsed, list(evaluators)):
                 ev = evaluators[model]

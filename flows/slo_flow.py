@@ -17,8 +17,9 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from sloguard.core.evaluate.plan import ModelPlan
-from sloguard.core.messages.batch import ParsedBatch, ParseSpec, parse_batch
+from sloguard.core.messages.batch import ParsedBatch, ParseSpec
 from sloguard.core.messages.events import RawBatch
+from sloguard.core.messages.sub_batches import parse_in_parts
 from sloguard.core.spec.model import Config
 from sloguard.flows.incident_step import IncidentLogic, explode
 from sloguard.flows.metrics import FlowMetrics
@@ -128,7 +129,7 @@ def build_flow(
 
 
 def _parse(raw: RawBatch, spec: ParseSpec, metrics: FlowMetrics | None) -> ParsedBatch:
-    parsed = parse_batch(raw, spec)
+    parsed = parse_in_parts(raw, spec)  # a large batch a few thousand messages at a time
     if metrics is not None:
         metrics.observe_parsed(parsed, raw.topic, len(raw.values))
     return parsed
