@@ -16,20 +16,13 @@ does not depend on how the input was cut), and "older than every window" is meas
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from itertools import chain
+from typing import Any
 
 import numpy as np
 
-from sloguard.core.messages.batch import (
-    FeatureColumns,
-    InferenceColumns,
-    LabelColumns,
-    ParsedBatch,
-    ParseSpec,
-    Rejections,
-    parse_batch,
-)
+from sloguard.core.messages.batch import ParsedBatch, ParseSpec, parse_batch
 from sloguard.core.messages.events import RawBatch
 
 #: Messages parsed at a time (see the module docstring).
@@ -44,10 +37,10 @@ def parse_in_parts(raw: RawBatch, spec: ParseSpec, now: float | None = None, siz
     parts = [parse_batch(replace(raw, values=raw.values[i : i + size], offsets=raw.offsets[i : i + size]), spec, now)
              for i in range(0, n, size)]
     out = ParsedBatch(
-        inference=_joined([p.inference for p in parts], _inference),
-        labels=_joined([p.labels for p in parts], _labels),
-        features=_joined([p.features for p in parts], _features),
-        rejections=_joined([p.rejections for p in parts], _rejections),
+        inference=_joined([p.inference for p in parts]),
+        labels=_joined([p.labels for p in parts]),
+        features=_joined([p.features for p in parts]),
+        rejections=_joined([p.rejections for p in parts]),
         dead_letters=[d for p in parts for d in p.dead_letters],
         max_ts=max(p.max_ts for p in parts),
     )
@@ -57,53 +50,33 @@ def parse_in_parts(raw: RawBatch, spec: ParseSpec, now: float | None = None, siz
     return out
 
 
-def _joined(per_part: list[dict], join: object) -> dict:
+def _joined(per_part: list[dict[str, Any]]) -> dict[str, Any]:
     """Per model, its columns of every part that has any, joined in part order."""
     models = dict.fromkeys(m for part in per_part for m in part)
     out = {}
     for m in models:
         cols = [part[m] for part in per_part if m in part]
-        out[m] = cols[0] if len(cols) == 1 else join(cols)  # type: ignore[operator]
+        out[m] = cols[0] if len(cols) == 1 else _join(cols)
     return out
 
 
-def _cat(cols: list, name: str) -> np.ndarray:
-    return np.concatenate([getattr(c, name) for c in cols])
-
-
-def _list(cols: list, name: str) -> list:
-    return list(chain.from_iterable(getattr(c, name) for c in cols))
-
-
-def _per_attribute(cols: list) -> list[list]:
-    return [list(chain.from_iterable(c.segments[a] for c in cols)) for a in range(len(cols[0].segments))]
-
-
-def _inference(cols: list[InferenceColumns]) -> InferenceColumns:
-    first = cols[0]
-    return InferenceColumns(
-        model=first.model, ts=_cat(cols, "ts"), status=_cat(cols, "status"), latency_ms=_cat(cols, "latency_ms"),
-        lag_s=_cat(cols, "lag_s"), n_missing=_cat(cols, "n_missing"), score=_cat(cols, "score"),
-        ids=_list(cols, "ids"), versions=_list(cols, "versions"), variants=_list(cols, "variants"),
-        predictions=_list(cols, "predictions"), segments=_per_attribute(cols), features=_list(cols, "features"),
-        raw=_list(cols, "raw"), offsets=_list(cols, "offsets"), topic=first.topic, partition=first.partition,
-        feature_values={name: list(chain.from_iterable(c.feature_values[name] for c in cols))
-                        for name in first.feature_values},
-        attributes=_list(cols, "attributes"),
-    )
-
-
-def _labels(cols: list[LabelColumns]) -> LabelColumns:
-    first = cols[0]
-    return LabelColumns(model=first.model, ts=_cat(cols, "ts"), ids=_list(cols, "ids"), labels=_list(cols, "labels"),
-                        raw=_list(cols, "raw"), offsets=_list(cols, "offsets"), topic=first.topic,
-                        partition=first.partition)
-
-
-def _features(cols: list[FeatureColumns]) -> FeatureColumns:
-    return FeatureColumns(model=cols[0].model, ts=_cat(cols, "ts"), lag_s=_cat(cols, "lag_s"),
-                          n_missing=_cat(cols, "n_missing"), segments=_per_attribute(cols))
-
-
-def _rejections(cols: list[Rejections]) -> Rejections:
-    return Rejections(cols[0].model, _list(cols, "ts"), _list(cols, "offsets"))
+def _join(cols: list[Any]) -> Any:
+    """One columns object (InferenceColumns, LabelColumns, FeatureColumns, Rejections) of several,
+    field by field, so a field added to one of them is joined too: arrays and per-event lists
+    concatenated, `segments` per attribute, `feature_values` per feature, the rest (model, topic,
+    partition) the same in every part."""
+    joined = {}
+    for f in fields(cols[0]):
+        values = [getattr(c, f.name) for c in cols]
+        first = values[0]
+        if isinstance(first, np.ndarray):
+            joined[f.name] = np.concatenate(values)
+        elif f.name == "segments":  # per segment attribute, per event
+            joined[f.name] = [list(chain.from_iterable(v[a] for v in values)) for a in range(len(first))]
+        elif isinstance(first, dict):  # feature name -> value per event
+            joined[f.name] = {k: list(chain.from_iterable(v[k] for v in values)) for k in first}
+        elif isinstance(first, list):
+            joined[f.name] = list(chain.from_iterable(values))
+        else:
+            joined[f.name] = first
+    return type(cols[0])(**joined)
