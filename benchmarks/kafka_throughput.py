@@ -223,8 +223,8 @@ def _flow(spec: dict) -> dict:
     start, cpu, wall_start = time.perf_counter(), _cpu_s(), time.time()
     # as `sloguard run -i N -a ...` would: the cluster's addresses (the judge runs in one part per process)
     options = RunOptions(tail=False, addresses=spec.get("addresses"))
-    # the epoch interval of `sloguard run` without --recovery-dir (Bytewax's default would be 10 s)
-    epoch = timedelta(seconds=options.epoch_interval_s)
+    # the epoch interval of `sloguard run` without --recovery-dir (`--epoch-s` to compare others)
+    epoch = timedelta(seconds=spec.get("epoch_s") or options.epoch_interval_s)
     flow = _front_flow(config, settings) if spec.get("front") else build_kafka_flow(config, settings, options)
     if "process_id" in spec:  # one of several processes of one cluster
         from bytewax.run import cli_main
@@ -336,6 +336,8 @@ def main() -> int:
                         help="also count each flow process's CPU seconds per step (source, parse, route, shards, "
                         "judge, gather, incidents, sinks; the worker thread's own CPU) and print them: where a "
                         "second process spends more than the one worker")
+    parser.add_argument("--epoch-s", type=float, default=None,
+                        help="Bytewax epoch interval of the flow runs (default: sloguard run's without --recovery-dir)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -382,7 +384,8 @@ def main() -> int:
             outs = {k: f"bench.{k.replace('_', '-')}.{run_id}.{run}" for k in OUTPUTS} if run is not None else {}
             if outs:
                 topics(list(outs.values()))
-            return {"bootstrap": bootstrap, "topics": {**inputs, **outs}, "scenario": args.scenario, "client": client}
+            return {"bootstrap": bootstrap, "topics": {**inputs, **outs}, "scenario": args.scenario, "client": client,
+                    "epoch_s": args.epoch_s}
 
         broker_pid = broker.pid if broker else None
 
@@ -439,8 +442,8 @@ def main() -> int:
         print(f"    sloguard flow, {args.processes} processes: {c_rate:12,.0f} messages/s   "
               f"({cluster['seconds']:.1f} s; {cluster['outside_s']:.1f} s with start-up, "
               f"cpu {cluster['cpu_s']:.1f} s = "
-              f"{' + '.join(f'{c:.1f}' for c in cluster['cpu_each'])}{_broker(cluster)})   "
-              f"outputs {cluster['outputs']}")
+              f"{' + '.join(f'{c:.1f}' for c in cluster['cpu_each'])}{_broker(cluster)}, "
+              f"peak RSS {cluster['peak_rss_mib']:.0f} MiB)   outputs {cluster['outputs']}")
         print(f"    speed-up {args.processes} processes / 1  : {c_rate / f_rate:12.2f}   (aim >= 1.6 for 2)"
               + each_round(speedups))
     if args.step_cpu:
