@@ -2,6 +2,7 @@
 
     python benchmarks/kafka_throughput.py [--events 1000000] [--scenario fraud] [--repeat 1] [--partitions 1]
                                           [--processes 2] [--client KEY=VALUE ...] [--front] [--step-cpu]
+                                          [--epoch-s S] [--judge-apart]
 
 Generates the scenario once (cached under out/bench/, as benchmarks/replay_throughput.py does), starts
 the embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS), creates fresh input topics and produces every
@@ -26,6 +27,8 @@ mean the run is bound by its own process, not by the broker. `--front` runs only
 keyed state, whose speed-up with N processes is what Kafka and Bytewax themselves allow on this machine.
 `--step-cpu` also prints each flow process's CPU seconds per step (each step's function wrapped with a
 thread-CPU counter in the child): where N processes together spend more than the one worker.
+`--epoch-s` sets the flow runs' Bytewax epoch interval (default `sloguard run`'s). `--judge-apart` (with
+`--processes 2`) is an experiment in placement: the judge whole on one process, every shard on the other.
 """
 
 from __future__ import annotations
@@ -199,6 +202,25 @@ def _count_step_cpu() -> dict[str, float]:
     return spent
 
 
+def _judge_apart(config):
+    """An experiment in placement (`--judge-apart`, two processes): each model's judge whole, in one
+    part, on the worker its key goes to, and all of its shards on the other worker, instead of the
+    judge in two parts (each merging and folding every summary) beside half the shards each."""
+    import dataclasses
+    from functools import cache
+
+    from sloguard.flows import operators
+    from sloguard.flows.routing import worker_of
+
+    @cache
+    def apart_key(model: str, shard: int) -> str:
+        other = 1 - worker_of(model, 2)  # a one-part judge is keyed by its model
+        return next(k for salt in range(10_000) if worker_of(k := f"{model}#{shard}.{salt}", 2) == other)
+
+    operators.shard_key = apart_key  # route_batch keys the pieces with it
+    return dataclasses.replace(config, judge_parts=1)
+
+
 STEPS = ("source", "parse", "route", "shards", "judge", "gather", "incidents", "sinks")
 
 
@@ -220,6 +242,8 @@ def _flow(spec: dict) -> dict:
     yaml_path = ROOT / "examples" / f"{spec['scenario']}.yaml"
     config = parse_config({**yaml.safe_load(yaml_path.read_text()), "kafka": kafka}, base_dir=yaml_path.parent)
     steps = _count_step_cpu() if spec.get("step_cpu") else None
+    if spec.get("judge_apart") and "process_id" in spec:
+        config = _judge_apart(config)
     start, cpu, wall_start = time.perf_counter(), _cpu_s(), time.time()
     # as `sloguard run -i N -a ...` would: the cluster's addresses (the judge runs in one part per process)
     options = RunOptions(tail=False, addresses=spec.get("addresses"))
@@ -338,9 +362,14 @@ def main() -> int:
                         "second process spends more than the one worker")
     parser.add_argument("--epoch-s", type=float, default=None,
                         help="Bytewax epoch interval of the flow runs (default: sloguard run's without --recovery-dir)")
+    parser.add_argument("--judge-apart", action="store_true",
+                        help="experiment, with --processes 2: each model's judge whole on one worker and its shards "
+                        "all on the other (see _judge_apart), instead of the judge in two parts beside half the shards")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.judge_apart and args.processes != 2:
+        parser.error("--judge-apart places work on two processes: use it with --processes 2")
     if args.child:
         mode, spec = args.child
         result = (_plain if mode == "plain" else _flow)(json.loads(spec))
@@ -406,7 +435,8 @@ def main() -> int:
             flow = with_broker_cpu(lambda i=i: _child("flow", {**spec(i), "front": args.front,
                                                                "step_cpu": args.step_cpu}))
             cluster = (with_broker_cpu(lambda i=i: _cluster({**spec(100 + i), "front": args.front,
-                                                              "step_cpu": args.step_cpu}, args.processes))
+                                                              "step_cpu": args.step_cpu,
+                                                              "judge_apart": args.judge_apart}, args.processes))
                        if args.processes else None)
             rounds.append((plain, flow, cluster))
         broker_rss = _vm_hwm_mib(broker.pid) if broker else None
@@ -427,7 +457,8 @@ def main() -> int:
     p_rate, f_rate = n / plain["seconds"], n / flow["seconds"]
     print(f"scenario {args.scenario}, {args.events:,} inference events, {args.partitions} partition(s) per topic, "
           f"{args.repeat} round(s), the median round shown" + (f", kafka.client {client}" if client else "")
-          + (" -- FRONT ONLY: parse, route and a keyed count, no shards or judge" if args.front else ""))
+          + (" -- FRONT ONLY: parse, route and a keyed count, no shards or judge" if args.front else "")
+          + (" -- JUDGE APART: the processes' judge whole on one, the shards on the other" if args.judge_apart else ""))
     print(f"  inference + labels + features ({n:,} messages)")
     print(f"    produce (linger.ms=20)    : {n / produced['seconds']:12,.0f} messages/s   "
           f"({produced['seconds']:.1f} s)")
