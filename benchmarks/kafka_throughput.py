@@ -210,12 +210,11 @@ def _judge_apart(config):
     from functools import cache
 
     from sloguard.flows import operators
-    from sloguard.flows.routing import worker_of
+    from sloguard.flows.routing import key_on, worker_of
 
     @cache
     def apart_key(model: str, shard: int) -> str:
-        other = 1 - worker_of(model, 2)  # a one-part judge is keyed by its model
-        return next(k for salt in range(10_000) if worker_of(k := f"{model}#{shard}.{salt}", 2) == other)
+        return key_on(f"{model}#{shard}", 1 - worker_of(model, 2), 2)  # a one-part judge is keyed by its model
 
     operators.shard_key = apart_key  # route_batch keys the pieces with it
     return dataclasses.replace(config, judge_parts=1)

@@ -60,11 +60,16 @@ def worker_of(key: str, workers: int) -> int:
     return siphash13(key.encode() + b"\xff") % workers
 
 
+def key_on(base: str, worker: int, workers: int) -> str:
+    """`base`, or `base.salt` with the smallest salt, that Bytewax sends to `worker` of `workers`."""
+    for salt in range(10_000):
+        key = base if salt == 0 else f"{base}.{salt}"
+        if worker_of(key, workers) == worker:
+            return key
+    return base
+
+
 @cache
 def shard_key(model: str, shard: int) -> str:
     """`model#shard`, with the smallest suffix that sends it to worker `shard % SPREAD`."""
-    for salt in range(10_000):
-        key = f"{model}#{shard}" if salt == 0 else f"{model}#{shard}.{salt}"
-        if worker_of(key, SPREAD) == shard % SPREAD:
-            return key
-    return f"{model}#{shard}"
+    return key_on(f"{model}#{shard}", shard % SPREAD, SPREAD)
