@@ -26,7 +26,9 @@ mean the run is bound by its own process, not by the broker. `--front` runs only
 (parse, route, and a keyed step that counts the pieces, so they still cross processes): work with no
 keyed state, whose speed-up with N processes is what Kafka and Bytewax themselves allow on this machine.
 `--step-cpu` also prints each flow process's CPU seconds per step (each step's function wrapped with a
-thread-CPU counter in the child): where N processes together spend more than the one worker.
+thread-CPU counter in the child): where N processes together spend more than the one worker; and the
+wall seconds the worker spent blocked in the source's `consume()` ("source waited": time lost waiting
+on librdkafka's fetch queue, which CPU figures cannot show).
 `--epoch-s` sets the flow runs' Bytewax epoch interval (default `sloguard run`'s). `--judge-apart` (with
 `--processes 2`) is an experiment in placement: the judge whole on one process, every shard on the other.
 """
@@ -183,11 +185,14 @@ def _count_step_cpu() -> dict[str, float]:
         inner = getattr(owner, name)
 
         def timed(*args: object, **kwargs: object) -> object:
-            start = time.thread_time()
+            start, wall = time.thread_time(), time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
-                spent[step] = spent.get(step, 0.0) + time.thread_time() - start
+                cpu = time.thread_time() - start
+                spent[step] = spent.get(step, 0.0) + cpu
+                if step == "source":  # the worker blocked in consume(): waiting on librdkafka's queue
+                    spent[WAITED] = spent.get(WAITED, 0.0) + time.perf_counter() - wall - cpu
 
         setattr(owner, name, timed)
 
@@ -223,10 +228,14 @@ def _judge_apart(config):
 STEPS = ("source", "parse", "route", "shards", "judge", "gather", "incidents", "sinks")
 
 
+WAITED = "source waited"  # wall seconds, not CPU: not one of the steps
+
+
 def _steps_line(result: dict) -> str:
     steps = result["steps"]
-    rest = result["cpu_s"] - sum(steps.values())
-    return ", ".join([*(f"{k} {steps[k]:.1f}" for k in STEPS if k in steps), f"Bytewax and the rest {rest:.1f}"])
+    rest = result["cpu_s"] - sum(v for k, v in steps.items() if k != WAITED)
+    return ", ".join([*(f"{k} {steps[k]:.1f}" for k in STEPS if k in steps), f"Bytewax and the rest {rest:.1f}",
+                      f"({WAITED} {steps.get(WAITED, 0.0):.1f} s of wall time)"])
 
 
 def _flow(spec: dict) -> dict:

@@ -1,18 +1,22 @@
 """Where one message's CPU goes: each stage of the flow's per-batch work, beside the decode floors.
 
     python benchmarks/stage_costs.py [--messages N] [--batch 10000] [--shards 8] [--pickle] [--parts 2]
+                                     [--data out/bench/fraud-300000-20eps]
 
 Reads the fraud scenario `benchmarks/kafka_throughput.py` uses (out/bench/fraud-1000000, generated
-the first time) in batches of `--batch` lines per topic, the three topics in turn as a Kafka source
-hands them over, and runs the stages one worker runs in order, without Bytewax: parse (decode,
-check, columns), route (ids hashed, pieces per shard, the batch's pre-aggregation), the shards (dedupe,
-label join) and the judge (merging summaries, judging the ticks event time passes). Prints the process
-CPU of each stage per message, and the floors a consumer pays anyway: `orjson.loads` of every
-message (the Kafka and replay benchmarks' "plain" side) and the msgspec decode alone. `--pickle`
-adds what sending every piece and summary to another process would cost (Bytewax pickles what
-crosses processes): bytes and CPU per message. `--parts N` also runs the judge as N parts
-(`scale.judge_parts`, one per process in a cluster) on the same summaries, and prints each part's CPU
-per message beside the whole judge's: what splitting the judge by SLOs leaves to each process.
+the first time; `--data` names another folder of fraud events, such as one that
+`benchmarks/replay_throughput.py --density` wrote) in batches of `--batch` lines per topic, the three
+topics in turn as a Kafka source hands them over, and runs the stages one worker runs in order,
+without Bytewax: parse (decode, check, columns), route (ids hashed, pieces per shard, the batch's
+pre-aggregation), the shards (dedupe, label join) and the judge (merging summaries, judging the ticks
+event time passes). Prints the process CPU of each stage per message, and the floors a consumer pays
+anyway: `orjson.loads` of every message (the Kafka and replay benchmarks' "plain" side), the msgspec
+decode alone, and the same decode with each part's events kept alive together ("decode, kept": less
+than that, parsing into columns cannot cost). `--pickle` adds what sending every piece and summary to
+another process would cost (Bytewax pickles what crosses processes): bytes and CPU per message.
+`--parts N` also runs the judge as N parts (`scale.judge_parts`, one per process in a cluster) on the
+same summaries, and prints each part's CPU per message beside the whole judge's: what splitting the
+judge by SLOs leaves to each process.
 
 The ratio those benchmarks report is about (floor) / (all stages + source + sinks): a ratio of 0.5
 leaves the whole flow twice the floor per message. The floor decodes each message and drops it at
@@ -69,6 +73,9 @@ def main() -> int:
     parser.add_argument("--pickle", action="store_true",
                         help="also pickle every piece and summary, as Bytewax does to send one to another "
                         "process: bytes and CPU per message (not counted in the stages)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a folder of fraud events to read instead (e.g. out/bench/fraud-300000-20eps, written "
+                        "by replay_throughput.py --density: sparse event time, where the judge's ticks weigh more)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import msgspec
@@ -79,13 +86,13 @@ def main() -> int:
     from sloguard.core.evaluate.judge import Judge
     from sloguard.core.evaluate.plan import ModelPlan
     from sloguard.core.messages.batch import fast_decoder
-    from sloguard.core.messages.sub_batches import parse_in_parts
+    from sloguard.core.messages.sub_batches import SUB_BATCH, parse_in_parts
     from sloguard.core.spec.config import load_config
     from sloguard.core.synth.scenarios import plan, write_scenario
     from sloguard.flows.slo_flow import parse_spec
 
-    data = ROOT / "out" / "bench" / "fraud-1000000"
-    if not (data / "manifest.json").exists():
+    data = args.data or ROOT / "out" / "bench" / "fraud-1000000"
+    if args.data is None and not (data / "manifest.json").exists():
         print(f"generating 1,000,000 fraud events into {data} ...", flush=True)
         write_scenario(plan("fraud", events=1_000_000, seed=7), data)
     config = load_config(ROOT / "examples" / "fraud.yaml")
@@ -96,23 +103,31 @@ def main() -> int:
     n = sum(len(b.values) for b in batches)
     clock = time.process_time
 
-    floors = {"orjson.loads": 0.0, "msgspec decode": 0.0}
-    for raw in batches:
-        decode = fast_decoder(raw.kind)[0]
-        start = clock()
-        for value in raw.values:
-            try:  # noqa: SIM105 - as the plain side of the benchmarks reads
-                orjson.loads(value)
-            except orjson.JSONDecodeError:
-                pass
-        mid = clock()
-        for value in raw.values:
-            try:  # noqa: SIM105
-                decode(value)
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                pass
-        floors["orjson.loads"] += mid - start
-        floors["msgspec decode"] += clock() - mid
+    floors = {"orjson.loads": 0.0, "msgspec decode": 0.0, "decode, kept": 0.0}
+    with streaming_gc():
+        for raw in batches:
+            decode = fast_decoder(raw.kind)[0]
+            start = clock()
+            for value in raw.values:
+                try:  # noqa: SIM105 - as the plain side of the benchmarks reads
+                    orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    pass
+            mid = clock()
+            for value in raw.values:
+                try:  # noqa: SIM105
+                    decode(value)
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    pass
+            end = clock()
+            for i in range(0, len(raw.values), SUB_BATCH):  # as parse must: a part's events alive at once
+                try:  # noqa: SIM105
+                    list(map(decode, raw.values[i : i + SUB_BATCH]))  # all alive at once, then freed
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    pass
+            floors["orjson.loads"] += mid - start
+            floors["msgspec decode"] += end - mid
+            floors["decode, kept"] += clock() - end
 
     sources = tuple(f"{k}#0" for k in KINDS)
     evaluators = {m: ModelEvaluator(config, m, sources=sources) for m in config.models}
@@ -156,7 +171,7 @@ def main() -> int:
     def us(seconds: float) -> str:
         return f"{1e6 * seconds / n:6.2f} us"
 
-    print(f"{n:,} messages of fraud-1000000 in batches of {args.batch} ({len(batches)} batches), "
+    print(f"{n:,} messages of {data.name} in batches of {args.batch} ({len(batches)} batches), "
           f"{config.shards} shards, CPU per message:")
     for name, seconds in floors.items():
         print(f"  floor  {name:15s} {us(seconds)}")
