@@ -77,6 +77,8 @@ def main() -> int:
                         help="a folder of fraud events to read instead (e.g. out/bench/fraud-300000-20eps, written "
                         "by replay_throughput.py --density: sparse event time, where the judge's ticks weigh more)")
     args = parser.parse_args()
+    if args.data is not None and not all((args.data / f"{k}.jsonl").is_file() for k in KINDS):
+        parser.error(f"--data {args.data}: needs {', '.join(f'{k}.jsonl' for k in KINDS)} (a scenario folder)")
     sys.path.insert(0, str(ROOT))
     import msgspec
     import orjson
